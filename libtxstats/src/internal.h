@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/* Internal declarations shared between the library's source files. Not installed. */
+#ifndef TXSTATS_INTERNAL_H
+#define TXSTATS_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "txstats/txstats.h"
+
+typedef __int128 txstats__i128;
+
+/* Clock readings are clamped to +/- this, so timestamps stay exact in a JSON double (2^53) and
+ * no window arithmetic can overflow. */
+#define TXSTATS__CLOCK_LIMIT (INT64_C(1) << 52)
+
+/* Retained amounts of one millisecond cell: a circular singly linked list of chunks. The cell
+ * points at the newest (tail) chunk; tail->next is the oldest (head). */
+#define TXSTATS__CHUNK_CAP 14
+struct txstats__chunk {
+    struct txstats__chunk *next;
+    uint32_t n;
+    txstats_amount_t amounts[TXSTATS__CHUNK_CAP];
+};
+
+/* Everything one shard knows about one millisecond. Empty when count == 0. */
+struct txstats__cell {
+    uint64_t count;
+    uint64_t kept; /* retained amounts in the chain */
+    txstats_amount_t min;
+    txstats_amount_t max;
+    txstats__i128 sum;
+    struct txstats__chunk *tail;
+};
+
+struct txstats__minmax {
+    txstats_amount_t min;
+    txstats_amount_t max;
+};
+
+/* One independent sub-window. All fields are guarded by `lock`. */
+struct txstats__shard {
+    pthread_mutex_t lock;
+    int64_t now; /* the time up to which expiry has been applied */
+    uint64_t count; /* running totals over active cells (ts <= now) */
+    uint64_t kept;
+    txstats__i128 sum;
+    uint64_t kept_all; /* retained amounts in active and future cells */
+    size_t quota;      /* cap on kept_all */
+    struct txstats__cell *cells;     /* ring, slot = ts & mask */
+    struct txstats__minmax *tree;    /* internal nodes 1..ring-1; leaves are the cells */
+    uint64_t *bits;                  /* cells that hold data, active or future */
+    struct txstats__chunk *free_chunks;
+} __attribute__((aligned(64)));
+
+struct txstats {
+    txstats_config_t cfg;
+    int64_t ring; /* power of two > window_ms + max_skew_ms, >= 64 */
+    int64_t mask;
+    unsigned nshards;
+    struct txstats__shard *shards;
+    _Atomic int64_t last_now; /* high-water mark of the clock: time never runs backwards here */
+};
+
+/* Allocation through the instance's allocator. */
+void *txstats__alloc(const txstats_t *t, size_t size);
+void *txstats__calloc(const txstats_t *t, size_t n, size_t size);
+void txstats__free(const txstats_t *t, void *p);
+
+/* The current time: max(clock, every earlier reading), clamped. */
+int64_t txstats__now(txstats_t *t);
+
+/* Shard operations (window.c); the caller holds the shard's lock. */
+int txstats__shard_init(txstats_t *t, struct txstats__shard *s);
+void txstats__shard_fini(txstats_t *t, struct txstats__shard *s);
+void txstats__shard_advance(txstats_t *t, struct txstats__shard *s, int64_t now);
+void txstats__shard_reset(txstats_t *t, struct txstats__shard *s);
+int txstats__shard_add(txstats_t *t, struct txstats__shard *s, txstats_amount_t amount, int64_t ts);
+struct txstats__minmax txstats__shard_extremes(const txstats_t *t, const struct txstats__shard *s);
+/* First ts in [from, to] whose cell holds data in any of shards[0..n), or INT64_MAX. */
+int64_t txstats__next_used(const txstats_t *t, const struct txstats__shard *shards, unsigned n,
+                           int64_t from, int64_t to);
+/* Install a fully built cell at ts (load); chunks come from *pool, which holds enough. */
+void txstats__shard_put_cell(txstats_t *t, struct txstats__shard *s, int64_t ts,
+                             const struct txstats__cell *agg, const txstats_amount_t *kept,
+                             uint64_t nkept, struct txstats__chunk **pool);
+struct txstats__chunk *txstats__chunk_take(txstats_t *t, struct txstats__shard *s);
+
+void txstats__lock_all(txstats_t *t);
+void txstats__unlock_all(txstats_t *t);
+
+/* Fixed-point text of a 128-bit count of micro-units: shortest exact, at least 2 decimals.
+ * buf needs 48 bytes. */
+void txstats__format_micros(txstats__i128 v, char *buf);
+/* Parse what txstats__format_micros writes (sign, digits, '.', 1 to 6 digits). 0 or -1. */
+int txstats__parse_micros(const char *s, txstats__i128 *out);
+
+#endif

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/* Shared by the unit tests: a fake clock and shortcuts. */
+#ifndef TXSTATS_TEST_HELPERS_H
+#define TXSTATS_TEST_HELPERS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <txstats/txstats.h>
+
+/* 2018-07-17T09:59:51.312Z, a realistic epoch-ms origin. */
+#define T0 INT64_C(1531821591312)
+
+struct fake_clock {
+    int64_t now;
+};
+
+static inline int64_t fake_clock_read(void *ctx)
+{
+    return ((struct fake_clock *)ctx)->now;
+}
+
+/* An instance on a fake clock set to `start`. */
+static inline txstats_t *make_instance(struct fake_clock *clk, int64_t start, int64_t window_ms,
+                                       int64_t skew_ms, unsigned shards)
+{
+    txstats_config_t cfg;
+    txstats_t *t = NULL;
+    txstats_config_init(&cfg);
+    clk->now = start;
+    cfg.window_ms = window_ms;
+    cfg.max_skew_ms = skew_ms;
+    cfg.shards = shards;
+    cfg.clock_ms = fake_clock_read;
+    cfg.clock_ctx = clk;
+    assert_int_equal(txstats_create(&t, &cfg), TXSTATS_OK);
+    return t;
+}
+
+/* Amount from text; fails the test when the text does not parse. */
+static inline txstats_amount_t amt(const char *text)
+{
+    txstats_amount_t a = 0;
+    assert_int_equal(txstats_amount_parse(text, strlen(text), &a), TXSTATS_OK);
+    return a;
+}
+
+static inline txstats_summary_text_t stats_text(txstats_t *t)
+{
+    txstats_summary_t s;
+    txstats_summary_text_t x;
+    assert_int_equal(txstats_stats(t, &s), TXSTATS_OK);
+    assert_int_equal(txstats_summary_text(&s, &x), TXSTATS_OK);
+    return x;
+}
+
+#define assert_stats(t, sum_, avg_, max_, min_, count_)                                            \
+    do {                                                                                           \
+        txstats_summary_text_t x_ = stats_text(t);                                                 \
+        assert_string_equal(x_.sum, sum_);                                                         \
+        assert_string_equal(x_.avg, avg_);                                                         \
+        assert_string_equal(x_.max, max_);                                                         \
+        assert_string_equal(x_.min, min_);                                                         \
+        assert_int_equal(x_.count, count_);                                                        \
+    } while (0)
+
+#endif
