@@ -47,8 +47,7 @@ struct txstats__shard {
     uint64_t count; /* running totals over active cells (ts <= now) */
     uint64_t kept;
     txstats__i128 sum;
-    uint64_t kept_all; /* retained amounts in active and future cells */
-    size_t quota;      /* cap on kept_all */
+    uint64_t credit; /* retained amounts this shard may still add, drawn from txstats.pool */
     struct txstats__cell *cells;     /* ring, slot = ts & mask */
     struct txstats__minmax *tree;    /* internal nodes 1..ring-1; leaves are the cells */
     uint64_t *bits;                  /* cells that hold data, active or future */
@@ -62,6 +61,10 @@ struct txstats {
     unsigned nshards;
     struct txstats__shard *shards;
     _Atomic int64_t last_now; /* high-water mark of the clock: time never runs backwards here */
+    /* Retention budget: kept amounts + shard credits + pool == max_retained, always. Shards take
+     * credit in batches so that the shared counter is touched once per `batch` adds. */
+    _Atomic uint64_t pool;
+    uint64_t batch;
 };
 
 /* Allocation through the instance's allocator. */

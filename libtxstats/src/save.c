@@ -81,9 +81,7 @@ static int cmp_cell(const void *a, const void *b)
 
 static int take_snapshot(txstats_t *t, struct snap *sn, int64_t *now)
 {
-    size_t quota = 0;
-    for (unsigned i = 0; i < t->nshards; i++)
-        quota += t->shards[i].quota;
+    size_t quota = t->cfg.max_retained;
     memset(sn, 0, sizeof(*sn));
     sn->cells = txstats__calloc(t, (size_t)t->ring * t->nshards, sizeof(*sn->cells));
     sn->amounts = txstats__calloc(t, quota ? quota : 1, sizeof(*sn->amounts));

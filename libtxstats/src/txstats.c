@@ -90,8 +90,6 @@ static int init_shards(txstats_t *t)
                 txstats__shard_fini(t, &t->shards[i]);
             return TXSTATS_ENOMEM;
         }
-        size_t share = t->cfg.max_retained / t->nshards;
-        t->shards[i].quota = share + (i < t->cfg.max_retained % t->nshards);
     }
     return TXSTATS_OK;
 }
@@ -119,6 +117,9 @@ int txstats_create(txstats_t **out, const txstats_config_t *cfg)
         t->ring <<= 1;
     t->mask = t->ring - 1;
     atomic_init(&t->last_now, -2 * TXSTATS__CLOCK_LIMIT);
+    atomic_init(&t->pool, (uint64_t)cfg->max_retained);
+    t->batch = cfg->max_retained / (8 * (uint64_t)t->nshards);
+    t->batch = t->batch < 1 ? 1 : t->batch > 256 ? 256 : t->batch;
     t->shards = txstats__alloc(t, t->nshards * sizeof(*t->shards));
     if (!t->shards || init_shards(t) != TXSTATS_OK) {
         txstats__free(t, t->shards);

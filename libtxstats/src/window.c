@@ -106,11 +106,41 @@ static void release_chain(struct txstats__shard *s, struct txstats__cell *c)
     }
 }
 
-static void clear_cell(struct txstats__shard *s, int64_t slot)
+/* Permission to retain one more amount: from the shard's credit, refilled from the pool. */
+static bool take_credit(txstats_t *t, struct txstats__shard *s)
+{
+    if (s->credit == 0) {
+        uint64_t avail = atomic_load_explicit(&t->pool, memory_order_relaxed);
+        while (avail > 0) {
+            uint64_t take = avail < t->batch ? avail : t->batch;
+            if (atomic_compare_exchange_weak_explicit(&t->pool, &avail, avail - take,
+                                                      memory_order_relaxed, memory_order_relaxed)) {
+                s->credit = take;
+                break;
+            }
+        }
+    }
+    if (s->credit == 0)
+        return false;
+    s->credit--;
+    return true;
+}
+
+/* Retained amounts were dropped: keep a batch of credit, return the rest to the pool. */
+static void give_credit(txstats_t *t, struct txstats__shard *s, uint64_t n)
+{
+    s->credit += n;
+    if (s->credit > 2 * t->batch) {
+        atomic_fetch_add_explicit(&t->pool, s->credit - t->batch, memory_order_relaxed);
+        s->credit = t->batch;
+    }
+}
+
+static void clear_cell(txstats_t *t, struct txstats__shard *s, int64_t slot)
 {
     struct txstats__cell *c = &s->cells[slot];
     release_chain(s, c);
-    s->kept_all -= c->kept;
+    give_credit(t, s, c->kept);
     c->count = 0;
     c->kept = 0;
     c->sum = 0;
@@ -127,7 +157,7 @@ static void expire_cell(txstats_t *t, struct txstats__shard *s, int64_t ts)
         s->sum -= c->sum;
         s->kept -= c->kept;
     }
-    clear_cell(s, slot);
+    clear_cell(t, s, slot);
     if (active)
         tree_refresh(t, s, slot);
 }
@@ -147,7 +177,7 @@ void txstats__shard_reset(txstats_t *t, struct txstats__shard *s)
     int64_t ts = txstats__next_used(t, s, 1, s->now - t->ring + 1, s->now);
     /* Scanning a full ring's worth of timestamps visits every slot once. */
     for (; ts != INT64_MAX; ts = txstats__next_used(t, s, 1, ts + 1, s->now))
-        clear_cell(s, ts & t->mask);
+        clear_cell(t, s, ts & t->mask);
     tree_clear(t, s);
     s->count = 0;
     s->kept = 0;
@@ -209,16 +239,16 @@ int txstats__shard_add(txstats_t *t, struct txstats__shard *s, txstats_amount_t 
         return TXSTATS_EXPIRED;
     int64_t slot = ts & t->mask;
     struct txstats__cell *c = &s->cells[slot];
-    bool keep = s->kept_all < s->quota;
+    bool keep = take_credit(t, s);
     struct txstats__chunk *fresh = NULL;
     if (keep && (!c->tail || c->tail->n == TXSTATS__CHUNK_CAP)) {
-        if (!(fresh = txstats__chunk_take(t, s)))
+        if (!(fresh = txstats__chunk_take(t, s))) {
+            give_credit(t, s, 1);
             return TXSTATS_ENOMEM;
+        }
     }
-    if (keep) {
+    if (keep)
         chain_append(c, fresh, amount);
-        s->kept_all++;
-    }
     if (c->count++ == 0) {
         c->min = c->max = amount;
         s->bits[slot >> 6] |= UINT64_C(1) << (slot & 63);
@@ -242,7 +272,7 @@ void txstats__shard_put_cell(txstats_t *t, struct txstats__shard *s, int64_t ts,
 {
     int64_t slot = ts & t->mask;
     struct txstats__cell *c = &s->cells[slot];
-    for (uint64_t i = 0; i < nkept && s->kept_all < s->quota; i++) {
+    for (uint64_t i = 0; i < nkept && take_credit(t, s); i++) {
         struct txstats__chunk *fresh = NULL;
         if (!c->tail || c->tail->n == TXSTATS__CHUNK_CAP) {
             fresh = *pool;
@@ -250,7 +280,6 @@ void txstats__shard_put_cell(txstats_t *t, struct txstats__shard *s, int64_t ts,
             fresh->n = 0;
         }
         chain_append(c, fresh, kept[i]);
-        s->kept_all++;
     }
     c->count = agg->count;
     c->sum = agg->sum;
