@@ -34,8 +34,8 @@ int main(void)
     txstats_summary_text_t text;
     txstats_stats(t, &s);
     txstats_summary_text(&s, &text);
-    printf("{\"sum\":\"%s\",\"avg\":\"%s\",\"max\":\"%s\",\"min\":\"%s\",\"count\":%llu}\n", text.sum,
-           text.avg, text.max, text.min, (unsigned long long)text.count);
+    printf("{\"sum\":\"%s\",\"avg\":\"%s\",\"max\":\"%s\",\"min\":\"%s\",\"count\":%llu}\n",
+           text.sum, text.avg, text.max, text.min, (unsigned long long)text.count);
     txstats_destroy(t);
     return text.count == 5 ? 0 : 1;
 }

@@ -18,9 +18,9 @@ static void test_parse_accepts(void **state)
         {"1.5E-2", 15000},
         {"0", 0},
         {"-0", 0},
-        {"0.0000005", 1},       /* HALF_UP */
+        {"0.0000005", 1}, /* HALF_UP */
         {"0.00000049", 0},
-        {"-0.0000005", -1},     /* away from zero on a tie */
+        {"-0.0000005", -1}, /* away from zero on a tie */
         {"1.0000004999", 1000000},
         {".5", 500000},
         {"5.", 5000000},
@@ -48,17 +48,28 @@ static void test_parse_rejects(void **state)
         const char *text;
         int rc;
     } cases[] = {
-        {"", TXSTATS_EINVAL},           {"NaN", TXSTATS_EINVAL},
-        {"Infinity", TXSTATS_EINVAL},   {"-Infinity", TXSTATS_EINVAL},
-        {"0x1A", TXSTATS_EINVAL},       {" 1", TXSTATS_EINVAL},
-        {"1 ", TXSTATS_EINVAL},         {"1 000", TXSTATS_EINVAL},
-        {"1,5", TXSTATS_EINVAL},        {".", TXSTATS_EINVAL},
-        {"-", TXSTATS_EINVAL},          {"+-1", TXSTATS_EINVAL},
-        {"1.2.3", TXSTATS_EINVAL},      {"1e", TXSTATS_EINVAL},
-        {"1e+", TXSTATS_EINVAL},        {"e5", TXSTATS_EINVAL},
-        {"1E1000000000", TXSTATS_EINVAL}, {"abc", TXSTATS_EINVAL},
-        {"1000000000000", TXSTATS_ERANGE}, {"-1000000000000", TXSTATS_ERANGE},
-        {"999999999999.9999995", TXSTATS_ERANGE}, {"1E12", TXSTATS_ERANGE},
+        {"", TXSTATS_EINVAL},
+        {"NaN", TXSTATS_EINVAL},
+        {"Infinity", TXSTATS_EINVAL},
+        {"-Infinity", TXSTATS_EINVAL},
+        {"0x1A", TXSTATS_EINVAL},
+        {" 1", TXSTATS_EINVAL},
+        {"1 ", TXSTATS_EINVAL},
+        {"1 000", TXSTATS_EINVAL},
+        {"1,5", TXSTATS_EINVAL},
+        {".", TXSTATS_EINVAL},
+        {"-", TXSTATS_EINVAL},
+        {"+-1", TXSTATS_EINVAL},
+        {"1.2.3", TXSTATS_EINVAL},
+        {"1e", TXSTATS_EINVAL},
+        {"1e+", TXSTATS_EINVAL},
+        {"e5", TXSTATS_EINVAL},
+        {"1E1000000000", TXSTATS_EINVAL},
+        {"abc", TXSTATS_EINVAL},
+        {"1000000000000", TXSTATS_ERANGE},
+        {"-1000000000000", TXSTATS_ERANGE},
+        {"999999999999.9999995", TXSTATS_ERANGE},
+        {"1E12", TXSTATS_ERANGE},
         {"1E+999999999", TXSTATS_ERANGE},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -68,7 +79,10 @@ static void test_parse_rejects(void **state)
             fail_msg("%s: rc %d, want %d", cases[i].text, rc, cases[i].rc);
     }
     txstats_amount_t a;
-    assert_int_equal(txstats_amount_parse("1\0" "2", 3, &a), TXSTATS_EINVAL);
+    assert_int_equal(txstats_amount_parse("1\0"
+                                          "2",
+                                          3, &a),
+                     TXSTATS_EINVAL);
     assert_int_equal(txstats_amount_parse(NULL, 1, &a), TXSTATS_EINVAL);
 }
 
@@ -92,8 +106,13 @@ static void test_format(void **state)
         txstats_amount_t micros;
         const char *text;
     } cases[] = {
-        {12334300, "12.3343"}, {5000000, "5.00"},  {0, "0.00"},          {-1, "-0.000001"},
-        {10000, "0.01"},       {-5000000, "-5.00"}, {999999999999999999, "999999999999.999999"},
+        {12334300, "12.3343"},
+        {5000000, "5.00"},
+        {0, "0.00"},
+        {-1, "-0.000001"},
+        {10000, "0.01"},
+        {-5000000, "-5.00"},
+        {999999999999999999, "999999999999.999999"},
         {100000, "0.10"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -197,8 +216,8 @@ static void test_summary_huge_and_empty(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse_accepts),     cmocka_unit_test(test_parse_rejects),
-        cmocka_unit_test(test_parse_long_inputs), cmocka_unit_test(test_format),
+        cmocka_unit_test(test_parse_accepts),           cmocka_unit_test(test_parse_rejects),
+        cmocka_unit_test(test_parse_long_inputs),       cmocka_unit_test(test_format),
         cmocka_unit_test(test_format_round_trip_sweep), cmocka_unit_test(test_summary_rounding),
         cmocka_unit_test(test_summary_huge_and_empty),
     };

@@ -14,8 +14,8 @@ static void test_order_oldest_first(void **state)
     size_t n = 0;
     assert_int_equal(txstats_get(t, buf, 16, &n), TXSTATS_OK);
     assert_int_equal(n, 8);
-    const int64_t want_ts[] = {T0 - 59999, T0 - 30000, T0 - 100, T0 - 100, T0 - 5, T0 - 5,
-                               T0 - 5,     T0};
+    const int64_t want_ts[] = {T0 - 59999, T0 - 30000, T0 - 100, T0 - 100,
+                               T0 - 5,     T0 - 5,     T0 - 5,   T0};
     for (size_t i = 0; i < 8; i++)
         assert_int_equal(buf[i].timestamp_ms, want_ts[i]);
     assert_int_equal(buf[0].amount, 2);

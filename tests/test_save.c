@@ -175,7 +175,8 @@ static void test_corrupt(void **state)
     static const char *docs[] = {
         "not json",
         "[]",
-        "{\"format\":\"libtxstats-snapshot\",\"version\":2,\"count\":0,\"sum\":\"0.00\",\"cells\":[]}",
+        "{\"format\":\"libtxstats-snapshot\",\"version\":2,\"count\":0,\"sum\":\"0.00\",\"cells\":["
+        "]}",
         "{\"format\":\"other\",\"version\":1,\"count\":0,\"sum\":\"0.00\",\"cells\":[]}",
         "{\"format\":\"libtxstats-snapshot\",\"version\":1,\"count\":0,\"sum\":\"0.00\"}",
         /* the count does not match the cells */
@@ -192,7 +193,8 @@ static void test_corrupt(void **state)
         "\"cells\":[[1531821591311,1,\"1.00\",\"1.00\",\"1.00\",[]],"
         "[1531821591310,1,\"1.00\",\"1.00\",\"1.00\",[]]]}",
         /* an amount out of range, a fractional timestamp, trailing garbage */
-        "{\"format\":\"libtxstats-snapshot\",\"version\":1,\"count\":1,\"sum\":\"1000000000000.00\","
+        "{\"format\":\"libtxstats-snapshot\",\"version\":1,\"count\":1,\"sum\":\"1000000000000."
+        "00\","
         "\"cells\":[[1531821591311,1,\"1000000000000.00\",\"1000000000000.00\","
         "\"1000000000000.00\",[]]]}",
         "{\"format\":\"libtxstats-snapshot\",\"version\":1,\"count\":1,\"sum\":\"1.00\","
@@ -209,8 +211,9 @@ static void test_corrupt(void **state)
     write_file(bad, "", 0);
     assert_load_fails(bad, TXSTATS_EFORMAT);
     /* The same good document loads. */
-    const char *good = "{\"format\":\"libtxstats-snapshot\",\"version\":1,\"count\":1,\"sum\":\"1.00\","
-                       "\"cells\":[[1531821591311,1,\"1.00\",\"1.00\",\"1.00\",[\"1.00\"]]]}";
+    const char *good =
+        "{\"format\":\"libtxstats-snapshot\",\"version\":1,\"count\":1,\"sum\":\"1.00\","
+        "\"cells\":[[1531821591311,1,\"1.00\",\"1.00\",\"1.00\",[\"1.00\"]]]}";
     write_file(bad, good, strlen(good));
     struct fake_clock clk;
     txstats_t *t = make_instance(&clk, T0, 60000, 0, 2);

@@ -6,7 +6,7 @@
 
 #include "helpers.h"
 
-#define WRITERS 4
+#define WRITERS    4
 #define PER_WRITER 250000
 
 struct ctx {

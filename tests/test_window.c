@@ -196,7 +196,10 @@ static void model_check(txstats_t *t, const struct model_tx *m, size_t n, int64_
 static int64_t model_step(unsigned *seed, int64_t w)
 {
     int r = rand_r(seed) % 100;
-    return r < 60 ? rand_r(seed) % 3 : r < 85 ? rand_r(seed) % 200 : r < 95 ? rand_r(seed) % (2 * w) : -(rand_r(seed) % 300);
+    return r < 60   ? rand_r(seed) % 3
+           : r < 85 ? rand_r(seed) % 200
+           : r < 95 ? rand_r(seed) % (2 * w)
+                    : -(rand_r(seed) % 300);
 }
 
 static void run_model(unsigned seed, int64_t w, int64_t skew, unsigned shards, int ops)
@@ -232,7 +235,7 @@ static void test_against_model(void **state)
     run_model(2, 1000, 0, 3, 40000);
     run_model(3, 100, 37, 2, 40000);
     run_model(4, 5000, 250, 4, 40000);
-    run_model(5, 1, 0, 2, 10000); /* a one-millisecond window */
+    run_model(5, 1, 0, 2, 10000);  /* a one-millisecond window */
     run_model(6, 63, 1, 2, 10000); /* window + skew = 64 = the smallest ring */
 }
 

@@ -33,6 +33,5 @@ const char *txstats_strerror(int code)
 
 const char *txstats_version(void)
 {
-    return STR(TXSTATS_VERSION_MAJOR) "." STR(TXSTATS_VERSION_MINOR) "." STR(
-        TXSTATS_VERSION_PATCH);
+    return STR(TXSTATS_VERSION_MAJOR) "." STR(TXSTATS_VERSION_MINOR) "." STR(TXSTATS_VERSION_PATCH);
 }

@@ -43,14 +43,14 @@ struct txstats__minmax {
 /* One independent sub-window. All fields are guarded by `lock`. */
 struct txstats__shard {
     pthread_mutex_t lock;
-    int64_t now; /* the time up to which expiry has been applied */
+    int64_t now;    /* the time up to which expiry has been applied */
     uint64_t count; /* running totals over active cells (ts <= now) */
     uint64_t kept;
     txstats__i128 sum;
     uint64_t credit; /* retained amounts this shard may still add, drawn from txstats.pool */
-    struct txstats__cell *cells;     /* ring, slot = ts & mask */
-    struct txstats__minmax *tree;    /* internal nodes 1..ring-1; leaves are the cells */
-    uint64_t *bits;                  /* cells that hold data, active or future */
+    struct txstats__cell *cells;  /* ring, slot = ts & mask */
+    struct txstats__minmax *tree; /* internal nodes 1..ring-1; leaves are the cells */
+    uint64_t *bits;               /* cells that hold data, active or future */
     struct txstats__chunk *free_chunks;
 } __attribute__((aligned(64)));
 

@@ -118,8 +118,8 @@ static void write_cell(FILE *f, const struct snap *sn, size_t i, size_t n,
     txstats__format_micros(agg->sum, a);
     txstats__format_micros(agg->min, b);
     txstats__format_micros(agg->max, c);
-    fprintf(f, "%s\n[%lld,%llu,\"%s\",\"%s\",\"%s\",[", first ? "" : ",", (long long)sn->cells[i].ts,
-            (unsigned long long)agg->count, a, b, c);
+    fprintf(f, "%s\n[%lld,%llu,\"%s\",\"%s\",\"%s\",[", first ? "" : ",",
+            (long long)sn->cells[i].ts, (unsigned long long)agg->count, a, b, c);
     bool sep = false;
     for (size_t j = i; j < i + n; j++) {
         for (uint64_t k = 0; k < sn->cells[j].nkept; k++) {

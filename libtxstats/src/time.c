@@ -102,8 +102,8 @@ int txstats_timestamp_parse(const char *s, size_t len, int64_t *out_ms)
     bool ok = digits(s, len, &i, 4, &y) && expect(s, len, &i, '-') && digits(s, len, &i, 2, &mo) &&
               expect(s, len, &i, '-') && digits(s, len, &i, 2, &d);
     ok = ok && i < len && (s[i] == 'T' || s[i] == 't') && ++i;
-    ok = ok && digits(s, len, &i, 2, &h) && expect(s, len, &i, ':') &&
-         digits(s, len, &i, 2, &mi) && expect(s, len, &i, ':') && digits(s, len, &i, 2, &se);
+    ok = ok && digits(s, len, &i, 2, &h) && expect(s, len, &i, ':') && digits(s, len, &i, 2, &mi) &&
+         expect(s, len, &i, ':') && digits(s, len, &i, 2, &se);
     ok = ok && fraction(s, len, &i, &ms) && zone(s, len, &i, &off) && i == len;
     if (!ok || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
         se > 59)

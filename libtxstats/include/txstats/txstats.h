@@ -74,10 +74,10 @@ enum {
  * fields, so that fields added in later versions get their defaults.
  */
 typedef struct {
-    int64_t window_ms;      /**< window length, >= 1; default 60000 */
-    int64_t max_skew_ms;    /**< accepted lead of timestamps over the clock, >= 0; default 0 */
-    size_t max_retained;    /**< cap on transactions kept for listing; 0 keeps none; default
-                                 TXSTATS_DEFAULT_MAX_RETAINED. Statistics stay exact past it. */
+    int64_t window_ms;   /**< window length, >= 1; default 60000 */
+    int64_t max_skew_ms; /**< accepted lead of timestamps over the clock, >= 0; default 0 */
+    size_t max_retained; /**< cap on transactions kept for listing; 0 keeps none; default
+                              TXSTATS_DEFAULT_MAX_RETAINED. Statistics stay exact past it. */
     int64_t (*clock_ms)(void *ctx); /**< current time in ms since the epoch; NULL: CLOCK_REALTIME */
     void *clock_ctx;                /**< passed to clock_ms */
     unsigned shards; /**< independent sub-windows that concurrent adds spread over; 0: one per
