@@ -59,12 +59,17 @@ struct txstats {
     int64_t ring; /* power of two > window_ms + max_skew_ms, >= 64 */
     int64_t mask;
     unsigned nshards;
-    struct txstats__shard *shards;
+    struct txstats__shard *shards; /* 64-byte aligned inside shards_mem: no false sharing */
+    void *shards_mem;
     _Atomic int64_t last_now; /* high-water mark of the clock: time never runs backwards here */
     /* Retention budget: kept amounts + shard credits + pool == max_retained, always. Shards take
      * credit in batches so that the shared counter is touched once per `batch` adds. */
-    _Atomic uint64_t pool;
     uint64_t batch;
+    /* Written now and then: 64 bytes of padding on each side keep it off the read-mostly lines
+     * above whatever the allocation's alignment. */
+    char pad0[64];
+    _Atomic uint64_t pool;
+    char pad1[64];
 };
 
 /* Allocation through the instance's allocator. */

@@ -120,9 +120,10 @@ int txstats_create(txstats_t **out, const txstats_config_t *cfg)
     atomic_init(&t->pool, (uint64_t)cfg->max_retained);
     t->batch = cfg->max_retained / (8 * (uint64_t)t->nshards);
     t->batch = t->batch < 1 ? 1 : t->batch > 256 ? 256 : t->batch;
-    t->shards = txstats__alloc(t, t->nshards * sizeof(*t->shards));
-    if (!t->shards || init_shards(t) != TXSTATS_OK) {
-        txstats__free(t, t->shards);
+    t->shards_mem = txstats__alloc(t, t->nshards * sizeof(*t->shards) + 63);
+    t->shards = (void *)(((uintptr_t)t->shards_mem + 63) & ~(uintptr_t)63);
+    if (!t->shards_mem || init_shards(t) != TXSTATS_OK) {
+        txstats__free(t, t->shards_mem);
         txstats__free(t, t);
         return TXSTATS_ENOMEM;
     }
@@ -136,7 +137,7 @@ void txstats_destroy(txstats_t *t)
         return;
     for (unsigned i = 0; i < t->nshards; i++)
         txstats__shard_fini(t, &t->shards[i]);
-    txstats__free(t, t->shards);
+    txstats__free(t, t->shards_mem);
     txstats__free(t, t);
 }
 
