@@ -87,8 +87,9 @@ static double add_run(int threads, long per, int fake)
 static void bench_add(void)
 {
     double v[REPS];
-    const char *names[4] = {"add, 1 thread, fixed clock (ns/add)", "add, 2 threads, fixed clock (wall ns/add)",
-                            "add, 1 thread, real clock (ns/add)", "add, 2 threads, real clock (wall ns/add)"};
+    const char *names[4] = {
+        "add, 1 thread, fixed clock (ns/add)", "add, 2 threads, fixed clock (wall ns/add)",
+        "add, 1 thread, real clock (ns/add)", "add, 2 threads, real clock (wall ns/add)"};
     for (int k = 0; k < 4; k++) {
         for (int r = 0; r < REPS; r++)
             v[r] = add_run(k % 2 ? 2 : 1, 2000000, k < 2);

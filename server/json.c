@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: MIT */
+#include "json.h"
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ---- raw text of a member's value -----------------------------------------------------------
+ * cJSON keeps numbers only as doubles. The document has already been validated by cJSON, so a
+ * small scanner can walk the top-level members in order and return the text of the n-th value. */
+
+struct scan {
+    const char *p, *end;
+};
+
+static void skip_ws(struct scan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+        s->p++;
+}
+
+static void skip_string(struct scan *s)
+{
+    for (s->p++; s->p < s->end && *s->p != '"'; s->p++)
+        if (*s->p == '\\')
+            s->p++;
+    s->p++;
+}
+
+static bool is_delim(char c)
+{
+    return c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+/* Any value: a string, a container (strings inside may hold brackets), a number or literal. */
+static void skip_value(struct scan *s)
+{
+    if (s->p < s->end && *s->p == '"') {
+        skip_string(s);
+        return;
+    }
+    if (s->p < s->end && (*s->p == '{' || *s->p == '[')) {
+        int depth = 0;
+        while (s->p < s->end) {
+            char c = *s->p;
+            if (c == '"') {
+                skip_string(s);
+                continue;
+            }
+            s->p++;
+            if ((c == '{' || c == '[') && ++depth)
+                continue;
+            if ((c == '}' || c == ']') && --depth == 0)
+                return;
+        }
+        return;
+    }
+    while (s->p < s->end && !is_delim(*s->p))
+        s->p++;
+}
+
+/* Text of the value of top-level member number `index` (0-based). */
+static bool member_text(const char *body, size_t len, int index, const char **text, size_t *n)
+{
+    struct scan s = {body, body + len};
+    skip_ws(&s);
+    if (s.p >= s.end || *s.p != '{')
+        return false;
+    s.p++;
+    for (int i = 0; s.p < s.end; i++) {
+        skip_ws(&s);
+        skip_string(&s); /* key */
+        skip_ws(&s);
+        s.p++; /* ':' */
+        skip_ws(&s);
+        const char *start = s.p;
+        skip_value(&s);
+        if (i == index) {
+            *text = start;
+            *n = (size_t)(s.p - start);
+            return true;
+        }
+        skip_ws(&s);
+        s.p++; /* ',' */
+    }
+    return false;
+}
+
+static int member_index(const cJSON *root, const cJSON *item)
+{
+    int i = 0;
+    for (const cJSON *c = root->child; c; c = c->next, i++)
+        if (c == item)
+            return i;
+    return -1;
+}
+
+/* ---- fields --------------------------------------------------------------------------------- */
+
+static int fail(char *err, size_t errlen, int status, const char *msg)
+{
+    snprintf(err, errlen, "%s", msg);
+    return status;
+}
+
+static int parse_amount(const cJSON *root, const char *body, size_t len, txstats_amount_t *out,
+                        char *err, size_t errlen)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(root, "amount");
+    const char *text;
+    size_t n;
+    if (!a || cJSON_IsNull(a))
+        return fail(err, errlen, 422, "missing field 'amount' (a decimal string such as \"12.34\")");
+    if (cJSON_IsString(a)) {
+        text = a->valuestring;
+        n = strlen(text);
+    } else if (cJSON_IsNumber(a)) {
+        if (!member_text(body, len, member_index(root, a), &text, &n))
+            return fail(err, errlen, 422, "'amount' could not be read");
+    } else {
+        return fail(err, errlen, 422, "'amount' must be a string or a number");
+    }
+    int rc = txstats_amount_parse(text, n, out);
+    if (rc == TXSTATS_ERANGE)
+        return fail(err, errlen, 422, "'amount' is out of range: |amount| must be below 10^12");
+    if (rc != TXSTATS_OK)
+        return fail(err, errlen, 422,
+                    "'amount' is not a decimal number (digits, optional sign, fraction, exponent)");
+    return 0;
+}
+
+/* Integer text: optional '-', 1 to 16 digits. */
+static bool parse_epoch_ms(const char *t, size_t n, int64_t *out)
+{
+    size_t i = t[0] == '-';
+    int64_t v = 0;
+    if (n <= i || n - i > 16)
+        return false;
+    for (; i < n; i++) {
+        if (t[i] < '0' || t[i] > '9')
+            return false;
+        v = v * 10 + (t[i] - '0');
+    }
+    *out = t[0] == '-' ? -v : v;
+    return true;
+}
+
+static int parse_timestamp(const cJSON *root, const char *body, size_t len, int64_t *out,
+                           char *err, size_t errlen)
+{
+    const cJSON *ts = cJSON_GetObjectItemCaseSensitive(root, "timestamp");
+    const char *text;
+    size_t n;
+    if (!ts || cJSON_IsNull(ts))
+        return fail(err, errlen, 422,
+                    "missing field 'timestamp' (RFC 3339 such as \"2018-07-17T09:59:51.312Z\")");
+    if (cJSON_IsString(ts)) {
+        if (txstats_timestamp_parse(ts->valuestring, strlen(ts->valuestring), out) != TXSTATS_OK)
+            return fail(err, errlen, 422,
+                        "'timestamp' is not a valid RFC 3339 date-time with a zone, such as "
+                        "\"2018-07-17T09:59:51.312Z\"");
+        return 0;
+    }
+    if (cJSON_IsNumber(ts)) {
+        if (!member_text(body, len, member_index(root, ts), &text, &n) ||
+            !parse_epoch_ms(text, n, out))
+            return fail(err, errlen, 422,
+                        "'timestamp' as a number must be an integer of epoch milliseconds");
+        return 0;
+    }
+    return fail(err, errlen, 422, "'timestamp' must be an RFC 3339 string or epoch milliseconds");
+}
+
+int srv_parse_transaction(const char *body, size_t len, struct srv_tx *out, char *err,
+                          size_t errlen)
+{
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (!root)
+        return fail(err, errlen, 400, "request body is not valid JSON");
+    int status = 0;
+    for (const char *p = end; p < body + len; p++)
+        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+            status = fail(err, errlen, 400, "request body has data after the JSON value");
+    if (status == 0 && !cJSON_IsObject(root))
+        status = fail(err, errlen, 400, "request body must be a JSON object");
+    if (status == 0)
+        status = parse_amount(root, body, len, &out->amount, err, errlen);
+    if (status == 0)
+        status = parse_timestamp(root, body, len, &out->timestamp_ms, err, errlen);
+    cJSON_Delete(root);
+    return status;
+}

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+/* The POST /transactions body: JSON text -> a validated transaction. */
+#ifndef TXSTATS_SERVER_JSON_H
+#define TXSTATS_SERVER_JSON_H
+
+#include <stddef.h>
+
+#include <txstats/txstats.h>
+
+struct srv_tx {
+    txstats_amount_t amount;
+    int64_t timestamp_ms;
+};
+
+/* Parse and validate a body. Returns 0 (ok), 400 (not JSON, or JSON that is not an object) or
+ * 422 (missing, null or wrong-typed field, bad amount, bad timestamp); `err` receives a reason a
+ * person can act on. Unknown fields are ignored; with duplicate keys the first wins. A JSON number
+ * is taken from its own text, never through a double. */
+int srv_parse_transaction(const char *body, size_t len, struct srv_tx *out, char *err,
+                          size_t errlen);
+
+#endif

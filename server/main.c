@@ -1,0 +1,322 @@
+/* SPDX-License-Identifier: MIT */
+/* txstats-server: start-up, periodic snapshots, graceful shutdown. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "server.h"
+
+struct saver {
+    struct srv *s;
+    char path[1100];
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool stop;
+    uint64_t saved_generation;
+};
+
+/* Mutations since start: a snapshot is written only when something changed. */
+static uint64_t generation(struct srv *s)
+{
+    return atomic_load(&s->mutations);
+}
+
+static int save_now(struct saver *sv)
+{
+    uint64_t gen = generation(sv->s);
+    int rc = txstats_save(sv->s->stats, sv->path);
+    if (rc == TXSTATS_OK) {
+        atomic_fetch_add(&sv->s->snapshots_ok, 1);
+        sv->saved_generation = gen;
+    } else {
+        atomic_fetch_add(&sv->s->snapshots_failed, 1);
+        srv_log(LOG_ERROR, "cannot write snapshot %s: %s (%s)", sv->path, txstats_strerror(rc),
+                strerror(errno));
+    }
+    return rc;
+}
+
+static void *saver_main(void *arg)
+{
+    struct saver *sv = arg;
+    pthread_mutex_lock(&sv->lock);
+    while (!sv->stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        int64_t ns = until.tv_nsec + (sv->s->opt.save_interval_ms % 1000) * 1000000;
+        until.tv_sec += sv->s->opt.save_interval_ms / 1000 + ns / 1000000000;
+        until.tv_nsec = ns % 1000000000;
+        pthread_cond_timedwait(&sv->wake, &sv->lock, &until);
+        if (!sv->stop && generation(sv->s) != sv->saved_generation)
+            save_now(sv);
+    }
+    pthread_mutex_unlock(&sv->lock);
+    return NULL;
+}
+
+static int mkdirs(const char *dir)
+{
+    char p[1024];
+    snprintf(p, sizeof(p), "%s", dir);
+    for (char *q = p + 1; *q; q++) {
+        if (*q != '/')
+            continue;
+        *q = '\0';
+        if (mkdir(p, 0700) != 0 && errno != EEXIST)
+            return -1;
+        *q = '/';
+    }
+    return mkdir(p, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* The data directory: created if needed, locked against a second server, snapshot loaded. */
+static int open_data_dir(struct srv *s, struct saver *sv)
+{
+    const char *dir = s->opt.data_dir;
+    char lockpath[1100];
+    if (mkdirs(dir) != 0) {
+        srv_log(LOG_ERROR, "cannot create data directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    snprintf(lockpath, sizeof(lockpath), "%s/lock", dir);
+    int fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        srv_log(LOG_ERROR, "data directory %s is in use by another txstats-server (%s)", dir,
+                strerror(errno));
+        return -1;
+    }
+    snprintf(sv->path, sizeof(sv->path), "%s/snapshot.json", dir);
+    int64_t t0 = srv_now_ms();
+    int rc = txstats_load(s->stats, sv->path);
+    if (rc == TXSTATS_EIO && errno == ENOENT) {
+        srv_log(LOG_INFO, "no snapshot at %s: starting empty", sv->path);
+        return 0;
+    }
+    if (rc != TXSTATS_OK) {
+        srv_log(LOG_ERROR,
+                "cannot load snapshot %s: %s%s%s. The file is left untouched; move it away to "
+                "start empty, or restore a good copy",
+                sv->path, txstats_strerror(rc), rc == TXSTATS_EIO ? ": " : "",
+                rc == TXSTATS_EIO ? strerror(errno) : "");
+        return -1;
+    }
+    txstats_summary_t sum;
+    txstats_stats(s->stats, &sum);
+    srv_log(LOG_INFO, "loaded snapshot %s: %llu transactions in the window (%lld ms)", sv->path,
+            (unsigned long long)sum.count, (long long)(srv_now_ms() - t0));
+    return 0;
+}
+
+static int read_admin_token(struct srv *s)
+{
+    const char *env = getenv("TXSTATS_ADMIN_TOKEN");
+    char buf[sizeof(s->admin_token)] = "";
+    if (s->opt.admin_token_file[0]) {
+        FILE *f = fopen(s->opt.admin_token_file, "r");
+        if (!f || !fgets(buf, sizeof(buf), f)) {
+            fprintf(stderr, "txstats-server: --admin-token-file %s: %s\n",
+                    s->opt.admin_token_file, f ? "empty" : strerror(errno));
+            if (f)
+                fclose(f);
+            return 2;
+        }
+        fclose(f);
+    } else if (env) {
+        snprintf(buf, sizeof(buf), "%s", env);
+    }
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if ((s->opt.admin_token_file[0] || env) && strlen(buf) < 8) {
+        fprintf(stderr, "txstats-server: the admin token must have at least 8 characters\n");
+        return 2;
+    }
+    memcpy(s->admin_token, buf, sizeof(buf));
+    s->admin_token_len = strlen(buf);
+    return 0;
+}
+
+static int log_civetweb(const struct mg_connection *c, const char *msg)
+{
+    (void)c;
+    srv_log(LOG_WARN, "civetweb: %s", msg);
+    return 1;
+}
+
+static struct mg_context *start_http(struct srv *s)
+{
+    char threads[16], req_to[24], ka_to[24];
+    snprintf(threads, sizeof(threads), "%d", s->opt.threads);
+    snprintf(req_to, sizeof(req_to), "%lld", (long long)s->opt.request_timeout_ms);
+    snprintf(ka_to, sizeof(ka_to), "%lld", (long long)s->opt.keep_alive_timeout_ms);
+    const char *options[] = {"listening_ports", s->opt.listen, "num_threads", threads,
+                             "request_timeout_ms", req_to, "keep_alive_timeout_ms", ka_to,
+                             "enable_keep_alive", "yes", "tcp_nodelay", "1", "decode_url", "no",
+                             "listen_backlog", "1024", "max_request_size", "16384", NULL};
+    struct mg_callbacks cb;
+    memset(&cb, 0, sizeof(cb));
+    cb.log_message = log_civetweb;
+    struct mg_context *ctx = mg_start(&cb, s, options);
+    if (!ctx)
+        return NULL;
+    mg_set_request_handler(ctx, "/", srv_handle, s);
+    return ctx;
+}
+
+static void write_port_file(struct srv *s, struct mg_context *ctx)
+{
+    struct mg_server_port ports[4];
+    int n = mg_get_server_ports(ctx, 4, ports);
+    srv_log(LOG_INFO, "txstats-server %s listening on %s (port %d), %d threads, window %lld ms",
+            txstats_version(), s->opt.listen, n > 0 ? ports[0].port : -1, s->opt.threads,
+            (long long)s->opt.window_ms);
+    if (!s->opt.port_file[0] || n <= 0)
+        return;
+    char tmp[1100];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", s->opt.port_file);
+    FILE *f = fopen(tmp, "w");
+    if (f) {
+        fprintf(f, "%d\n", ports[0].port);
+        fclose(f);
+        rename(tmp, s->opt.port_file);
+    }
+}
+
+struct stopping {
+    struct mg_context *ctx;
+    atomic_bool done;
+};
+
+static void *stop_http(void *arg)
+{
+    struct stopping *st = arg;
+    mg_stop(st->ctx); /* stops accepting and waits for the workers to finish */
+    atomic_store(&st->done, true);
+    return NULL;
+}
+
+/* civetweb's accept loop notices the stop flag only when its poll times out (up to about 2 s);
+ * a connection to our own port wakes it at once. */
+static void nudge(const struct mg_server_port *p)
+{
+    int fd = socket((p->protocol == 2) ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a4 = {.sin_family = AF_INET, .sin_port = htons((uint16_t)p->port)};
+    struct sockaddr_in6 a6 = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)p->port)};
+    a4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a6.sin6_addr = in6addr_loopback;
+    if (fd >= 0) {
+        if ((p->protocol == 2))
+            connect(fd, (struct sockaddr *)&a6, sizeof(a6));
+        else
+            connect(fd, (struct sockaddr *)&a4, sizeof(a4));
+        close(fd);
+    }
+}
+
+static void stop_quickly(struct mg_context *ctx)
+{
+    struct mg_server_port port;
+    int have_port = mg_get_server_ports(ctx, 1, &port) > 0;
+    struct stopping st = {.ctx = ctx};
+    pthread_t th;
+    pthread_create(&th, NULL, stop_http, &st);
+    for (int i = 0; i < 100 && have_port && !atomic_load(&st.done); i++) {
+        struct timespec ms20 = {0, 20 * 1000000};
+        nanosleep(&ms20, NULL);
+        if (!atomic_load(&st.done))
+            nudge(&port);
+    }
+    pthread_join(th, NULL);
+}
+
+static bool is_loopback(const char *listen)
+{
+    return !strncmp(listen, "127.", 4) || !strncmp(listen, "[::1]", 5) ||
+           !strncmp(listen, "localhost:", 10);
+}
+
+static int run(struct srv *s, struct saver *sv)
+{
+    struct mg_context *ctx = start_http(s);
+    if (!ctx) {
+        srv_log(LOG_ERROR, "cannot listen on %s (address in use, or not an address:port)",
+                s->opt.listen);
+        return 1;
+    }
+    write_port_file(s, ctx);
+    if (!is_loopback(s->opt.listen) && s->admin_token_len == 0)
+        srv_log(LOG_WARN, "listening on %s, beyond loopback, with no admin token: anyone who "
+                          "can connect may DELETE all transactions",
+                s->opt.listen);
+    pthread_t saver;
+    pthread_create(&saver, NULL, saver_main, sv);
+    sigset_t set;
+    int sig = 0;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    sigwait(&set, &sig);
+    srv_log(LOG_INFO, "%s: stopping (finishing requests in flight, then saving)", strsignal(sig));
+    stop_quickly(ctx);
+    pthread_mutex_lock(&sv->lock);
+    sv->stop = true;
+    pthread_cond_signal(&sv->wake);
+    pthread_mutex_unlock(&sv->lock);
+    pthread_join(saver, NULL);
+    int rc = save_now(sv) == TXSTATS_OK ? 0 : 1;
+    srv_log(rc ? LOG_ERROR : LOG_INFO, "stopped%s", rc ? ": the final snapshot failed" : "");
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static struct srv s;
+    static struct saver sv = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+    int rc = srv_parse_options(argc, argv, &s.opt);
+    if (rc != 0)
+        return rc == 1 ? 0 : 2;
+    if (read_admin_token(&s) != 0)
+        return 2;
+    srv_log_threshold = s.opt.log_level;
+    if (s.opt.access_log[0]) {
+        s.access_log = !strcmp(s.opt.access_log, "-") ? stderr : fopen(s.opt.access_log, "a");
+        if (!s.access_log) {
+            fprintf(stderr, "txstats-server: --access-log %s: %s\n", s.opt.access_log,
+                    strerror(errno));
+            return 2;
+        }
+        setvbuf(s.access_log, NULL, _IOLBF, 0);
+    }
+    /* Signals are taken by sigwait in the main thread only; every other thread blocks them. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    txstats_config_t cfg;
+    txstats_config_init(&cfg);
+    cfg.window_ms = s.opt.window_ms;
+    cfg.max_skew_ms = s.opt.max_skew_ms;
+    cfg.max_retained = (size_t)s.opt.max_retained;
+    if ((rc = txstats_create(&s.stats, &cfg)) != TXSTATS_OK) {
+        srv_log(LOG_ERROR, "cannot create the window: %s", txstats_strerror(rc));
+        return 1;
+    }
+    s.started_ms = srv_now_ms();
+    sv.s = &s;
+    mg_init_library(0);
+    rc = open_data_dir(&s, &sv) == 0 ? run(&s, &sv) : 1;
+    mg_exit_library();
+    txstats_destroy(s.stats);
+    return rc;
+}

@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: MIT */
+/* Command-line options, each with an environment-variable twin; the command line wins. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server.h"
+
+enum kind { INT, STR, LEVEL };
+
+struct opt {
+    const char *name, *env;
+    enum kind kind;
+    size_t off, size;
+    int64_t min, max;
+    const char *def, *help;
+};
+
+#define O(f) offsetof(struct srv_options, f), sizeof(((struct srv_options *)0)->f)
+
+static const struct opt opts[] = {
+    {"listen", "TXSTATS_LISTEN", STR, O(listen), 0, 0, "127.0.0.1:8080",
+     "address:port to listen on; [::1]:8080 for IPv6; port 0 picks a free port"},
+    {"threads", "TXSTATS_THREADS", INT, O(threads), 1, 4096, "128",
+     "worker threads = connections served at once (civetweb: one per connection)"},
+    {"window-ms", "TXSTATS_WINDOW_MS", INT, O(window_ms), 1, 3600000, "60000",
+     "length of the statistics window"},
+    {"max-skew-ms", "TXSTATS_MAX_SKEW_MS", INT, O(max_skew_ms), 0, 3600000, "0",
+     "accept timestamps this far ahead of the clock"},
+    {"max-retained", "TXSTATS_MAX_RETAINED", INT, O(max_retained), 0, 100000000, "1048576",
+     "transactions kept for GET /transactions (statistics stay exact beyond)"},
+    {"max-body-bytes", "TXSTATS_MAX_BODY_BYTES", INT, O(max_body_bytes), 64, 1 << 30, "65536",
+     "largest accepted request body (413 beyond)"},
+    {"data-dir", "TXSTATS_DATA_DIR", STR, O(data_dir), 0, 0, "./txstats-data",
+     "directory of snapshot.json"},
+    {"save-interval-ms", "TXSTATS_SAVE_INTERVAL_MS", INT, O(save_interval_ms), 10, 86400000,
+     "1000", "how often the snapshot is written (and always at shutdown)"},
+    {"admin-token-file", "TXSTATS_ADMIN_TOKEN_FILE", STR, O(admin_token_file), 0, 0, "",
+     "file holding the token DELETE requires (or set TXSTATS_ADMIN_TOKEN)"},
+    {"access-log", "TXSTATS_ACCESS_LOG", STR, O(access_log), 0, 0, "",
+     "append one line per request to this file ('-': stderr); empty: off"},
+    {"log-level", "TXSTATS_LOG_LEVEL", LEVEL, O(log_level), 0, 3, "info",
+     "error, warn, info or debug"},
+    {"request-timeout-ms", "TXSTATS_REQUEST_TIMEOUT_MS", INT, O(request_timeout_ms), 100,
+     3600000, "10000", "time a client has to send a whole request"},
+    {"keep-alive-timeout-ms", "TXSTATS_KEEP_ALIVE_TIMEOUT_MS", INT, O(keep_alive_timeout_ms), 0,
+     3600000, "2000", "how long an idle keep-alive connection may hold a thread"},
+    {"max-list", "TXSTATS_MAX_LIST", INT, O(max_list), 0, 100000000, "1048576",
+     "most transactions one GET /transactions returns"},
+    {"port-file", "TXSTATS_PORT_FILE", STR, O(port_file), 0, 0, "",
+     "write the port actually bound to this file once listening (useful with port 0)"},
+};
+
+static int set(struct srv_options *o, const struct opt *d, const char *v, const char *from)
+{
+    char *field = (char *)o + d->off;
+    if (d->kind == STR) {
+        if (strlen(v) >= d->size) {
+            fprintf(stderr, "txstats-server: %s: value too long (at most %zu bytes)\n", from,
+                    d->size - 1);
+            return 2;
+        }
+        strcpy(field, v);
+        return 0;
+    }
+    if (d->kind == LEVEL) {
+        static const char *levels[] = {"error", "warn", "info", "debug"};
+        for (int i = 0; i < 4; i++)
+            if (!strcmp(v, levels[i])) {
+                *(int *)field = i;
+                return 0;
+            }
+        fprintf(stderr, "txstats-server: %s: expected error, warn, info or debug, got '%s'\n",
+                from, v);
+        return 2;
+    }
+    char *end;
+    errno = 0;
+    long long n = strtoll(v, &end, 10);
+    if (errno || end == v || *end || n < d->min || n > d->max) {
+        fprintf(stderr, "txstats-server: %s: expected an integer from %lld to %lld, got '%s'\n",
+                from, (long long)d->min, (long long)d->max, v);
+        return 2;
+    }
+    if (d->size == sizeof(int))
+        *(int *)field = (int)n;
+    else
+        *(int64_t *)field = n;
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: txstats-server [OPTION]...\n"
+               "Exact statistics of money transactions over a sliding window, over HTTP.\n\n");
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+        fprintf(f, "  --%-22s %s\n  %-24s (env %s, default '%s')\n", opts[i].name, opts[i].help,
+                "", opts[i].env, opts[i].def);
+    fprintf(f, "  --%-22s %s\n  --%-22s %s\n\n", "help", "show this help and exit", "version",
+            "show the version and exit");
+    fprintf(f, "The admin token is read from --admin-token-file or TXSTATS_ADMIN_TOKEN, never "
+               "from the command line.\nExit status: 0 after a clean shutdown, 1 on a runtime "
+               "error, 2 on bad options.\n");
+}
+
+static const struct opt *find(const char *name, size_t len)
+{
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+        if (strlen(opts[i].name) == len && !strncmp(opts[i].name, name, len))
+            return &opts[i];
+    return NULL;
+}
+
+static int parse_argv(int argc, char **argv, struct srv_options *o)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            usage(stdout);
+            return 1;
+        }
+        if (!strcmp(a, "--version")) {
+            printf("txstats-server %s\n", txstats_version());
+            return 1;
+        }
+        const char *eq = strchr(a, '=');
+        const struct opt *d = !strncmp(a, "--", 2) ? find(a + 2, eq ? (size_t)(eq - a - 2) : strlen(a + 2)) : NULL;
+        if (!d) {
+            fprintf(stderr, "txstats-server: unknown option '%s' (see --help)\n", a);
+            return 2;
+        }
+        const char *v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
+        if (!v) {
+            fprintf(stderr, "txstats-server: --%s needs a value\n", d->name);
+            return 2;
+        }
+        char from[64];
+        snprintf(from, sizeof(from), "--%s", d->name);
+        if (set(o, d, v, from) != 0)
+            return 2;
+    }
+    return 0;
+}
+
+int srv_parse_options(int argc, char **argv, struct srv_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+        const char *env = getenv(opts[i].env);
+        if (set(o, &opts[i], opts[i].def, "default") != 0)
+            return 2;
+        if (env && set(o, &opts[i], env, opts[i].env) != 0)
+            return 2;
+    }
+    int rc = parse_argv(argc, argv, o);
+    if (rc == 0 && o->window_ms + o->max_skew_ms > TXSTATS_MAX_SPAN_MS) {
+        fprintf(stderr, "txstats-server: --window-ms + --max-skew-ms must not exceed %lld\n",
+                (long long)TXSTATS_MAX_SPAN_MS);
+        return 2;
+    }
+    return rc;
+}

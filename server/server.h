@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/* State shared by the server's files. */
+#ifndef TXSTATS_SERVER_H
+#define TXSTATS_SERVER_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <civetweb.h>
+#include <txstats/txstats.h>
+
+enum srv_log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+struct srv_options {
+    char listen[128];
+    int threads;
+    int64_t window_ms;
+    int64_t max_skew_ms;
+    int64_t max_retained;
+    int64_t max_body_bytes;
+    char data_dir[1024];
+    int64_t save_interval_ms;
+    char admin_token_file[1024];
+    char access_log[1024];
+    int log_level;
+    int64_t request_timeout_ms;
+    int64_t keep_alive_timeout_ms;
+    int64_t max_list;
+    char port_file[1024];
+};
+
+/* POST outcomes and HTTP statuses, for /metrics. */
+enum srv_post_outcome { POST_STORED, POST_EXPIRED, POST_INVALID_JSON, POST_INVALID_FIELD,
+                        POST_FUTURE, POST_TOO_LARGE, POST_UNAVAILABLE, POST_OUTCOMES };
+
+struct srv {
+    struct srv_options opt;
+    txstats_t *stats;
+    char admin_token[256]; /* empty: DELETE is open */
+    size_t admin_token_len;
+    FILE *access_log;
+    atomic_int listings; /* concurrent GET /transactions */
+    atomic_uint_fast64_t posts[POST_OUTCOMES];
+    atomic_uint_fast64_t statuses[6]; /* by class: [2] = 2xx ... [5] = 5xx */
+    atomic_uint_fast64_t requests;
+    atomic_uint_fast64_t mutations; /* stored POSTs and DELETEs: the saver skips idle periods */
+    atomic_uint_fast64_t snapshots_ok, snapshots_failed;
+    int64_t started_ms;
+};
+
+/* log.c */
+extern int srv_log_threshold;
+void srv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int64_t srv_now_ms(void);
+
+/* http.c: every response is built in one buffer and sent with one write, with Content-Length
+ * (or chunked framing), so keep-alive works and Nagle never delays a reply. */
+int srv_reply(struct mg_connection *c, int status, const char *headers, const char *body,
+              size_t len);
+int srv_reply_as(struct mg_connection *c, int status, const char *type, const char *headers,
+                 const char *body, size_t len);
+int srv_reply_json(struct mg_connection *c, int status, const char *json);
+int srv_error(struct mg_connection *c, int status, const char *headers, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Read the whole request body: 0 and a malloc'd buffer; 413 past `max`; 400 on a short read. */
+int srv_read_body(struct mg_connection *c, int64_t max, char **body, size_t *len);
+/* Chunked responses: the header, then chunks, then the end. Each is one write. */
+int srv_chunked_start(struct mg_connection *c, int status, const char *content_type);
+int srv_chunk(struct mg_connection *c, const char *data, size_t len);
+void srv_access_log(struct srv *s, const struct mg_connection *c, int status, double seconds);
+
+/* routes.c */
+int srv_handle(struct mg_connection *c, void *cbdata);
+
+/* options.c: 0, or 2 after printing why (bad option); 1 after --help/--version (exit 0). */
+int srv_parse_options(int argc, char **argv, struct srv_options *o);
+
+#endif
