@@ -8,19 +8,32 @@
 static const char *reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Payload Too Large";
-    case 422: return "Unprocessable Entity";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Unknown";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 413:
+        return "Payload Too Large";
+    case 422:
+        return "Unprocessable Entity";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
     }
 }
 
@@ -176,6 +189,6 @@ void srv_access_log(struct srv *s, const struct mg_connection *c, int status, do
     txstats_timestamp_format(srv_now_ms(), when, sizeof(when));
     fprintf(s->access_log, "%s %s \"%s %s%s%s HTTP/%s\" %d %.6f\n", when, ri->remote_addr,
             ri->request_method, ri->local_uri_raw ? ri->local_uri_raw : "-",
-            ri->query_string ? "?" : "", ri->query_string ? ri->query_string : "",
-            ri->http_version, status, seconds);
+            ri->query_string ? "?" : "", ri->query_string ? ri->query_string : "", ri->http_version,
+            status, seconds);
 }

@@ -111,7 +111,8 @@ static int parse_amount(const cJSON *root, const char *body, size_t len, txstats
     const char *text;
     size_t n;
     if (!a || cJSON_IsNull(a))
-        return fail(err, errlen, 422, "missing field 'amount' (a decimal string such as \"12.34\")");
+        return fail(err, errlen, 422,
+                    "missing field 'amount' (a decimal string such as \"12.34\")");
     if (cJSON_IsString(a)) {
         text = a->valuestring;
         n = strlen(text);
@@ -146,8 +147,8 @@ static bool parse_epoch_ms(const char *t, size_t n, int64_t *out)
     return true;
 }
 
-static int parse_timestamp(const cJSON *root, const char *body, size_t len, int64_t *out,
-                           char *err, size_t errlen)
+static int parse_timestamp(const cJSON *root, const char *body, size_t len, int64_t *out, char *err,
+                           size_t errlen)
 {
     const cJSON *ts = cJSON_GetObjectItemCaseSensitive(root, "timestamp");
     const char *text;

@@ -124,8 +124,8 @@ static int read_admin_token(struct srv *s)
     if (s->opt.admin_token_file[0]) {
         FILE *f = fopen(s->opt.admin_token_file, "r");
         if (!f || !fgets(buf, sizeof(buf), f)) {
-            fprintf(stderr, "txstats-server: --admin-token-file %s: %s\n",
-                    s->opt.admin_token_file, f ? "empty" : strerror(errno));
+            fprintf(stderr, "txstats-server: --admin-token-file %s: %s\n", s->opt.admin_token_file,
+                    f ? "empty" : strerror(errno));
             if (f)
                 fclose(f);
             return 2;
@@ -157,10 +157,25 @@ static struct mg_context *start_http(struct srv *s)
     snprintf(threads, sizeof(threads), "%d", s->opt.threads);
     snprintf(req_to, sizeof(req_to), "%lld", (long long)s->opt.request_timeout_ms);
     snprintf(ka_to, sizeof(ka_to), "%lld", (long long)s->opt.keep_alive_timeout_ms);
-    const char *options[] = {"listening_ports", s->opt.listen, "num_threads", threads,
-                             "request_timeout_ms", req_to, "keep_alive_timeout_ms", ka_to,
-                             "enable_keep_alive", "yes", "tcp_nodelay", "1", "decode_url", "no",
-                             "listen_backlog", "1024", "max_request_size", "16384", NULL};
+    const char *options[] = {"listening_ports",
+                             s->opt.listen,
+                             "num_threads",
+                             threads,
+                             "request_timeout_ms",
+                             req_to,
+                             "keep_alive_timeout_ms",
+                             ka_to,
+                             "enable_keep_alive",
+                             "yes",
+                             "tcp_nodelay",
+                             "1",
+                             "decode_url",
+                             "no",
+                             "listen_backlog",
+                             "1024",
+                             "max_request_size",
+                             "16384",
+                             NULL};
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof(cb));
     cb.log_message = log_civetweb;
@@ -253,8 +268,9 @@ static int run(struct srv *s, struct saver *sv)
     }
     write_port_file(s, ctx);
     if (!is_loopback(s->opt.listen) && s->admin_token_len == 0)
-        srv_log(LOG_WARN, "listening on %s, beyond loopback, with no admin token: anyone who "
-                          "can connect may DELETE all transactions",
+        srv_log(LOG_WARN,
+                "listening on %s, beyond loopback, with no admin token: anyone who "
+                "can connect may DELETE all transactions",
                 s->opt.listen);
     pthread_t saver;
     pthread_create(&saver, NULL, saver_main, sv);
@@ -286,6 +302,13 @@ int main(int argc, char **argv)
     if (read_admin_token(&s) != 0)
         return 2;
     srv_log_threshold = s.opt.log_level;
+    if (s.opt.listen[0] == '[' && !mg_check_feature(8)) {
+        fprintf(stderr,
+                "txstats-server: --listen %s: this build of civetweb has no IPv6 support "
+                "(Debian's libcivetweb is built without it); use an IPv4 address\n",
+                s.opt.listen);
+        return 2;
+    }
     if (s.opt.access_log[0]) {
         s.access_log = !strcmp(s.opt.access_log, "-") ? stderr : fopen(s.opt.access_log, "a");
         if (!s.access_log) {

@@ -34,16 +34,16 @@ static const struct opt opts[] = {
      "largest accepted request body (413 beyond)"},
     {"data-dir", "TXSTATS_DATA_DIR", STR, O(data_dir), 0, 0, "./txstats-data",
      "directory of snapshot.json"},
-    {"save-interval-ms", "TXSTATS_SAVE_INTERVAL_MS", INT, O(save_interval_ms), 10, 86400000,
-     "1000", "how often the snapshot is written (and always at shutdown)"},
+    {"save-interval-ms", "TXSTATS_SAVE_INTERVAL_MS", INT, O(save_interval_ms), 10, 86400000, "1000",
+     "how often the snapshot is written (and always at shutdown)"},
     {"admin-token-file", "TXSTATS_ADMIN_TOKEN_FILE", STR, O(admin_token_file), 0, 0, "",
      "file holding the token DELETE requires (or set TXSTATS_ADMIN_TOKEN)"},
     {"access-log", "TXSTATS_ACCESS_LOG", STR, O(access_log), 0, 0, "",
      "append one line per request to this file ('-': stderr); empty: off"},
     {"log-level", "TXSTATS_LOG_LEVEL", LEVEL, O(log_level), 0, 3, "info",
      "error, warn, info or debug"},
-    {"request-timeout-ms", "TXSTATS_REQUEST_TIMEOUT_MS", INT, O(request_timeout_ms), 100,
-     3600000, "10000", "time a client has to send a whole request"},
+    {"request-timeout-ms", "TXSTATS_REQUEST_TIMEOUT_MS", INT, O(request_timeout_ms), 100, 3600000,
+     "10000", "time a client has to send a whole request"},
     {"keep-alive-timeout-ms", "TXSTATS_KEEP_ALIVE_TIMEOUT_MS", INT, O(keep_alive_timeout_ms), 0,
      3600000, "2000", "how long an idle keep-alive connection may hold a thread"},
     {"max-list", "TXSTATS_MAX_LIST", INT, O(max_list), 0, 100000000, "1048576",
@@ -71,8 +71,8 @@ static int set(struct srv_options *o, const struct opt *d, const char *v, const 
                 *(int *)field = i;
                 return 0;
             }
-        fprintf(stderr, "txstats-server: %s: expected error, warn, info or debug, got '%s'\n",
-                from, v);
+        fprintf(stderr, "txstats-server: %s: expected error, warn, info or debug, got '%s'\n", from,
+                v);
         return 2;
     }
     char *end;
@@ -95,8 +95,8 @@ static void usage(FILE *f)
     fprintf(f, "Usage: txstats-server [OPTION]...\n"
                "Exact statistics of money transactions over a sliding window, over HTTP.\n\n");
     for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
-        fprintf(f, "  --%-22s %s\n  %-24s (env %s, default '%s')\n", opts[i].name, opts[i].help,
-                "", opts[i].env, opts[i].def);
+        fprintf(f, "  --%-22s %s\n  %-24s (env %s, default '%s')\n", opts[i].name, opts[i].help, "",
+                opts[i].env, opts[i].def);
     fprintf(f, "  --%-22s %s\n  --%-22s %s\n\n", "help", "show this help and exit", "version",
             "show the version and exit");
     fprintf(f, "The admin token is read from --admin-token-file or TXSTATS_ADMIN_TOKEN, never "
@@ -125,7 +125,8 @@ static int parse_argv(int argc, char **argv, struct srv_options *o)
             return 1;
         }
         const char *eq = strchr(a, '=');
-        const struct opt *d = !strncmp(a, "--", 2) ? find(a + 2, eq ? (size_t)(eq - a - 2) : strlen(a + 2)) : NULL;
+        const struct opt *d =
+            !strncmp(a, "--", 2) ? find(a + 2, eq ? (size_t)(eq - a - 2) : strlen(a + 2)) : NULL;
         if (!d) {
             fprintf(stderr, "txstats-server: unknown option '%s' (see --help)\n", a);
             return 2;

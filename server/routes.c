@@ -19,8 +19,8 @@ static int post_transaction(struct srv *s, struct mg_connection *c)
     int st = srv_read_body(c, s->opt.max_body_bytes, &body, &len);
     if (st == 413) {
         atomic_fetch_add(&s->posts[POST_TOO_LARGE], 1);
-        return srv_error(c, 413, "Connection: close\r\n",
-                         "request body is larger than %lld bytes", (long long)s->opt.max_body_bytes);
+        return srv_error(c, 413, "Connection: close\r\n", "request body is larger than %lld bytes",
+                         (long long)s->opt.max_body_bytes);
     }
     if (st != 0)
         return srv_error(c, st, "Connection: close\r\n", "could not read the request body");
@@ -253,9 +253,8 @@ static void metric(struct text *t, const char *name, const char *type, const cha
 
 static int get_metrics(struct srv *s, struct mg_connection *c)
 {
-    static const char *outcome[POST_OUTCOMES] = {"stored",        "expired", "invalid_json",
-                                                 "invalid_field", "future",  "too_large",
-                                                 "unavailable"};
+    static const char *outcome[POST_OUTCOMES] = {
+        "stored", "expired", "invalid_json", "invalid_field", "future", "too_large", "unavailable"};
     txstats_summary_t sum;
     txstats_summary_text_t x;
     struct text t = {.n = 0};

@@ -32,8 +32,16 @@ struct srv_options {
 };
 
 /* POST outcomes and HTTP statuses, for /metrics. */
-enum srv_post_outcome { POST_STORED, POST_EXPIRED, POST_INVALID_JSON, POST_INVALID_FIELD,
-                        POST_FUTURE, POST_TOO_LARGE, POST_UNAVAILABLE, POST_OUTCOMES };
+enum srv_post_outcome {
+    POST_STORED,
+    POST_EXPIRED,
+    POST_INVALID_JSON,
+    POST_INVALID_FIELD,
+    POST_FUTURE,
+    POST_TOO_LARGE,
+    POST_UNAVAILABLE,
+    POST_OUTCOMES
+};
 
 struct srv {
     struct srv_options opt;

@@ -39,7 +39,7 @@ int server_start(struct server *s, const char *const *args)
     char portfile[128];
     snprintf(portfile, sizeof(portfile), "%s/port", s->dir);
     unlink(portfile);
-    const char *argv[64] = {server_bin, "--listen", "127.0.0.1:0", "--port-file", portfile,
+    const char *argv[64] = {server_bin,   "--listen",  "127.0.0.1:0", "--port-file", portfile,
                             "--data-dir", s->data_dir, "--log-level", "warn"};
     int n = 9;
     for (; args && *args && n < 62; args++)

@@ -13,7 +13,8 @@
 #include "harness.h"
 #include "helpers.h"
 
-static const char EMPTY_STATS[] = "{\"sum\":\"0.00\",\"avg\":\"0.00\",\"max\":\"0.00\",\"min\":\"0.00\",\"count\":0}";
+static const char EMPTY_STATS[] =
+    "{\"sum\":\"0.00\",\"avg\":\"0.00\",\"max\":\"0.00\",\"min\":\"0.00\",\"count\":0}";
 
 static int64_t now_ms(void)
 {
@@ -58,13 +59,13 @@ static struct resp expect(struct server *s, const char *method, const char *path
     if (http(s->port, method, path, body, &r) != 0)
         fail_msg("%s %s: no response", method, path);
     if (r.status != status)
-        fail_msg("%s %s %s: status %d, want %d; body %s", method, path, body ? body : "",
-                 r.status, status, r.body);
+        fail_msg("%s %s %s: status %d, want %d; body %s", method, path, body ? body : "", r.status,
+                 status, r.body);
     return r;
 }
 
-static void expect_status(struct server *s, const char *method, const char *path,
-                          const char *body, int status)
+static void expect_status(struct server *s, const char *method, const char *path, const char *body,
+                          int status)
 {
     struct resp r = expect(s, method, path, body, status);
     resp_free(&r);
@@ -202,19 +203,24 @@ static void test_validation(void **state)
      * duplicate keys (the first wins), any Content-Type. */
     snprintf(body, sizeof(body), "{\"amount\":0.1,\"timestamp\":%lld}", (long long)(t - 10));
     expect_status(s, "POST", "/transactions", body, 201);
-    snprintf(body, sizeof(body), "{\"id\":7,\"amount\":\"2\",\"amount\":\"999\",\"timestamp\":\"%s\",\"x\":[{\"a\":\"]\"}]}", now);
+    snprintf(
+        body, sizeof(body),
+        "{\"id\":7,\"amount\":\"2\",\"amount\":\"999\",\"timestamp\":\"%s\",\"x\":[{\"a\":\"]\"}]}",
+        now);
     expect_status(s, "POST", "/transactions", body, 201);
     static const char *types[] = {"Content-Type: application/json;charset=UTF-8\r\n",
                                   "Content-Type: application/x-www-form-urlencoded\r\n", ""};
     for (int i = 0; i < 3; i++) {
         int fd = http_connect(s->port);
         snprintf(body, sizeof(body), "{\"amount\":\"1E+1\",\"timestamp\":\"%s\"}", now);
-        assert_int_equal(http_request(fd, "POST", "/transactions", types[i], body, strlen(body), &r), 0);
+        assert_int_equal(
+            http_request(fd, "POST", "/transactions", types[i], body, strlen(body), &r), 0);
         assert_int_equal(r.status, 201);
         resp_free(&r);
         close(fd);
     }
-    expect_stats(s, "{\"sum\":\"32.10\",\"avg\":\"6.42\",\"max\":\"10.00\",\"min\":\"0.10\",\"count\":5}");
+    expect_stats(
+        s, "{\"sum\":\"32.10\",\"avg\":\"6.42\",\"max\":\"10.00\",\"min\":\"0.10\",\"count\":5}");
     assert_int_equal(server_stop(s, SIGTERM), 0);
 }
 
@@ -225,16 +231,20 @@ static void test_rounding(void **state)
     int64_t t = now_ms();
     for (int i = 0; i < 10; i++)
         post(s, "0.1", t - i, 201); /* JSON numbers, exact */
-    expect_stats(s, "{\"sum\":\"1.00\",\"avg\":\"0.10\",\"max\":\"0.10\",\"min\":\"0.10\",\"count\":10}");
+    expect_stats(
+        s, "{\"sum\":\"1.00\",\"avg\":\"0.10\",\"max\":\"0.10\",\"min\":\"0.10\",\"count\":10}");
     expect_status(s, "DELETE", "/transactions", NULL, 204);
     post(s, "\"-10.345\"", t, 201);
     post(s, "\"-0.001\"", t, 201);
-    expect_stats(s, "{\"sum\":\"-10.35\",\"avg\":\"-5.17\",\"max\":\"0.00\",\"min\":\"-10.35\",\"count\":2}");
+    expect_stats(
+        s,
+        "{\"sum\":\"-10.35\",\"avg\":\"-5.17\",\"max\":\"0.00\",\"min\":\"-10.35\",\"count\":2}");
     expect_status(s, "DELETE", "/transactions", NULL, 204);
     post(s, "\"200000.49\"", t, 201);
     post(s, "\"50.23\"", t, 201);
     post(s, "\"1.005\"", t, 201);
-    expect_stats(s, "{\"sum\":\"200051.73\",\"avg\":\"66683.91\",\"max\":\"200000.49\",\"min\":\"1.01\",\"count\":3}");
+    expect_stats(s, "{\"sum\":\"200051.73\",\"avg\":\"66683.91\",\"max\":\"200000.49\",\"min\":\"1."
+                    "01\",\"count\":3}");
     assert_int_equal(server_stop(s, SIGTERM), 0);
 }
 
@@ -254,11 +264,12 @@ static void test_listing(void **state)
     txstats_timestamp_format(t + 200, t2, sizeof(t2));
     txstats_timestamp_format(t + 300, t3, sizeof(t3));
     struct resp r = expect(s, "GET", "/transactions", NULL, 200);
-    snprintf(want, sizeof(want),
-             "{\"transactions\":[{\"amount\":\"12.3343\",\"timestamp\":\"%s\"},"
-             "{\"amount\":\"7.50\",\"timestamp\":\"%s\"},{\"amount\":\"5.00\",\"timestamp\":\"%s\"}],"
-             "\"count\":3,\"truncated\":false}",
-             t1, t2, t3);
+    snprintf(
+        want, sizeof(want),
+        "{\"transactions\":[{\"amount\":\"12.3343\",\"timestamp\":\"%s\"},"
+        "{\"amount\":\"7.50\",\"timestamp\":\"%s\"},{\"amount\":\"5.00\",\"timestamp\":\"%s\"}],"
+        "\"count\":3,\"truncated\":false}",
+        t1, t2, t3);
     assert_string_equal(r.body, want);
     assert_non_null(strstr(r.headers, "Transfer-Encoding: chunked"));
     resp_free(&r);
@@ -277,7 +288,8 @@ static void test_listing(void **state)
     r = expect(s, "GET", "/transactions", NULL, 200);
     assert_non_null(strstr(r.body, "\"count\":3,\"truncated\":true"));
     resp_free(&r);
-    expect_stats(s, "{\"sum\":\"25.83\",\"avg\":\"6.46\",\"max\":\"12.33\",\"min\":\"1.00\",\"count\":4}");
+    expect_stats(
+        s, "{\"sum\":\"25.83\",\"avg\":\"6.46\",\"max\":\"12.33\",\"min\":\"1.00\",\"count\":4}");
     expect_status(s, "GET", "/transactions?limit=-1", NULL, 400);
     expect_status(s, "GET", "/transactions?limit=abc", NULL, 400);
     expect_status(s, "GET", "/transactions?foo=1", NULL, 400);
@@ -294,7 +306,8 @@ static void test_large_listing(void **state)
     for (int i = 0; i < 3000; i++) {
         struct resp r;
         tx_json(body, sizeof(body), "\"1.25\"", t - i * 7);
-        assert_int_equal(http_request(fd, "POST", "/transactions", NULL, body, strlen(body), &r), 0);
+        assert_int_equal(http_request(fd, "POST", "/transactions", NULL, body, strlen(body), &r),
+                         0);
         assert_int_equal(r.status, 201);
         resp_free(&r);
     }
@@ -319,12 +332,14 @@ static void test_expiry_real_time(void **state)
     const char *args[] = {"--window-ms", "3000", NULL};
     start(s, args);
     int64_t t = now_ms();
-    post(s, "\"4\"", t - 1500, 201);  /* leaves at t + 1500 */
-    post(s, "\"6\"", t, 201);         /* leaves at t + 3000 */
+    post(s, "\"4\"", t - 1500, 201); /* leaves at t + 1500 */
+    post(s, "\"6\"", t, 201);        /* leaves at t + 3000 */
     post(s, "\"9\"", t - 3100, 204); /* already out */
-    expect_stats(s, "{\"sum\":\"10.00\",\"avg\":\"5.00\",\"max\":\"6.00\",\"min\":\"4.00\",\"count\":2}");
+    expect_stats(
+        s, "{\"sum\":\"10.00\",\"avg\":\"5.00\",\"max\":\"6.00\",\"min\":\"4.00\",\"count\":2}");
     sleep_ms(t + 1500 + 100 - now_ms()); /* just past the first's exit, 1.4 s before the second's */
-    expect_stats(s, "{\"sum\":\"6.00\",\"avg\":\"6.00\",\"max\":\"6.00\",\"min\":\"6.00\",\"count\":1}");
+    expect_stats(
+        s, "{\"sum\":\"6.00\",\"avg\":\"6.00\",\"max\":\"6.00\",\"min\":\"6.00\",\"count\":1}");
     sleep_ms(t + 3000 + 100 - now_ms());
     expect_stats(s, EMPTY_STATS);
     assert_int_equal(server_stop(s, SIGTERM), 0);
@@ -343,7 +358,8 @@ static void test_keep_alive(void **state)
             assert_int_equal(r.status, 200);
         } else if (i % 4 == 0) {
             tx_json(body, sizeof(body), "\"1\"", now_ms());
-            assert_int_equal(http_request(fd, "POST", "/transactions", NULL, body, strlen(body), &r), 0);
+            assert_int_equal(
+                http_request(fd, "POST", "/transactions", NULL, body, strlen(body), &r), 0);
             assert_int_equal(r.status, 201);
         } else { /* errors keep the connection too */
             assert_int_equal(http_request(fd, "POST", "/transactions", NULL, "[]", 2, &r), 0);
@@ -353,7 +369,8 @@ static void test_keep_alive(void **state)
         resp_free(&r);
     }
     close(fd);
-    expect_stats(s, "{\"sum\":\"50.00\",\"avg\":\"1.00\",\"max\":\"1.00\",\"min\":\"1.00\",\"count\":50}");
+    expect_stats(
+        s, "{\"sum\":\"50.00\",\"avg\":\"1.00\",\"max\":\"1.00\",\"min\":\"1.00\",\"count\":50}");
     assert_int_equal(server_stop(s, SIGTERM), 0);
 }
 
@@ -438,14 +455,16 @@ static void test_restart_keeps_state(void **state)
     struct stat st;
     assert_int_equal(stat(snap, &st), 0);
     start(s, args);
-    expect_stats(s, "{\"sum\":\"4.75\",\"avg\":\"2.38\",\"max\":\"3.50\",\"min\":\"1.25\",\"count\":2}");
+    expect_stats(
+        s, "{\"sum\":\"4.75\",\"avg\":\"2.38\",\"max\":\"3.50\",\"min\":\"1.25\",\"count\":2}");
     struct resp after = expect(s, "GET", "/transactions", NULL, 200);
     assert_string_equal(before.body, after.body);
     resp_free(&before);
     resp_free(&after);
     assert_int_equal(server_stop(s, SIGINT), 0); /* SIGINT too */
     start(s, args);
-    expect_stats(s, "{\"sum\":\"4.75\",\"avg\":\"2.38\",\"max\":\"3.50\",\"min\":\"1.25\",\"count\":2}");
+    expect_stats(
+        s, "{\"sum\":\"4.75\",\"avg\":\"2.38\",\"max\":\"3.50\",\"min\":\"1.25\",\"count\":2}");
     assert_int_equal(server_stop(s, SIGTERM), 0);
 }
 
@@ -458,7 +477,8 @@ static void test_periodic_snapshot(void **state)
     sleep_ms(700);
     assert_int_equal(server_stop(s, SIGKILL), 128 + SIGKILL); /* no shutdown save */
     start(s, args);
-    expect_stats(s, "{\"sum\":\"8.00\",\"avg\":\"8.00\",\"max\":\"8.00\",\"min\":\"8.00\",\"count\":1}");
+    expect_stats(
+        s, "{\"sum\":\"8.00\",\"avg\":\"8.00\",\"max\":\"8.00\",\"min\":\"8.00\",\"count\":1}");
     assert_int_equal(server_stop(s, SIGTERM), 0);
 }
 
@@ -528,7 +548,8 @@ static void test_admin_token(void **state)
     delete_with(s, "Authorization: Bearer wrong\r\n", 403);
     delete_with(s, "Authorization: Bearer s3cret-token-12\r\n", 403);
     delete_with(s, "Authorization: Bearer s3cret-token-1234\r\n", 403);
-    expect_stats(s, "{\"sum\":\"1.00\",\"avg\":\"1.00\",\"max\":\"1.00\",\"min\":\"1.00\",\"count\":1}");
+    expect_stats(
+        s, "{\"sum\":\"1.00\",\"avg\":\"1.00\",\"max\":\"1.00\",\"min\":\"1.00\",\"count\":1}");
     delete_with(s, "Authorization: Bearer s3cret-token-123\r\n", 204);
     expect_stats(s, EMPTY_STATS);
     assert_int_equal(server_stop(s, SIGTERM), 0);
@@ -574,20 +595,25 @@ static void test_options(void **state)
     char out[16384];
     const char *help[] = {"--help", NULL};
     assert_int_equal(run_cli(help, out, sizeof(out)), 0);
-    static const char *names[] = {"--listen", "--threads", "--window-ms", "--max-skew-ms",
-                                  "--max-retained", "--max-body-bytes", "--data-dir",
-                                  "--save-interval-ms", "--admin-token-file", "--access-log",
-                                  "--log-level", "TXSTATS_LISTEN", "TXSTATS_ADMIN_TOKEN"};
+    static const char *names[] = {"--listen",           "--threads",          "--window-ms",
+                                  "--max-skew-ms",      "--max-retained",     "--max-body-bytes",
+                                  "--data-dir",         "--save-interval-ms", "--admin-token-file",
+                                  "--access-log",       "--log-level",        "TXSTATS_LISTEN",
+                                  "TXSTATS_ADMIN_TOKEN"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (!strstr(out, names[i]))
             fail_msg("--help does not mention %s", names[i]);
     const char *version[] = {"--version", NULL};
     assert_int_equal(run_cli(version, out, sizeof(out)), 0);
     assert_non_null(strstr(out, txstats_version()));
-    static const char *bad[][3] = {{"--threads", "0", NULL},       {"--threads", "many", NULL},
-                                   {"--window-ms", "-5", NULL},   {"--log-level", "loud", NULL},
-                                   {"--no-such-option", NULL, NULL}, {"--listen", NULL, NULL},
-                                   {"--max-body-bytes=12x", NULL, NULL}};
+    static const char *bad[][3] = {{"--threads", "0", NULL},
+                                   {"--threads", "many", NULL},
+                                   {"--window-ms", "-5", NULL},
+                                   {"--log-level", "loud", NULL},
+                                   {"--no-such-option", NULL, NULL},
+                                   {"--listen", NULL, NULL},
+                                   {"--max-body-bytes=12x", NULL, NULL},
+                                   {"--listen", "[::1]:8080", NULL}};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(run_cli(bad[i], out, sizeof(out)), 2);
         assert_non_null(strstr(out, "txstats-server:"));
@@ -596,6 +622,24 @@ static void test_options(void **state)
     assert_int_equal(run_cli(version, out, sizeof(out)), 2);
     assert_non_null(strstr(out, "TXSTATS_WINDOW_MS"));
     unsetenv("TXSTATS_WINDOW_MS");
+}
+
+static void test_access_log(void **state)
+{
+    struct server *s = *state;
+    char logpath[128];
+    snprintf(logpath, sizeof(logpath), "%s/access.log", s->dir);
+    const char *args[] = {"--access-log", logpath, NULL};
+    start(s, args);
+    expect_status(s, "GET", "/statistics", NULL, 200);
+    expect_status(s, "DELETE", "/nowhere", NULL, 404);
+    assert_int_equal(server_stop(s, SIGTERM), 0);
+    size_t len;
+    char *log = read_file(logpath, &len);
+    assert_non_null(log);
+    assert_non_null(strstr(log, "\"GET /statistics HTTP/1.1\" 200 "));
+    assert_non_null(strstr(log, "\"DELETE /nowhere HTTP/1.1\" 404 "));
+    free(log);
 }
 
 static void test_env_twins(void **state)
@@ -633,7 +677,8 @@ static void test_body_limits(void **state)
     free(big);
     /* Chunked upload past the limit. */
     fd = http_connect(s->port);
-    const char *chunked = "POST /transactions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    const char *chunked =
+        "POST /transactions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
     assert_true(write(fd, chunked, strlen(chunked)) > 0);
     char chunk[2100];
     int k = snprintf(chunk, sizeof(chunk), "800\r\n");
@@ -663,11 +708,13 @@ static void test_n26_scenarios(void **state)
         snprintf(a, sizeof(a), "\"%d\"", i);
         post(s, a, t - i * 10, 201);
     }
-    expect_stats(s, "{\"sum\":\"5050.00\",\"avg\":\"50.50\",\"max\":\"100.00\",\"min\":\"1.00\",\"count\":100}");
+    expect_stats(s, "{\"sum\":\"5050.00\",\"avg\":\"50.50\",\"max\":\"100.00\",\"min\":\"1.00\","
+                    "\"count\":100}");
     /* 2. outdated ones: 204, not counted */
     for (int i = 0; i < 10; i++)
         post(s, "\"1000\"", t - 60000 - i * 1000, 204);
-    expect_stats(s, "{\"sum\":\"5050.00\",\"avg\":\"50.50\",\"max\":\"100.00\",\"min\":\"1.00\",\"count\":100}");
+    expect_stats(s, "{\"sum\":\"5050.00\",\"avg\":\"50.50\",\"max\":\"100.00\",\"min\":\"1.00\","
+                    "\"count\":100}");
     expect_status(s, "DELETE", "/transactions", NULL, 204);
     expect_stats(s, EMPTY_STATS);
     /* 3. 2000 random transactions, checked against our own sums */
@@ -683,7 +730,8 @@ static void test_n26_scenarios(void **state)
         strcat(a, "\"");
         tx_json(body, sizeof(body), a, t - rand_r(&seed) % 30000);
         struct resp r;
-        assert_int_equal(http_request(fd, "POST", "/transactions", NULL, body, strlen(body), &r), 0);
+        assert_int_equal(http_request(fd, "POST", "/transactions", NULL, body, strlen(body), &r),
+                         0);
         assert_int_equal(r.status, 201);
         resp_free(&r);
         micros += m;
@@ -691,13 +739,17 @@ static void test_n26_scenarios(void **state)
         hi = m > hi ? m : hi;
     }
     close(fd);
-    txstats_summary_t sum = {.count = 2000, .min = lo, .max = hi, .sum_hi = micros < 0 ? -1 : 0,
+    txstats_summary_t sum = {.count = 2000,
+                             .min = lo,
+                             .max = hi,
+                             .sum_hi = micros < 0 ? -1 : 0,
                              .sum_lo = (uint64_t)micros};
     txstats_summary_text_t x;
     txstats_summary_text(&sum, &x);
     char want[256];
-    snprintf(want, sizeof(want), "{\"sum\":\"%s\",\"avg\":\"%s\",\"max\":\"%s\",\"min\":\"%s\",\"count\":2000}",
-             x.sum, x.avg, x.max, x.min);
+    snprintf(want, sizeof(want),
+             "{\"sum\":\"%s\",\"avg\":\"%s\",\"max\":\"%s\",\"min\":\"%s\",\"count\":2000}", x.sum,
+             x.avg, x.max, x.min);
     expect_stats(s, want);
     expect_status(s, "DELETE", "/transactions", NULL, 204);
     /* 4. expiring: in the window now, out after a 5 s sleep */
@@ -705,7 +757,8 @@ static void test_n26_scenarios(void **state)
     (void)args;
     t = now_ms();
     post(s, "\"42\"", t - 56500, 201); /* leaves 3.5 s from now */
-    expect_stats(s, "{\"sum\":\"42.00\",\"avg\":\"42.00\",\"max\":\"42.00\",\"min\":\"42.00\",\"count\":1}");
+    expect_stats(
+        s, "{\"sum\":\"42.00\",\"avg\":\"42.00\",\"max\":\"42.00\",\"min\":\"42.00\",\"count\":1}");
     sleep_ms(5000);
     expect_stats(s, EMPTY_STATS);
     /* 5. JSON errors: not JSON 400, "Hello world!" 400, future 422 */
@@ -717,7 +770,8 @@ static void test_n26_scenarios(void **state)
     post(s, "\"5\"", t, 201);
     post(s, "\"3\"", t, 201);
     post(s, "3", t, 201);
-    expect_stats(s, "{\"sum\":\"11.00\",\"avg\":\"3.67\",\"max\":\"5.00\",\"min\":\"3.00\",\"count\":3}");
+    expect_stats(
+        s, "{\"sum\":\"11.00\",\"avg\":\"3.67\",\"max\":\"5.00\",\"min\":\"3.00\",\"count\":3}");
     assert_int_equal(server_stop(s, SIGTERM), 0);
 }
 
@@ -731,14 +785,23 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_routes),           T(test_validation),
-        T(test_rounding),         T(test_listing),
-        T(test_large_listing),    T(test_expiry_real_time),
-        T(test_keep_alive),       T(test_concurrent_posts),
-        T(test_restart_keeps_state), T(test_periodic_snapshot),
-        T(test_damaged_snapshot_refused), T(test_second_server_refused),
-        T(test_admin_token),      cmocka_unit_test(test_options),
-        T(test_env_twins),        T(test_body_limits),
+        T(test_routes),
+        T(test_validation),
+        T(test_rounding),
+        T(test_listing),
+        T(test_large_listing),
+        T(test_expiry_real_time),
+        T(test_keep_alive),
+        T(test_concurrent_posts),
+        T(test_restart_keeps_state),
+        T(test_periodic_snapshot),
+        T(test_damaged_snapshot_refused),
+        T(test_second_server_refused),
+        T(test_admin_token),
+        cmocka_unit_test(test_options),
+        T(test_env_twins),
+        T(test_body_limits),
+        T(test_access_log),
         T(test_n26_scenarios),
     };
     return cmocka_run_group_tests_name("server", tests, NULL, NULL);
