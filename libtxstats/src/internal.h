@@ -52,7 +52,37 @@ struct txstats__shard {
     struct txstats__minmax *tree; /* internal nodes 1..ring-1; leaves are the cells */
     uint64_t *bits;               /* cells that hold data, active or future */
     struct txstats__chunk *free_chunks;
+    /* Journal (when attached): the shard's current segment, written under `lock`. */
+    int jfd;                   /* -1 without a journal */
+    uint64_t jseg;             /* segment number */
+    uint64_t joff;             /* bytes in the segment */
+    uint64_t jseq;             /* records written to this shard's stream */
+    _Atomic uint64_t jseq_pub; /* jseq, readable without `lock` */
+    uint64_t jrecords, jbytes, jerrors;
+    /* `io` serialises fdatasync and the segment's lifetime (rotation takes `lock`, then `io`). */
+    pthread_mutex_t io;
+    uint64_t jsynced; /* records known to be on stable storage (under io) */
+    uint64_t jsyncs;  /* fdatasync calls (under io) */
 } __attribute__((aligned(64)));
+
+struct txstats__journal;
+
+/* A snapshot in memory: cells in timestamp order, retained amounts, journal boundaries. */
+struct txstats__snap_cell {
+    int64_t ts;
+    struct txstats__cell agg; /* count, sum, min, max (chain unused) */
+    size_t off;               /* first amount in snap.amounts */
+    uint64_t nkept;
+};
+
+#define TXSTATS__MAX_SHARDS 256
+struct txstats__snap {
+    struct txstats__snap_cell *cells;
+    size_t ncells;
+    txstats_amount_t *amounts;
+    size_t namounts;
+    uint64_t bound[TXSTATS__MAX_SHARDS]; /* per journal stream: first segment not covered */
+};
 
 struct txstats {
     txstats_config_t cfg;
@@ -70,6 +100,7 @@ struct txstats {
     char pad0[64];
     _Atomic uint64_t pool;
     char pad1[64];
+    struct txstats__journal *journal; /* NULL unless txstats_open_dir() attached one */
 };
 
 /* Allocation through the instance's allocator. */
@@ -95,6 +126,21 @@ void txstats__shard_put_cell(txstats_t *t, struct txstats__shard *s, int64_t ts,
                              const struct txstats__cell *agg, const txstats_amount_t *kept,
                              uint64_t nkept, struct txstats__chunk **pool);
 struct txstats__chunk *txstats__chunk_take(txstats_t *t, struct txstats__shard *s);
+
+/* Snapshots (save.c). */
+int txstats__snapshot_read(txstats_t *t, const char *path, struct txstats__snap *sn);
+int txstats__snapshot_install(txstats_t *t, const struct txstats__snap *sn);
+/* Copy every shard (rotating its journal segment under the same lock when `bound` is given) and
+ * write the document atomically. */
+int txstats__snapshot_write(txstats_t *t, const char *path, uint64_t *bound);
+void txstats__snap_free(txstats_t *t, struct txstats__snap *sn);
+
+/* Journal (journal.c). Called with the shard's lock held, before the window changes. */
+int txstats__journal_add(txstats_t *t, struct txstats__shard *s, txstats_amount_t a, int64_t ts);
+int txstats__journal_rotate(txstats_t *t, struct txstats__shard *s);
+/* After the lock is released: wait until record `seq` is durable (TXSTATS_FSYNC_ALWAYS). */
+int txstats__journal_commit(txstats_t *t, struct txstats__shard *s, uint64_t seq);
+void txstats__journal_close(txstats_t *t);
 
 void txstats__lock_all(txstats_t *t);
 void txstats__unlock_all(txstats_t *t);

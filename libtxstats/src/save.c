@@ -25,36 +25,33 @@
 #define SNAPSHOT_VERSION 1
 #define SNAPSHOT_MAX     ((off_t)1 << 32) /* refuse to read more than 4 GiB */
 
-struct snap_cell {
-    int64_t ts;
-    struct txstats__cell agg; /* count, sum, min, max (chain unused) */
-    size_t off;               /* first amount in snap.amounts */
-    uint64_t nkept;
-};
-
-struct snap {
-    struct snap_cell *cells;
-    size_t ncells;
-    txstats_amount_t *amounts;
-    size_t namounts;
-};
-
-static void snap_free(txstats_t *t, struct snap *sn)
+void txstats__snap_free(txstats_t *t, struct txstats__snap *sn)
 {
     txstats__free(t, sn->cells);
     txstats__free(t, sn->amounts);
+    sn->cells = NULL;
+    sn->amounts = NULL;
 }
 
 /* Copy one shard's cells (active and future) under its lock, in timestamp order. */
-static void copy_shard(txstats_t *t, struct txstats__shard *s, int64_t now, struct snap *sn)
+static int copy_shard(txstats_t *t, struct txstats__shard *s, int64_t now, struct txstats__snap *sn,
+                      uint64_t *bound)
 {
     pthread_mutex_lock(&s->lock);
+    if (bound) { /* what is copied now is exactly what older segments hold */
+        int rc = txstats__journal_rotate(t, s);
+        if (rc != TXSTATS_OK) {
+            pthread_mutex_unlock(&s->lock);
+            return rc;
+        }
+        *bound = s->jseg;
+    }
     txstats__shard_advance(t, s, now);
     int64_t lo = s->now - t->cfg.window_ms + 1, hi = s->now + t->cfg.max_skew_ms;
     for (int64_t ts = txstats__next_used(t, s, 1, lo, hi); ts != INT64_MAX;
          ts = txstats__next_used(t, s, 1, ts + 1, hi)) {
         const struct txstats__cell *c = &s->cells[ts & t->mask];
-        struct snap_cell *o = &sn->cells[sn->ncells++];
+        struct txstats__snap_cell *o = &sn->cells[sn->ncells++];
         o->ts = ts;
         o->agg = *c;
         o->off = sn->namounts;
@@ -69,35 +66,41 @@ static void copy_shard(txstats_t *t, struct txstats__shard *s, int64_t now, stru
         }
     }
     pthread_mutex_unlock(&s->lock);
+    return TXSTATS_OK;
 }
 
 static int cmp_cell(const void *a, const void *b)
 {
-    const struct snap_cell *x = a, *y = b;
+    const struct txstats__snap_cell *x = a, *y = b;
     if (x->ts != y->ts)
         return x->ts < y->ts ? -1 : 1;
     return x->off < y->off ? -1 : x->off > y->off; /* shard order within a millisecond */
 }
 
-static int take_snapshot(txstats_t *t, struct snap *sn, int64_t *now)
+static int take_snapshot(txstats_t *t, struct txstats__snap *sn, int64_t *now, uint64_t *bound)
 {
     size_t quota = t->cfg.max_retained;
     memset(sn, 0, sizeof(*sn));
     sn->cells = txstats__calloc(t, (size_t)t->ring * t->nshards, sizeof(*sn->cells));
     sn->amounts = txstats__calloc(t, quota ? quota : 1, sizeof(*sn->amounts));
     if (!sn->cells || !sn->amounts) {
-        snap_free(t, sn);
+        txstats__snap_free(t, sn);
         return TXSTATS_ENOMEM;
     }
     *now = txstats__now(t);
-    for (unsigned i = 0; i < t->nshards; i++)
-        copy_shard(t, &t->shards[i], *now, sn);
+    for (unsigned i = 0; i < t->nshards; i++) {
+        int rc = copy_shard(t, &t->shards[i], *now, sn, bound ? &bound[i] : NULL);
+        if (rc != TXSTATS_OK) {
+            txstats__snap_free(t, sn);
+            return rc;
+        }
+    }
     qsort(sn->cells, sn->ncells, sizeof(*sn->cells), cmp_cell);
     return TXSTATS_OK;
 }
 
 /* Merge the cells of one millisecond (consecutive after sorting) into `agg`; returns how many. */
-static size_t merge_run(const struct snap *sn, size_t i, struct txstats__cell *agg)
+static size_t merge_run(const struct txstats__snap *sn, size_t i, struct txstats__cell *agg)
 {
     size_t j = i;
     memset(agg, 0, sizeof(*agg));
@@ -111,7 +114,7 @@ static size_t merge_run(const struct snap *sn, size_t i, struct txstats__cell *a
     return j - i;
 }
 
-static void write_cell(FILE *f, const struct snap *sn, size_t i, size_t n,
+static void write_cell(FILE *f, const struct txstats__snap *sn, size_t i, size_t n,
                        const struct txstats__cell *agg, bool first)
 {
     char a[48], b[48], c[48];
@@ -131,7 +134,8 @@ static void write_cell(FILE *f, const struct snap *sn, size_t i, size_t n,
     fputs("]]", f);
 }
 
-static void write_document(FILE *f, const txstats_t *t, const struct snap *sn, int64_t now)
+static void write_document(FILE *f, const txstats_t *t, const struct txstats__snap *sn, int64_t now,
+                           const uint64_t *bound)
 {
     uint64_t count = 0;
     txstats__i128 sum = 0;
@@ -143,9 +147,16 @@ static void write_document(FILE *f, const txstats_t *t, const struct snap *sn, i
     txstats__format_micros(sum, s);
     fprintf(f,
             "{\"format\":\"%s\",\"version\":%d,\"window_ms\":%lld,\"saved_at_ms\":%lld,"
-            "\"count\":%llu,\"sum\":\"%s\",\"cells\":[",
+            "\"count\":%llu,\"sum\":\"%s\"",
             SNAPSHOT_FORMAT, SNAPSHOT_VERSION, (long long)t->cfg.window_ms, (long long)now,
             (unsigned long long)count, s);
+    if (bound) {
+        fputs(",\"journal\":[", f);
+        for (unsigned i = 0; i < t->nshards; i++)
+            fprintf(f, "%s[%u,%llu]", i ? "," : "", i, (unsigned long long)bound[i]);
+        fputs("]", f);
+    }
+    fputs(",\"cells\":[", f);
     bool first = true;
     for (size_t i = 0, n; i < sn->ncells; i += n, first = false) {
         struct txstats__cell agg;
@@ -172,8 +183,8 @@ static int fsync_dir_of(const char *path)
 }
 
 /* Write to a temporary file beside `path`, fsync, rename over `path`, fsync the directory. */
-static int write_atomically(const char *path, const txstats_t *t, const struct snap *sn,
-                            int64_t now)
+static int write_atomically(const char *path, const txstats_t *t, const struct txstats__snap *sn,
+                            int64_t now, const uint64_t *bound)
 {
     size_t n = strlen(path);
     char *tmp = malloc(n + 16);
@@ -193,7 +204,7 @@ static int write_atomically(const char *path, const txstats_t *t, const struct s
         return TXSTATS_EIO;
     }
     setvbuf(f, NULL, _IOFBF, 1 << 20);
-    write_document(f, t, sn, now);
+    write_document(f, t, sn, now, bound);
     bool ok = fflush(f) == 0 && !ferror(f) && fsync(fileno(f)) == 0;
     int e = errno;
     ok = (fclose(f) == 0) && ok;
@@ -208,18 +219,23 @@ static int write_atomically(const char *path, const txstats_t *t, const struct s
     return ok ? TXSTATS_OK : TXSTATS_EIO;
 }
 
-int txstats_save(txstats_t *t, const char *path)
+int txstats__snapshot_write(txstats_t *t, const char *path, uint64_t *bound)
 {
-    struct snap sn;
+    struct txstats__snap sn;
     int64_t now;
-    if (!t || !path || !*path)
-        return TXSTATS_EINVAL;
-    int rc = take_snapshot(t, &sn, &now);
+    int rc = take_snapshot(t, &sn, &now, bound);
     if (rc != TXSTATS_OK)
         return rc;
-    rc = write_atomically(path, t, &sn, now);
-    snap_free(t, &sn);
+    rc = write_atomically(path, t, &sn, now, bound);
+    txstats__snap_free(t, &sn);
     return rc;
+}
+
+int txstats_save(txstats_t *t, const char *path)
+{
+    if (!t || !path || !*path)
+        return TXSTATS_EINVAL;
+    return txstats__snapshot_write(t, path, NULL);
 }
 
 /* ---- load ---------------------------------------------------------------------------------- */
@@ -279,7 +295,7 @@ static bool get_amount(const cJSON *j, txstats_amount_t *out)
 }
 
 /* Check the retained amounts of a cell against its aggregates and append them to sn. */
-static bool parse_kept(const cJSON *arr, struct snap *sn, struct snap_cell *c)
+static bool parse_kept(const cJSON *arr, struct txstats__snap *sn, struct txstats__snap_cell *c)
 {
     txstats__i128 sum = 0;
     txstats_amount_t lo = INT64_MAX, hi = INT64_MIN;
@@ -301,9 +317,9 @@ static bool parse_kept(const cJSON *arr, struct snap *sn, struct snap_cell *c)
     return c->nkept < c->agg.count || (sum == c->agg.sum && lo == c->agg.min && hi == c->agg.max);
 }
 
-static bool parse_cell(const cJSON *j, struct snap *sn, int64_t prev_ts)
+static bool parse_cell(const cJSON *j, struct txstats__snap *sn, int64_t prev_ts)
 {
-    struct snap_cell *c = &sn->cells[sn->ncells];
+    struct txstats__snap_cell *c = &sn->cells[sn->ncells];
     int64_t n;
     const double lim = (double)(TXSTATS__CLOCK_LIMIT * 2);
     if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) != 6)
@@ -354,7 +370,25 @@ static int parse_header(const cJSON *root, int64_t *count, txstats__i128 *sum)
 }
 
 /* Validate the whole document into `sn`; nothing of the instance is touched. */
-static int parse_snapshot(txstats_t *t, const cJSON *root, struct snap *sn)
+/* Optional "journal": [[stream, first uncovered segment], ...]. */
+static int parse_bounds(const cJSON *root, struct txstats__snap *sn)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, "journal");
+    if (!j)
+        return TXSTATS_OK;
+    if (!cJSON_IsArray(j))
+        return TXSTATS_EFORMAT;
+    for (const cJSON *e = j->child; e; e = e->next) {
+        int64_t stream, seg;
+        if (cJSON_GetArraySize(e) != 2 || !get_int(e->child, 0, TXSTATS__MAX_SHARDS - 1, &stream) ||
+            !get_int(e->child->next, 0, 9e15, &seg))
+            return TXSTATS_EFORMAT;
+        sn->bound[stream] = (uint64_t)seg;
+    }
+    return TXSTATS_OK;
+}
+
+static int parse_snapshot(txstats_t *t, const cJSON *root, struct txstats__snap *sn)
 {
     int64_t count;
     txstats__i128 sum, total = 0;
@@ -365,6 +399,8 @@ static int parse_snapshot(txstats_t *t, const cJSON *root, struct snap *sn)
     const cJSON *cells = cJSON_GetObjectItemCaseSensitive(root, "cells");
     size_t ncells = (size_t)cJSON_GetArraySize(cells), namounts = count_amounts(cells);
     memset(sn, 0, sizeof(*sn));
+    if (parse_bounds(root, sn) != TXSTATS_OK)
+        return TXSTATS_EFORMAT;
     sn->cells = txstats__calloc(t, ncells ? ncells : 1, sizeof(*sn->cells));
     sn->amounts = txstats__calloc(t, namounts ? namounts : 1, sizeof(*sn->amounts));
     if (!sn->cells || !sn->amounts)
@@ -390,7 +426,7 @@ static void free_pool(txstats_t *t, struct txstats__chunk *pool)
 }
 
 /* Enough chunks for every retained amount the snapshot holds, allocated before any change. */
-static int make_pool(txstats_t *t, const struct snap *sn, struct txstats__chunk **pool)
+static int make_pool(txstats_t *t, const struct txstats__snap *sn, struct txstats__chunk **pool)
 {
     size_t need = 0;
     *pool = NULL;
@@ -409,7 +445,7 @@ static int make_pool(txstats_t *t, const struct snap *sn, struct txstats__chunk 
     return TXSTATS_OK;
 }
 
-static void install(txstats_t *t, const struct snap *sn, struct txstats__chunk *pool)
+static void install(txstats_t *t, const struct txstats__snap *sn, struct txstats__chunk *pool)
 {
     txstats__lock_all(t);
     int64_t now = txstats__now(t);
@@ -419,7 +455,7 @@ static void install(txstats_t *t, const struct snap *sn, struct txstats__chunk *
     }
     unsigned next = 0;
     for (size_t i = 0; i < sn->ncells; i++) {
-        const struct snap_cell *c = &sn->cells[i];
+        const struct txstats__snap_cell *c = &sn->cells[i];
         if (c->ts <= now - t->cfg.window_ms || c->ts > now + t->cfg.max_skew_ms)
             continue;
         struct txstats__shard *s = &t->shards[next++ % t->nshards];
@@ -434,14 +470,11 @@ static void install(txstats_t *t, const struct snap *sn, struct txstats__chunk *
     txstats__unlock_all(t);
 }
 
-int txstats_load(txstats_t *t, const char *path)
+int txstats__snapshot_read(txstats_t *t, const char *path, struct txstats__snap *sn)
 {
     char *data = NULL;
     size_t len = 0;
-    struct snap sn = {0};
-    struct txstats__chunk *pool = NULL;
-    if (!t || !path)
-        return TXSTATS_EINVAL;
+    memset(sn, 0, sizeof(*sn));
     int rc = read_file(path, &data, &len);
     if (rc != TXSTATS_OK)
         return rc;
@@ -455,12 +488,31 @@ int txstats_load(txstats_t *t, const char *path)
         cJSON_Delete(root);
         return TXSTATS_EFORMAT;
     }
-    rc = parse_snapshot(t, root, &sn);
+    rc = parse_snapshot(t, root, sn);
     cJSON_Delete(root);
+    if (rc != TXSTATS_OK)
+        txstats__snap_free(t, sn);
+    return rc;
+}
+
+int txstats__snapshot_install(txstats_t *t, const struct txstats__snap *sn)
+{
+    struct txstats__chunk *pool = NULL;
+    int rc = make_pool(t, sn, &pool);
     if (rc == TXSTATS_OK)
-        rc = make_pool(t, &sn, &pool);
-    if (rc == TXSTATS_OK)
-        install(t, &sn, pool);
-    snap_free(t, &sn);
+        install(t, sn, pool);
+    return rc;
+}
+
+int txstats_load(txstats_t *t, const char *path)
+{
+    struct txstats__snap sn;
+    if (!t || !path)
+        return TXSTATS_EINVAL;
+    int rc = txstats__snapshot_read(t, path, &sn);
+    if (rc != TXSTATS_OK)
+        return rc;
+    rc = txstats__snapshot_install(t, &sn);
+    txstats__snap_free(t, &sn);
     return rc;
 }

@@ -135,6 +135,7 @@ void txstats_destroy(txstats_t *t)
 {
     if (!t)
         return;
+    txstats__journal_close(t);
     for (unsigned i = 0; i < t->nshards; i++)
         txstats__shard_fini(t, &t->shards[i]);
     txstats__free(t, t->shards_mem);
@@ -173,7 +174,10 @@ int txstats_add(txstats_t *t, txstats_amount_t amount, int64_t timestamp_ms)
     struct txstats__shard *s = lock_some_shard(t);
     txstats__shard_advance(t, s, now);
     int rc = txstats__shard_add(t, s, amount, timestamp_ms);
+    uint64_t seq = s->jseq;
     pthread_mutex_unlock(&s->lock);
+    if (rc == TXSTATS_OK && t->journal)
+        rc = txstats__journal_commit(t, s, seq);
     return rc;
 }
 
@@ -268,10 +272,5 @@ int txstats_get(txstats_t *t, txstats_tx_t *buf, size_t cap, size_t *count)
 
 void txstats_clear(txstats_t *t)
 {
-    if (!t)
-        return;
-    txstats__lock_all(t);
-    for (unsigned i = 0; i < t->nshards; i++)
-        txstats__shard_reset(t, &t->shards[i]);
-    txstats__unlock_all(t);
+    (void)txstats_clear_ex(t);
 }

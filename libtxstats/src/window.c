@@ -247,6 +247,18 @@ int txstats__shard_add(txstats_t *t, struct txstats__shard *s, txstats_amount_t 
             return TXSTATS_ENOMEM;
         }
     }
+    if (t->journal) { /* the record goes out before anything here changes */
+        int rc = txstats__journal_add(t, s, amount, ts);
+        if (rc != TXSTATS_OK) {
+            if (fresh) {
+                fresh->next = s->free_chunks;
+                s->free_chunks = fresh;
+            }
+            if (keep)
+                give_credit(t, s, 1);
+            return rc;
+        }
+    }
     if (keep)
         chain_append(c, fresh, amount);
     if (c->count++ == 0) {
@@ -300,10 +312,12 @@ int txstats__shard_init(txstats_t *t, struct txstats__shard *s)
 {
     memset(s, 0, sizeof(*s));
     s->now = -4 * TXSTATS__CLOCK_LIMIT;
+    s->jfd = -1;
     s->cells = txstats__calloc(t, (size_t)t->ring, sizeof(*s->cells));
     s->tree = txstats__alloc(t, (size_t)t->ring * sizeof(*s->tree));
     s->bits = txstats__calloc(t, (size_t)t->ring / 64, sizeof(uint64_t));
-    if (!s->cells || !s->tree || !s->bits || pthread_mutex_init(&s->lock, NULL) != 0) {
+    if (!s->cells || !s->tree || !s->bits || pthread_mutex_init(&s->lock, NULL) != 0 ||
+        pthread_mutex_init(&s->io, NULL) != 0) {
         txstats__free(t, s->cells);
         txstats__free(t, s->tree);
         txstats__free(t, s->bits);
@@ -325,4 +339,5 @@ void txstats__shard_fini(txstats_t *t, struct txstats__shard *s)
     txstats__free(t, s->tree);
     txstats__free(t, s->bits);
     pthread_mutex_destroy(&s->lock);
+    pthread_mutex_destroy(&s->io);
 }

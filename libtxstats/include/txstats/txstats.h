@@ -66,7 +66,8 @@ enum {
     TXSTATS_ENOMEM = -4,  /**< allocation failed; the instance is unchanged and usable */
     TXSTATS_ENOBUFS = -5, /**< caller's buffer too small; what fits was written */
     TXSTATS_EIO = -6,     /**< I/O error (open, read, write, fsync, rename); see errno */
-    TXSTATS_EFORMAT = -7  /**< file is not a valid snapshot (corrupt, truncated, wrong version) */
+    TXSTATS_EFORMAT = -7, /**< file is not a valid snapshot or journal (corrupt, wrong version) */
+    TXSTATS_EBUSY = -8    /**< the data directory is in use by another instance or process */
 };
 
 /**
@@ -190,8 +191,17 @@ TXSTATS_API int txstats_get(txstats_t *t, txstats_tx_t *buf, size_t cap, size_t 
 TXSTATS_API int txstats_get_ex(txstats_t *t, txstats_tx_t *buf, size_t cap,
                                txstats_list_info_t *info);
 
-/** Remove every transaction (statistics are empty afterwards). NULL is a no-op. */
+/** Remove every transaction (statistics are empty afterwards). NULL is a no-op. With a journal
+ *  (txstats_open_dir), use txstats_clear_ex() to learn whether the clear was made durable. */
 TXSTATS_API void txstats_clear(txstats_t *t);
+
+/**
+ * Remove every transaction; with a journal, the clear is journaled first (and synced, with
+ * TXSTATS_FSYNC_ALWAYS), so a crash afterwards does not bring cleared transactions back.
+ * @return TXSTATS_OK; TXSTATS_EIO when the journal could not be written: nothing was cleared;
+ *         TXSTATS_EINVAL for NULL.
+ */
+TXSTATS_API int txstats_clear_ex(txstats_t *t);
 
 /**
  * Write the window (exact per-millisecond aggregates and the retained transactions) to `path` as a
@@ -211,6 +221,84 @@ TXSTATS_API int txstats_save(txstats_t *t, const char *path);
  *         TXSTATS_EINVAL.
  */
 TXSTATS_API int txstats_load(txstats_t *t, const char *path);
+
+/* ---- Durability: snapshot + write-ahead journal in a directory --------------------------------
+ */
+
+/** When journal records reach stable storage. */
+typedef enum {
+    TXSTATS_FSYNC_INTERVAL = 0, /**< written before add returns (survives a process crash);
+                                     fdatasync every fsync_interval_ms (power loss loses at most
+                                     that much) */
+    TXSTATS_FSYNC_ALWAYS = 1,   /**< add returns only once its record is on stable storage;
+                                     concurrent adds share one fdatasync (group commit) */
+    TXSTATS_FSYNC_NEVER = 2     /**< written before add returns; the OS decides when to flush */
+} txstats_fsync_t;
+
+/** Journal settings; initialise with txstats_durability_init(). */
+typedef struct {
+    txstats_fsync_t fsync;     /**< default TXSTATS_FSYNC_INTERVAL */
+    int64_t fsync_interval_ms; /**< default 100 */
+    int skip_corrupt;          /**< 0 (default): a damaged record followed by good ones stops
+                                    recovery with TXSTATS_EFORMAT; 1: skip and count it */
+    uint64_t segment_bytes;    /**< a journal segment is closed past this size; default 64 MiB */
+    uint64_t reserved[8];
+} txstats_durability_t;
+
+/** What txstats_open_dir() found and did. */
+typedef struct {
+    uint64_t snapshot_transactions; /**< in the window, from the snapshot */
+    uint64_t replayed;              /**< journal records applied to the window */
+    uint64_t expired;               /**< journal records older than the window, dropped */
+    uint64_t torn_bytes;            /**< bytes of incomplete records cut from segment tails */
+    uint64_t corrupt_records;       /**< damaged records skipped (skip_corrupt only) */
+    uint64_t segments;              /**< journal segments read */
+    int cleared;                    /**< a journaled clear emptied the snapshot */
+    int64_t duration_ms;            /**< time the recovery took */
+    uint64_t reserved[8];
+} txstats_recovery_t;
+
+/** Journal counters, for monitoring. */
+typedef struct {
+    uint64_t records;      /**< records written since open */
+    uint64_t bytes;        /**< bytes written since open */
+    uint64_t syncs;        /**< fdatasync calls */
+    uint64_t write_errors; /**< failed writes (the add or clear was refused) */
+    uint64_t checkpoints;  /**< snapshots written by txstats_checkpoint */
+    uint64_t segments;     /**< live journal segment files */
+    uint64_t reserved[8];
+} txstats_journal_stats_t;
+
+/** Fill `d` with the defaults. */
+TXSTATS_API void txstats_durability_init(txstats_durability_t *d);
+
+/**
+ * Make the instance durable in directory `dir` (created if missing): recover the snapshot
+ * (`snapshot.json`) and the journal written after it (`journal-*.log`), dropping what has
+ * expired; then journal every later txstats_add() and txstats_clear_ex() there, and write a
+ * checkpoint. Call it once, before the instance is shared between threads; its contents are
+ * replaced. The directory is locked against other processes until txstats_destroy().
+ * @param d NULL for the defaults. @param report may be NULL.
+ * @return TXSTATS_OK; TXSTATS_EBUSY (directory locked by another process); TXSTATS_EFORMAT (damaged
+ *         snapshot, or a damaged journal record followed by good ones without skip_corrupt: files
+ *         are left untouched); TXSTATS_EIO (errno tells why); TXSTATS_ENOMEM; TXSTATS_EINVAL
+ *         (NULL, or a journal is already attached).
+ * Once attached, txstats_add() returns TXSTATS_EIO, having recorded nothing, when its journal
+ * record cannot be written (a full disk, say), and succeeds again once it can.
+ */
+TXSTATS_API int txstats_open_dir(txstats_t *t, const char *dir, const txstats_durability_t *d,
+                                 txstats_recovery_t *report);
+
+/**
+ * Write a snapshot of the window to the directory of txstats_open_dir(), recording the journal
+ * position it covers, then delete the journal segments it makes unnecessary, so that disk use is
+ * bounded by the traffic between checkpoints rather than by uptime. Adds continue meanwhile.
+ * @return TXSTATS_OK; TXSTATS_EIO; TXSTATS_ENOMEM; TXSTATS_EINVAL (no directory attached).
+ */
+TXSTATS_API int txstats_checkpoint(txstats_t *t);
+
+/** Journal counters; all zero without a journal. @return TXSTATS_OK or TXSTATS_EINVAL. */
+TXSTATS_API int txstats_journal_stats(txstats_t *t, txstats_journal_stats_t *out);
 
 /**
  * Parse decimal text as Java's `new BigDecimal(String)` does (optional sign, digits, optional
