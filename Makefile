@@ -4,7 +4,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 LISTEN     ?= 127.0.0.1:8080
 CMAKE_ARGS ?=
 
-.PHONY: all deps build test run test-sanitize install clean format format-check
+.PHONY: all deps build test run test-sanitize crash-test install clean format format-check
 
 all: build
 
@@ -32,6 +32,11 @@ test-sanitize: deps
 	cmake -S . -B $(BUILD)-tsan -DTXSTATS_WERROR=ON -DTXSTATS_SANITIZE=thread -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(BUILD)-tsan -j $(JOBS)
 	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -L concurrency
+
+# kill -9 the server at random moments, N times (make test runs 20).
+N ?= 200
+crash-test: build
+	$(BUILD)/tests/crash_test $(BUILD)/server/txstats-server $(N)
 
 install: build
 	cmake --install $(BUILD)

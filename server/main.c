@@ -7,7 +7,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -18,7 +17,6 @@
 
 struct saver {
     struct srv *s;
-    char path[1100];
     pthread_mutex_t lock;
     pthread_cond_t wake;
     bool stop;
@@ -34,14 +32,16 @@ static uint64_t generation(struct srv *s)
 static int save_now(struct saver *sv)
 {
     uint64_t gen = generation(sv->s);
-    int rc = txstats_save(sv->s->stats, sv->path);
+    int rc = txstats_checkpoint(sv->s->stats);
     if (rc == TXSTATS_OK) {
         atomic_fetch_add(&sv->s->snapshots_ok, 1);
         sv->saved_generation = gen;
     } else {
         atomic_fetch_add(&sv->s->snapshots_failed, 1);
-        srv_log(LOG_ERROR, "cannot write snapshot %s: %s (%s)", sv->path, txstats_strerror(rc),
-                strerror(errno));
+        srv_log(LOG_ERROR,
+                "cannot write a checkpoint in %s: %s (%s); the journal still has "
+                "everything",
+                sv->s->opt.data_dir, txstats_strerror(rc), strerror(errno));
     }
     return rc;
 }
@@ -79,41 +79,51 @@ static int mkdirs(const char *dir)
     return mkdir(p, 0700) != 0 && errno != EEXIST ? -1 : 0;
 }
 
-/* The data directory: created if needed, locked against a second server, snapshot loaded. */
-static int open_data_dir(struct srv *s, struct saver *sv)
+/* The data directory: snapshot + journal recovered, then journaled from here on. */
+static int open_data_dir(struct srv *s)
 {
     const char *dir = s->opt.data_dir;
-    char lockpath[1100];
     if (mkdirs(dir) != 0) {
         srv_log(LOG_ERROR, "cannot create data directory %s: %s", dir, strerror(errno));
         return -1;
     }
-    snprintf(lockpath, sizeof(lockpath), "%s/lock", dir);
-    int fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        srv_log(LOG_ERROR, "data directory %s is in use by another txstats-server (%s)", dir,
-                strerror(errno));
+    txstats_durability_t d;
+    txstats_durability_init(&d);
+    d.fsync = (txstats_fsync_t)s->opt.fsync;
+    d.fsync_interval_ms = s->opt.fsync_interval_ms;
+    d.skip_corrupt = s->opt.recover == 1;
+    txstats_recovery_t *r = &s->recovery;
+    int rc = txstats_open_dir(s->stats, dir, &d, r);
+    if (rc == TXSTATS_EBUSY) {
+        srv_log(LOG_ERROR, "data directory %s is in use by another txstats-server", dir);
         return -1;
     }
-    snprintf(sv->path, sizeof(sv->path), "%s/snapshot.json", dir);
-    int64_t t0 = srv_now_ms();
-    int rc = txstats_load(s->stats, sv->path);
-    if (rc == TXSTATS_EIO && errno == ENOENT) {
-        srv_log(LOG_INFO, "no snapshot at %s: starting empty", sv->path);
-        return 0;
+    if (rc == TXSTATS_EFORMAT) {
+        srv_log(LOG_ERROR,
+                "cannot recover %s: the snapshot or a journal record in the middle of a segment is "
+                "damaged. Nothing was changed. Restore a good copy, or start with --recover "
+                "skip-corrupt to skip damaged journal records (a damaged snapshot must be moved "
+                "away)",
+                dir);
+        return -1;
     }
     if (rc != TXSTATS_OK) {
-        srv_log(LOG_ERROR,
-                "cannot load snapshot %s: %s%s%s. The file is left untouched; move it away to "
-                "start empty, or restore a good copy",
-                sv->path, txstats_strerror(rc), rc == TXSTATS_EIO ? ": " : "",
-                rc == TXSTATS_EIO ? strerror(errno) : "");
+        srv_log(LOG_ERROR, "cannot open data directory %s: %s (%s)", dir, txstats_strerror(rc),
+                strerror(errno));
         return -1;
     }
     txstats_summary_t sum;
     txstats_stats(s->stats, &sum);
-    srv_log(LOG_INFO, "loaded snapshot %s: %llu transactions in the window (%lld ms)", sv->path,
-            (unsigned long long)sum.count, (long long)(srv_now_ms() - t0));
+    srv_log(LOG_INFO,
+            "recovered %s in %lld ms: %llu from the snapshot, %llu journal records replayed, "
+            "%llu expired, %llu torn bytes cut, %llu damaged records skipped%s; %llu in the window",
+            dir, (long long)r->duration_ms, (unsigned long long)r->snapshot_transactions,
+            (unsigned long long)r->replayed, (unsigned long long)r->expired,
+            (unsigned long long)r->torn_bytes, (unsigned long long)r->corrupt_records,
+            r->cleared ? ", a journaled DELETE applied" : "", (unsigned long long)sum.count);
+    if (r->corrupt_records)
+        srv_log(LOG_WARN, "%llu damaged journal records were skipped (--recover skip-corrupt)",
+                (unsigned long long)r->corrupt_records);
     return 0;
 }
 
@@ -338,7 +348,7 @@ int main(int argc, char **argv)
     s.started_ms = srv_now_ms();
     sv.s = &s;
     mg_init_library(0);
-    rc = open_data_dir(&s, &sv) == 0 ? run(&s, &sv) : 1;
+    rc = open_data_dir(&s) == 0 ? run(&s, &sv) : 1;
     mg_exit_library();
     txstats_destroy(s.stats);
     return rc;

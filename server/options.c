@@ -7,7 +7,7 @@
 
 #include "server.h"
 
-enum kind { INT, STR, LEVEL };
+enum kind { INT, STR, CHOICE };
 
 struct opt {
     const char *name, *env;
@@ -15,41 +15,52 @@ struct opt {
     size_t off, size;
     int64_t min, max;
     const char *def, *help;
+    const char *const *choices; /* CHOICE: the value stored is the index */
 };
+
+static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const fsyncs[] = {"interval", "always", "never", NULL}; /* txstats_fsync_t */
+static const char *const recovers[] = {"strict", "skip-corrupt", NULL};
 
 #define O(f) offsetof(struct srv_options, f), sizeof(((struct srv_options *)0)->f)
 
 static const struct opt opts[] = {
     {"listen", "TXSTATS_LISTEN", STR, O(listen), 0, 0, "127.0.0.1:8080",
-     "address:port to listen on; [::1]:8080 for IPv6; port 0 picks a free port"},
+     "address:port to listen on; port 0 picks a free port", NULL},
     {"threads", "TXSTATS_THREADS", INT, O(threads), 1, 4096, "128",
-     "worker threads = connections served at once (civetweb: one per connection)"},
+     "worker threads = connections served at once (civetweb: one per connection)", NULL},
     {"window-ms", "TXSTATS_WINDOW_MS", INT, O(window_ms), 1, 3600000, "60000",
-     "length of the statistics window"},
+     "length of the statistics window", NULL},
     {"max-skew-ms", "TXSTATS_MAX_SKEW_MS", INT, O(max_skew_ms), 0, 3600000, "0",
-     "accept timestamps this far ahead of the clock"},
+     "accept timestamps this far ahead of the clock", NULL},
     {"max-retained", "TXSTATS_MAX_RETAINED", INT, O(max_retained), 0, 100000000, "1048576",
-     "transactions kept for GET /transactions (statistics stay exact beyond)"},
+     "transactions kept for GET /transactions (statistics stay exact beyond)", NULL},
     {"max-body-bytes", "TXSTATS_MAX_BODY_BYTES", INT, O(max_body_bytes), 64, 1 << 30, "65536",
-     "largest accepted request body (413 beyond)"},
+     "largest accepted request body (413 beyond)", NULL},
     {"data-dir", "TXSTATS_DATA_DIR", STR, O(data_dir), 0, 0, "./txstats-data",
-     "directory of snapshot.json"},
+     "directory of snapshot.json", NULL},
     {"save-interval-ms", "TXSTATS_SAVE_INTERVAL_MS", INT, O(save_interval_ms), 10, 86400000, "1000",
-     "how often the snapshot is written (and always at shutdown)"},
+     "how often the snapshot is written (and always at shutdown)", NULL},
     {"admin-token-file", "TXSTATS_ADMIN_TOKEN_FILE", STR, O(admin_token_file), 0, 0, "",
-     "file holding the token DELETE requires (or set TXSTATS_ADMIN_TOKEN)"},
+     "file holding the token DELETE requires (or set TXSTATS_ADMIN_TOKEN)", NULL},
     {"access-log", "TXSTATS_ACCESS_LOG", STR, O(access_log), 0, 0, "",
-     "append one line per request to this file ('-': stderr); empty: off"},
-    {"log-level", "TXSTATS_LOG_LEVEL", LEVEL, O(log_level), 0, 3, "info",
-     "error, warn, info or debug"},
+     "append one line per request to this file ('-': stderr); empty: off", NULL},
+    {"log-level", "TXSTATS_LOG_LEVEL", CHOICE, O(log_level), 0, 0, "info",
+     "error, warn, info or debug", levels},
+    {"fsync", "TXSTATS_FSYNC", CHOICE, O(fsync), 0, 0, "interval",
+     "when journal records reach the disk: always (before each 201), interval, never", fsyncs},
+    {"fsync-interval-ms", "TXSTATS_FSYNC_INTERVAL_MS", INT, O(fsync_interval_ms), 1, 60000, "100",
+     "with --fsync interval: how often the journal is synced", NULL},
+    {"recover", "TXSTATS_RECOVER", CHOICE, O(recover), 0, 0, "strict",
+     "a damaged journal record: stop (strict) or skip and count it (skip-corrupt)", recovers},
     {"request-timeout-ms", "TXSTATS_REQUEST_TIMEOUT_MS", INT, O(request_timeout_ms), 100, 3600000,
-     "10000", "time a client has to send a whole request"},
+     "10000", "time a client has to send a whole request", NULL},
     {"keep-alive-timeout-ms", "TXSTATS_KEEP_ALIVE_TIMEOUT_MS", INT, O(keep_alive_timeout_ms), 0,
-     3600000, "2000", "how long an idle keep-alive connection may hold a thread"},
+     3600000, "2000", "how long an idle keep-alive connection may hold a thread", NULL},
     {"max-list", "TXSTATS_MAX_LIST", INT, O(max_list), 0, 100000000, "1048576",
-     "most transactions one GET /transactions returns"},
+     "most transactions one GET /transactions returns", NULL},
     {"port-file", "TXSTATS_PORT_FILE", STR, O(port_file), 0, 0, "",
-     "write the port actually bound to this file once listening (useful with port 0)"},
+     "write the port actually bound to this file once listening (useful with port 0)", NULL},
 };
 
 static int set(struct srv_options *o, const struct opt *d, const char *v, const char *from)
@@ -64,15 +75,17 @@ static int set(struct srv_options *o, const struct opt *d, const char *v, const 
         strcpy(field, v);
         return 0;
     }
-    if (d->kind == LEVEL) {
-        static const char *levels[] = {"error", "warn", "info", "debug"};
-        for (int i = 0; i < 4; i++)
-            if (!strcmp(v, levels[i])) {
+    if (d->kind == CHOICE) {
+        char list[128] = "";
+        for (int i = 0; d->choices[i]; i++) {
+            if (!strcmp(v, d->choices[i])) {
                 *(int *)field = i;
                 return 0;
             }
-        fprintf(stderr, "txstats-server: %s: expected error, warn, info or debug, got '%s'\n", from,
-                v);
+            snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "",
+                     d->choices[i]);
+        }
+        fprintf(stderr, "txstats-server: %s: expected one of %s, got '%s'\n", from, list, v);
         return 2;
     }
     char *end;

@@ -2,6 +2,7 @@
 /* The REST routes of SPEC §2. */
 #include <stdarg.h>
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -45,9 +46,15 @@ static int post_transaction(struct srv *s, struct mg_connection *c)
     case TXSTATS_ERANGE:
         atomic_fetch_add(&s->posts[POST_INVALID_FIELD], 1);
         return srv_error(c, 422, NULL, "'amount' is out of range: |amount| must be below 10^12");
+    case TXSTATS_EIO:
+        atomic_fetch_add(&s->posts[POST_UNAVAILABLE], 1);
+        return srv_error(c, 503, "Retry-After: 1\r\n",
+                         "transaction not recorded: it could not be written to the journal (%s)",
+                         strerror(errno));
     default:
         atomic_fetch_add(&s->posts[POST_UNAVAILABLE], 1);
-        return srv_error(c, 503, NULL, "transaction not recorded: %s", txstats_strerror(rc));
+        return srv_error(c, 503, "Retry-After: 1\r\n", "transaction not recorded: %s",
+                         txstats_strerror(rc));
     }
 }
 
@@ -160,7 +167,11 @@ static int delete_transactions(struct srv *s, struct mg_connection *c)
         if (!token_equal(auth, strlen(auth), s->admin_token, s->admin_token_len))
             return srv_error(c, 403, NULL, "wrong admin token");
     }
-    txstats_clear(s->stats);
+    int rc = txstats_clear_ex(s->stats);
+    if (rc != TXSTATS_OK)
+        return srv_error(c, 503, "Retry-After: 1\r\n",
+                         "nothing deleted: the clear could not be written to the journal (%s)",
+                         strerror(errno));
     atomic_fetch_add(&s->mutations, 1);
     srv_log(LOG_INFO, "all transactions deleted by %s", mg_get_request_info(c)->remote_addr);
     return srv_reply(c, 204, NULL, NULL, 0);
@@ -285,5 +296,21 @@ static int get_metrics(struct srv *s, struct mg_connection *c)
         (unsigned long long)atomic_load(&s->snapshots_ok));
     put(&t, "txstats_snapshots_total{result=\"error\"} %llu\n",
         (unsigned long long)atomic_load(&s->snapshots_failed));
+    txstats_journal_stats_t js;
+    txstats_journal_stats(s->stats, &js);
+    metric(&t, "txstats_journal_records_total", "counter", "Journal records written.");
+    put(&t, "txstats_journal_records_total %llu\n", (unsigned long long)js.records);
+    metric(&t, "txstats_journal_written_bytes_total", "counter", "Journal bytes written.");
+    put(&t, "txstats_journal_written_bytes_total %llu\n", (unsigned long long)js.bytes);
+    metric(&t, "txstats_journal_syncs_total", "counter", "Journal fdatasync calls.");
+    put(&t, "txstats_journal_syncs_total %llu\n", (unsigned long long)js.syncs);
+    metric(&t, "txstats_journal_write_errors_total", "counter",
+           "Journal writes that failed (the request got a 503).");
+    put(&t, "txstats_journal_write_errors_total %llu\n", (unsigned long long)js.write_errors);
+    metric(&t, "txstats_journal_segments", "gauge", "Live journal segment files.");
+    put(&t, "txstats_journal_segments %llu\n", (unsigned long long)js.segments);
+    metric(&t, "txstats_recovery_duration_seconds", "gauge",
+           "Time the last start-up recovery took.");
+    put(&t, "txstats_recovery_duration_seconds %.3f\n", (double)s->recovery.duration_ms / 1000);
     return srv_reply_as(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, t.buf, t.n);
 }

@@ -25,6 +25,9 @@ struct srv_options {
     char admin_token_file[1024];
     char access_log[1024];
     int log_level;
+    int fsync; /* txstats_fsync_t */
+    int64_t fsync_interval_ms;
+    int recover; /* 0 strict, 1 skip-corrupt */
     int64_t request_timeout_ms;
     int64_t keep_alive_timeout_ms;
     int64_t max_list;
@@ -55,6 +58,7 @@ struct srv {
     atomic_uint_fast64_t requests;
     atomic_uint_fast64_t mutations; /* stored POSTs and DELETEs: the saver skips idle periods */
     atomic_uint_fast64_t snapshots_ok, snapshots_failed;
+    txstats_recovery_t recovery;
     int64_t started_ms;
 };
 

@@ -403,10 +403,14 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_survives_a_crash),     T(test_torn_tail_every_offset),
-        T(test_corruption_in_the_middle), T(test_rotation_and_deletion),
-        T(test_replay_after_clear),   T(test_interrupted_clear_is_ignored),
-        T(test_group_commit),         T(test_directory_lock),
+        T(test_survives_a_crash),
+        T(test_torn_tail_every_offset),
+        T(test_corruption_in_the_middle),
+        T(test_rotation_and_deletion),
+        T(test_replay_after_clear),
+        T(test_interrupted_clear_is_ignored),
+        T(test_group_commit),
+        T(test_directory_lock),
         T(test_disk_full),
     };
     return cmocka_run_group_tests_name("journal", tests, NULL, NULL);

@@ -190,8 +190,7 @@ static uint64_t complete_clear(const struct recovery *r)
 }
 
 /* Apply the records of every stream after the clear `cleared` (0: all of them). */
-static int replay(txstats_t *t, const struct recovery *r, uint64_t cleared,
-                  txstats_recovery_t *rep)
+static int replay(txstats_t *t, const struct recovery *r, uint64_t cleared, txstats_recovery_t *rep)
 {
     for (unsigned i = 0; i < r->nstreams; i++) {
         const struct stream *st = &r->streams[i];
