@@ -25,7 +25,7 @@
 #define MAX_IDS   (4 * 1000 * 1000)
 #define PER_CYCLE 3000 /* posts per thread per cycle, at most */
 
-static atomic_int next_id = 1;    /* amount of transaction n is n micro-units */
+static atomic_int next_id = 1;       /* amount of transaction n is n micro-units */
 static unsigned char acked[MAX_IDS]; /* 1: got a 201 */
 static atomic_bool stop;
 

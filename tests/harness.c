@@ -187,8 +187,10 @@ static int read_response(int fd, struct resp *r, int head_only)
     static __thread struct rbuf b; /* connection buffers are per thread, one connection at once */
     memset(&b, 0, sizeof(b));
     char *end = find_line(fd, &b, "\r\n\r\n");
-    if (!end)
+    if (!end) {
+        free(b.p);
         return -1;
+    }
     size_t hlen = (size_t)(end - b.p);
     snprintf(r->headers, sizeof(r->headers), "%.*s", (int)hlen, b.p);
     r->status = atoi(b.p + 9);

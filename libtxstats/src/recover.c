@@ -82,7 +82,8 @@ static int list_segments(int dirfd, struct recovery *r)
         r->nstreams = f.stream + 1 > r->nstreams ? f.stream + 1 : r->nstreams;
     }
     closedir(d);
-    qsort(r->files, r->nfiles, sizeof(*r->files), cmp_segfile);
+    if (r->nfiles > 1)
+        qsort(r->files, r->nfiles, sizeof(*r->files), cmp_segfile);
     return TXSTATS_OK;
 }
 
