@@ -4,7 +4,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 LISTEN     ?= 127.0.0.1:8080
 CMAKE_ARGS ?=
 
-.PHONY: all deps build test run test-sanitize crash-test install clean format format-check
+.PHONY: all deps build test run test-sanitize crash-test fuzz install clean format format-check
 
 all: build
 
@@ -39,6 +39,15 @@ N ?= 200
 crash-test: build
 	$(BUILD)/tests/crash_test $(BUILD)/server/txstats-server $(N)
 
+# libFuzzer (clang) on each target for SECONDS; seeds in tests/fuzz/corpus, findings in build-fuzz.
+SECONDS ?= 60
+fuzz:
+	@./scripts/deps.sh fuzz
+	cmake -S . -B $(BUILD)-fuzz -DCMAKE_C_COMPILER=clang -DTXSTATS_FUZZ=ON -DBUILD_SHARED_LIBS=OFF \
+	    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=OFF -DTXSTATS_BUILD_EXAMPLES=OFF
+	cmake --build $(BUILD)-fuzz -j $(JOBS)
+	./tests/fuzz/run.sh $(BUILD)-fuzz $(SECONDS)
+
 install: build
 	cmake --install $(BUILD)
 
@@ -49,4 +58,4 @@ format-check:
 	git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
 
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-tsan $(BUILD)-fuzz

@@ -1,7 +1,9 @@
 #!/bin/sh
 # Install the Debian packages libtxstats needs, only those missing. Idempotent.
 set -eu
+# usage: deps.sh [fuzz]   (fuzz: also clang and its libFuzzer runtime)
 PKGS="gcc make cmake pkg-config libcjson-dev libcivetweb-dev libcmocka-dev"
+[ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
