@@ -173,9 +173,35 @@ static int parse_timestamp(const cJSON *root, const char *body, size_t len, int6
     return fail(err, errlen, 422, "'timestamp' must be an RFC 3339 string or epoch milliseconds");
 }
 
+/* Deepest nesting of [ and { outside strings. cJSON recurses once per level, and civetweb's
+ * worker threads have small stacks: a body nested thousands deep must never reach it. */
+static int nesting(const char *p, size_t len)
+{
+    int depth = 0, deepest = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = p[i];
+        if (in_string) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            deepest = ++depth > deepest ? depth : deepest;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return deepest;
+}
+
 int srv_parse_transaction(const char *body, size_t len, struct srv_tx *out, char *err,
                           size_t errlen)
 {
+    if (nesting(body, len) > SRV_MAX_NESTING)
+        return fail(err, errlen, 400, "request body is nested too deeply (at most 32 levels)");
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     if (!root)

@@ -7,6 +7,9 @@
 
 #include <txstats/txstats.h>
 
+/* Deepest JSON nesting a body may have (400 beyond). */
+#define SRV_MAX_NESTING 32
+
 struct srv_tx {
     txstats_amount_t amount;
     int64_t timestamp_ms;

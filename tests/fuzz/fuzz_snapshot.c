@@ -36,8 +36,8 @@ static void same(txstats_t *a, txstats_t *b)
     txstats_summary_t x, y;
     txstats_stats(a, &x);
     txstats_stats(b, &y);
-    if (x.count != y.count || x.sum_hi != y.sum_hi || x.sum_lo != y.sum_lo ||
-        x.min != y.min || x.max != y.max)
+    if (x.count != y.count || x.sum_hi != y.sum_hi || x.sum_lo != y.sum_lo || x.min != y.min ||
+        x.max != y.max)
         abort();
 }
 
