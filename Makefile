@@ -4,7 +4,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 LISTEN     ?= 127.0.0.1:8080
 CMAKE_ARGS ?=
 
-.PHONY: all deps build test run test-sanitize crash-test fuzz install clean format format-check
+.PHONY: all deps build test run test-sanitize crash-test fuzz soak install clean format format-check
 
 all: build
 
@@ -28,7 +28,7 @@ run: build
 test-sanitize: deps
 	cmake -S . -B $(BUILD)-asan -DTXSTATS_WERROR=ON -DTXSTATS_SANITIZE=address,undefined -DCMAKE_BUILD_TYPE=Debug
 	cmake --build $(BUILD)-asan -j $(JOBS)
-	cd $(BUILD)-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS) -LE 'install|crash'
+	cd $(BUILD)-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS) -LE 'install|crash|soak'
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(BUILD)-asan/tests/crash_test $(BUILD)-asan/server/txstats-server 5
 	cmake -S . -B $(BUILD)-tsan -DTXSTATS_WERROR=ON -DTXSTATS_SANITIZE=thread -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(BUILD)-tsan -j $(JOBS)
@@ -38,6 +38,11 @@ test-sanitize: deps
 N ?= 200
 crash-test: build
 	$(BUILD)/tests/crash_test $(BUILD)/server/txstats-server $(N)
+
+# Saturating load past the window for MINUTES, RSS sampled every 5 s (make test runs 90 s).
+MINUTES ?= 10
+soak: build
+	$(BUILD)/tests/soak $(BUILD)/server/txstats-server $$(( $(MINUTES) * 60 )) 60000
 
 # libFuzzer (clang) on each target for SECONDS; seeds in tests/fuzz/corpus, findings in build-fuzz.
 SECONDS ?= 60

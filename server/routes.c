@@ -118,7 +118,7 @@ static int stream_list(struct mg_connection *c, const txstats_tx_t *tx, size_t n
 static int get_transactions(struct srv *s, struct mg_connection *c)
 {
     const struct mg_request_info *ri = mg_get_request_info(c);
-    int64_t limit = parse_limit(ri->query_string, s->opt.max_retained);
+    int64_t limit = parse_limit(ri->query_string, s->opt.max_list);
     if (limit == -2)
         return srv_error(c, 400, NULL, "bad query: only 'limit=N' (N a non-negative integer)");
     if (atomic_fetch_add(&s->listings, 1) >= MAX_LISTINGS) {
@@ -128,7 +128,9 @@ static int get_transactions(struct srv *s, struct mg_connection *c)
     txstats_list_info_t info;
     txstats_get_ex(s->stats, NULL, 0, &info);
     size_t cap = (size_t)info.retained + 1024; /* room for what arrives meanwhile */
-    if (limit >= 0 && (size_t)limit < cap)
+    if (limit < 0 || limit > s->opt.max_list)  /* --max-list bounds every listing */
+        limit = s->opt.max_list;
+    if ((size_t)limit < cap)
         cap = (size_t)limit;
     txstats_tx_t *tx = malloc((cap ? cap : 1) * sizeof(*tx));
     int st = 503;

@@ -294,9 +294,9 @@ static void test_garbage_json(void **state)
         const char *amount; /* printf'd into the body */
         int status;
     } cases[] = {
-        {"1e400", 422},   {"-1e400", 422}, {"NaN", 400},      {"\"NaN\"", 422},
-        {"\"\\u0000\"", 422}, {"\"\xff\xfe\"", 422}, {"\"1\xc3\"", 422}, {"Infinity", 400},
-        {"0x10", 400},     {"\"1e2147483648\"", 422},
+        {"1e400", 422},       {"-1e400", 422},           {"NaN", 400},       {"\"NaN\"", 422},
+        {"\"\\u0000\"", 422}, {"\"\xff\xfe\"", 422},     {"\"1\xc3\"", 422}, {"Infinity", 400},
+        {"0x10", 400},        {"\"1e2147483648\"", 422},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         snprintf(body, 20100, "{\"amount\":%s,\"timestamp\":\"%s\"}", cases[i].amount, ts);
@@ -323,7 +323,8 @@ static void test_garbage_json(void **state)
     free(body);
     /* Invalid UTF-8 as a key, duplicated keys with a bad first value. */
     char dup[256];
-    snprintf(dup, sizeof(dup), "{\"\xff\":1,\"amount\":\"x\",\"amount\":\"1\",\"timestamp\":\"%s\"}", ts);
+    snprintf(dup, sizeof(dup),
+             "{\"\xff\":1,\"amount\":\"x\",\"amount\":\"1\",\"timestamp\":\"%s\"}", ts);
     assert_int_equal(http(c->s.port, "POST", "/transactions", dup, &r), 0);
     assert_int_equal(r.status, 422);
     resp_free(&r);
@@ -393,9 +394,10 @@ static void test_http10_and_pipelining(void **state)
 static void test_hostile_paths(void **state)
 {
     struct ctx *c = *state;
-    static const char *paths[] = {"/../../etc/passwd", "/transactions/..", "/%2e%2e/statistics",
-                                  "/statistics%00", "/transactions%00/x", "//statistics",
-                                  "/STATISTICS", "/transactions?limit=1&limit=2"};
+    static const char *paths[] = {"/../../etc/passwd",  "/transactions/..",
+                                  "/%2e%2e/statistics", "/statistics%00",
+                                  "/transactions%00/x", "//statistics",
+                                  "/STATISTICS",        "/transactions?limit=1&limit=2"};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
         struct resp r;
         assert_int_equal(http(c->s.port, "GET", paths[i], NULL, &r), 0);

@@ -292,6 +292,15 @@ static void test_listing(void **state)
     resp_free(&r);
     expect_stats(
         s, "{\"sum\":\"25.83\",\"avg\":\"6.46\",\"max\":\"12.33\",\"min\":\"1.00\",\"count\":4}");
+    assert_int_equal(server_stop(s, SIGTERM), 0);
+    const char *capped[] = {"--max-list", "2", NULL};
+    start(s, capped); /* --max-list bounds a listing with or without ?limit */
+    r = expect(s, "GET", "/transactions", NULL, 200);
+    assert_non_null(strstr(r.body, "\"count\":2,\"truncated\":true"));
+    resp_free(&r);
+    r = expect(s, "GET", "/transactions?limit=100", NULL, 200);
+    assert_non_null(strstr(r.body, "\"count\":2,\"truncated\":true"));
+    resp_free(&r);
     expect_status(s, "GET", "/transactions?limit=-1", NULL, 400);
     expect_status(s, "GET", "/transactions?limit=abc", NULL, 400);
     expect_status(s, "GET", "/transactions?foo=1", NULL, 400);
