@@ -4,7 +4,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 LISTEN     ?= 127.0.0.1:8080
 CMAKE_ARGS ?=
 
-.PHONY: all deps build test run test-sanitize crash-test fuzz soak install clean format format-check
+.PHONY: all deps build test run test-sanitize crash-test fuzz soak bench install clean format format-check
 
 all: build
 
@@ -43,6 +43,15 @@ crash-test: build
 MINUTES ?= 10
 soak: build
 	$(BUILD)/tests/soak $(BUILD)/server/txstats-server $$(( $(MINUTES) * 60 )) 60000
+
+# Benchmarks (not part of make test): library, HTTP vs bare civetweb and nginx, sustained load.
+# Writes bench/RESULTS.md and plots. BENCH_SECONDS per wrk run.
+BENCH_SECONDS ?= 5
+bench:
+	@./scripts/deps.sh bench
+	cmake -S . -B $(BUILD)-bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DTXSTATS_BUILD_EXAMPLES=OFF
+	cmake --build $(BUILD)-bench -j $(JOBS)
+	./bench/run.sh $(BUILD)-bench $(BENCH_SECONDS)
 
 # libFuzzer (clang) on each target for SECONDS; seeds in tests/fuzz/corpus, findings in build-fuzz.
 SECONDS ?= 60

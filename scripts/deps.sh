@@ -1,9 +1,10 @@
 #!/bin/sh
 # Install the Debian packages libtxstats needs, only those missing. Idempotent.
 set -eu
-# usage: deps.sh [fuzz]   (fuzz: also clang and its libFuzzer runtime)
+# usage: deps.sh [fuzz|bench]   (fuzz: clang and libFuzzer; bench: wrk, nginx, gnuplot)
 PKGS="gcc make cmake pkg-config libcjson-dev libcivetweb-dev libcmocka-dev"
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
+[ "${1:-}" = bench ] && PKGS="$PKGS wrk nginx-light gnuplot-nox util-linux procps curl python3"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

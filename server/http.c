@@ -37,6 +37,19 @@ static const char *reason(int status)
     }
 }
 
+int srv_reply_empty(struct mg_connection *c, int status)
+{
+    static const char created[] = "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
+    static const char none[] = "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n";
+    if (status == 201)
+        mg_write(c, created, sizeof(created) - 1);
+    else if (status == 204)
+        mg_write(c, none, sizeof(none) - 1);
+    else
+        return srv_reply(c, status, NULL, NULL, 0);
+    return status;
+}
+
 int srv_reply(struct mg_connection *c, int status, const char *headers, const char *body,
               size_t len)
 {

@@ -26,7 +26,7 @@ struct saver {
 /* Mutations since start: a snapshot is written only when something changed. */
 static uint64_t generation(struct srv *s)
 {
-    return atomic_load(&s->mutations);
+    return srv_mutations(s);
 }
 
 static int save_now(struct saver *sv)

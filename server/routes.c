@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The REST routes of SPEC §2. */
+#define _GNU_SOURCE
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <errno.h>
@@ -12,6 +14,11 @@
 
 #define MAX_LISTINGS 4 /* concurrent GET /transactions, each holding up to max_retained x 16 B */
 
+static void count_post(struct srv *s, int outcome)
+{
+    atomic_fetch_add_explicit(&srv_slot(s)->posts[outcome], 1, memory_order_relaxed);
+}
+
 static int post_transaction(struct srv *s, struct mg_connection *c)
 {
     char *body, err[256];
@@ -19,7 +26,7 @@ static int post_transaction(struct srv *s, struct mg_connection *c)
     struct srv_tx tx;
     int st = srv_read_body(c, s->opt.max_body_bytes, &body, &len);
     if (st == 413) {
-        atomic_fetch_add(&s->posts[POST_TOO_LARGE], 1);
+        count_post(s, POST_TOO_LARGE);
         return srv_error(c, 413, "Connection: close\r\n", "request body is larger than %lld bytes",
                          (long long)s->opt.max_body_bytes);
     }
@@ -28,31 +35,33 @@ static int post_transaction(struct srv *s, struct mg_connection *c)
     st = srv_parse_transaction(body, len, &tx, err, sizeof(err));
     free(body);
     if (st != 0) {
-        atomic_fetch_add(&s->posts[st == 400 ? POST_INVALID_JSON : POST_INVALID_FIELD], 1);
+        atomic_fetch_add_explicit(
+            &srv_slot(s)->posts[st == 400 ? POST_INVALID_JSON : POST_INVALID_FIELD], 1,
+            memory_order_relaxed);
         return srv_error(c, st, NULL, "%s", err);
     }
     int rc = txstats_add(s->stats, tx.amount, tx.timestamp_ms);
     switch (rc) {
     case TXSTATS_OK:
-        atomic_fetch_add(&s->posts[POST_STORED], 1);
-        atomic_fetch_add(&s->mutations, 1);
-        return srv_reply(c, 201, NULL, NULL, 0);
+        count_post(s, POST_STORED);
+        atomic_fetch_add_explicit(&srv_slot(s)->mutations, 1, memory_order_relaxed);
+        return srv_reply_empty(c, 201);
     case TXSTATS_EXPIRED:
-        atomic_fetch_add(&s->posts[POST_EXPIRED], 1);
-        return srv_reply(c, 204, NULL, NULL, 0);
+        count_post(s, POST_EXPIRED);
+        return srv_reply_empty(c, 204);
     case TXSTATS_EFUTURE:
-        atomic_fetch_add(&s->posts[POST_FUTURE], 1);
+        count_post(s, POST_FUTURE);
         return srv_error(c, 422, NULL, "'timestamp' is in the future");
     case TXSTATS_ERANGE:
-        atomic_fetch_add(&s->posts[POST_INVALID_FIELD], 1);
+        count_post(s, POST_INVALID_FIELD);
         return srv_error(c, 422, NULL, "'amount' is out of range: |amount| must be below 10^12");
     case TXSTATS_EIO:
-        atomic_fetch_add(&s->posts[POST_UNAVAILABLE], 1);
+        count_post(s, POST_UNAVAILABLE);
         return srv_error(c, 503, "Retry-After: 1\r\n",
                          "transaction not recorded: it could not be written to the journal (%s)",
                          strerror(errno));
     default:
-        atomic_fetch_add(&s->posts[POST_UNAVAILABLE], 1);
+        count_post(s, POST_UNAVAILABLE);
         return srv_error(c, 503, "Retry-After: 1\r\n", "transaction not recorded: %s",
                          txstats_strerror(rc));
     }
@@ -174,7 +183,7 @@ static int delete_transactions(struct srv *s, struct mg_connection *c)
         return srv_error(c, 503, "Retry-After: 1\r\n",
                          "nothing deleted: the clear could not be written to the journal (%s)",
                          strerror(errno));
-    atomic_fetch_add(&s->mutations, 1);
+    atomic_fetch_add_explicit(&srv_slot(s)->mutations, 1, memory_order_relaxed);
     srv_log(LOG_INFO, "all transactions deleted by %s", mg_get_request_info(c)->remote_addr);
     return srv_reply(c, 204, NULL, NULL, 0);
 }
@@ -226,18 +235,52 @@ static int dispatch(struct srv *s, struct mg_connection *c)
     return srv_error(c, 404, NULL, "no such resource; see GET /statistics, /transactions");
 }
 
+struct srv_counters *srv_slot(struct srv *s)
+{
+    int cpu = sched_getcpu();
+    return &s->counters[(unsigned)(cpu < 0 ? 0 : cpu) % SRV_COUNTER_SLOTS];
+}
+
+uint64_t srv_posts(struct srv *s, int outcome)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < SRV_COUNTER_SLOTS; i++)
+        n += atomic_load_explicit(&s->counters[i].posts[outcome], memory_order_relaxed);
+    return n;
+}
+
+uint64_t srv_statuses(struct srv *s, int cls)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < SRV_COUNTER_SLOTS; i++)
+        n += atomic_load_explicit(&s->counters[i].statuses[cls], memory_order_relaxed);
+    return n;
+}
+
+uint64_t srv_mutations(struct srv *s)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < SRV_COUNTER_SLOTS; i++)
+        n += atomic_load_explicit(&s->counters[i].mutations, memory_order_relaxed);
+    return n;
+}
+
 int srv_handle(struct mg_connection *c, void *cbdata)
 {
     struct srv *s = cbdata;
     struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    if (s->access_log) /* timing is for the access log only */
+        clock_gettime(CLOCK_MONOTONIC, &t0);
     int status = dispatch(s, c);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    atomic_fetch_add(&s->requests, 1);
+    struct srv_counters *k = srv_slot(s);
+    atomic_fetch_add_explicit(&k->requests, 1, memory_order_relaxed);
     if (status >= 200 && status < 600)
-        atomic_fetch_add(&s->statuses[status / 100], 1);
-    srv_access_log(s, c, status,
-                   (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+        atomic_fetch_add_explicit(&k->statuses[status / 100], 1, memory_order_relaxed);
+    if (s->access_log) {
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        srv_access_log(s, c, status,
+                       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    }
     return status;
 }
 
@@ -288,11 +331,11 @@ static int get_metrics(struct srv *s, struct mg_connection *c)
     metric(&t, "txstats_posts_total", "counter", "POST /transactions by outcome.");
     for (int i = 0; i < POST_OUTCOMES; i++)
         put(&t, "txstats_posts_total{outcome=\"%s\"} %llu\n", outcome[i],
-            (unsigned long long)atomic_load(&s->posts[i]));
+            (unsigned long long)srv_posts(s, i));
     metric(&t, "txstats_http_requests_total", "counter", "HTTP requests by status class.");
     for (int k = 2; k <= 5; k++)
         put(&t, "txstats_http_requests_total{code=\"%dxx\"} %llu\n", k,
-            (unsigned long long)atomic_load(&s->statuses[k]));
+            (unsigned long long)srv_statuses(s, k));
     metric(&t, "txstats_snapshots_total", "counter", "Snapshots written, by result.");
     put(&t, "txstats_snapshots_total{result=\"ok\"} %llu\n",
         (unsigned long long)atomic_load(&s->snapshots_ok));

@@ -46,21 +46,34 @@ enum srv_post_outcome {
     POST_OUTCOMES
 };
 
+/* Request counters, spread over per-CPU slots so that concurrent requests do not fight over one
+ * cache line; /metrics adds the slots up. */
+#define SRV_COUNTER_SLOTS 16
+struct srv_counters {
+    atomic_uint_fast64_t posts[POST_OUTCOMES];
+    atomic_uint_fast64_t statuses[6]; /* by class: [2] = 2xx ... [5] = 5xx */
+    atomic_uint_fast64_t requests;
+    atomic_uint_fast64_t mutations; /* stored POSTs and DELETEs: the saver skips idle periods */
+} __attribute__((aligned(64)));
+
 struct srv {
     struct srv_options opt;
+    struct srv_counters counters[SRV_COUNTER_SLOTS];
     txstats_t *stats;
     char admin_token[256]; /* empty: DELETE is open */
     size_t admin_token_len;
     FILE *access_log;
     atomic_int listings; /* concurrent GET /transactions */
-    atomic_uint_fast64_t posts[POST_OUTCOMES];
-    atomic_uint_fast64_t statuses[6]; /* by class: [2] = 2xx ... [5] = 5xx */
-    atomic_uint_fast64_t requests;
-    atomic_uint_fast64_t mutations; /* stored POSTs and DELETEs: the saver skips idle periods */
     atomic_uint_fast64_t snapshots_ok, snapshots_failed;
     txstats_recovery_t recovery;
     int64_t started_ms;
 };
+
+/* counters (routes.c) */
+struct srv_counters *srv_slot(struct srv *s); /* the current CPU's slot */
+uint64_t srv_posts(struct srv *s, int outcome);
+uint64_t srv_statuses(struct srv *s, int cls);
+uint64_t srv_mutations(struct srv *s);
 
 /* log.c */
 extern int srv_log_threshold;
@@ -73,6 +86,8 @@ int srv_reply(struct mg_connection *c, int status, const char *headers, const ch
               size_t len);
 int srv_reply_as(struct mg_connection *c, int status, const char *type, const char *headers,
                  const char *body, size_t len);
+/* 201 or 204 with no body: a constant, one write. */
+int srv_reply_empty(struct mg_connection *c, int status);
 int srv_reply_json(struct mg_connection *c, int status, const char *json);
 int srv_error(struct mg_connection *c, int status, const char *headers, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -1,0 +1,4 @@
+-- GET /statistics.
+request = function()
+  return wrk.format("GET", "/statistics")
+end
