@@ -1,9 +1,12 @@
 #!/bin/sh
 # Install the Debian packages libtxstats needs, only those missing. Idempotent.
 set -eu
-# usage: deps.sh [fuzz|bench]   (fuzz: clang and libFuzzer; bench: wrk, nginx, gnuplot)
+# usage: deps.sh [fuzz|bench|live]
+#   fuzz: clang and libFuzzer; bench: wrk, nginx, gnuplot; live: chromium, promtool, node/npm
 PKGS="gcc make cmake pkg-config libcjson-dev libcivetweb-dev libcmocka-dev"
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
+[ "${1:-}" = live ] && PKGS="$PKGS chromium prometheus curl"
+[ "${1:-}" = live ] && ! command -v npm >/dev/null && PKGS="$PKGS nodejs npm"
 [ "${1:-}" = bench ] && PKGS="$PKGS wrk nginx-light gnuplot-nox util-linux procps curl python3"
 missing=""
 for p in $PKGS; do
