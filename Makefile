@@ -4,7 +4,7 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 LISTEN     ?= 127.0.0.1:8080
 CMAKE_ARGS ?=
 
-.PHONY: all deps build test run test-sanitize crash-test fuzz soak bench install clean format format-check
+.PHONY: all deps build test run test-sanitize test-browser crash-test fuzz soak bench install clean format format-check
 
 all: build
 
@@ -43,6 +43,14 @@ crash-test: build
 MINUTES ?= 10
 soak: build
 	$(BUILD)/tests/soak $(BUILD)/server/txstats-server $$(( $(MINUTES) * 60 )) 60000
+
+# The live view: /metrics through promtool, the dashboard in Debian's Chromium (playwright-core).
+# Screenshots go to $(BUILD)/dashboard.png and $(BUILD)/dashboard-phone.png.
+test-browser: build
+	@./scripts/deps.sh live
+	./tests/check_metrics.sh $(BUILD)/server/txstats-server
+	cd tests/browser && npm ci --no-audit --no-fund --loglevel=error
+	node tests/browser/dashboard.test.mjs $(BUILD)/server/txstats-server $(BUILD)
 
 # Benchmarks (not part of make test): library, HTTP vs bare civetweb and nginx, sustained load.
 # Writes bench/RESULTS.md and plots. BENCH_SECONDS per wrk run.

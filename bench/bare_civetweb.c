@@ -39,10 +39,21 @@ int main(int argc, char **argv)
 {
     char listen[64];
     snprintf(listen, sizeof(listen), "127.0.0.1:%s", argc > 1 ? argv[1] : "8091");
-    const char *options[] = {"listening_ports", listen, "num_threads", argc > 2 ? argv[2] : "128",
-                             "enable_keep_alive", "yes", "keep_alive_timeout_ms", "2000",
-                             "request_timeout_ms", "10000", "tcp_nodelay", "1",
-                             "listen_backlog", "1024", NULL};
+    const char *options[] = {"listening_ports",
+                             listen,
+                             "num_threads",
+                             argc > 2 ? argv[2] : "128",
+                             "enable_keep_alive",
+                             "yes",
+                             "keep_alive_timeout_ms",
+                             "2000",
+                             "request_timeout_ms",
+                             "10000",
+                             "tcp_nodelay",
+                             "1",
+                             "listen_backlog",
+                             "1024",
+                             NULL};
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof(cb));
     mg_init_library(0);

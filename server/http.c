@@ -177,20 +177,21 @@ int srv_chunked_start(struct mg_connection *c, int status, const char *content_t
     return mg_write(c, head, (size_t)n) == n ? 0 : -1;
 }
 
+/* civetweb's worker threads have small stacks: nothing large lives on them. A small chunk goes out
+ * in one write; a large one as frame, data and trailer (Nagle is off, so no delay). */
 int srv_chunk(struct mg_connection *c, const char *data, size_t len)
 {
-    char frame[16];
-    int n = snprintf(frame, sizeof(frame), "%zx\r\n", len);
-    char stackbuf[34 * 1024];
-    if (len + (size_t)n + 2 > sizeof(stackbuf))
+    char buf[4096];
+    int n = snprintf(buf, sizeof(buf), "%zx\r\n", len);
+    if (len + (size_t)n + 2 <= sizeof(buf)) {
+        memcpy(buf + n, data, len);
+        memcpy(buf + n + len, "\r\n", 2);
+        size_t total = (size_t)n + len + 2;
+        return mg_write(c, buf, total) == (int)total ? 0 : -1;
+    }
+    if (mg_write(c, buf, (size_t)n) != n || mg_write(c, data, len) != (int)len)
         return -1;
-    memcpy(stackbuf, frame, (size_t)n);
-    memcpy(stackbuf + n, data, len);
-    memcpy(stackbuf + n + len, "\r\n", 2);
-    size_t total = (size_t)n + len + 2;
-    if (len == 0) /* the last chunk: "0\r\n\r\n" */
-        total = (size_t)n + 2;
-    return mg_write(c, stackbuf, total) == (int)total ? 0 : -1;
+    return mg_write(c, "\r\n", 2) == 2 ? 0 : -1;
 }
 
 void srv_access_log(struct srv *s, const struct mg_connection *c, int status, double seconds)

@@ -154,6 +154,20 @@ static int read_admin_token(struct srv *s)
     return 0;
 }
 
+static int connection_opened(const struct mg_connection *c, void **data)
+{
+    struct srv *s = mg_get_user_data(mg_get_context(c));
+    (void)data;
+    atomic_fetch_add(&s->connections, 1);
+    return 0;
+}
+
+static void connection_closed(const struct mg_connection *c)
+{
+    struct srv *s = mg_get_user_data(mg_get_context(c));
+    atomic_fetch_sub(&s->connections, 1);
+}
+
 static int log_civetweb(const struct mg_connection *c, const char *msg)
 {
     (void)c;
@@ -189,6 +203,8 @@ static struct mg_context *start_http(struct srv *s)
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof(cb));
     cb.log_message = log_civetweb;
+    cb.init_connection = connection_opened;
+    cb.connection_close = connection_closed;
     struct mg_context *ctx = mg_start(&cb, s, options);
     if (!ctx)
         return NULL;
@@ -291,6 +307,7 @@ static int run(struct srv *s, struct saver *sv)
     sigaddset(&set, SIGTERM);
     sigwait(&set, &sig);
     srv_log(LOG_INFO, "%s: stopping (finishing requests in flight, then saving)", strsignal(sig));
+    atomic_store(&s->stopping, true); /* streams end */
     stop_quickly(ctx);
     pthread_mutex_lock(&sv->lock);
     sv->stop = true;

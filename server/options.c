@@ -59,6 +59,12 @@ static const struct opt opts[] = {
      3600000, "2000", "how long an idle keep-alive connection may hold a thread", NULL},
     {"max-list", "TXSTATS_MAX_LIST", INT, O(max_list), 0, 100000000, "1048576",
      "most transactions one GET /transactions returns", NULL},
+    {"stream-interval-ms", "TXSTATS_STREAM_INTERVAL_MS", INT, O(stream_interval_ms), 100, 60000,
+     "1000", "how often GET /statistics/stream sends the statistics", NULL},
+    {"max-streams", "TXSTATS_MAX_STREAMS", INT, O(max_streams), 0, 1024, "16",
+     "most /statistics/stream clients at once (each holds a worker thread); 503 beyond", NULL},
+    {"stream-max-seconds", "TXSTATS_STREAM_MAX_SECONDS", INT, O(stream_max_seconds), 1, 86400,
+     "300", "a stream ends after this long (browsers reconnect by themselves)", NULL},
     {"port-file", "TXSTATS_PORT_FILE", STR, O(port_file), 0, 0, "",
      "write the port actually bound to this file once listening (useful with port 0)", NULL},
 };

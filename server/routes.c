@@ -67,17 +67,67 @@ static int post_transaction(struct srv *s, struct mg_connection *c)
     }
 }
 
-static int get_statistics(struct srv *s, struct mg_connection *c)
+int srv_stats_json(struct srv *s, char *buf, size_t n)
 {
     txstats_summary_t sum;
     txstats_summary_text_t x;
-    char body[256];
     txstats_stats(s->stats, &sum);
     txstats_summary_text(&sum, &x);
-    int n = snprintf(body, sizeof(body),
-                     "{\"sum\":\"%s\",\"avg\":\"%s\",\"max\":\"%s\",\"min\":\"%s\",\"count\":%llu}",
-                     x.sum, x.avg, x.max, x.min, (unsigned long long)x.count);
+    return snprintf(buf, n,
+                    "{\"sum\":\"%s\",\"avg\":\"%s\",\"max\":\"%s\",\"min\":\"%s\",\"count\":%llu}",
+                    x.sum, x.avg, x.max, x.min, (unsigned long long)x.count);
+}
+
+static int get_statistics(struct srv *s, struct mg_connection *c)
+{
+    char body[256];
+    int n = srv_stats_json(s, body, sizeof(body));
     return srv_reply(c, 200, NULL, body, (size_t)n);
+}
+
+/* Server-Sent Events: the statistics every --stream-interval-ms, a comment heartbeat every
+ * 15 s. Each client holds a worker thread, so there are at most --max-streams of them and each
+ * stream ends after --stream-max-seconds (EventSource reconnects by itself) or at shutdown. */
+static int get_stream(struct srv *s, struct mg_connection *c)
+{
+    if (atomic_fetch_add(&s->streams, 1) >= s->opt.max_streams) {
+        atomic_fetch_sub(&s->streams, 1);
+        return srv_error(c, 503, "Retry-After: 5\r\n",
+                         "too many statistics streams at once (at most %d); retry later",
+                         s->opt.max_streams);
+    }
+    static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                               "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
+    bool ok = mg_write(c, head, sizeof(head) - 1) > 0 && srv_chunk(c, "retry: 1000\n\n", 13) == 0;
+    int64_t start = srv_now_ms(), beat = start, next = start;
+    while (ok && !atomic_load(&s->stopping) && next - start < s->opt.stream_max_seconds * 1000) {
+        if (srv_now_ms() < next) {
+            struct timespec pause = {0, 50 * 1000000L}; /* short naps: shutdown is noticed fast */
+            nanosleep(&pause, NULL);
+            continue;
+        }
+        char ev[320];
+        int n = snprintf(ev, sizeof(ev), "data: ");
+        n += srv_stats_json(s, ev + n, sizeof(ev) - (size_t)n);
+        n += snprintf(ev + n, sizeof(ev) - (size_t)n, "\n\n");
+        if (next - beat >= 15000) {
+            n += snprintf(ev + n, sizeof(ev) - (size_t)n, ": heartbeat\n\n");
+            beat = next;
+        }
+        ok = srv_chunk(c, ev, (size_t)n) == 0;
+        next += s->opt.stream_interval_ms;
+    }
+    if (ok)
+        srv_chunk(c, "", 0);
+    atomic_fetch_sub(&s->streams, 1);
+    return 200;
+}
+
+static int get_dashboard(struct srv *s, struct mg_connection *c)
+{
+    (void)s;
+    return srv_reply_as(c, 200, "text/html; charset=utf-8", "Cache-Control: no-cache\r\n",
+                        (const char *)srv_dashboard_html, srv_dashboard_html_len);
 }
 
 /* "limit=N" and nothing else; N from 0 to max. -1 when absent, -2 when invalid. */
@@ -99,29 +149,40 @@ static int64_t parse_limit(const char *q, int64_t max)
     return v > max ? max : v;
 }
 
-/* Format and send listing entries as chunks of about 32 KiB. */
-static int stream_list(struct mg_connection *c, const txstats_tx_t *tx, size_t n,
-                       const txstats_list_info_t *info)
+/* Format listing entries into `buf` and send them as chunks of about `chunk` bytes. */
+static int stream_into(struct mg_connection *c, const txstats_tx_t *tx, size_t n,
+                       const txstats_list_info_t *info, char *buf, size_t size, size_t chunk)
 {
-    char buf[33 * 1024];
-    size_t used = (size_t)snprintf(buf, sizeof(buf), "{\"transactions\":[");
+    size_t used = (size_t)snprintf(buf, size, "{\"transactions\":[");
     for (size_t i = 0; i < n; i++) {
         char a[48], ts[32];
         txstats_amount_format(tx[i].amount, a, sizeof(a));
         txstats_timestamp_format(tx[i].timestamp_ms, ts, sizeof(ts));
-        used += (size_t)snprintf(buf + used, sizeof(buf) - used,
+        used += (size_t)snprintf(buf + used, size - used,
                                  "%s{\"amount\":\"%s\",\"timestamp\":\"%s\"}", i ? "," : "", a, ts);
-        if (used > 32 * 1024) {
+        if (used > chunk) {
             if (srv_chunk(c, buf, used) != 0)
                 return -1;
             used = 0;
         }
     }
-    used += (size_t)snprintf(buf + used, sizeof(buf) - used, "],\"count\":%zu,\"truncated\":%s}", n,
+    used += (size_t)snprintf(buf + used, size - used, "],\"count\":%zu,\"truncated\":%s}", n,
                              n < info->in_window ? "true" : "false");
     if (srv_chunk(c, buf, used) != 0)
         return -1;
     return srv_chunk(c, "", 0);
+}
+
+static int stream_list(struct mg_connection *c, const txstats_tx_t *tx, size_t n,
+                       const txstats_list_info_t *info)
+{
+    enum { CHUNK = 32 * 1024, SIZE = CHUNK + 1024 };
+    char *buf = malloc(SIZE); /* not on the worker's small stack */
+    if (!buf)
+        return -1;
+    int rc = stream_into(c, tx, n, info, buf, SIZE, CHUNK);
+    free(buf);
+    return rc;
 }
 
 static int get_transactions(struct srv *s, struct mg_connection *c)
@@ -188,10 +249,9 @@ static int delete_transactions(struct srv *s, struct mg_connection *c)
     return srv_reply(c, 204, NULL, NULL, 0);
 }
 
-static int get_metrics(struct srv *s, struct mg_connection *c);
-
 struct route {
     const char *path;
+    int id;
     const char *allow;
     int (*get)(struct srv *, struct mg_connection *);
     int (*post)(struct srv *, struct mg_connection *);
@@ -204,16 +264,25 @@ static int get_health(struct srv *s, struct mg_connection *c)
     return srv_reply_json(c, 200, "{\"status\":\"ok\"}");
 }
 
+static int get_metrics(struct srv *s, struct mg_connection *c)
+{
+    return srv_metrics(s, c);
+}
+
 static const struct route routes[] = {
-    {"/transactions", "GET, POST, DELETE", get_transactions, post_transaction, delete_transactions},
-    {"/statistics", "GET", get_statistics, NULL, NULL},
-    {"/transactions/statistics", "GET", get_statistics, NULL, NULL},
-    {"/healthz", "GET", get_health, NULL, NULL},
-    {"/metrics", "GET", get_metrics, NULL, NULL},
+    {"/transactions", ROUTE_TRANSACTIONS, "GET, POST, DELETE", get_transactions, post_transaction,
+     delete_transactions},
+    {"/statistics", ROUTE_STATISTICS, "GET", get_statistics, NULL, NULL},
+    {"/transactions/statistics", ROUTE_STATISTICS_ALIAS, "GET", get_statistics, NULL, NULL},
+    {"/statistics/stream", ROUTE_STREAM, "GET", get_stream, NULL, NULL},
+    {"/healthz", ROUTE_HEALTHZ, "GET", get_health, NULL, NULL},
+    {"/metrics", ROUTE_METRICS, "GET", get_metrics, NULL, NULL},
+    {"/", ROUTE_DASHBOARD, "GET", get_dashboard, NULL, NULL},
 };
 
-static int dispatch(struct srv *s, struct mg_connection *c)
+static int dispatch(struct srv *s, struct mg_connection *c, int *route)
 {
+    *route = ROUTE_OTHER;
     const struct mg_request_info *ri = mg_get_request_info(c);
     const char *path = ri->local_uri_raw ? ri->local_uri_raw : "";
     const char *m = ri->request_method;
@@ -221,6 +290,7 @@ static int dispatch(struct srv *s, struct mg_connection *c)
         const struct route *r = &routes[i];
         if (strcmp(path, r->path) != 0)
             continue;
+        *route = r->id;
         int (*fn)(struct srv *, struct mg_connection *) = !strcmp(m, "GET")      ? r->get
                                                           : !strcmp(m, "POST")   ? r->post
                                                           : !strcmp(m, "DELETE") ? r->del
@@ -249,12 +319,21 @@ uint64_t srv_posts(struct srv *s, int outcome)
     return n;
 }
 
-uint64_t srv_statuses(struct srv *s, int cls)
+uint64_t srv_statuses(struct srv *s, int route, int cls)
 {
     uint64_t n = 0;
     for (int i = 0; i < SRV_COUNTER_SLOTS; i++)
-        n += atomic_load_explicit(&s->counters[i].statuses[cls], memory_order_relaxed);
+        n += atomic_load_explicit(&s->counters[i].statuses[route][cls], memory_order_relaxed);
     return n;
+}
+
+static void observe(struct srv_counters *k, int64_t ns)
+{
+    int b = 0;
+    while (b < SRV_BUCKETS - 1 && (double)ns > srv_bucket_bounds[b] * 1e9)
+        b++;
+    atomic_fetch_add_explicit(&k->duration_buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&k->duration_ns, (uint64_t)ns, memory_order_relaxed);
 }
 
 uint64_t srv_mutations(struct srv *s)
@@ -269,93 +348,17 @@ int srv_handle(struct mg_connection *c, void *cbdata)
 {
     struct srv *s = cbdata;
     struct timespec t0, t1;
-    if (s->access_log) /* timing is for the access log only */
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-    int status = dispatch(s, c);
+    int route;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int status = dispatch(s, c, &route);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    int64_t ns = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
     struct srv_counters *k = srv_slot(s);
     atomic_fetch_add_explicit(&k->requests, 1, memory_order_relaxed);
     if (status >= 200 && status < 600)
-        atomic_fetch_add_explicit(&k->statuses[status / 100], 1, memory_order_relaxed);
-    if (s->access_log) {
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        srv_access_log(s, c, status,
-                       (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
-    }
+        atomic_fetch_add_explicit(&k->statuses[route][status / 100], 1, memory_order_relaxed);
+    if (route != ROUTE_STREAM) /* a stream lasts minutes: not a request duration */
+        observe(k, ns);
+    srv_access_log(s, c, status, (double)ns / 1e9);
     return status;
-}
-
-/* ---- /metrics (Prometheus text format 0.0.4) ----------------------------------------------- */
-
-struct text {
-    char buf[8192];
-    size_t n;
-};
-
-static void put(struct text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(struct text *t, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(t->buf + t->n, sizeof(t->buf) - t->n, fmt, ap);
-    va_end(ap);
-    if (k > 0)
-        t->n = t->n + (size_t)k < sizeof(t->buf) ? t->n + (size_t)k : sizeof(t->buf) - 1;
-}
-
-static void metric(struct text *t, const char *name, const char *type, const char *help)
-{
-    put(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-static int get_metrics(struct srv *s, struct mg_connection *c)
-{
-    static const char *outcome[POST_OUTCOMES] = {
-        "stored", "expired", "invalid_json", "invalid_field", "future", "too_large", "unavailable"};
-    txstats_summary_t sum;
-    txstats_summary_text_t x;
-    struct text t = {.n = 0};
-    txstats_stats(s->stats, &sum);
-    txstats_summary_text(&sum, &x);
-    metric(&t, "txstats_build_info", "gauge", "Build information.");
-    put(&t, "txstats_build_info{version=\"%s\"} 1\n", txstats_version());
-    metric(&t, "txstats_window_transactions", "gauge", "Transactions in the window.");
-    put(&t, "txstats_window_transactions %llu\n", (unsigned long long)x.count);
-    const char *names[4] = {"sum", "avg", "max", "min"};
-    const char *values[4] = {x.sum, x.avg, x.max, x.min};
-    for (int i = 0; i < 4; i++) {
-        char name[64];
-        snprintf(name, sizeof(name), "txstats_window_%s", names[i]);
-        metric(&t, name, "gauge", "Statistic of the amounts in the window (currency units).");
-        put(&t, "%s %s\n", name, values[i]);
-    }
-    metric(&t, "txstats_posts_total", "counter", "POST /transactions by outcome.");
-    for (int i = 0; i < POST_OUTCOMES; i++)
-        put(&t, "txstats_posts_total{outcome=\"%s\"} %llu\n", outcome[i],
-            (unsigned long long)srv_posts(s, i));
-    metric(&t, "txstats_http_requests_total", "counter", "HTTP requests by status class.");
-    for (int k = 2; k <= 5; k++)
-        put(&t, "txstats_http_requests_total{code=\"%dxx\"} %llu\n", k,
-            (unsigned long long)srv_statuses(s, k));
-    metric(&t, "txstats_snapshots_total", "counter", "Snapshots written, by result.");
-    put(&t, "txstats_snapshots_total{result=\"ok\"} %llu\n",
-        (unsigned long long)atomic_load(&s->snapshots_ok));
-    put(&t, "txstats_snapshots_total{result=\"error\"} %llu\n",
-        (unsigned long long)atomic_load(&s->snapshots_failed));
-    txstats_journal_stats_t js;
-    txstats_journal_stats(s->stats, &js);
-    metric(&t, "txstats_journal_records_total", "counter", "Journal records written.");
-    put(&t, "txstats_journal_records_total %llu\n", (unsigned long long)js.records);
-    metric(&t, "txstats_journal_written_bytes_total", "counter", "Journal bytes written.");
-    put(&t, "txstats_journal_written_bytes_total %llu\n", (unsigned long long)js.bytes);
-    metric(&t, "txstats_journal_syncs_total", "counter", "Journal fdatasync calls.");
-    put(&t, "txstats_journal_syncs_total %llu\n", (unsigned long long)js.syncs);
-    metric(&t, "txstats_journal_write_errors_total", "counter",
-           "Journal writes that failed (the request got a 503).");
-    put(&t, "txstats_journal_write_errors_total %llu\n", (unsigned long long)js.write_errors);
-    metric(&t, "txstats_journal_segments", "gauge", "Live journal segment files.");
-    put(&t, "txstats_journal_segments %llu\n", (unsigned long long)js.segments);
-    metric(&t, "txstats_recovery_duration_seconds", "gauge",
-           "Time the last start-up recovery took.");
-    put(&t, "txstats_recovery_duration_seconds %.3f\n", (double)s->recovery.duration_ms / 1000);
-    return srv_reply_as(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, t.buf, t.n);
 }

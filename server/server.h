@@ -32,7 +32,24 @@ struct srv_options {
     int64_t keep_alive_timeout_ms;
     int64_t max_list;
     char port_file[1024];
+    int64_t stream_interval_ms;
+    int max_streams;
+    int64_t stream_max_seconds;
 };
+
+/* Routes, for per-route metrics; ROUTE_OTHER counts 404s. */
+enum srv_route {
+    ROUTE_TRANSACTIONS,
+    ROUTE_STATISTICS,
+    ROUTE_STATISTICS_ALIAS,
+    ROUTE_STREAM,
+    ROUTE_HEALTHZ,
+    ROUTE_METRICS,
+    ROUTE_DASHBOARD,
+    ROUTE_OTHER,
+    ROUTES
+};
+#define SRV_BUCKETS 12 /* request-duration histogram buckets, the last one +Inf */
 
 /* POST outcomes and HTTP statuses, for /metrics. */
 enum srv_post_outcome {
@@ -51,7 +68,9 @@ enum srv_post_outcome {
 #define SRV_COUNTER_SLOTS 16
 struct srv_counters {
     atomic_uint_fast64_t posts[POST_OUTCOMES];
-    atomic_uint_fast64_t statuses[6]; /* by class: [2] = 2xx ... [5] = 5xx */
+    atomic_uint_fast64_t statuses[ROUTES][6]; /* by route and class: [r][2] = 2xx ... */
+    atomic_uint_fast64_t duration_buckets[SRV_BUCKETS];
+    atomic_uint_fast64_t duration_ns; /* sum */
     atomic_uint_fast64_t requests;
     atomic_uint_fast64_t mutations; /* stored POSTs and DELETEs: the saver skips idle periods */
 } __attribute__((aligned(64)));
@@ -64,6 +83,9 @@ struct srv {
     size_t admin_token_len;
     FILE *access_log;
     atomic_int listings; /* concurrent GET /transactions */
+    atomic_int streams;  /* open /statistics/stream clients */
+    atomic_int connections;
+    atomic_bool stopping;
     atomic_uint_fast64_t snapshots_ok, snapshots_failed;
     txstats_recovery_t recovery;
     int64_t started_ms;
@@ -72,7 +94,7 @@ struct srv {
 /* counters (routes.c) */
 struct srv_counters *srv_slot(struct srv *s); /* the current CPU's slot */
 uint64_t srv_posts(struct srv *s, int outcome);
-uint64_t srv_statuses(struct srv *s, int cls);
+uint64_t srv_statuses(struct srv *s, int route, int cls);
 uint64_t srv_mutations(struct srv *s);
 
 /* log.c */
@@ -100,6 +122,16 @@ void srv_access_log(struct srv *s, const struct mg_connection *c, int status, do
 
 /* routes.c */
 int srv_handle(struct mg_connection *c, void *cbdata);
+/* The statistics JSON object of SPEC §2; returns its length. */
+int srv_stats_json(struct srv *s, char *buf, size_t n);
+
+/* metrics.c */
+int srv_metrics(struct srv *s, struct mg_connection *c);
+extern const double srv_bucket_bounds[SRV_BUCKETS - 1];
+
+/* dashboard.c (generated from dashboard/index.html) */
+extern const unsigned char srv_dashboard_html[];
+extern const size_t srv_dashboard_html_len;
 
 /* options.c: 0, or 2 after printing why (bad option); 1 after --help/--version (exit 0). */
 int srv_parse_options(int argc, char **argv, struct srv_options *o);

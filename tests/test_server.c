@@ -680,6 +680,59 @@ static void test_disk_full(void **state)
     umount2(mnt, MNT_DETACH);
 }
 
+static void test_live_view(void **state)
+{
+    struct server *s = *state;
+    const char *args[] = {"--stream-interval-ms", "200", "--max-streams", "1", NULL};
+    start(s, args);
+    post(s, "\"2.5\"", now_ms(), 201);
+    int fd = http_connect(s->port);
+    const char *req = "GET /statistics/stream HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_true(write(fd, req, strlen(req)) > 0);
+    char buf[8192];
+    size_t got = 0;
+    int64_t until = now_ms() + 3000;
+    while (now_ms() < until && got < sizeof(buf) - 1) { /* three events arrive within 1 s */
+        ssize_t n = read(fd, buf + got, sizeof(buf) - 1 - got);
+        if (n <= 0)
+            break;
+        got += (size_t)n;
+        buf[got] = '\0';
+        int events = 0;
+        for (char *p = strstr(buf, "data: "); p; p = strstr(p + 1, "data: "))
+            events++;
+        if (events >= 3)
+            break;
+    }
+    buf[got] = '\0';
+    assert_non_null(strstr(buf, "Content-Type: text/event-stream"));
+    assert_non_null(strstr(
+        buf,
+        "data: "
+        "{\"sum\":\"2.50\",\"avg\":\"2.50\",\"max\":\"2.50\",\"min\":\"2.50\",\"count\":1}\n\n"));
+    /* --max-streams 1: a second stream is refused while the first is open */
+    struct resp r = expect(s, "GET", "/statistics/stream", NULL, 503);
+    assert_non_null(resp_header(&r, "Retry-After"));
+    resp_free(&r);
+    close(fd);
+    r = expect(s, "GET", "/", NULL, 200);
+    assert_non_null(strstr(r.headers, "text/html"));
+    assert_non_null(strstr(r.body, "EventSource(\"/statistics/stream\")"));
+    resp_free(&r);
+    r = expect(s, "GET", "/metrics", NULL, 200);
+    assert_non_null(strstr(r.body, "txstats_http_request_duration_seconds_bucket{le=\"+Inf\"}"));
+    assert_non_null(strstr(r.body, "txstats_window_amount{stat=\"sum\"} 2.50"));
+    resp_free(&r);
+    /* A stream ends at shutdown: the server still stops quickly with a client attached. */
+    fd = http_connect(s->port);
+    assert_true(write(fd, req, strlen(req)) > 0);
+    assert_true(read(fd, buf, sizeof(buf)) > 0);
+    int64_t t0 = now_ms();
+    assert_int_equal(server_stop(s, SIGTERM), 0);
+    assert_true(now_ms() - t0 < 3000);
+    close(fd);
+}
+
 static void test_access_log(void **state)
 {
     struct server *s = *state;
@@ -859,6 +912,7 @@ int main(int argc, char **argv)
         T(test_body_limits),
         T(test_access_log),
         T(test_disk_full),
+        T(test_live_view),
         T(test_n26_scenarios),
     };
     return cmocka_run_group_tests_name("server", tests, NULL, NULL);

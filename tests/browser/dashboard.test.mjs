@@ -1,0 +1,108 @@
+// SPDX-License-Identifier: MIT
+// The dashboard in a real browser: Debian's Chromium, driven by playwright-core.
+// Starts txstats-server on a free loopback port, loads the page, posts a transaction through the
+// form, and sees the numbers change within 2 s; also checks an error message and the clear button
+// with an admin token. Screenshots go to OUT_DIR (desktop and phone sizes).
+// usage: node dashboard.test.mjs PATH-TO-txstats-server OUT_DIR
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, existsSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const [server, outDir] = process.argv.slice(2);
+if (!server || !outDir) {
+  console.error("usage: node dashboard.test.mjs PATH-TO-txstats-server OUT_DIR");
+  process.exit(2);
+}
+const dir = mkdtempSync(join(tmpdir(), "txstats-browser-"));
+const portFile = join(dir, "port");
+const token = "browser-test-token";
+const proc = spawn(server, ["--listen", "127.0.0.1:0", "--port-file", portFile,
+  "--data-dir", join(dir, "data"), "--log-level", "warn"],
+  { env: { ...process.env, TXSTATS_ADMIN_TOKEN: token }, stdio: ["ignore", "inherit", "inherit"] });
+
+let passed = 0, failed = 0;
+function check(ok, what) {
+  if (ok) { passed++; console.log("ok   " + what); } else { failed++; console.log("FAIL " + what); }
+}
+
+async function waitFor(fn, ms, what) {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > until) throw new Error("timed out waiting for " + what);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+let browser;
+try {
+  await waitFor(() => existsSync(portFile) && readFileSync(portFile, "utf8").trim(), 10000, "the server");
+  const base = "http://127.0.0.1:" + readFileSync(portFile, "utf8").trim();
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+      "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      "--disable-dev-shm-usage"],
+  });
+  const page = await browser.newPage({ viewport: { width: 1200, height: 820 } });
+  page.on("dialog", (d) => d.accept(token)); // the clear button asks for the admin token
+  await page.goto(base + "/");
+  check((await page.title()).includes("libtxstats"), "the page loads");
+  await waitFor(async () => (await page.textContent("#state")) === "live", 5000, "the stream");
+  check(true, "the statistics stream connects");
+  const before = Number(await page.textContent("#count"));
+
+  // Post through the form; the numbers change within 2 s.
+  await page.fill("#amount", "12.34");
+  const t0 = Date.now();
+  await page.click("#submit");
+  await waitFor(async () => (await page.textContent("#post-status")).startsWith("201"), 2000, "201");
+  await waitFor(async () => Number(await page.textContent("#count")) === before + 1, 2000, "count");
+  check(Date.now() - t0 <= 2000, `the count went ${before} -> ${before + 1} within 2 s (${Date.now() - t0} ms)`);
+  await page.fill("#amount", "7.66");
+  await page.click("#submit");
+  await waitFor(async () => (await page.textContent("#sum")) === "20.00", 2000, "sum 20.00");
+  check((await page.textContent("#avg")) === "10.00", "sum 20.00 and avg 10.00 shown");
+
+  // A bad amount shows the server's reason.
+  await page.fill("#amount", "NaN");
+  await page.click("#submit");
+  const err = await waitFor(async () => {
+    const s = await page.textContent("#post-status");
+    return s.startsWith("422") ? s : "";
+  }, 2000, "the 422");
+  check(err.includes("not a decimal number"), "an error message is shown: " + err);
+
+  await page.fill("#amount", "3.5");
+  await page.click("#submit");
+  await waitFor(async () => (await page.textContent("#count")) === String(before + 3), 2000, "third");
+  await page.waitForTimeout(2500); // a few points on the chart
+  await page.screenshot({ path: join(outDir, "dashboard.png") });
+  const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
+  await phone.goto(base + "/");
+  await waitFor(async () => (await phone.textContent("#count")) === String(before + 3), 3000, "phone");
+  await phone.screenshot({ path: join(outDir, "dashboard-phone.png"), fullPage: true });
+  const overflow = await phone.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
+  check(!overflow, "no horizontal scrolling on a phone");
+
+  // Clear: 401 first, the page asks for the token, then 204.
+  await page.click("#clear");
+  await waitFor(async () => (await page.textContent("#clear-status")) === "cleared", 3000, "clear");
+  await waitFor(async () => (await page.textContent("#count")) === "0", 3000, "count 0");
+  check(true, "clear with the admin token empties the window");
+} catch (e) {
+  failed++;
+  console.log("FAIL " + e.message);
+} finally {
+  if (browser) await browser.close();
+  const exited = new Promise((resolve) => proc.once("exit", (code) => resolve(code)));
+  proc.kill("SIGTERM");
+  const code = await exited; // the shutdown checkpoint finishes before the directory goes
+  check(code === 0, "the server stopped cleanly (exit " + code + ")");
+  rmSync(dir, { recursive: true, force: true });
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,21 @@
+#!/bin/sh
+# GET /metrics from a running server passes `promtool check metrics` (Prometheus's own linter).
+set -eu
+server="$1"
+dir=$(mktemp -d /tmp/txstats-metrics-XXXXXX)
+"$server" --listen 127.0.0.1:0 --port-file "$dir/port" --data-dir "$dir/data" --log-level warn &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$dir"' EXIT
+for i in $(seq 100); do [ -s "$dir/port" ] && break; sleep 0.05; done
+base="http://127.0.0.1:$(cat "$dir/port")"
+now=$(date -u +%Y-%m-%dT%H:%M:%S.000Z)
+curl -s -o /dev/null -X POST "$base/transactions" -d "{\"amount\":\"1.5\",\"timestamp\":\"$now\"}"
+curl -s -o /dev/null "$base/statistics"
+curl -s -o /dev/null "$base/nowhere"
+curl -s "$base/metrics" >"$dir/metrics.txt"
+promtool check metrics <"$dir/metrics.txt"
+grep -q '^txstats_window_transactions 1$' "$dir/metrics.txt"
+grep -q '^txstats_posts_total{outcome="stored"} 1$' "$dir/metrics.txt"
+grep -q '^txstats_http_requests_total{route="other",code="4xx"} 1$' "$dir/metrics.txt"
+grep -q '^txstats_build_info{version=' "$dir/metrics.txt"
+echo "metrics: promtool check passed ($(grep -c '^# TYPE' "$dir/metrics.txt") metric families)"
