@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "server.h"
 
 struct saver {
@@ -299,7 +300,8 @@ static int run(struct srv *s, struct saver *sv)
                 "can connect may DELETE all transactions",
                 s->opt.listen);
     pthread_t saver;
-    pthread_create(&saver, NULL, saver_main, sv);
+    if (!s->cluster) /* in cluster mode Kafka is the log */
+        pthread_create(&saver, NULL, saver_main, sv);
     sigset_t set;
     int sig = 0;
     sigemptyset(&set);
@@ -309,6 +311,11 @@ static int run(struct srv *s, struct saver *sv)
     srv_log(LOG_INFO, "%s: stopping (finishing requests in flight, then saving)", strsignal(sig));
     atomic_store(&s->stopping, true); /* streams end */
     stop_quickly(ctx);
+    if (s->cluster) {
+        srv_cluster_stop(s);
+        srv_log(LOG_INFO, "stopped");
+        return 0;
+    }
     pthread_mutex_lock(&sv->lock);
     sv->stop = true;
     pthread_cond_signal(&sv->wake);
@@ -365,7 +372,10 @@ int main(int argc, char **argv)
     s.started_ms = srv_now_ms();
     sv.s = &s;
     mg_init_library(0);
-    rc = open_data_dir(&s) == 0 ? run(&s, &sv) : 1;
+    if (s.opt.kafka_brokers[0])
+        rc = srv_cluster_start(&s) == 0 ? run(&s, &sv) : (srv_cluster_stop(&s), 1);
+    else
+        rc = open_data_dir(&s) == 0 ? run(&s, &sv) : 1;
     mg_exit_library();
     txstats_destroy(s.stats);
     return rc;

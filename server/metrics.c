@@ -6,14 +6,20 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cluster.h"
 #include "server.h"
 
 const double srv_bucket_bounds[SRV_BUCKETS - 1] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                                    0.01,   0.025,   0.05,   0.1,   1.0};
 
-static const char *const route_names[ROUTES] = {
-    "/transactions", "/statistics", "/transactions/statistics", "/statistics/stream",
-    "/healthz",      "/metrics",    "/",                        "other"};
+static const char *const route_names[ROUTES] = {"/transactions",
+                                                "/statistics",
+                                                "/transactions/statistics",
+                                                "/statistics/stream",
+                                                "/healthz",
+                                                "/metrics",
+                                                "/",
+                                                "other"};
 static const char *const outcomes[POST_OUTCOMES] = {
     "stored", "expired", "invalid_json", "invalid_field", "future", "too_large", "unavailable"};
 
@@ -42,7 +48,7 @@ static void window(struct srv *s, struct text *t)
 {
     txstats_summary_t sum;
     txstats_summary_text_t x;
-    txstats_stats(s->stats, &sum);
+    srv_window_stats(s, &sum);
     txstats_summary_text(&sum, &x);
     family(t, "txstats_window_transactions", "gauge", "Transactions in the window.");
     put(t, "txstats_window_transactions %llu\n", (unsigned long long)x.count);
@@ -71,8 +77,8 @@ static void http(struct srv *s, struct text *t)
     uint64_t buckets[SRV_BUCKETS] = {0}, ns = 0, count = 0;
     for (int i = 0; i < SRV_COUNTER_SLOTS; i++) {
         for (int b = 0; b < SRV_BUCKETS; b++)
-            buckets[b] += atomic_load_explicit(&s->counters[i].duration_buckets[b],
-                                               memory_order_relaxed);
+            buckets[b] +=
+                atomic_load_explicit(&s->counters[i].duration_buckets[b], memory_order_relaxed);
         ns += atomic_load_explicit(&s->counters[i].duration_ns, memory_order_relaxed);
     }
     family(t, "txstats_http_request_duration_seconds", "histogram",
@@ -117,6 +123,24 @@ static void durability(struct srv *s, struct text *t)
     put(t, "txstats_recovery_duration_seconds %.3f\n", (double)s->recovery.duration_ms / 1000);
 }
 
+static void cluster(struct srv *s, struct text *t)
+{
+    struct srv_cluster_figures f;
+    if (!s->cluster)
+        return;
+    srv_cluster_figures(s, &f);
+    family(t, "txstats_kafka_partitions", "gauge", "Partitions of the topic.");
+    put(t, "txstats_kafka_partitions %d\n", f.partitions);
+    family(t, "txstats_kafka_ready", "gauge", "1 once every partition was read to its end.");
+    put(t, "txstats_kafka_ready %d\n", f.ready ? 1 : 0);
+    family(t, "txstats_kafka_records_total", "counter", "Records read from the topic, by result.");
+    put(t, "txstats_kafka_records_total{result=\"applied\"} %llu\n", (unsigned long long)f.applied);
+    put(t, "txstats_kafka_records_total{result=\"expired\"} %llu\n", (unsigned long long)f.expired);
+    put(t, "txstats_kafka_records_total{result=\"malformed\"} %llu\n",
+        (unsigned long long)f.malformed);
+    put(t, "txstats_kafka_records_total{result=\"clear\"} %llu\n", (unsigned long long)f.clears);
+}
+
 static void process(struct srv *s, struct text *t)
 {
     long pages = 0, resident = 0;
@@ -145,6 +169,7 @@ int srv_metrics(struct srv *s, struct mg_connection *c)
     window(s, t);
     http(s, t);
     durability(s, t);
+    cluster(s, t);
     process(s, t);
     int st = srv_reply_as(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, t->buf, t->n);
     free(t);

@@ -65,6 +65,12 @@ static const struct opt opts[] = {
      "most /statistics/stream clients at once (each holds a worker thread); 503 beyond", NULL},
     {"stream-max-seconds", "TXSTATS_STREAM_MAX_SECONDS", INT, O(stream_max_seconds), 1, 86400,
      "300", "a stream ends after this long (browsers reconnect by themselves)", NULL},
+    {"kafka-brokers", "TXSTATS_KAFKA_BROKERS", STR, O(kafka_brokers), 0, 0, "",
+     "host:port,... of Kafka: cluster mode, every node serves the global window", NULL},
+    {"kafka-topic", "TXSTATS_KAFKA_TOPIC", STR, O(kafka_topic), 0, 0, "transactions",
+     "the topic of cluster mode (it must exist)", NULL},
+    {"kafka-timeout-ms", "TXSTATS_KAFKA_TIMEOUT_MS", INT, O(kafka_timeout_ms), 100, 300000, "5000",
+     "how long a POST waits for Kafka to confirm it (503 beyond)", NULL},
     {"port-file", "TXSTATS_PORT_FILE", STR, O(port_file), 0, 0, "",
      "write the port actually bound to this file once listening (useful with port 0)", NULL},
 };

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cluster.h"
 #include "json.h"
 #include "server.h"
 
@@ -17,6 +18,39 @@
 static void count_post(struct srv *s, int outcome)
 {
     atomic_fetch_add_explicit(&srv_slot(s)->posts[outcome], 1, memory_order_relaxed);
+}
+
+/* Cluster mode: checked here against this node's clock, then confirmed by Kafka. */
+static int post_to_cluster(struct srv *s, struct mg_connection *c, const struct srv_tx *tx)
+{
+    char err[256];
+    int64_t now = srv_now_ms();
+    if (tx->timestamp_ms <= now - s->opt.window_ms) {
+        count_post(s, POST_EXPIRED);
+        return srv_reply_empty(c, 204);
+    }
+    if (tx->timestamp_ms > now + s->opt.max_skew_ms) {
+        count_post(s, POST_FUTURE);
+        return srv_error(c, 422, NULL, "'timestamp' is in the future");
+    }
+    int st = srv_cluster_add(s, tx->amount, tx->timestamp_ms, err, sizeof(err));
+    if (st != 201) {
+        count_post(s, POST_UNAVAILABLE);
+        return srv_error(c, st, "Retry-After: 1\r\n", "%s", err);
+    }
+    count_post(s, POST_STORED);
+    return srv_reply_empty(c, 201);
+}
+
+int srv_window_stats(struct srv *s, txstats_summary_t *out)
+{
+    return s->cluster ? srv_cluster_stats(s, out) : txstats_stats(s->stats, out);
+}
+
+int srv_window_list(struct srv *s, txstats_tx_t *buf, size_t cap, txstats_list_info_t *info)
+{
+    return s->cluster ? srv_cluster_list(s, buf, cap, info)
+                      : txstats_get_ex(s->stats, buf, cap, info);
 }
 
 static int post_transaction(struct srv *s, struct mg_connection *c)
@@ -35,11 +69,11 @@ static int post_transaction(struct srv *s, struct mg_connection *c)
     st = srv_parse_transaction(body, len, &tx, err, sizeof(err));
     free(body);
     if (st != 0) {
-        atomic_fetch_add_explicit(
-            &srv_slot(s)->posts[st == 400 ? POST_INVALID_JSON : POST_INVALID_FIELD], 1,
-            memory_order_relaxed);
+        count_post(s, st == 400 ? POST_INVALID_JSON : POST_INVALID_FIELD);
         return srv_error(c, st, NULL, "%s", err);
     }
+    if (s->cluster)
+        return post_to_cluster(s, c, &tx);
     int rc = txstats_add(s->stats, tx.amount, tx.timestamp_ms);
     switch (rc) {
     case TXSTATS_OK:
@@ -71,7 +105,7 @@ int srv_stats_json(struct srv *s, char *buf, size_t n)
 {
     txstats_summary_t sum;
     txstats_summary_text_t x;
-    txstats_stats(s->stats, &sum);
+    srv_window_stats(s, &sum);
     txstats_summary_text(&sum, &x);
     return snprintf(buf, n,
                     "{\"sum\":\"%s\",\"avg\":\"%s\",\"max\":\"%s\",\"min\":\"%s\",\"count\":%llu}",
@@ -196,7 +230,7 @@ static int get_transactions(struct srv *s, struct mg_connection *c)
         return srv_error(c, 503, "Retry-After: 1\r\n", "too many listings at once; retry");
     }
     txstats_list_info_t info;
-    txstats_get_ex(s->stats, NULL, 0, &info);
+    srv_window_list(s, NULL, 0, &info);
     size_t cap = (size_t)info.retained + 1024; /* room for what arrives meanwhile */
     if (limit < 0 || limit > s->opt.max_list)  /* --max-list bounds every listing */
         limit = s->opt.max_list;
@@ -208,7 +242,7 @@ static int get_transactions(struct srv *s, struct mg_connection *c)
         srv_error(c, 503, NULL, "out of memory");
     } else {
         /* Copy under the engine's locks, then format and write with no lock held. */
-        txstats_get_ex(s->stats, tx, cap, &info);
+        srv_window_list(s, tx, cap, &info);
         st = 200;
         if (srv_chunked_start(c, 200, "application/json") == 0)
             stream_list(c, tx, (size_t)info.written, &info);
@@ -239,6 +273,15 @@ static int delete_transactions(struct srv *s, struct mg_connection *c)
         if (!token_equal(auth, strlen(auth), s->admin_token, s->admin_token_len))
             return srv_error(c, 403, NULL, "wrong admin token");
     }
+    if (s->cluster) {
+        char err[256];
+        if (srv_cluster_clear(s, err, sizeof(err)) != 204)
+            return srv_error(c, 503, "Retry-After: 1\r\n", "nothing deleted: %s", err);
+        atomic_fetch_add_explicit(&srv_slot(s)->mutations, 1, memory_order_relaxed);
+        srv_log(LOG_INFO, "all transactions deleted (cluster-wide) by %s",
+                mg_get_request_info(c)->remote_addr);
+        return srv_reply_empty(c, 204);
+    }
     int rc = txstats_clear_ex(s->stats);
     if (rc != TXSTATS_OK)
         return srv_error(c, 503, "Retry-After: 1\r\n",
@@ -260,7 +303,8 @@ struct route {
 
 static int get_health(struct srv *s, struct mg_connection *c)
 {
-    (void)s;
+    if (s->cluster && !srv_cluster_ready(s)) /* still reading the topic back */
+        return srv_reply_json(c, 503, "{\"status\":\"catching up\"}");
     return srv_reply_json(c, 200, "{\"status\":\"ok\"}");
 }
 

@@ -35,6 +35,9 @@ struct srv_options {
     int64_t stream_interval_ms;
     int max_streams;
     int64_t stream_max_seconds;
+    char kafka_brokers[1024];
+    char kafka_topic[256];
+    int64_t kafka_timeout_ms;
 };
 
 /* Routes, for per-route metrics; ROUTE_OTHER counts 404s. */
@@ -88,6 +91,7 @@ struct srv {
     atomic_bool stopping;
     atomic_uint_fast64_t snapshots_ok, snapshots_failed;
     txstats_recovery_t recovery;
+    struct srv_cluster *cluster; /* NULL: standalone */
     int64_t started_ms;
 };
 
@@ -122,6 +126,9 @@ void srv_access_log(struct srv *s, const struct mg_connection *c, int status, do
 
 /* routes.c */
 int srv_handle(struct mg_connection *c, void *cbdata);
+/* The window, standalone or cluster. */
+int srv_window_stats(struct srv *s, txstats_summary_t *out);
+int srv_window_list(struct srv *s, txstats_tx_t *buf, size_t cap, txstats_list_info_t *info);
 /* The statistics JSON object of SPEC §2; returns its length. */
 int srv_stats_json(struct srv *s, char *buf, size_t n);
 

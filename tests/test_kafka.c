@@ -1,0 +1,340 @@
+/* SPDX-License-Identifier: MIT */
+/* Cluster mode end to end: a 3-broker mock Kafka cluster (the real protocol over loopback) and
+ * three txstats-server nodes on it. usage: test_kafka PATH-TO-txstats-server PATH-TO-kafka_mock */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "helpers.h"
+
+#define NODES 3
+static const char *mock_bin;
+static pid_t mock_pid;
+static FILE *mock_in, *mock_out;
+static char brokers[512];
+static struct server node[NODES];
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec t = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&t, NULL);
+}
+
+static int mock_command(const char *cmd)
+{
+    char line[64];
+    fprintf(mock_in, "%s\n", cmd);
+    fflush(mock_in);
+    return fgets(line, sizeof(line), mock_out) && !strncmp(line, "ok", 2) ? 0 : -1;
+}
+
+static int start_mock(void)
+{
+    int in[2], out[2];
+    if (pipe(in) != 0 || pipe(out) != 0)
+        return -1;
+    mock_pid = fork();
+    if (mock_pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        close(in[1]);
+        close(out[0]);
+        execl(mock_bin, mock_bin, "transactions", (char *)NULL);
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    mock_in = fdopen(in[1], "w");
+    mock_out = fdopen(out[0], "r");
+    if (!fgets(brokers, sizeof(brokers), mock_out))
+        return -1;
+    brokers[strcspn(brokers, "\n")] = '\0';
+    return 0;
+}
+
+static int healthy(struct server *s)
+{
+    struct resp r;
+    int ok = http(s->port, "GET", "/healthz", NULL, &r) == 0 && r.status == 200;
+    resp_free(&r);
+    return ok;
+}
+
+static int start_node(int i)
+{
+    /* A long window: nothing expires during the test, however long a broker stays down. */
+    const char *args[] = {"--kafka-brokers", brokers, "--kafka-topic", "transactions",
+                          "--window-ms", "600000", "--kafka-timeout-ms", "1000", NULL};
+    if (server_start(&node[i], args) != 0)
+        return -1;
+    for (int k = 0; k < 300; k++) { /* ready once it has read the topic back */
+        if (healthy(&node[i]))
+            return 0;
+        sleep_ms(50);
+    }
+    return -1;
+}
+
+static int setup(void **state)
+{
+    if (start_mock() != 0)
+        return -1;
+    for (int i = 0; i < NODES; i++) {
+        server_init(&node[i]);
+        if (start_node(i) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    for (int i = 0; i < NODES; i++) {
+        int st = server_stop(&node[i], SIGTERM);
+        if (st != 0)
+            fprintf(stderr, "node %d exited with %d\n", i, st);
+        server_cleanup(&node[i]);
+    }
+    fclose(mock_in); /* the mock exits at end of input */
+    waitpid(mock_pid, NULL, 0);
+    fclose(mock_out);
+    return 0;
+}
+
+static int post_to(int i, const char *amount, int64_t ts)
+{
+    char t[32], body[128];
+    struct resp r;
+    txstats_timestamp_format(ts, t, sizeof(t));
+    snprintf(body, sizeof(body), "{\"amount\":\"%s\",\"timestamp\":\"%s\"}", amount, t);
+    int st = http(node[i].port, "POST", "/transactions", body, &r) == 0 ? r.status : -1;
+    resp_free(&r);
+    return st;
+}
+
+static void stats_of(int i, char *out, size_t n)
+{
+    struct resp r;
+    out[0] = '\0';
+    if (http(node[i].port, "GET", "/statistics", NULL, &r) == 0 && r.status == 200)
+        snprintf(out, n, "%s", r.body);
+    resp_free(&r);
+}
+
+/* Every node reports `want` (or, with want NULL, the same thing) within `ms`. */
+static int agree(const char *want, int ms, char *seen, size_t n)
+{
+    int64_t until = now_ms() + ms;
+    for (;;) {
+        char first[256], other[256];
+        stats_of(0, first, sizeof(first));
+        int same = first[0] && (!want || !strcmp(first, want)); /* an answer, and the right one */
+        for (int i = 1; i < NODES && same; i++) {
+            stats_of(i, other, sizeof(other));
+            same = !strcmp(first, other);
+        }
+        if (seen)
+            snprintf(seen, n, "%s", first);
+        if (same)
+            return 0;
+        if (now_ms() > until)
+            return -1;
+        sleep_ms(20);
+    }
+}
+
+static int cmp_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return x < y ? -1 : x > y;
+}
+
+static long long count_of(int i)
+{
+    char s[256];
+    stats_of(i, s, sizeof(s));
+    const char *c = strstr(s, "\"count\":");
+    return c ? atoll(c + 8) : -1;
+}
+
+static void test_global_statistics(void **state)
+{
+    int64_t t = now_ms();
+    long cents = 0;
+    for (int k = 1; k <= 300; k++) { /* round-robin, unique amounts 0.01 .. 3.00 */
+        char a[16];
+        snprintf(a, sizeof(a), "%d.%02d", k / 100, k % 100);
+        assert_int_equal(post_to(k % NODES, a, t - k), 201);
+        cents += k;
+    }
+    char want[256], seen[256];
+    snprintf(want, sizeof(want),
+             "{\"sum\":\"%ld.%02ld\",\"avg\":\"1.51\",\"max\":\"3.00\",\"min\":\"0.01\",\"count\":300}",
+             cents / 100, cents % 100);
+    if (agree(want, 2000, seen, sizeof(seen)) != 0)
+        fail_msg("nodes disagree or are wrong after 2 s: %s, want %s", seen, want);
+    /* Produce-to-visible lag: a 201 from one node until another node counts it. */
+    long long lag[40];
+    for (int k = 0; k < 40; k++) {
+        int from = k % NODES, to = (k + 1) % NODES;
+        long long before = count_of(to);
+        int64_t t0 = now_ms();
+        assert_int_equal(post_to(from, "1", now_ms()), 201);
+        int64_t acked = now_ms();
+        while (count_of(to) == before && now_ms() - t0 < 5000)
+            ;
+        lag[k] = now_ms() - acked;
+    }
+    qsort(lag, 40, sizeof(lag[0]), cmp_ll);
+    print_message("produce-to-visible lag on another node: p50 %lld ms, p99 %lld ms\n", lag[20],
+                  lag[39]);
+    assert_true(lag[39] < 2000);
+    /* The listing is the merged window, oldest first. */
+    assert_int_equal(agree(NULL, 2000, seen, sizeof(seen)), 0);
+    struct resp r;
+    assert_int_equal(http(node[2].port, "GET", "/transactions", NULL, &r), 0);
+    if (!strstr(r.body, "\"count\":340,\"truncated\":false"))
+        fail_msg("listing: ...%s", r.body + (r.len > 80 ? r.len - 80 : 0));
+    resp_free(&r);
+}
+
+static void test_delete_everywhere(void **state)
+{
+    struct resp r;
+    assert_int_equal(http(node[1].port, "DELETE", "/transactions", NULL, &r), 0);
+    assert_int_equal(r.status, 204);
+    resp_free(&r);
+    char seen[256];
+    if (agree("{\"sum\":\"0.00\",\"avg\":\"0.00\",\"max\":\"0.00\",\"min\":\"0.00\",\"count\":0}", 2000,
+              seen, sizeof(seen)) != 0)
+        fail_msg("not empty everywhere: %s", seen);
+}
+
+struct load {
+    int stop, sent, acked;
+};
+
+static void *load_main(void *arg)
+{
+    struct load *l = arg;
+    for (int k = 0; !__atomic_load_n(&l->stop, __ATOMIC_RELAXED); k++) {
+        int st = post_to(k % 2 ? 2 : 0, "2", now_ms());
+        l->sent++;
+        l->acked += st == 201;
+        if (st != 201) {
+            printf("POST during the kill: %d\n", st);
+            fflush(stdout);
+        }
+    }
+    return NULL;
+}
+
+static void test_node_rebuilds_after_kill(void **state)
+{
+    long long before = count_of(0);
+    struct load l = {0, 0, 0};
+    pthread_t th;
+    pthread_create(&th, NULL, load_main, &l);
+    sleep_ms(300);
+    assert_int_equal(server_stop(&node[1], SIGKILL), 128 + SIGKILL);
+    sleep_ms(300);
+    assert_int_equal(start_node(1), 0); /* catches up from the topic */
+    sleep_ms(300);
+    __atomic_store_n(&l.stop, 1, __ATOMIC_RELAXED);
+    pthread_join(th, NULL);
+    assert_int_equal(l.acked, l.sent);
+    for (int i = 0; i < NODES; i++) { /* every acknowledged POST reaches every node */
+        int64_t until = now_ms() + 2000;
+        while (count_of(i) != before + l.acked && now_ms() < until)
+            sleep_ms(20);
+        assert_int_equal(count_of(i), before + l.acked);
+    }
+    print_message("node killed and rebuilt under load: %d posts, all nodes agree\n", l.sent);
+}
+
+static void test_broker_down(void **state)
+{
+    long long before = count_of(0);
+    for (int i = 0; i < NODES; i++) {
+        char st[256];
+        stats_of(i, st, sizeof(st));
+        print_message("node %d before: %s\n", i, st);
+    }
+    assert_int_equal(mock_command("down 1"), 0);
+    int sent = 0, acked = 0, refused = 0;
+    for (int k = 0; k < 10; k++) {
+        int st = post_to(k % NODES, "1", now_ms());
+        sent++;
+        acked += st == 201;
+        refused += st == 503;
+        assert_true(st == 201 || st == 503);
+    }
+    assert_int_equal(mock_command("up 1"), 0);
+    sleep_ms(500);
+    char seen[256];
+    assert_int_equal(agree(NULL, 5000, seen, sizeof(seen)), 0);
+    long long now = count_of(0);
+    for (int i = 0; i < NODES; i++) {
+        char st[256];
+        stats_of(i, st, sizeof(st));
+        print_message("node %d after: %s\n", i, st);
+    }
+    print_message("broker 1 down: %d posts, %d acknowledged, %d refused; counted %lld\n", sent,
+                  acked, refused, now - before);
+    assert_true(now - before >= acked); /* no acknowledged transaction is lost */
+    assert_true(now - before <= sent);
+}
+
+static void test_malformed_records(void **state)
+{
+    char before[256], seen[256];
+    stats_of(0, before, sizeof(before));
+    assert_int_equal(mock_command("garbage 0"), 0);
+    int64_t until = now_ms() + 10000; /* the brokers may still be settling after the outage */
+    int counted = 0;
+    while (!counted && now_ms() < until) {
+        struct resp r;
+        counted = 1;
+        for (int i = 0; i < NODES; i++) {
+            assert_int_equal(http(node[i].port, "GET", "/metrics", NULL, &r), 0);
+            const char *m = strstr(r.body, "txstats_kafka_records_total{result=\"malformed\"} ");
+            counted &= m && atoll(m + 48) >= 1;
+            resp_free(&r);
+        }
+        sleep_ms(50);
+    }
+    assert_true(counted);
+    assert_int_equal(agree(before, 2000, seen, sizeof(seen)), 0); /* skipped, nothing changed */
+    for (int i = 0; i < NODES; i++)
+        assert_true(healthy(&node[i]));
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3) {
+        fprintf(stderr, "usage: %s PATH-TO-txstats-server PATH-TO-kafka_mock\n", argv[0]);
+        return 2;
+    }
+    server_bin = argv[1];
+    mock_bin = argv[2];
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_global_statistics), cmocka_unit_test(test_delete_everywhere),
+        cmocka_unit_test(test_node_rebuilds_after_kill), cmocka_unit_test(test_broker_down),
+        cmocka_unit_test(test_malformed_records),
+    };
+    return cmocka_run_group_tests_name("kafka", tests, setup, teardown);
+}
