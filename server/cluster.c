@@ -38,7 +38,7 @@ struct srv_cluster {
     txstats_t **part; /* one window per partition */
     bool *reached_end;
     int64_t *next_offset; /* per partition: records below it were applied already */
-    atomic_int ends; /* partitions read to their end once */
+    atomic_int ends;      /* partitions read to their end once */
     pthread_t poller, reader;
     atomic_bool stop;
     atomic_uint_fast64_t applied, expired, malformed, clears;
@@ -48,8 +48,8 @@ struct srv_cluster {
 struct waiter {
     pthread_mutex_t lock;
     pthread_cond_t done_cond;
-    int pending;  /* delivery reports still to come */
-    int refs;     /* the request and the reports */
+    int pending; /* delivery reports still to come */
+    int refs;    /* the request and the reports */
     rd_kafka_resp_err_t err;
 };
 
@@ -92,7 +92,7 @@ static void *poller_main(void *arg)
 /* Produce `n` values (to `partition[i]`, or any when RD_KAFKA_PARTITION_UA) and wait for all of
  * their delivery reports. Returns 0 or an error text. */
 static const char *produce_and_wait(struct srv_cluster *k, const char *const *values,
-                                   const int32_t *partition, int n)
+                                    const int32_t *partition, int n)
 {
     struct waiter *w = calloc(1, sizeof(*w));
     if (!w)
@@ -211,7 +211,8 @@ static void *reader_main(void *arg)
         if (!m)
             continue;
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-            if (m->partition >= 0 && m->partition < k->partitions && !k->reached_end[m->partition]) {
+            if (m->partition >= 0 && m->partition < k->partitions &&
+                !k->reached_end[m->partition]) {
                 k->reached_end[m->partition] = true;
                 if (atomic_fetch_add(&k->ends, 1) + 1 == k->partitions)
                     srv_log(LOG_INFO, "caught up with all %d partitions: ready", k->partitions);
@@ -242,8 +243,9 @@ static int assign_all(struct srv_cluster *k)
         }
     }
     if (fallback)
-        srv_log(LOG_INFO, "offset lookup by time unavailable for %d partition(s): reading them "
-                          "from the beginning, skipping expired records",
+        srv_log(LOG_INFO,
+                "offset lookup by time unavailable for %d partition(s): reading them "
+                "from the beginning, skipping expired records",
                 fallback);
     e = rd_kafka_assign(k->consumer, l);
     rd_kafka_topic_partition_list_destroy(l);
@@ -258,8 +260,10 @@ static rd_kafka_conf_t *conf(struct srv *s, bool producer)
     snprintf(group, sizeof(group), "txstats-%d-%lld", (int)getpid(), (long long)srv_now_ms());
     const char *common[][2] = {{"bootstrap.servers", s->opt.kafka_brokers},
                                {"client.id", "txstats-server"}};
-    const char *prod[][2] = {{"enable.idempotence", "true"}, {"acks", "all"},
-                             {"linger.ms", "5"},             {"message.timeout.ms", timeout}};
+    const char *prod[][2] = {{"enable.idempotence", "true"},
+                             {"acks", "all"},
+                             {"linger.ms", "5"},
+                             {"message.timeout.ms", timeout}};
     const char *cons[][2] = {{"group.id", group},
                              {"enable.auto.commit", "false"},
                              {"auto.offset.reset", "earliest"},

@@ -29,13 +29,6 @@ static atomic_int next_id = 1;       /* amount of transaction n is n micro-units
 static unsigned char acked[MAX_IDS]; /* 1: got a 201 */
 static atomic_bool stop;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 struct poster {
     int port;
 };

@@ -4,6 +4,7 @@
 #define TXSTATS_TEST_HARNESS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 struct server {
@@ -38,6 +39,10 @@ int http_request(int fd, const char *method, const char *path, const char *heade
 /* Connect, request, close. */
 int http(int port, const char *method, const char *path, const char *body, struct resp *r);
 const char *resp_header(const struct resp *r, const char *name); /* value or NULL */
+
+int64_t now_ms(void);      /* CLOCK_REALTIME in ms since the epoch */
+void sleep_ms(int64_t ms); /* ms <= 0: no sleep */
+long rss_kib(pid_t pid);   /* VmRSS of a process, or -1 */
 void resp_free(struct resp *r);
 
 #endif

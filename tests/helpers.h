@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -57,6 +58,17 @@ static inline txstats_summary_text_t stats_text(txstats_t *t)
     assert_int_equal(txstats_stats(t, &s), TXSTATS_OK);
     assert_int_equal(txstats_summary_text(&s, &x), TXSTATS_OK);
     return x;
+}
+
+/* Write zeros to `path` until the filesystem is full. */
+static inline void fill_disk(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    char block[4096] = {0};
+    assert_non_null(f);
+    while (fwrite(block, 1, sizeof(block), f) == sizeof(block) && fflush(f) == 0)
+        ;
+    fclose(f);
 }
 
 #define assert_stats(t, sum_, avg_, max_, min_, count_)                                            \

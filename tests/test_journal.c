@@ -370,11 +370,7 @@ static void test_disk_full(void **state)
     /* Fill the disk, then add until the journal refuses. */
     char filler[160];
     snprintf(filler, sizeof(filler), "%s/filler", mnt);
-    FILE *f = fopen(filler, "w");
-    char block[4096] = {0};
-    while (fwrite(block, 1, sizeof(block), f) == sizeof(block) && fflush(f) == 0)
-        ;
-    fclose(f);
+    fill_disk(filler);
     int ok = 0, refused = 0;
     for (int i = 0; i < 2000; i++) {
         int rc = txstats_add(t, 1000000, T0 - i % 1000);

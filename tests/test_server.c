@@ -18,19 +18,6 @@
 static const char EMPTY_STATS[] =
     "{\"sum\":\"0.00\",\"avg\":\"0.00\",\"max\":\"0.00\",\"min\":\"0.00\",\"count\":0}";
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int64_t ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static int setup(void **state)
 {
     struct server *s = calloc(1, sizeof(*s));
@@ -650,11 +637,7 @@ static void test_disk_full(void **state)
     post(s, "\"1\"", now_ms(), 201);
     char filler[160];
     snprintf(filler, sizeof(filler), "%s/filler", mnt);
-    FILE *f = fopen(filler, "w");
-    char block[4096] = {0};
-    while (fwrite(block, 1, sizeof(block), f) == sizeof(block) && fflush(f) == 0)
-        ;
-    fclose(f);
+    fill_disk(filler);
     int refused = 0;
     char body[128];
     for (int i = 0; i < 300 && !refused; i++) {

@@ -134,6 +134,7 @@ int txstats__snapshot_install(txstats_t *t, const struct txstats__snap *sn);
  * write the document atomically. */
 int txstats__snapshot_write(txstats_t *t, const char *path, uint64_t *bound);
 void txstats__snap_free(txstats_t *t, struct txstats__snap *sn);
+int txstats__read_all(int dirfd, const char *name, uint64_t max, char **data, size_t *len);
 
 /* Journal (journal.c). Called with the shard's lock held, before the window changes. */
 int txstats__journal_add(txstats_t *t, struct txstats__shard *s, txstats_amount_t a, int64_t ts);

@@ -102,44 +102,16 @@ static int push(struct stream *st, const struct jrec *rec)
     return TXSTATS_OK;
 }
 
-static int read_whole(int dirfd, const char *name, uint8_t **data, size_t *len)
-{
-    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
-    struct stat st;
-    if (fd < 0 || fstat(fd, &st) != 0) {
-        int e = errno;
-        if (fd >= 0)
-            close(fd);
-        errno = e;
-        return TXSTATS_EIO;
-    }
-    *len = (size_t)st.st_size;
-    *data = malloc(*len ? *len : 1);
-    size_t got = 0;
-    while (*data && got < *len) {
-        ssize_t n = read(fd, *data + got, *len - got);
-        if (n <= 0) {
-            int e = n < 0 ? errno : EIO;
-            free(*data);
-            close(fd);
-            errno = e;
-            return TXSTATS_EIO;
-        }
-        got += (size_t)n;
-    }
-    close(fd);
-    return *data ? TXSTATS_OK : TXSTATS_ENOMEM;
-}
-
 /* Records of one segment into its stream: good ones kept, a torn tail cut, damage counted. */
 static int read_segment(int dirfd, const struct segfile *f, struct stream *st, int skip_corrupt,
                         txstats_recovery_t *rep)
 {
-    uint8_t *data;
+    char *raw;
     size_t len;
-    int rc = read_whole(dirfd, f->name, &data, &len);
+    int rc = txstats__read_all(dirfd, f->name, UINT64_MAX, &raw, &len);
     if (rc != TXSTATS_OK)
         return rc;
+    const uint8_t *data = (const uint8_t *)raw;
     size_t nrec = len / TXSTATS__REC_SIZE, last_good = 0;
     struct jrec rec;
     for (size_t i = 0; i < nrec; i++)
@@ -154,7 +126,7 @@ static int read_segment(int dirfd, const struct segfile *f, struct stream *st, i
         else
             rc = TXSTATS_EFORMAT;
     }
-    free(data);
+    free(raw);
     st->present = true;
     rep->segments++;
     return rc;

@@ -23,7 +23,7 @@
 
 #define SNAPSHOT_FORMAT  "libtxstats-snapshot"
 #define SNAPSHOT_VERSION 1
-#define SNAPSHOT_MAX     ((off_t)1 << 32) /* refuse to read more than 4 GiB */
+#define SNAPSHOT_MAX     ((uint64_t)1 << 32) /* refuse to read more than 4 GiB */
 
 void txstats__snap_free(txstats_t *t, struct txstats__snap *sn)
 {
@@ -240,24 +240,22 @@ int txstats_save(txstats_t *t, const char *path)
 
 /* ---- load ---------------------------------------------------------------------------------- */
 
-static int read_file(const char *path, char **data, size_t *len)
+/* A whole regular file, `name` relative to `dirfd` (AT_FDCWD: the current directory), at most
+ * `max` bytes: TXSTATS_OK, TXSTATS_EIO (errno), TXSTATS_ENOMEM, or TXSTATS_EFORMAT past `max`. */
+int txstats__read_all(int dirfd, const char *name, uint64_t max, char **data, size_t *len)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
     struct stat st;
     if (fd < 0)
         return TXSTATS_EIO;
     int ok = fstat(fd, &st) == 0 ? 1 : 0;
-    if (!ok || !S_ISREG(st.st_mode)) {
+    if (!ok || !S_ISREG(st.st_mode) || (uint64_t)st.st_size > max) {
         int e = !ok ? errno : S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
         close(fd);
         errno = e;
-        return TXSTATS_EIO;
+        return ok && S_ISREG(st.st_mode) ? TXSTATS_EFORMAT : TXSTATS_EIO;
     }
-    if (st.st_size == 0 || st.st_size > SNAPSHOT_MAX) {
-        close(fd);
-        return TXSTATS_EFORMAT;
-    }
-    *data = malloc((size_t)st.st_size);
+    *data = malloc(st.st_size ? (size_t)st.st_size : 1);
     size_t got = 0;
     while (*data && got < (size_t)st.st_size) {
         ssize_t r = read(fd, *data + got, (size_t)st.st_size - got);
@@ -475,9 +473,13 @@ int txstats__snapshot_read(txstats_t *t, const char *path, struct txstats__snap 
     char *data = NULL;
     size_t len = 0;
     memset(sn, 0, sizeof(*sn));
-    int rc = read_file(path, &data, &len);
+    int rc = txstats__read_all(AT_FDCWD, path, SNAPSHOT_MAX, &data, &len);
     if (rc != TXSTATS_OK)
         return rc;
+    if (len == 0) {
+        free(data);
+        return TXSTATS_EFORMAT;
+    }
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(data, len, &end, 0);
     bool trailing = false;
