@@ -450,7 +450,8 @@ int srv_cluster_list(struct srv *s, txstats_tx_t *buf, size_t cap, txstats_list_
     }
     qsort(all, n, sizeof(*all), by_time); /* partitions are each in order: a merge */
     info->written = n < cap ? n : cap;
-    memcpy(buf, all, (size_t)info->written * sizeof(*all));
+    if (info->written) /* buf may be NULL when only the counts are wanted */
+        memcpy(buf, all, (size_t)info->written * sizeof(*all));
     free(all);
     return TXSTATS_OK;
 }
