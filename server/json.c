@@ -14,9 +14,16 @@ struct scan {
     const char *p, *end;
 };
 
+/* cJSON counts every byte up to 0x20 as whitespace (form feed, control characters...): so must
+ * this scanner, or it would lose its place among the members cJSON accepted. */
+static bool is_space(char c)
+{
+    return (unsigned char)c <= 0x20;
+}
+
 static void skip_ws(struct scan *s)
 {
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+    while (s->p < s->end && is_space(*s->p))
         s->p++;
 }
 
@@ -30,7 +37,7 @@ static void skip_string(struct scan *s)
 
 static bool is_delim(char c)
 {
-    return c == ',' || c == '}' || c == ']' || c == ' ' || c == '\t' || c == '\r' || c == '\n';
+    return c == ',' || c == '}' || c == ']' || is_space(c);
 }
 
 /* Any value: a string, a container (strings inside may hold brackets), a number or literal. */
@@ -79,7 +86,7 @@ static bool member_text(const char *body, size_t len, int index, const char **te
         if (i == index) {
             *text = start;
             *n = (size_t)(s.p - start);
-            return true;
+            return *n > 0;
         }
         skip_ws(&s);
         s.p++; /* ',' */
@@ -134,6 +141,8 @@ static int parse_amount(const cJSON *root, const char *body, size_t len, txstats
 /* Integer text: optional '-', 1 to 16 digits. */
 static bool parse_epoch_ms(const char *t, size_t n, int64_t *out)
 {
+    if (n == 0)
+        return false;
     size_t i = t[0] == '-';
     int64_t v = 0;
     if (n <= i || n - i > 16)
@@ -208,7 +217,7 @@ int srv_parse_transaction(const char *body, size_t len, struct srv_tx *out, char
         return fail(err, errlen, 400, "request body is not valid JSON");
     int status = 0;
     for (const char *p = end; p < body + len; p++)
-        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
+        if (!is_space(*p))
             status = fail(err, errlen, 400, "request body has data after the JSON value");
     if (status == 0 && !cJSON_IsObject(root))
         status = fail(err, errlen, 400, "request body must be a JSON object");
