@@ -40,7 +40,8 @@ static void test_fuzz_regression(void **state)
 
 static void test_number_text_exact(void **state)
 {
-    static const char *bodies[] = {"{\"amount\":0.1,\"timestamp\":1}", "{ \"amount\" : 0.1 , \"timestamp\" : 1 }",
+    static const char *bodies[] = {"{\"amount\":0.1,\"timestamp\":1}",
+                                   "{ \"amount\" : 0.1 , \"timestamp\" : 1 }",
                                    "{\"x\":{\"amount\":5},\"amount\":0.1,\"timestamp\":1}"};
     for (int i = 0; i < 3; i++) {
         struct srv_tx tx;
