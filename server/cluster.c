@@ -419,39 +419,51 @@ int srv_cluster_stats(struct srv *s, txstats_summary_t *out)
     return TXSTATS_OK;
 }
 
-static int by_time(const void *a, const void *b)
-{
-    const txstats_tx_t *x = a, *y = b;
-    return x->timestamp_ms < y->timestamp_ms ? -1 : x->timestamp_ms > y->timestamp_ms;
-}
-
-/* All partitions' listings, merged oldest first; the first `cap` go to buf. */
+/* All partitions' listings merged oldest first; the first `cap` go to buf. Each partition's
+ * listing is already in order (same-millisecond entries in arrival order), so a k-way merge keeps
+ * that order, as a standalone listing does. With cap 0 only the counts are gathered. */
 int srv_cluster_list(struct srv *s, txstats_tx_t *buf, size_t cap, txstats_list_info_t *info)
 {
     struct srv_cluster *k = s->cluster;
-    size_t total = 0;
+    size_t total = 0, *at = NULL, *end = NULL;
+    txstats_tx_t *all = NULL;
     memset(info, 0, sizeof(*info));
     for (int i = 0; i < k->partitions; i++) {
         txstats_list_info_t p;
         txstats_get_ex(k->part[i], NULL, 0, &p);
-        total += (size_t)p.retained + 1024;
-    }
-    txstats_tx_t *all = malloc((total ? total : 1) * sizeof(*all));
-    if (!all)
-        return TXSTATS_ENOMEM;
-    size_t n = 0;
-    for (int i = 0; i < k->partitions; i++) {
-        txstats_list_info_t p;
-        txstats_get_ex(k->part[i], all + n, total - n, &p);
-        n += (size_t)p.written;
         info->in_window += p.in_window;
         info->retained += p.retained;
         info->now_ms = p.now_ms;
+        total += (size_t)p.retained + 1024; /* room for what arrives meanwhile */
     }
-    qsort(all, n, sizeof(*all), by_time); /* partitions are each in order: a merge */
-    info->written = n < cap ? n : cap;
-    if (info->written) /* buf may be NULL when only the counts are wanted */
-        memcpy(buf, all, (size_t)info->written * sizeof(*all));
+    if (cap == 0)
+        return TXSTATS_OK;
+    all = malloc(total * sizeof(*all));
+    at = calloc((size_t)k->partitions, sizeof(*at));
+    end = calloc((size_t)k->partitions, sizeof(*end));
+    int rc = all && at && end ? TXSTATS_OK : TXSTATS_ENOMEM;
+    info->in_window = info->retained = 0;
+    for (int i = 0, n = 0; rc == TXSTATS_OK && i < k->partitions; i++) {
+        txstats_list_info_t p;
+        at[i] = (size_t)n;
+        txstats_get_ex(k->part[i], all + n, total - (size_t)n, &p);
+        n += (int)p.written;
+        end[i] = (size_t)n;
+        info->in_window += p.in_window;
+        info->retained += p.retained;
+    }
+    while (rc == TXSTATS_OK && info->written < cap) {
+        int best = -1;
+        for (int i = 0; i < k->partitions; i++)
+            if (at[i] < end[i] &&
+                (best < 0 || all[at[i]].timestamp_ms < all[at[best]].timestamp_ms))
+                best = i;
+        if (best < 0)
+            break;
+        buf[info->written++] = all[at[best]++];
+    }
     free(all);
-    return TXSTATS_OK;
+    free(at);
+    free(end);
+    return rc;
 }

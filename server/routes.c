@@ -398,7 +398,6 @@ int srv_handle(struct mg_connection *c, void *cbdata)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     int64_t ns = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
     struct srv_counters *k = srv_slot(s);
-    atomic_fetch_add_explicit(&k->requests, 1, memory_order_relaxed);
     if (status >= 200 && status < 600)
         atomic_fetch_add_explicit(&k->statuses[route][status / 100], 1, memory_order_relaxed);
     if (route != ROUTE_STREAM) /* a stream lasts minutes: not a request duration */

@@ -74,8 +74,7 @@ struct srv_counters {
     atomic_uint_fast64_t statuses[ROUTES][6]; /* by route and class: [r][2] = 2xx ... */
     atomic_uint_fast64_t duration_buckets[SRV_BUCKETS];
     atomic_uint_fast64_t duration_ns; /* sum */
-    atomic_uint_fast64_t requests;
-    atomic_uint_fast64_t mutations; /* stored POSTs and DELETEs: the saver skips idle periods */
+    atomic_uint_fast64_t mutations;   /* stored POSTs and DELETEs: the saver skips idle periods */
 } __attribute__((aligned(64)));
 
 struct srv {

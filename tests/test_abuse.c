@@ -312,7 +312,7 @@ static void test_garbage_json(void **state)
 static void test_headers(void **state)
 {
     struct ctx *c = *state;
-    /* 200 headers: beyond civetweb's table */
+    /* 200 headers, beyond civetweb's table of 64: it serves the request and ignores the rest */
     char *req = malloc(200 * 32 + 128);
     int n = sprintf(req, "GET /statistics HTTP/1.1\r\nHost: x\r\n");
     for (int i = 0; i < 200; i++)
@@ -320,11 +320,10 @@ static void test_headers(void **state)
     n += sprintf(req + n, "\r\n");
     int fd = http_connect(c->s.port);
     assert_int_equal(send_raw(fd, req, (size_t)n), 0);
-    int st = read_status(fd, 5000);
-    assert_true(st == 0 || (st >= 400 && st < 500) || st == 200);
+    assert_int_equal(read_status(fd, 5000), 200);
     close(fd);
     free(req);
-    /* a 64 KiB header line */
+    /* a 64 KiB header line, past max_request_size (16 KiB): 400 */
     req = malloc(70000);
     n = sprintf(req, "GET /statistics HTTP/1.1\r\nHost: x\r\nX-Long: ");
     memset(req + n, 'a', 65536);
@@ -332,8 +331,8 @@ static void test_headers(void **state)
     n += sprintf(req + n, "\r\n\r\n");
     fd = http_connect(c->s.port);
     send(fd, req, (size_t)n, MSG_NOSIGNAL);
-    st = read_status(fd, 5000);
-    assert_true(st == 0 || (st >= 400 && st < 500));
+    int st = read_status(fd, 5000);
+    assert_true(st == 400 || st == 0); /* 0: it closed before we finished sending (a reset) */
     close(fd);
     free(req);
 }

@@ -210,6 +210,13 @@ static void test_global_statistics(void **state)
     assert_int_equal(http(node[2].port, "GET", "/transactions", NULL, &r), 0);
     if (!strstr(r.body, "\"count\":340,\"truncated\":false"))
         fail_msg("listing: ...%s", r.body + (r.len > 80 ? r.len - 80 : 0));
+    const char *prev = NULL; /* merged across partitions, oldest first */
+    for (const char *p = strstr(r.body, "\"timestamp\":\""); p;
+         p = strstr(p + 1, "\"timestamp\":\"")) {
+        if (prev && strncmp(prev + 13, p + 13, 24) > 0) /* RFC 3339 UTC text sorts by time */
+            fail_msg("listing out of order: %.24s after %.24s", p + 13, prev + 13);
+        prev = p;
+    }
     resp_free(&r);
 }
 
