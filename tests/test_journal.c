@@ -192,7 +192,7 @@ static void test_corruption_in_the_middle(void **state)
     const char *seg = written_segment(names, n);
     flip_byte(seg, 4 * 32 + 17); /* inside the amount of record 5 of 10 */
     char snap[160];
-    snprintf(snap, sizeof(snap), "%s/snapshot.json", dir);
+    snprintf(snap, sizeof(snap), "%s/checkpoint.bin", dir);
     struct stat before, after;
     assert_int_equal(stat(snap, &before), 0);
     /* Strict: refused, nothing changed on disk. */

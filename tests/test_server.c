@@ -449,7 +449,7 @@ static void test_restart_keeps_state(void **state)
     struct resp before = expect(s, "GET", "/transactions", NULL, 200);
     assert_int_equal(server_stop(s, SIGTERM), 0); /* SIGTERM saves */
     char snap[160];
-    snprintf(snap, sizeof(snap), "%s/snapshot.json", s->data_dir);
+    snprintf(snap, sizeof(snap), "%s/checkpoint.bin", s->data_dir);
     struct stat st;
     assert_int_equal(stat(snap, &st), 0);
     start(s, args);
@@ -487,7 +487,7 @@ static void test_damaged_snapshot_refused(void **state)
     post(s, "\"8\"", now_ms(), 201);
     assert_int_equal(server_stop(s, SIGTERM), 0);
     char snap[160];
-    snprintf(snap, sizeof(snap), "%s/snapshot.json", s->data_dir);
+    snprintf(snap, sizeof(snap), "%s/checkpoint.bin", s->data_dir);
     size_t len = 0;
     char *good = read_file(snap, &len);
     assert_non_null(good);

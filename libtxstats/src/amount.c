@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* Exact decimal text: amounts in micro-units, 128-bit sums, HALF_UP rounding to cents. */
 #include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
-#include "internal.h"
+#include "amount.h"
+#include "txstats/txstats.h"
 
 static bool is_digit(char c)
 {
@@ -137,7 +139,7 @@ static size_t put_u128(unsigned __int128 v, char *buf)
 
 /* sign, integer part, '.', `places` fraction digits of |v| / 10^places; then trims trailing zeros
  * down to `min_places`. */
-static void put_fixed(txstats__i128 v, unsigned places, unsigned min_places, char *buf)
+static int put_fixed(txstats__i128 v, unsigned places, unsigned min_places, char *buf)
 {
     unsigned __int128 u = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
     uint64_t div = 1;
@@ -157,11 +159,12 @@ static void put_fixed(txstats__i128 v, unsigned places, unsigned min_places, cha
     while (end > n + min_places && buf[end - 1] == '0')
         end--;
     buf[end] = '\0';
+    return (int)end;
 }
 
-void txstats__format_micros(txstats__i128 v, char *buf)
+int txstats__format_micros(txstats__i128 v, char *buf)
 {
-    put_fixed(v, 6, 2, buf);
+    return put_fixed(v, 6, 2, buf);
 }
 
 int txstats_amount_format(txstats_amount_t a, char *buf, size_t len)
@@ -238,5 +241,25 @@ int txstats_summary_text(const txstats_summary_t *s, txstats_summary_text_t *out
     put_cents(s->count ? sum : 0, s->count ? (txstats__i128)s->count : 1, out->avg);
     put_cents(s->max, 1, out->max);
     put_cents(s->min, 1, out->min);
+    return TXSTATS_OK;
+}
+
+int txstats_summary_merge(txstats_summary_t *acc, const txstats_summary_t *part)
+{
+    if (!acc || !part)
+        return TXSTATS_EINVAL;
+    acc->now_ms = part->now_ms > acc->now_ms ? part->now_ms : acc->now_ms;
+    if (part->count == 0)
+        return TXSTATS_OK;
+    if (acc->count == 0 || part->min < acc->min)
+        acc->min = part->min;
+    if (acc->count == 0 || part->max > acc->max)
+        acc->max = part->max;
+    acc->count += part->count;
+    unsigned __int128 a = ((unsigned __int128)(uint64_t)acc->sum_hi << 64) | acc->sum_lo;
+    unsigned __int128 b = ((unsigned __int128)(uint64_t)part->sum_hi << 64) | part->sum_lo;
+    a += b; /* two's complement: the same bits as the signed sum */
+    acc->sum_hi = (int64_t)(uint64_t)(a >> 64);
+    acc->sum_lo = (uint64_t)a;
     return TXSTATS_OK;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Status texts and the version string. */
-#include "internal.h"
+#include "txstats/txstats.h"
 
 #define STR2(x) #x
 #define STR(x)  STR2(x)
@@ -25,7 +25,10 @@ const char *txstats_strerror(int code)
     case TXSTATS_EIO:
         return "input/output error";
     case TXSTATS_EFORMAT:
-        return "not a valid snapshot (corrupt, truncated or unsupported version)";
+        return "not a valid snapshot, checkpoint or journal (corrupt, truncated or unsupported "
+               "version)";
+    case TXSTATS_EBUSY:
+        return "the data directory is in use by another instance or process";
     default:
         return "unknown status code";
     }

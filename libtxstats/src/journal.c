@@ -1,18 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Write-ahead journal. Each shard appends to its own stream of segment files,
- * `journal-<stream>-<segment>.log`, under the shard lock it already holds, so adds stay parallel
- * and a stream's order is the order in which its shard applied them. A record is written (2)
- * before the window changes: when the write fails, nothing is counted.
- *
- * Record, 32 bytes, little-endian:
- *   0  crc32c of bytes 4..31      4  type (1 add, 2 clear)   5  length (32)   6  zero (2 bytes)
- *   8  timestamp ms (add)        16  amount (add) or clear id (clear)         24  sequence
- *
- * A checkpoint rotates every shard to a fresh segment while copying it under the same lock, so
- * the snapshot covers exactly the older segments, which are then deleted. A clear writes a clear
- * record to every stream under all shard locks; recovery honours it only if every stream holds it
- * (an interrupted clear was never acknowledged).
+ * The write-ahead journal: record codec, segment files of one stream, the directory lock, the
+ * flusher thread of TXSTATS_FSYNC_INTERVAL. The caller decides what a stream is (the library
+ * gives each shard one, so adds stay parallel) and what a record means.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -26,49 +16,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "crc32c.h"
+#include "fileio.h"
 #include "journal.h"
 
-#define REC_SIZE  TXSTATS__REC_SIZE
-#define REC_ADD   TXSTATS__REC_ADD
-#define REC_CLEAR TXSTATS__REC_CLEAR
-
-/* ---- CRC32C (Castagnoli) -------------------------------------------------------------------- */
-
-static uint32_t crc32c_sw(const uint8_t *p, size_t n)
-{
-    uint32_t c = 0xFFFFFFFFu;
-    while (n--) {
-        c ^= *p++;
-        for (int k = 0; k < 8; k++)
-            c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1u)));
-    }
-    return ~c;
-}
-
-#if defined(__x86_64__)
-__attribute__((target("sse4.2"))) static uint32_t crc32c_hw(const uint8_t *p, size_t n)
-{
-    uint64_t c = 0xFFFFFFFFu;
-    for (; n >= 8; p += 8, n -= 8) {
-        uint64_t w;
-        memcpy(&w, p, 8);
-        c = __builtin_ia32_crc32di(c, w);
-    }
-    uint32_t c32 = (uint32_t)c;
-    while (n--)
-        c32 = __builtin_ia32_crc32qi(c32, *p++);
-    return ~c32;
-}
-#endif
-
-static uint32_t crc32c(const uint8_t *p, size_t n)
-{
-#if defined(__x86_64__)
-    if (__builtin_cpu_supports("sse4.2"))
-        return crc32c_hw(p, n);
-#endif
-    return crc32c_sw(p, n);
-}
+#define REC_SIZE TXSTATS__REC_SIZE
 
 /* ---- records -------------------------------------------------------------------------------- */
 
@@ -86,63 +38,30 @@ static uint64_t get64(const uint8_t *p)
     return v;
 }
 
-static void encode(uint8_t *r, int type, int64_t ts, int64_t value, uint64_t seq)
+void txstats__jrec_encode(uint8_t *r, const struct txstats__jrec *rec, uint64_t seq)
 {
     memset(r, 0, REC_SIZE);
-    r[4] = (uint8_t)type;
+    r[4] = (uint8_t)rec->type;
     r[5] = REC_SIZE;
-    put64(r + 8, (uint64_t)ts);
-    put64(r + 16, (uint64_t)value);
+    put64(r + 8, (uint64_t)rec->ts);
+    put64(r + 16, (uint64_t)rec->value);
     put64(r + 24, seq);
-    uint32_t c = crc32c(r + 4, REC_SIZE - 4);
+    uint32_t c = txstats__crc32c(r + 4, REC_SIZE - 4);
     for (int i = 0; i < 4; i++)
         r[i] = (uint8_t)(c >> (8 * i));
 }
 
-bool txstats__decode(const uint8_t *r, struct jrec *out)
+bool txstats__jrec_decode(const uint8_t *r, struct txstats__jrec *out)
 {
     uint32_t c = (uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16 | (uint32_t)r[3] << 24;
-    if (c != crc32c(r + 4, REC_SIZE - 4) || r[5] != REC_SIZE || r[6] || r[7] ||
-        (r[4] != REC_ADD && r[4] != REC_CLEAR))
+    if (c != txstats__crc32c(r + 4, REC_SIZE - 4) || r[5] != REC_SIZE || r[6] || r[7] ||
+        (r[4] != TXSTATS__REC_ADD && r[4] != TXSTATS__REC_CLEAR))
         return false;
     out->type = r[4];
     out->ts = (int64_t)get64(r + 8);
     out->value = (int64_t)get64(r + 16);
-    return out->type == REC_CLEAR ||
+    return out->type == TXSTATS__REC_CLEAR ||
            (out->value > -TXSTATS_AMOUNT_LIMIT && out->value < TXSTATS_AMOUNT_LIMIT);
-}
-
-/* ---- writing -------------------------------------------------------------------------------- */
-
-static int write_record(txstats_t *t, struct txstats__shard *s, int type, int64_t ts, int64_t v)
-{
-    uint8_t r[REC_SIZE];
-    encode(r, type, ts, v, s->jseq + 1);
-    ssize_t w;
-    do
-        w = write(s->jfd, r, REC_SIZE);
-    while (w < 0 && errno == EINTR);
-    if (w != REC_SIZE) {
-        int e = w < 0 ? errno : ENOSPC;
-        if (w > 0 && ftruncate(s->jfd, (off_t)s->joff) != 0) /* no half record stays behind */
-            e = errno;
-        s->jerrors++;
-        errno = e;
-        return TXSTATS_EIO;
-    }
-    s->jseq++;
-    atomic_store_explicit(&s->jseq_pub, s->jseq, memory_order_release);
-    s->joff += REC_SIZE;
-    s->jrecords++;
-    s->jbytes += REC_SIZE;
-    if (s->joff >= t->journal->cfg.segment_bytes)
-        (void)txstats__journal_rotate(t, s); /* on failure, the current segment just grows */
-    return TXSTATS_OK;
-}
-
-int txstats__journal_add(txstats_t *t, struct txstats__shard *s, txstats_amount_t a, int64_t ts)
-{
-    return write_record(t, s, REC_ADD, ts, a);
 }
 
 void txstats__segment_name(char *buf, size_t n, unsigned stream, uint64_t seg)
@@ -150,72 +69,117 @@ void txstats__segment_name(char *buf, size_t n, unsigned stream, uint64_t seg)
     snprintf(buf, n, "journal-%u-%016llu.log", stream, (unsigned long long)seg);
 }
 
-/* Flush what the segment holds (unless fsync is never) and close it; `io` held. */
-static void close_segment(txstats_t *t, struct txstats__shard *s)
+bool txstats__parse_segment_name(const char *name, unsigned *stream, uint64_t *seg)
 {
-    if (s->jfd < 0)
-        return;
-    if (t->journal->cfg.fsync != TXSTATS_FSYNC_NEVER && fdatasync(s->jfd) == 0)
-        s->jsyncs++;
-    s->jsynced = s->jseq;
-    close(s->jfd);
-    s->jfd = -1;
+    unsigned long long g;
+    int n = 0;
+    char canonical[64];
+    if (sscanf(name, "journal-%u-%llu.log%n", stream, &g, &n) != 2 || name[n] != '\0' ||
+        *stream >= TXSTATS__MAX_STREAMS)
+        return false;
+    *seg = g;
+    txstats__segment_name(canonical, sizeof(canonical), *stream, g);
+    return strcmp(canonical, name) == 0;
 }
 
-int txstats__journal_rotate(txstats_t *t, struct txstats__shard *s)
+/* ---- one stream ----------------------------------------------------------------------------- */
+
+/* Flush what the segment holds (unless fsync is never) and close it; `io` held. A segment that
+ * holds no record is removed: it carries nothing, and idle checkpoints or failed opens would
+ * otherwise leave one behind each time. */
+static void close_segment(struct txstats__journal *j, struct txstats__jstream *st)
 {
-    struct txstats__journal *j = t->journal;
+    if (st->fd < 0)
+        return;
+    if (st->off > 0 && j->cfg.fsync != TXSTATS_FSYNC_NEVER && txstats__io_sync(j->io, st->fd) == 0)
+        st->syncs++;
+    st->synced = st->seq;
+    close(st->fd);
+    st->fd = -1;
+    if (st->off == 0) {
+        char name[64];
+        txstats__segment_name(name, sizeof(name), st->id, st->seg);
+        unlinkat(j->dirfd, name, 0);
+    }
+}
+
+int txstats__jstream_rotate(struct txstats__journal *j, struct txstats__jstream *st)
+{
     char name[64];
     uint64_t seg = atomic_fetch_add(&j->next_seg, 1);
-    txstats__segment_name(name, sizeof(name), (unsigned)(s - t->shards), seg);
+    txstats__segment_name(name, sizeof(name), st->id, seg);
     int fd = openat(j->dirfd, name, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0)
         return TXSTATS_EIO;
-    if (fsync(j->dirfd) != 0) { /* the new name must survive a crash */
+    if (txstats__io_sync(j->io, j->dirfd) != 0) { /* the new name must survive a crash */
         int e = errno;
         close(fd);
         unlinkat(j->dirfd, name, 0);
         errno = e;
         return TXSTATS_EIO;
     }
-    pthread_mutex_lock(&s->io);
-    close_segment(t, s);
-    s->jfd = fd;
-    s->jseg = seg;
-    s->joff = 0;
-    pthread_mutex_unlock(&s->io);
+    pthread_mutex_lock(&st->io);
+    close_segment(j, st);
+    st->fd = fd;
+    st->seg = seg;
+    st->off = 0;
+    pthread_mutex_unlock(&st->io);
+    return TXSTATS_OK;
+}
+
+int txstats__jstream_append(struct txstats__journal *j, struct txstats__jstream *st,
+                            const struct txstats__jrec *rec, uint64_t *seq)
+{
+    uint8_t r[REC_SIZE];
+    txstats__jrec_encode(r, rec, st->seq + 1);
+    if (txstats__io_write(j->io, st->fd, r, REC_SIZE) != 0) {
+        int e = errno;
+        struct stat sb; /* no half record stays behind */
+        if (fstat(st->fd, &sb) == 0 && (uint64_t)sb.st_size > st->off &&
+            ftruncate(st->fd, (off_t)st->off) != 0)
+            e = errno;
+        st->errors++;
+        errno = e;
+        return TXSTATS_EIO;
+    }
+    *seq = ++st->seq;
+    atomic_store_explicit(&st->seq_pub, st->seq, memory_order_release);
+    st->off += REC_SIZE;
+    st->records++;
+    st->bytes += REC_SIZE;
+    if (st->off >= j->cfg.segment_bytes)
+        (void)txstats__jstream_rotate(j, st); /* on failure, the current segment just grows */
     return TXSTATS_OK;
 }
 
 /* Make records up to `seq` durable; concurrent callers share one fdatasync. */
-static int sync_upto(struct txstats__shard *s, uint64_t seq)
+static int sync_upto(struct txstats__journal *j, struct txstats__jstream *st, uint64_t seq)
 {
     int rc = TXSTATS_OK;
-    pthread_mutex_lock(&s->io);
-    if (s->jsynced < seq) {
-        uint64_t target = atomic_load_explicit(&s->jseq_pub, memory_order_acquire);
-        if (fdatasync(s->jfd) == 0) {
-            s->jsynced = target;
-            s->jsyncs++;
+    pthread_mutex_lock(&st->io);
+    if (st->synced < seq && st->fd >= 0) {
+        uint64_t target = atomic_load_explicit(&st->seq_pub, memory_order_acquire);
+        if (txstats__io_sync(j->io, st->fd) == 0) {
+            st->synced = target;
+            st->syncs++;
         } else {
             rc = TXSTATS_EIO;
         }
     }
-    pthread_mutex_unlock(&s->io);
+    pthread_mutex_unlock(&st->io);
     return rc;
 }
 
-int txstats__journal_commit(txstats_t *t, struct txstats__shard *s, uint64_t seq)
+int txstats__jstream_commit(struct txstats__journal *j, struct txstats__jstream *st, uint64_t seq)
 {
-    if (t->journal->cfg.fsync != TXSTATS_FSYNC_ALWAYS)
-        return TXSTATS_OK;
-    return sync_upto(s, seq);
+    return j->cfg.fsync == TXSTATS_FSYNC_ALWAYS ? sync_upto(j, st, seq) : TXSTATS_OK;
 }
 
-void *txstats__flusher_main(void *arg)
+/* ---- the directory -------------------------------------------------------------------------- */
+
+static void *flusher_main(void *arg)
 {
-    txstats_t *t = arg;
-    struct txstats__journal *j = t->journal;
+    struct txstats__journal *j = arg;
     pthread_mutex_lock(&j->fl_lock);
     while (!j->stop) {
         struct timespec until;
@@ -224,126 +188,80 @@ void *txstats__flusher_main(void *arg)
         until.tv_sec += (time_t)(j->cfg.fsync_interval_ms / 1000 + ns / 1000000000);
         until.tv_nsec = ns % 1000000000;
         pthread_cond_timedwait(&j->fl_cond, &j->fl_lock, &until);
-        for (unsigned i = 0; i < t->nshards && !j->stop; i++)
-            sync_upto(&t->shards[i], atomic_load(&t->shards[i].jseq_pub));
+        for (unsigned i = 0; i < j->nstreams && !j->stop; i++)
+            sync_upto(j, &j->streams[i], atomic_load(&j->streams[i].seq_pub));
     }
     pthread_mutex_unlock(&j->fl_lock);
     return NULL;
 }
 
-int txstats_clear_ex(txstats_t *t)
+static int lock_dir(struct txstats__journal *j)
 {
-    if (!t)
-        return TXSTATS_EINVAL;
-    uint64_t seqs[TXSTATS__MAX_SHARDS];
-    int rc = TXSTATS_OK;
-    txstats__lock_all(t);
-    if (t->journal) {
-        uint64_t id = ++t->journal->clear_id;
-        for (unsigned i = 0; i < t->nshards && rc == TXSTATS_OK; i++) {
-            rc = write_record(t, &t->shards[i], REC_CLEAR, 0, (int64_t)id);
-            seqs[i] = t->shards[i].jseq;
-        }
-    }
-    for (unsigned i = 0; i < t->nshards && rc == TXSTATS_OK; i++)
-        txstats__shard_reset(t, &t->shards[i]);
-    txstats__unlock_all(t);
-    for (unsigned i = 0; t->journal && i < t->nshards && rc == TXSTATS_OK; i++)
-        rc = txstats__journal_commit(t, &t->shards[i], seqs[i]);
-    return rc;
-}
-
-/* ---- checkpoints ---------------------------------------------------------------------------- */
-
-/* Parse "journal-<stream>-<segment>.log". */
-bool txstats__parse_segment_name(const char *name, unsigned *stream, uint64_t *seg)
-{
-    unsigned long long g;
-    int n = 0;
-    char canonical[64];
-    if (sscanf(name, "journal-%u-%llu.log%n", stream, &g, &n) != 2 || name[n] != '\0' ||
-        *stream >= TXSTATS__MAX_SHARDS)
-        return false;
-    *seg = g;
-    txstats__segment_name(canonical, sizeof(canonical), *stream, g);
-    return strcmp(canonical, name) == 0; /* only names this library writes */
-}
-
-/* Delete covered segments; count the ones left. */
-static void delete_covered(struct txstats__journal *j, const uint64_t *bound)
-{
-    uint64_t left = 0;
-    int fd = dup(j->dirfd);
-    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    struct dirent *e;
-    if (!d) {
-        if (fd >= 0)
-            close(fd);
-        return;
-    }
-    rewinddir(d); /* a dup shares the directory offset with the last scan */
-    while ((e = readdir(d))) {
-        unsigned stream;
-        uint64_t seg;
-        if (!txstats__parse_segment_name(e->d_name, &stream, &seg))
-            continue;
-        if (stream < j->streams && seg < bound[stream] && unlinkat(j->dirfd, e->d_name, 0) == 0)
-            continue;
-        left++;
-    }
-    closedir(d);
-    j->live_segments = left;
-}
-
-int txstats_checkpoint(txstats_t *t)
-{
-    if (!t || !t->journal)
-        return TXSTATS_EINVAL;
-    struct txstats__journal *j = t->journal;
-    uint64_t bound[TXSTATS__MAX_SHARDS];
-    pthread_mutex_lock(&j->ckpt);
-    /* Streams beyond the current shards come from an earlier run with more shards: everything
-     * they hold was replayed at open, so every one of their segments is covered. */
-    uint64_t all = atomic_load(&j->next_seg);
-    for (unsigned i = t->nshards; i < j->streams; i++)
-        bound[i] = all;
-    int rc = txstats__snapshot_write(t, j->snapshot_path, bound);
-    if (rc == TXSTATS_OK) {
-        delete_covered(j, bound);
-        j->checkpoints++;
-    }
-    pthread_mutex_unlock(&j->ckpt);
-    return rc;
-}
-
-int txstats_journal_stats(txstats_t *t, txstats_journal_stats_t *out)
-{
-    if (!t || !out)
-        return TXSTATS_EINVAL;
-    memset(out, 0, sizeof(*out));
-    if (!t->journal)
-        return TXSTATS_OK;
-    for (unsigned i = 0; i < t->nshards; i++) {
-        struct txstats__shard *s = &t->shards[i];
-        pthread_mutex_lock(&s->lock);
-        out->records += s->jrecords;
-        out->bytes += s->jbytes;
-        out->write_errors += s->jerrors;
-        pthread_mutex_unlock(&s->lock);
-        pthread_mutex_lock(&s->io);
-        out->syncs += s->jsyncs;
-        pthread_mutex_unlock(&s->io);
-    }
-    pthread_mutex_lock(&t->journal->ckpt);
-    out->checkpoints = t->journal->checkpoints;
-    out->segments = t->journal->live_segments;
-    pthread_mutex_unlock(&t->journal->ckpt);
+    j->lockfd = openat(j->dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (j->lockfd < 0)
+        return TXSTATS_EIO;
+    if (flock(j->lockfd, LOCK_EX | LOCK_NB) != 0)
+        return errno == EWOULDBLOCK ? TXSTATS_EBUSY : TXSTATS_EIO;
     return TXSTATS_OK;
 }
 
-void txstats__journal_close(txstats_t *t)
+int txstats__journal_open(struct txstats__journal **out, const struct txstats__mem *mem,
+                          const txstats_io_t *io, const char *dir, const txstats_durability_t *d)
 {
-    struct txstats__journal *j = t->journal;
+    struct txstats__journal *j = txstats__calloc(mem, 1, sizeof(*j));
+    *out = NULL;
+    if (!j)
+        return TXSTATS_ENOMEM;
+    j->cfg = *d;
+    j->io = io;
+    j->mem = mem;
+    j->dirfd = j->lockfd = -1;
+    pthread_mutex_init(&j->fl_lock, NULL);
+    pthread_cond_init(&j->fl_cond, NULL);
+    int rc = TXSTATS_OK;
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        rc = TXSTATS_EIO;
+    else if ((j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        rc = TXSTATS_EIO;
+    else
+        rc = lock_dir(j);
+    if (rc != TXSTATS_OK) {
+        int e = errno;
+        txstats__journal_close(j);
+        errno = e;
+        return rc;
+    }
+    *out = j;
+    return TXSTATS_OK;
+}
+
+int txstats__journal_start(struct txstats__journal *j, unsigned n, uint64_t next_seg)
+{
+    j->streams_mem = txstats__calloc(j->mem, n, sizeof(*j->streams) + 64);
+    if (!j->streams_mem)
+        return TXSTATS_ENOMEM;
+    j->streams = (void *)(((uintptr_t)j->streams_mem + 63) & ~(uintptr_t)63);
+    atomic_init(&j->next_seg, next_seg);
+    for (; j->nstreams < n; j->nstreams++) {
+        struct txstats__jstream *st = &j->streams[j->nstreams];
+        st->id = j->nstreams;
+        st->fd = -1;
+        pthread_mutex_init(&st->io, NULL);
+        if (txstats__jstream_rotate(j, st) != TXSTATS_OK) {
+            pthread_mutex_destroy(&st->io);
+            return TXSTATS_EIO;
+        }
+    }
+    if (j->cfg.fsync == TXSTATS_FSYNC_INTERVAL) {
+        if (pthread_create(&j->flusher, NULL, flusher_main, j) != 0)
+            return TXSTATS_ENOMEM;
+        j->flusher_running = true;
+    }
+    return TXSTATS_OK;
+}
+
+void txstats__journal_close(struct txstats__journal *j)
+{
     if (!j)
         return;
     if (j->flusher_running) {
@@ -353,29 +271,44 @@ void txstats__journal_close(txstats_t *t)
         pthread_mutex_unlock(&j->fl_lock);
         pthread_join(j->flusher, NULL);
     }
-    for (unsigned i = 0; i < t->nshards; i++) {
-        pthread_mutex_lock(&t->shards[i].io);
-        close_segment(t, &t->shards[i]);
-        pthread_mutex_unlock(&t->shards[i].io);
+    for (unsigned i = 0; i < j->nstreams; i++) {
+        pthread_mutex_lock(&j->streams[i].io);
+        close_segment(j, &j->streams[i]);
+        pthread_mutex_unlock(&j->streams[i].io);
+        pthread_mutex_destroy(&j->streams[i].io);
     }
     if (j->dirfd >= 0)
         close(j->dirfd);
     if (j->lockfd >= 0)
         close(j->lockfd); /* releases the directory lock */
-    free(j->snapshot_path);
-    pthread_mutex_destroy(&j->ckpt);
     pthread_mutex_destroy(&j->fl_lock);
     pthread_cond_destroy(&j->fl_cond);
-    free(j);
-    t->journal = NULL;
+    txstats__free(j->mem, j->streams_mem);
+    txstats__free(j->mem, j);
 }
 
-void txstats_durability_init(txstats_durability_t *d)
+uint64_t txstats__journal_delete_covered(struct txstats__journal *j, const uint64_t *bound,
+                                         unsigned nbound)
 {
-    if (!d)
-        return;
-    memset(d, 0, sizeof(*d));
-    d->fsync = TXSTATS_FSYNC_INTERVAL;
-    d->fsync_interval_ms = 100;
-    d->segment_bytes = 64u << 20;
+    uint64_t left = 0;
+    int fd = dup(j->dirfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *e;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return 0;
+    }
+    rewinddir(d); /* a dup shares the directory offset with the last scan */
+    while ((e = readdir(d))) {
+        unsigned stream;
+        uint64_t seg;
+        if (!txstats__parse_segment_name(e->d_name, &stream, &seg))
+            continue;
+        if (stream < nbound && seg < bound[stream] && unlinkat(j->dirfd, e->d_name, 0) == 0)
+            continue;
+        left++;
+    }
+    closedir(d);
+    return left;
 }

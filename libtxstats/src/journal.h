@@ -1,37 +1,97 @@
 /* SPDX-License-Identifier: MIT */
-/* Internal: the journal's state and record format, shared by journal.c and recover.c. */
+/*
+ * Internal: the write-ahead journal (leaf: it knows no shard and no window; it calls only the
+ * allocator, the CRC and the file layer).
+ *
+ * A journal is a directory of streams; each stream is a sequence of segment files,
+ * `journal-<stream>-<segment>.log`, appended to by one writer at a time (the caller serialises
+ * appends to one stream). Segment numbers come from one counter for the whole directory.
+ *
+ * Record, 32 bytes, little-endian:
+ *   0  crc32c of bytes 4..31      4  type (1 add, 2 clear)   5  length (32)   6  zero (2 bytes)
+ *   8  timestamp ms (add)        16  amount (add) or clear id (clear)         24  sequence
+ */
 #ifndef TXSTATS_JOURNAL_H
 #define TXSTATS_JOURNAL_H
 
-#include "internal.h"
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
 
-#define TXSTATS__REC_SIZE  32
-#define TXSTATS__REC_ADD   1
-#define TXSTATS__REC_CLEAR 2
+#include "alloc.h"
+#include "txstats/txstats.h"
+
+#define TXSTATS__REC_SIZE    32
+#define TXSTATS__REC_ADD     1
+#define TXSTATS__REC_CLEAR   2
+#define TXSTATS__MAX_STREAMS 256
+
+struct txstats__jrec {
+    int type;
+    int64_t ts, value;
+};
+
+/* Record codec. decode: false for a damaged record or an impossible value. */
+void txstats__jrec_encode(uint8_t *r, const struct txstats__jrec *rec, uint64_t seq);
+bool txstats__jrec_decode(const uint8_t *r, struct txstats__jrec *out);
+void txstats__segment_name(char *buf, size_t n, unsigned stream, uint64_t seg);
+/* Only names this library writes. */
+bool txstats__parse_segment_name(const char *name, unsigned *stream, uint64_t *seg);
+
+/* One stream. Appends are serialised by the caller; `io` serialises fdatasync and the segment's
+ * lifetime (a rotation in an append takes `io` inside the caller's serialisation). */
+struct txstats__jstream {
+    unsigned id;
+    int fd;                   /* -1 before the first segment */
+    uint64_t seg;             /* current segment number */
+    uint64_t off;             /* bytes in the segment */
+    uint64_t seq;             /* records written */
+    _Atomic uint64_t seq_pub; /* seq, readable without the caller's serialisation */
+    uint64_t records, bytes, errors;
+    pthread_mutex_t io;
+    uint64_t synced; /* records known to be on stable storage (under io) */
+    uint64_t syncs;  /* fdatasync calls (under io) */
+} __attribute__((aligned(64)));
 
 struct txstats__journal {
     txstats_durability_t cfg;
+    const txstats_io_t *io;
+    const struct txstats__mem *mem;
     int dirfd, lockfd;
-    char *snapshot_path;
     _Atomic uint64_t next_seg;
-    uint64_t clear_id;    /* under all shard locks */
-    unsigned streams;     /* journal streams recorded in snapshots (>= nshards) */
-    pthread_mutex_t ckpt; /* one checkpoint at a time; guards checkpoints, live_segments */
-    uint64_t checkpoints, live_segments;
+    struct txstats__jstream *streams; /* nstreams, 64-byte aligned inside streams_mem */
+    void *streams_mem;
+    unsigned nstreams;
     pthread_t flusher;
     bool flusher_running, stop;
     pthread_mutex_t fl_lock;
     pthread_cond_t fl_cond;
 };
 
-struct jrec {
-    int type;
-    int64_t ts, value;
-};
+/* A journal for directory `dir` (created if missing, then locked against other processes):
+ * TXSTATS_OK, TXSTATS_EBUSY (locked elsewhere), TXSTATS_EIO (errno), TXSTATS_ENOMEM. No stream
+ * is open yet: read what the directory holds, then txstats__journal_start(). */
+int txstats__journal_open(struct txstats__journal **out, const struct txstats__mem *mem,
+                          const txstats_io_t *io, const char *dir, const txstats_durability_t *d);
+/* Open `n` streams on fresh segments numbered from `next_seg`, and start the flusher
+ * (TXSTATS_FSYNC_INTERVAL). TXSTATS_OK, TXSTATS_EIO, TXSTATS_ENOMEM. */
+int txstats__journal_start(struct txstats__journal *j, unsigned n, uint64_t next_seg);
+/* Stop the flusher, flush and close every segment, release the directory. NULL ok. */
+void txstats__journal_close(struct txstats__journal *j);
 
-bool txstats__decode(const uint8_t *r, struct jrec *out);
-void txstats__segment_name(char *buf, size_t n, unsigned stream, uint64_t seg);
-bool txstats__parse_segment_name(const char *name, unsigned *stream, uint64_t *seg);
-void *txstats__flusher_main(void *arg);
+/* Append one record; on success *seq is its sequence number in the stream. Nothing is left
+ * behind on failure (TXSTATS_EIO, errno set). Rotates past segment_bytes. */
+int txstats__jstream_append(struct txstats__journal *j, struct txstats__jstream *st,
+                            const struct txstats__jrec *rec, uint64_t *seq);
+/* Close the current segment and start a new one: TXSTATS_OK or TXSTATS_EIO. */
+int txstats__jstream_rotate(struct txstats__journal *j, struct txstats__jstream *st);
+/* TXSTATS_FSYNC_ALWAYS: wait until record `seq` is on stable storage (concurrent callers share
+ * one fdatasync). Otherwise TXSTATS_OK at once. */
+int txstats__jstream_commit(struct txstats__journal *j, struct txstats__jstream *st, uint64_t seq);
+
+/* Delete the segments below bound[stream] of streams < nbound; returns how many are left. */
+uint64_t txstats__journal_delete_covered(struct txstats__journal *j, const uint64_t *bound,
+                                         unsigned nbound);
 
 #endif

@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * txstats_open_dir(): lock the directory, read the snapshot and every journal segment it does not
- * cover, rebuild the window, then attach a fresh journal and checkpoint. Nothing on disk changes
- * until the rebuilt state has been written as a new snapshot.
+ * txstats_open_dir(): lock the directory, read the checkpoint and every journal segment it does
+ * not cover, rebuild the window, then attach a fresh journal and checkpoint. Nothing on disk
+ * changes until the rebuilt state has been written as a new checkpoint. The top of the library:
+ * it replays through txstats_add() and checkpoints through the persistence layer.
  *
  * A damaged record followed by a good one in the same segment is corruption: recovery stops
  * (TXSTATS_EFORMAT) unless skip_corrupt. Damaged or partial records at the end of a segment are a
@@ -20,7 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "journal.h"
+#include "fileio.h"
+#include "persist.h"
 
 struct segfile {
     unsigned stream;
@@ -29,16 +31,17 @@ struct segfile {
 };
 
 struct stream {
-    struct jrec *recs;
+    struct txstats__jrec *recs;
     size_t n, cap;
     bool present;
     uint64_t last_clear; /* largest clear id seen in this stream */
 };
 
 struct recovery {
+    const struct txstats__mem *mem;
     struct segfile *files;
-    size_t nfiles;
-    struct stream streams[TXSTATS__MAX_SHARDS];
+    size_t nfiles, cap;
+    struct stream streams[TXSTATS__MAX_STREAMS];
     unsigned nstreams;
     uint64_t max_seg;
 };
@@ -55,7 +58,6 @@ static int list_segments(int dirfd, struct recovery *r)
 {
     int fd = dup(dirfd);
     DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-    size_t cap = 0;
     struct dirent *e;
     if (!d) {
         if (fd >= 0)
@@ -68,14 +70,9 @@ static int list_segments(int dirfd, struct recovery *r)
         if (!txstats__parse_segment_name(e->d_name, &f.stream, &f.seg))
             continue;
         txstats__segment_name(f.name, sizeof(f.name), f.stream, f.seg);
-        if (r->nfiles == cap) {
-            cap = cap ? cap * 2 : 16;
-            struct segfile *nf = realloc(r->files, cap * sizeof(*nf));
-            if (!nf) {
-                closedir(d);
-                return TXSTATS_ENOMEM;
-            }
-            r->files = nf;
+        if (txstats__reserve(r->mem, (void **)&r->files, &r->cap, r->nfiles + 1, sizeof(f)) != 0) {
+            closedir(d);
+            return TXSTATS_ENOMEM;
         }
         r->files[r->nfiles++] = f;
         r->max_seg = f.seg > r->max_seg ? f.seg : r->max_seg;
@@ -87,15 +84,10 @@ static int list_segments(int dirfd, struct recovery *r)
     return TXSTATS_OK;
 }
 
-static int push(struct stream *st, const struct jrec *rec)
+static int push(const struct txstats__mem *mem, struct stream *st, const struct txstats__jrec *rec)
 {
-    if (st->n == st->cap) {
-        st->cap = st->cap ? st->cap * 2 : 1024;
-        struct jrec *nr = realloc(st->recs, st->cap * sizeof(*nr));
-        if (!nr)
-            return TXSTATS_ENOMEM;
-        st->recs = nr;
-    }
+    if (txstats__reserve(mem, (void **)&st->recs, &st->cap, st->n + 1, sizeof(*rec)) != 0)
+        return TXSTATS_ENOMEM;
     st->recs[st->n++] = *rec;
     if (rec->type == TXSTATS__REC_CLEAR && (uint64_t)rec->value > st->last_clear)
         st->last_clear = (uint64_t)rec->value;
@@ -103,30 +95,30 @@ static int push(struct stream *st, const struct jrec *rec)
 }
 
 /* Records of one segment into its stream: good ones kept, a torn tail cut, damage counted. */
-static int read_segment(int dirfd, const struct segfile *f, struct stream *st, int skip_corrupt,
-                        txstats_recovery_t *rep)
+static int read_segment(const struct recovery *r, int dirfd, const struct segfile *f,
+                        struct stream *st, int skip_corrupt, txstats_recovery_t *rep)
 {
     char *raw;
     size_t len;
-    int rc = txstats__read_all(dirfd, f->name, UINT64_MAX, &raw, &len);
+    int rc = txstats__read_all(r->mem, dirfd, f->name, UINT64_MAX, &raw, &len);
     if (rc != TXSTATS_OK)
         return rc;
     const uint8_t *data = (const uint8_t *)raw;
     size_t nrec = len / TXSTATS__REC_SIZE, last_good = 0;
-    struct jrec rec;
+    struct txstats__jrec rec;
     for (size_t i = 0; i < nrec; i++)
-        if (txstats__decode(data + i * TXSTATS__REC_SIZE, &rec))
+        if (txstats__jrec_decode(data + i * TXSTATS__REC_SIZE, &rec))
             last_good = i + 1;
     rep->torn_bytes += len - last_good * TXSTATS__REC_SIZE;
     for (size_t i = 0; i < last_good && rc == TXSTATS_OK; i++) {
-        if (txstats__decode(data + i * TXSTATS__REC_SIZE, &rec))
-            rc = push(st, &rec);
+        if (txstats__jrec_decode(data + i * TXSTATS__REC_SIZE, &rec))
+            rc = push(r->mem, st, &rec);
         else if (skip_corrupt)
             rep->corrupt_records++;
         else
             rc = TXSTATS_EFORMAT;
     }
-    free(raw);
+    txstats__free(r->mem, raw);
     st->present = true;
     rep->segments++;
     return rc;
@@ -190,39 +182,46 @@ static int replay(txstats_t *t, const struct recovery *r, uint64_t cleared, txst
 
 static void recovery_free(struct recovery *r)
 {
-    for (unsigned i = 0; i < TXSTATS__MAX_SHARDS; i++)
-        free(r->streams[i].recs);
-    free(r->files);
+    for (unsigned i = 0; i < TXSTATS__MAX_STREAMS; i++)
+        txstats__free(r->mem, r->streams[i].recs);
+    txstats__free(r->mem, r->files);
+}
+
+/* The checkpoint into the window (unless a complete clear supersedes it). */
+static int restore_checkpoint(txstats_t *t, const struct txstats__snap *sn, txstats_recovery_t *rep)
+{
+    uint64_t dropped = 0;
+    int rc = txstats__snapshot_install(t, sn, &dropped);
+    txstats_summary_t s;
+    txstats_stats(t, &s);
+    rep->snapshot_transactions = s.count;
+    rep->expired += dropped;
+    return rc;
 }
 
 /* Read everything and rebuild the window (no journal attached yet). */
-static int rebuild(txstats_t *t, int dirfd, const char *snap_path, const txstats_durability_t *d,
-                   struct recovery *r, txstats_recovery_t *rep)
+static int rebuild(txstats_t *t, int dirfd, const txstats_durability_t *d, struct recovery *r,
+                   txstats_recovery_t *rep)
 {
     struct txstats__snap sn;
-    int rc = txstats__snapshot_read(t, snap_path, &sn);
+    txstats__snap_init(&sn, &t->mem);
+    int rc = txstats__checkpoint_read(t, dirfd, &sn);
     bool have_snap = rc == TXSTATS_OK;
     if (rc == TXSTATS_EIO && errno == ENOENT)
         rc = TXSTATS_OK;
-    if (rc != TXSTATS_OK)
-        return rc;
-    rc = list_segments(dirfd, r);
+    if (rc == TXSTATS_OK)
+        rc = list_segments(dirfd, r);
     for (size_t i = 0; i < r->nfiles && rc == TXSTATS_OK; i++) {
         const struct segfile *f = &r->files[i];
-        if (!have_snap || f->seg >= sn.bound[f->stream])
-            rc = read_segment(dirfd, f, &r->streams[f->stream], d->skip_corrupt, rep);
+        if (!have_snap || f->stream >= sn.nbound || f->seg >= sn.bound[f->stream])
+            rc = read_segment(r, dirfd, f, &r->streams[f->stream], d->skip_corrupt, rep);
     }
     uint64_t cleared = rc == TXSTATS_OK ? complete_clear(r) : 0;
     rep->cleared = cleared != 0;
     txstats_clear(t); /* no journal yet: memory only */
-    if (rc == TXSTATS_OK && have_snap && !cleared) {
-        rc = txstats__snapshot_install(t, &sn);
-        txstats_summary_t s;
-        txstats_stats(t, &s);
-        rep->snapshot_transactions = s.count;
-    }
-    if (have_snap)
-        txstats__snap_free(t, &sn);
+    if (rc == TXSTATS_OK && have_snap && !cleared)
+        rc = restore_checkpoint(t, &sn, rep);
+    txstats__snap_free(&sn);
     if (rc == TXSTATS_OK)
         rc = replay(t, r, cleared, rep);
     if (rc != TXSTATS_OK)
@@ -230,67 +229,29 @@ static int rebuild(txstats_t *t, int dirfd, const char *snap_path, const txstats
     return rc;
 }
 
-static int lock_dir(int dirfd, int *lockfd)
-{
-    *lockfd = openat(dirfd, "lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (*lockfd < 0)
-        return TXSTATS_EIO;
-    if (flock(*lockfd, LOCK_EX | LOCK_NB) != 0) {
-        int e = errno;
-        close(*lockfd);
-        *lockfd = -1;
-        errno = e;
-        return e == EWOULDBLOCK ? TXSTATS_EBUSY : TXSTATS_EIO;
-    }
-    return TXSTATS_OK;
-}
-
-/* Attach the journal: a fresh segment per shard, the flusher, then a first checkpoint. */
-static int attach(txstats_t *t, struct txstats__journal *j, const struct recovery *r)
-{
-    atomic_init(&j->next_seg, r->max_seg + 1);
-    j->streams = r->nstreams > t->nshards ? r->nstreams : t->nshards;
-    t->journal = j;
-    for (unsigned i = 0; i < t->nshards; i++) {
-        pthread_mutex_lock(&t->shards[i].lock);
-        int rc = txstats__journal_rotate(t, &t->shards[i]);
-        pthread_mutex_unlock(&t->shards[i].lock);
-        if (rc != TXSTATS_OK)
-            return rc;
-    }
-    if (j->cfg.fsync == TXSTATS_FSYNC_INTERVAL) {
-        if (pthread_create(&j->flusher, NULL, txstats__flusher_main, t) != 0)
-            return TXSTATS_ENOMEM;
-        j->flusher_running = true;
-    }
-    return txstats_checkpoint(t);
-}
-
-static struct txstats__journal *journal_new(const char *dir, const txstats_durability_t *d)
-{
-    struct txstats__journal *j = calloc(1, sizeof(*j));
-    size_t n = strlen(dir) + sizeof("/snapshot.json");
-    if (!j || !(j->snapshot_path = malloc(n))) {
-        free(j);
-        return NULL;
-    }
-    snprintf(j->snapshot_path, n, "%s/snapshot.json", dir);
-    j->cfg = *d;
-    j->dirfd = j->lockfd = -1;
-    pthread_mutex_init(&j->ckpt, NULL);
-    pthread_mutex_init(&j->fl_lock, NULL);
-    pthread_cond_init(&j->fl_cond, NULL);
-    return j;
-}
-
 static int check_durability(const txstats_durability_t *d)
 {
     if (d->fsync != TXSTATS_FSYNC_INTERVAL && d->fsync != TXSTATS_FSYNC_ALWAYS &&
         d->fsync != TXSTATS_FSYNC_NEVER)
         return TXSTATS_EINVAL;
-    if (d->fsync_interval_ms < 1 || d->segment_bytes < TXSTATS__REC_SIZE)
+    if (d->fsync_interval_ms < 1 || d->segment_bytes < TXSTATS__REC_SIZE ||
+        d->checkpoint_interval_ms < 0)
         return TXSTATS_EINVAL;
     return TXSTATS_OK;
+}
+
+/* Recover into `t` and attach the journal; on failure everything is released. */
+static int open_journal(txstats_t *t, struct txstats__journal *j, const txstats_durability_t *d,
+                        struct recovery *r, txstats_recovery_t *rep)
+{
+    int rc = rebuild(t, j->dirfd, d, r, rep);
+    unsigned known = r->nstreams > t->nshards ? r->nstreams : t->nshards;
+    if (rc == TXSTATS_OK)
+        rc = txstats__journal_start(j, t->nshards, r->max_seg + 1);
+    if (rc == TXSTATS_OK)
+        return txstats__attach(t, j, known);
+    txstats__journal_close(j);
+    return rc;
 }
 
 int txstats_open_dir(txstats_t *t, const char *dir, const txstats_durability_t *d,
@@ -309,22 +270,16 @@ int txstats_open_dir(txstats_t *t, const char *dir, const txstats_durability_t *
     }
     if (!t || !dir || !*dir || t->journal || check_durability(d) != TXSTATS_OK)
         return TXSTATS_EINVAL;
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return TXSTATS_EIO;
-    struct txstats__journal *j = journal_new(dir, d);
-    if (!j)
-        return TXSTATS_ENOMEM;
-    j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    int rc = j->dirfd < 0 ? TXSTATS_EIO : lock_dir(j->dirfd, &j->lockfd);
+    r.mem = &t->mem;
+    struct txstats__journal *j;
+    int rc = txstats__journal_open(&j, &t->mem, t->cfg.io, dir, d);
     if (rc == TXSTATS_OK)
-        rc = rebuild(t, j->dirfd, j->snapshot_path, d, &r, &rep);
-    if (rc == TXSTATS_OK)
-        rc = attach(t, j, &r);
+        rc = open_journal(t, j, d, &r, &rep);
     int e = errno;
     recovery_free(&r);
     if (rc != TXSTATS_OK) {
-        t->journal = j; /* closes segments, stops the flusher, releases the lock */
-        txstats__journal_close(t);
+        if (t->detach)
+            t->detach(t); /* stops what started, closes the journal, releases the lock */
         errno = e;
         return rc;
     }
@@ -333,4 +288,14 @@ int txstats_open_dir(txstats_t *t, const char *dir, const txstats_durability_t *
     if (report)
         *report = rep;
     return TXSTATS_OK;
+}
+
+void txstats_durability_init(txstats_durability_t *d)
+{
+    if (!d)
+        return;
+    memset(d, 0, sizeof(*d));
+    d->fsync = TXSTATS_FSYNC_INTERVAL;
+    d->fsync_interval_ms = 100;
+    d->segment_bytes = 64u << 20;
 }

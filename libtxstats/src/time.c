@@ -2,7 +2,7 @@
 /* RFC 3339 timestamps <-> milliseconds since the Unix epoch (proleptic Gregorian, UTC). */
 #include <stdbool.h>
 
-#include "internal.h"
+#include "txstats/txstats.h"
 
 /* Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm). */
 static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)

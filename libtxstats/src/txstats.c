@@ -1,5 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Instances: configuration, allocation, the clock, and the operations that span shards. */
+/*
+ * The live operations: instances, the clock, locks, and the order of an add:
+ * lock a shard -> reserve in its window -> append to its journal stream -> apply (or cancel) ->
+ * unlock -> commit (wait for fdatasync when asked). Neither the window nor the journal knows of
+ * the other.
+ */
 #define _GNU_SOURCE
 #include <sched.h>
 #include <stdlib.h>
@@ -8,31 +13,6 @@
 #include <unistd.h>
 
 #include "internal.h"
-
-void *txstats__alloc(const txstats_t *t, size_t size)
-{
-    return t->cfg.alloc ? t->cfg.alloc(size, t->cfg.alloc_ud) : malloc(size);
-}
-
-void *txstats__calloc(const txstats_t *t, size_t n, size_t size)
-{
-    if (size != 0 && n > SIZE_MAX / size)
-        return NULL;
-    void *p = txstats__alloc(t, n * size);
-    if (p)
-        memset(p, 0, n * size);
-    return p;
-}
-
-void txstats__free(const txstats_t *t, void *p)
-{
-    if (!p)
-        return;
-    if (t->cfg.free)
-        t->cfg.free(p, t->cfg.alloc_ud);
-    else
-        free(p);
-}
 
 void txstats_config_init(txstats_config_t *cfg)
 {
@@ -70,7 +50,7 @@ int64_t txstats__now(txstats_t *t)
 static int check_config(const txstats_config_t *c)
 {
     if (c->window_ms < 1 || c->max_skew_ms < 0 || c->max_skew_ms > TXSTATS_MAX_SPAN_MS ||
-        c->window_ms > TXSTATS_MAX_SPAN_MS - c->max_skew_ms || c->shards > 256 ||
+        c->window_ms > TXSTATS_MAX_SPAN_MS - c->max_skew_ms || c->shards > TXSTATS__MAX_SHARDS ||
         (!c->alloc) != (!c->free))
         return TXSTATS_EINVAL;
     return TXSTATS_OK;
@@ -85,13 +65,34 @@ static unsigned auto_shards(void)
 static int init_shards(txstats_t *t)
 {
     for (unsigned i = 0; i < t->nshards; i++) {
-        if (txstats__shard_init(t, &t->shards[i]) != TXSTATS_OK) {
-            while (i-- > 0)
-                txstats__shard_fini(t, &t->shards[i]);
+        struct txstats__shard *s = &t->shards[i];
+        s->js = NULL;
+        if (txstats__window_init(&s->w, &t->geom, &t->mem, &t->ret) != TXSTATS_OK) {
+            while (i-- > 0) {
+                txstats__window_fini(&t->shards[i].w);
+                pthread_mutex_destroy(&t->shards[i].lock);
+            }
             return TXSTATS_ENOMEM;
         }
+        pthread_mutex_init(&s->lock, NULL);
     }
     return TXSTATS_OK;
+}
+
+static void init_geometry(txstats_t *t, const txstats_config_t *cfg)
+{
+    t->cfg = *cfg;
+    t->mem = (struct txstats__mem){cfg->alloc, cfg->free, cfg->alloc_ud};
+    t->nshards = cfg->shards ? cfg->shards : auto_shards();
+    t->geom.window_ms = cfg->window_ms;
+    t->geom.skew_ms = cfg->max_skew_ms;
+    for (t->geom.ring = 64; t->geom.ring <= cfg->window_ms + cfg->max_skew_ms;)
+        t->geom.ring <<= 1;
+    t->geom.mask = t->geom.ring - 1;
+    atomic_init(&t->last_now, -2 * TXSTATS__CLOCK_LIMIT);
+    atomic_init(&t->ret.pool, (uint64_t)cfg->max_retained);
+    t->ret.batch = cfg->max_retained / (8 * (uint64_t)t->nshards);
+    t->ret.batch = t->ret.batch < 1 ? 1 : t->ret.batch > 256 ? 256 : t->ret.batch;
 }
 
 int txstats_create(txstats_t **out, const txstats_config_t *cfg)
@@ -106,25 +107,17 @@ int txstats_create(txstats_t **out, const txstats_config_t *cfg)
     }
     if (check_config(cfg) != TXSTATS_OK)
         return TXSTATS_EINVAL;
-    txstats_t boot = {.cfg = *cfg};
+    struct txstats__mem boot = {cfg->alloc, cfg->free, cfg->alloc_ud};
     txstats_t *t = txstats__alloc(&boot, sizeof(*t));
     if (!t)
         return TXSTATS_ENOMEM;
     memset(t, 0, sizeof(*t));
-    t->cfg = *cfg;
-    t->nshards = cfg->shards ? cfg->shards : auto_shards();
-    for (t->ring = 64; t->ring <= cfg->window_ms + cfg->max_skew_ms;)
-        t->ring <<= 1;
-    t->mask = t->ring - 1;
-    atomic_init(&t->last_now, -2 * TXSTATS__CLOCK_LIMIT);
-    atomic_init(&t->pool, (uint64_t)cfg->max_retained);
-    t->batch = cfg->max_retained / (8 * (uint64_t)t->nshards);
-    t->batch = t->batch < 1 ? 1 : t->batch > 256 ? 256 : t->batch;
-    t->shards_mem = txstats__alloc(t, t->nshards * sizeof(*t->shards) + 63);
+    init_geometry(t, cfg);
+    t->shards_mem = txstats__alloc(&t->mem, t->nshards * sizeof(*t->shards) + 63);
     t->shards = (void *)(((uintptr_t)t->shards_mem + 63) & ~(uintptr_t)63);
     if (!t->shards_mem || init_shards(t) != TXSTATS_OK) {
-        txstats__free(t, t->shards_mem);
-        txstats__free(t, t);
+        txstats__free(&boot, t->shards_mem);
+        txstats__free(&boot, t);
         return TXSTATS_ENOMEM;
     }
     *out = t;
@@ -135,11 +128,32 @@ void txstats_destroy(txstats_t *t)
 {
     if (!t)
         return;
-    txstats__journal_close(t);
-    for (unsigned i = 0; i < t->nshards; i++)
-        txstats__shard_fini(t, &t->shards[i]);
-    txstats__free(t, t->shards_mem);
-    txstats__free(t, t);
+    if (t->detach)
+        t->detach(t);
+    for (unsigned i = 0; i < t->nshards; i++) {
+        txstats__window_fini(&t->shards[i].w);
+        pthread_mutex_destroy(&t->shards[i].lock);
+    }
+    struct txstats__mem mem = t->mem;
+    txstats__free(&mem, t->shards_mem);
+    txstats__free(&mem, t);
+}
+
+int txstats_admit(const txstats_config_t *cfg, txstats_amount_t amount, int64_t timestamp_ms,
+                  int64_t now_ms)
+{
+    txstats_config_t def;
+    if (!cfg) {
+        txstats_config_init(&def);
+        cfg = &def;
+    }
+    if (amount <= -TXSTATS_AMOUNT_LIMIT || amount >= TXSTATS_AMOUNT_LIMIT)
+        return TXSTATS_ERANGE;
+    if (timestamp_ms > now_ms + cfg->max_skew_ms)
+        return TXSTATS_EFUTURE;
+    if (timestamp_ms <= now_ms - cfg->window_ms)
+        return TXSTATS_EXPIRED;
+    return TXSTATS_OK;
 }
 
 /* Spread concurrent adds: start at the shard of the current CPU, take the first free lock. */
@@ -160,24 +174,41 @@ static struct txstats__shard *lock_some_shard(txstats_t *t)
     return &t->shards[start];
 }
 
+/* Reserve, journal, apply: the shard's lock held. */
+static int add_locked(txstats_t *t, struct txstats__shard *s, txstats_amount_t amount, int64_t ts,
+                      uint64_t *seq)
+{
+    struct txstats__reservation r;
+    int rc = txstats__window_reserve(&s->w, amount, ts, &r);
+    if (rc != TXSTATS_OK)
+        return rc;
+    if (s->js) { /* the record goes out before the window changes */
+        struct txstats__jrec rec = {TXSTATS__REC_ADD, ts, amount};
+        rc = txstats__jstream_append(t->journal, s->js, &rec, seq);
+        if (rc != TXSTATS_OK) {
+            txstats__window_cancel(&s->w, &r);
+            return rc;
+        }
+    }
+    txstats__window_apply(&s->w, &r);
+    return TXSTATS_OK;
+}
+
 int txstats_add(txstats_t *t, txstats_amount_t amount, int64_t timestamp_ms)
 {
     if (!t)
         return TXSTATS_EINVAL;
-    if (amount <= -TXSTATS_AMOUNT_LIMIT || amount >= TXSTATS_AMOUNT_LIMIT)
-        return TXSTATS_ERANGE;
     int64_t now = txstats__now(t);
-    if (timestamp_ms > now + t->cfg.max_skew_ms)
-        return TXSTATS_EFUTURE;
-    if (timestamp_ms <= now - t->cfg.window_ms)
-        return TXSTATS_EXPIRED;
+    int rc = txstats_admit(&t->cfg, amount, timestamp_ms, now);
+    if (rc != TXSTATS_OK)
+        return rc;
     struct txstats__shard *s = lock_some_shard(t);
-    txstats__shard_advance(t, s, now);
-    int rc = txstats__shard_add(t, s, amount, timestamp_ms);
-    uint64_t seq = s->jseq;
+    uint64_t seq = 0;
+    txstats__window_advance(&s->w, now);
+    rc = add_locked(t, s, amount, timestamp_ms, &seq);
     pthread_mutex_unlock(&s->lock);
-    if (rc == TXSTATS_OK && t->journal)
-        rc = txstats__journal_commit(t, s, seq);
+    if (rc == TXSTATS_OK && s->js)
+        rc = txstats__jstream_commit(t->journal, s->js, seq);
     return rc;
 }
 
@@ -203,11 +234,11 @@ int txstats_stats(txstats_t *t, txstats_summary_t *out)
     txstats__lock_all(t);
     int64_t now = txstats__now(t);
     for (unsigned i = 0; i < t->nshards; i++) {
-        struct txstats__shard *s = &t->shards[i];
-        txstats__shard_advance(t, s, now);
-        struct txstats__minmax e = txstats__shard_extremes(t, s);
-        out->count += s->count;
-        sum += s->sum;
+        struct txstats__window *w = &t->shards[i].w;
+        txstats__window_advance(w, now);
+        struct txstats__minmax e = txstats__window_extremes(w);
+        out->count += w->count;
+        sum += w->sum;
         mm.min = e.min < mm.min ? e.min : mm.min;
         mm.max = e.max > mm.max ? e.max : mm.max;
     }
@@ -224,16 +255,36 @@ int txstats_stats(txstats_t *t, txstats_summary_t *out)
 static void copy_cell(const struct txstats__cell *c, int64_t ts, txstats_tx_t *buf, size_t cap,
                       size_t *w)
 {
-    if (!c->tail)
-        return;
-    const struct txstats__chunk *k = c->tail->next;
-    for (;;) {
-        for (uint32_t j = 0; j < k->n && *w < cap; j++)
-            buf[(*w)++] = (txstats_tx_t){k->amounts[j], ts};
-        if (k == c->tail || *w >= cap)
-            return;
-        k = k->next;
+    struct txstats__kept_iter it;
+    const txstats_amount_t *a;
+    uint32_t n;
+    txstats__kept_begin(c, &it);
+    while (*w < cap && (a = txstats__kept_next(&it, &n)))
+        for (uint32_t j = 0; j < n && *w < cap; j++)
+            buf[(*w)++] = (txstats_tx_t){a[j], ts};
+}
+
+/* Merge the shards' cells in timestamp order (shard order within a millisecond); locks held. */
+static size_t copy_all(txstats_t *t, int64_t lo, int64_t hi, txstats_tx_t *buf, size_t cap)
+{
+    int64_t next[TXSTATS__MAX_SHARDS];
+    size_t w = 0;
+    for (unsigned i = 0; i < t->nshards; i++)
+        next[i] = txstats__window_next_used(&t->shards[i].w, lo, hi);
+    while (w < cap) {
+        int64_t ts = INT64_MAX;
+        for (unsigned i = 0; i < t->nshards; i++)
+            ts = next[i] < ts ? next[i] : ts;
+        if (ts == INT64_MAX)
+            break;
+        for (unsigned i = 0; i < t->nshards; i++) {
+            if (next[i] != ts)
+                continue;
+            copy_cell(txstats__window_cell(&t->shards[i].w, ts), ts, buf, cap, &w);
+            next[i] = txstats__window_next_used(&t->shards[i].w, ts + 1, hi);
+        }
     }
+    return w;
 }
 
 int txstats_get_ex(txstats_t *t, txstats_tx_t *buf, size_t cap, txstats_list_info_t *info)
@@ -241,19 +292,14 @@ int txstats_get_ex(txstats_t *t, txstats_tx_t *buf, size_t cap, txstats_list_inf
     if (!t || !info || (!buf && cap > 0))
         return TXSTATS_EINVAL;
     memset(info, 0, sizeof(*info));
-    size_t w = 0;
     txstats__lock_all(t);
     int64_t now = txstats__now(t);
     for (unsigned i = 0; i < t->nshards; i++) {
-        txstats__shard_advance(t, &t->shards[i], now);
-        info->in_window += t->shards[i].count;
-        info->retained += t->shards[i].kept;
+        txstats__window_advance(&t->shards[i].w, now);
+        info->in_window += t->shards[i].w.count;
+        info->retained += t->shards[i].w.kept;
     }
-    int64_t lo = now - t->cfg.window_ms + 1;
-    for (int64_t ts = txstats__next_used(t, t->shards, t->nshards, lo, now);
-         ts != INT64_MAX && w < cap; ts = txstats__next_used(t, t->shards, t->nshards, ts + 1, now))
-        for (unsigned i = 0; i < t->nshards; i++)
-            copy_cell(&t->shards[i].cells[ts & t->mask], ts, buf, cap, &w);
+    size_t w = cap ? copy_all(t, now - t->cfg.window_ms + 1, now, buf, cap) : 0;
     txstats__unlock_all(t);
     info->written = w;
     info->now_ms = now;
@@ -267,6 +313,33 @@ int txstats_get(txstats_t *t, txstats_tx_t *buf, size_t cap, size_t *count)
         return TXSTATS_EINVAL;
     int rc = txstats_get_ex(t, buf, cap, &info);
     *count = (size_t)info.retained;
+    return rc;
+}
+
+/* Journal a clear in every stream; all shard locks held. */
+static int journal_clear(txstats_t *t, uint64_t *seqs)
+{
+    struct txstats__jrec rec = {TXSTATS__REC_CLEAR, 0, (int64_t)++t->clear_id};
+    for (unsigned i = 0; i < t->nshards; i++) {
+        int rc = txstats__jstream_append(t->journal, t->shards[i].js, &rec, &seqs[i]);
+        if (rc != TXSTATS_OK)
+            return rc;
+    }
+    return TXSTATS_OK;
+}
+
+int txstats_clear_ex(txstats_t *t)
+{
+    if (!t)
+        return TXSTATS_EINVAL;
+    uint64_t seqs[TXSTATS__MAX_SHARDS];
+    txstats__lock_all(t);
+    int rc = t->journal ? journal_clear(t, seqs) : TXSTATS_OK;
+    for (unsigned i = 0; i < t->nshards && rc == TXSTATS_OK; i++)
+        txstats__window_reset(&t->shards[i].w);
+    txstats__unlock_all(t);
+    for (unsigned i = 0; t->journal && i < t->nshards && rc == TXSTATS_OK; i++)
+        rc = txstats__jstream_commit(t->journal, t->shards[i].js, seqs[i]);
     return rc;
 }
 

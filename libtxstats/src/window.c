@@ -5,53 +5,54 @@
  *
  * - Each cell holds the exact count, 128-bit sum, min and max of its millisecond, and the chain of
  *   retained amounts.
- * - A cell is *active* when its timestamp is <= the shard's `now`; running count/sum cover exactly
+ * - A cell is *active* when its timestamp is <= the window's `now`; running count/sum cover exactly
  *   the active cells. Cells ahead of `now` (accepted thanks to max_skew_ms) wait to be activated.
  * - Advancing `now` expires the cells that fall out of (now - window_ms, now] and activates the
  *   future ones that the clock reached. A bitmap of used cells makes that cost proportional to the
  *   cells that hold data (plus one word test per 64 ms), never to the number of transactions.
  * - A binary tree over the ring keeps min/max of the active cells: its root answers in O(1);
  *   an add walks up only while it improves an extreme, an expiry recomputes one path.
+ *
+ * A leaf: no lock (the caller serialises), no journal, no file; only the allocator.
  */
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "window.h"
 
 static const struct txstats__minmax EMPTY_MM = {INT64_MAX, INT64_MIN};
 
 /* The timestamp a used slot stands for: the unique one in (now - window, now - window + ring]. */
-static int64_t slot_ts(const txstats_t *t, const struct txstats__shard *s, int64_t slot)
+static int64_t slot_ts(const struct txstats__window *w, int64_t slot)
 {
-    int64_t base = s->now - t->cfg.window_ms + 1;
-    return base + ((slot - base) & t->mask);
+    int64_t base = w->now - w->g->window_ms + 1;
+    return base + ((slot - base) & w->g->mask);
 }
 
-static struct txstats__minmax leaf(const txstats_t *t, const struct txstats__shard *s, int64_t slot)
+static struct txstats__minmax leaf(const struct txstats__window *w, int64_t slot)
 {
-    const struct txstats__cell *c = &s->cells[slot];
-    if (c->count == 0 || (t->cfg.max_skew_ms > 0 && slot_ts(t, s, slot) > s->now))
+    const struct txstats__cell *c = &w->cells[slot];
+    if (c->count == 0 || (w->g->skew_ms > 0 && slot_ts(w, slot) > w->now))
         return EMPTY_MM;
     return (struct txstats__minmax){c->min, c->max};
 }
 
-static struct txstats__minmax node(const txstats_t *t, const struct txstats__shard *s, int64_t i)
+static struct txstats__minmax node(const struct txstats__window *w, int64_t i)
 {
-    return i >= t->ring ? leaf(t, s, i - t->ring) : s->tree[i];
+    return i >= w->g->ring ? leaf(w, i - w->g->ring) : w->tree[i];
 }
 
 /* A leaf gained `mm`: widen ancestors while that changes them. */
-static void tree_widen(const txstats_t *t, struct txstats__shard *s, int64_t slot,
-                       struct txstats__minmax mm)
+static void tree_widen(struct txstats__window *w, int64_t slot, struct txstats__minmax mm)
 {
-    for (int64_t p = (t->ring + slot) >> 1; p >= 1; p >>= 1) {
+    for (int64_t p = (w->g->ring + slot) >> 1; p >= 1; p >>= 1) {
         bool changed = false;
-        if (mm.min < s->tree[p].min) {
-            s->tree[p].min = mm.min;
+        if (mm.min < w->tree[p].min) {
+            w->tree[p].min = mm.min;
             changed = true;
         }
-        if (mm.max > s->tree[p].max) {
-            s->tree[p].max = mm.max;
+        if (mm.max > w->tree[p].max) {
+            w->tree[p].max = mm.max;
             changed = true;
         }
         if (!changed)
@@ -60,32 +61,28 @@ static void tree_widen(const txstats_t *t, struct txstats__shard *s, int64_t slo
 }
 
 /* A leaf lost values: recompute ancestors until one does not change. */
-static void tree_refresh(const txstats_t *t, struct txstats__shard *s, int64_t slot)
+static void tree_refresh(struct txstats__window *w, int64_t slot)
 {
-    for (int64_t p = (t->ring + slot) >> 1; p >= 1; p >>= 1) {
-        struct txstats__minmax a = node(t, s, 2 * p), b = node(t, s, 2 * p + 1);
+    for (int64_t p = (w->g->ring + slot) >> 1; p >= 1; p >>= 1) {
+        struct txstats__minmax a = node(w, 2 * p), b = node(w, 2 * p + 1);
         struct txstats__minmax m = {a.min < b.min ? a.min : b.min, a.max > b.max ? a.max : b.max};
-        if (m.min == s->tree[p].min && m.max == s->tree[p].max)
+        if (m.min == w->tree[p].min && m.max == w->tree[p].max)
             return;
-        s->tree[p] = m;
+        w->tree[p] = m;
     }
 }
 
-static void tree_clear(const txstats_t *t, struct txstats__shard *s)
+static void tree_clear(struct txstats__window *w)
 {
-    for (int64_t i = 0; i < t->ring; i++)
-        s->tree[i] = EMPTY_MM;
+    for (int64_t i = 0; i < w->g->ring; i++)
+        w->tree[i] = EMPTY_MM;
 }
 
-int64_t txstats__next_used(const txstats_t *t, const struct txstats__shard *shards, unsigned n,
-                           int64_t from, int64_t to)
+int64_t txstats__window_next_used(const struct txstats__window *w, int64_t from, int64_t to)
 {
     while (from <= to) {
-        int64_t slot = from & t->mask;
-        uint64_t word = 0;
-        for (unsigned i = 0; i < n; i++)
-            word |= shards[i].bits[slot >> 6];
-        word >>= (slot & 63);
+        int64_t slot = from & w->g->mask;
+        uint64_t word = w->bits[slot >> 6] >> (slot & 63);
         if (word) {
             int64_t ts = from + __builtin_ctzll(word);
             return ts <= to ? ts : INT64_MAX;
@@ -95,129 +92,140 @@ int64_t txstats__next_used(const txstats_t *t, const struct txstats__shard *shar
     return INT64_MAX;
 }
 
-/* Move a cell's chain to the shard's free list: O(1), the chain is circular. */
-static void release_chain(struct txstats__shard *s, struct txstats__cell *c)
+const struct txstats__cell *txstats__window_cell(const struct txstats__window *w, int64_t ts)
+{
+    return &w->cells[ts & w->g->mask];
+}
+
+/* Move a cell's chain to the window's free list: O(1), the chain is circular. */
+static void release_chain(struct txstats__window *w, struct txstats__cell *c)
 {
     if (c->tail) {
         struct txstats__chunk *head = c->tail->next;
-        c->tail->next = s->free_chunks;
-        s->free_chunks = head;
+        c->tail->next = w->free_chunks;
+        w->free_chunks = head;
         c->tail = NULL;
     }
 }
 
-/* Permission to retain one more amount: from the shard's credit, refilled from the pool. */
-static bool take_credit(txstats_t *t, struct txstats__shard *s)
+/* Permission to retain one more amount: from the window's credit, refilled from the pool. */
+static bool take_credit(struct txstats__window *w)
 {
-    if (s->credit == 0) {
-        uint64_t avail = atomic_load_explicit(&t->pool, memory_order_relaxed);
+    if (w->credit == 0) {
+        uint64_t avail = atomic_load_explicit(&w->ret->pool, memory_order_relaxed);
         while (avail > 0) {
-            uint64_t take = avail < t->batch ? avail : t->batch;
-            if (atomic_compare_exchange_weak_explicit(&t->pool, &avail, avail - take,
+            uint64_t take = avail < w->ret->batch ? avail : w->ret->batch;
+            if (atomic_compare_exchange_weak_explicit(&w->ret->pool, &avail, avail - take,
                                                       memory_order_relaxed, memory_order_relaxed)) {
-                s->credit = take;
+                w->credit = take;
                 break;
             }
         }
     }
-    if (s->credit == 0)
+    if (w->credit == 0)
         return false;
-    s->credit--;
+    w->credit--;
     return true;
 }
 
 /* Retained amounts were dropped: keep a batch of credit, return the rest to the pool. */
-static void give_credit(txstats_t *t, struct txstats__shard *s, uint64_t n)
+static void give_credit(struct txstats__window *w, uint64_t n)
 {
-    s->credit += n;
-    if (s->credit > 2 * t->batch) {
-        atomic_fetch_add_explicit(&t->pool, s->credit - t->batch, memory_order_relaxed);
-        s->credit = t->batch;
+    w->credit += n;
+    if (w->credit > 2 * w->ret->batch) {
+        atomic_fetch_add_explicit(&w->ret->pool, w->credit - w->ret->batch, memory_order_relaxed);
+        w->credit = w->ret->batch;
     }
 }
 
-static void clear_cell(txstats_t *t, struct txstats__shard *s, int64_t slot)
+static void clear_cell(struct txstats__window *w, int64_t slot)
 {
-    struct txstats__cell *c = &s->cells[slot];
-    release_chain(s, c);
-    give_credit(t, s, c->kept);
+    struct txstats__cell *c = &w->cells[slot];
+    release_chain(w, c);
+    give_credit(w, c->kept);
     c->count = 0;
     c->kept = 0;
     c->sum = 0;
-    s->bits[slot >> 6] &= ~(UINT64_C(1) << (slot & 63));
+    w->bits[slot >> 6] &= ~(UINT64_C(1) << (slot & 63));
 }
 
-static void expire_cell(txstats_t *t, struct txstats__shard *s, int64_t ts)
+static void expire_cell(struct txstats__window *w, int64_t ts)
 {
-    int64_t slot = ts & t->mask;
-    struct txstats__cell *c = &s->cells[slot];
-    bool active = ts <= s->now;
+    int64_t slot = ts & w->g->mask;
+    struct txstats__cell *c = &w->cells[slot];
+    bool active = ts <= w->now;
     if (active) {
-        s->count -= c->count;
-        s->sum -= c->sum;
-        s->kept -= c->kept;
+        w->count -= c->count;
+        w->sum -= c->sum;
+        w->kept -= c->kept;
     }
-    clear_cell(t, s, slot);
+    clear_cell(w, slot);
     if (active)
-        tree_refresh(t, s, slot);
+        tree_refresh(w, slot);
 }
 
-static void activate_cell(txstats_t *t, struct txstats__shard *s, int64_t ts)
+static void activate_cell(struct txstats__window *w, int64_t ts)
 {
-    int64_t slot = ts & t->mask;
-    struct txstats__cell *c = &s->cells[slot];
-    s->count += c->count;
-    s->sum += c->sum;
-    s->kept += c->kept;
-    tree_widen(t, s, slot, (struct txstats__minmax){c->min, c->max});
+    int64_t slot = ts & w->g->mask;
+    struct txstats__cell *c = &w->cells[slot];
+    w->count += c->count;
+    w->sum += c->sum;
+    w->kept += c->kept;
+    tree_widen(w, slot, (struct txstats__minmax){c->min, c->max});
 }
 
-void txstats__shard_reset(txstats_t *t, struct txstats__shard *s)
+void txstats__window_reset(struct txstats__window *w)
 {
-    int64_t ts = txstats__next_used(t, s, 1, s->now - t->ring + 1, s->now);
+    int64_t ts = txstats__window_next_used(w, w->now - w->g->ring + 1, w->now);
     /* Scanning a full ring's worth of timestamps visits every slot once. */
-    for (; ts != INT64_MAX; ts = txstats__next_used(t, s, 1, ts + 1, s->now))
-        clear_cell(t, s, ts & t->mask);
-    tree_clear(t, s);
-    s->count = 0;
-    s->kept = 0;
-    s->sum = 0;
+    for (; ts != INT64_MAX; ts = txstats__window_next_used(w, ts + 1, w->now))
+        clear_cell(w, ts & w->g->mask);
+    tree_clear(w);
+    w->count = 0;
+    w->kept = 0;
+    w->sum = 0;
 }
 
-void txstats__shard_advance(txstats_t *t, struct txstats__shard *s, int64_t now)
+void txstats__window_advance(struct txstats__window *w, int64_t now)
 {
-    if (now <= s->now)
+    if (now <= w->now)
         return;
-    int64_t old = s->now, w = t->cfg.window_ms, skew = t->cfg.max_skew_ms;
-    if (now - old >= t->ring) {
+    int64_t old = w->now, win = w->g->window_ms, skew = w->g->skew_ms;
+    if (now - old >= w->g->ring) {
         /* Everything stored is at most old + skew <= now - window: all of it expires. */
-        txstats__shard_reset(t, s);
-        s->now = now;
+        txstats__window_reset(w);
+        w->now = now;
         return;
     }
-    int64_t hi = now - w;
-    for (int64_t ts = txstats__next_used(t, s, 1, old - w + 1, hi); ts != INT64_MAX;
-         ts = txstats__next_used(t, s, 1, ts + 1, hi))
-        expire_cell(t, s, ts);
-    s->now = now;
+    int64_t hi = now - win;
+    for (int64_t ts = txstats__window_next_used(w, old - win + 1, hi); ts != INT64_MAX;
+         ts = txstats__window_next_used(w, ts + 1, hi))
+        expire_cell(w, ts);
+    w->now = now;
     if (skew == 0)
         return;
-    int64_t lo = (old > now - w ? old : now - w) + 1;
+    int64_t lo = (old > now - win ? old : now - win) + 1;
     hi = now < old + skew ? now : old + skew;
-    for (int64_t ts = txstats__next_used(t, s, 1, lo, hi); ts != INT64_MAX;
-         ts = txstats__next_used(t, s, 1, ts + 1, hi))
-        activate_cell(t, s, ts);
+    for (int64_t ts = txstats__window_next_used(w, lo, hi); ts != INT64_MAX;
+         ts = txstats__window_next_used(w, ts + 1, hi))
+        activate_cell(w, ts);
 }
 
-struct txstats__chunk *txstats__chunk_take(txstats_t *t, struct txstats__shard *s)
+static struct txstats__chunk *chunk_take(struct txstats__window *w)
 {
-    struct txstats__chunk *k = s->free_chunks;
+    struct txstats__chunk *k = w->free_chunks;
     if (k)
-        s->free_chunks = k->next;
-    else if (!(k = txstats__alloc(t, sizeof(*k))))
+        w->free_chunks = k->next;
+    else if (!(k = txstats__alloc(w->mem, sizeof(*k))))
         return NULL;
     k->n = 0;
     return k;
+}
+
+static void chunk_give(struct txstats__window *w, struct txstats__chunk *k)
+{
+    k->next = w->free_chunks;
+    w->free_chunks = k;
 }
 
 /* Append to a cell's chain; the chunk must have room or be a fresh one (k != NULL). */
@@ -233,58 +241,63 @@ static void chain_append(struct txstats__cell *c, struct txstats__chunk *fresh, 
     c->kept++;
 }
 
-int txstats__shard_add(txstats_t *t, struct txstats__shard *s, txstats_amount_t amount, int64_t ts)
+int txstats__window_reserve(struct txstats__window *w, txstats_amount_t amount, int64_t ts,
+                            struct txstats__reservation *r)
 {
-    if (ts <= s->now - t->cfg.window_ms)
+    if (ts <= w->now - w->g->window_ms)
         return TXSTATS_EXPIRED;
-    int64_t slot = ts & t->mask;
-    struct txstats__cell *c = &s->cells[slot];
-    bool keep = take_credit(t, s);
-    struct txstats__chunk *fresh = NULL;
-    if (keep && (!c->tail || c->tail->n == TXSTATS__CHUNK_CAP)) {
-        if (!(fresh = txstats__chunk_take(t, s))) {
-            give_credit(t, s, 1);
+    const struct txstats__cell *c = &w->cells[ts & w->g->mask];
+    r->amount = amount;
+    r->ts = ts;
+    r->keep = take_credit(w);
+    r->fresh = NULL;
+    if (r->keep && (!c->tail || c->tail->n == TXSTATS__CHUNK_CAP)) {
+        if (!(r->fresh = chunk_take(w))) {
+            give_credit(w, 1);
             return TXSTATS_ENOMEM;
         }
     }
-    if (t->journal) { /* the record goes out before anything here changes */
-        int rc = txstats__journal_add(t, s, amount, ts);
-        if (rc != TXSTATS_OK) {
-            if (fresh) {
-                fresh->next = s->free_chunks;
-                s->free_chunks = fresh;
-            }
-            if (keep)
-                give_credit(t, s, 1);
-            return rc;
-        }
-    }
-    if (keep)
-        chain_append(c, fresh, amount);
+    return TXSTATS_OK;
+}
+
+void txstats__window_cancel(struct txstats__window *w, const struct txstats__reservation *r)
+{
+    if (r->fresh)
+        chunk_give(w, r->fresh);
+    if (r->keep)
+        give_credit(w, 1);
+}
+
+void txstats__window_apply(struct txstats__window *w, const struct txstats__reservation *r)
+{
+    int64_t slot = r->ts & w->g->mask;
+    struct txstats__cell *c = &w->cells[slot];
+    txstats_amount_t amount = r->amount;
+    if (r->keep)
+        chain_append(c, r->fresh, amount);
     if (c->count++ == 0) {
         c->min = c->max = amount;
-        s->bits[slot >> 6] |= UINT64_C(1) << (slot & 63);
+        w->bits[slot >> 6] |= UINT64_C(1) << (slot & 63);
     } else {
         c->min = amount < c->min ? amount : c->min;
         c->max = amount > c->max ? amount : c->max;
     }
     c->sum += amount;
-    if (ts <= s->now) {
-        s->count++;
-        s->sum += amount;
-        s->kept += keep;
-        tree_widen(t, s, slot, (struct txstats__minmax){amount, amount});
+    if (r->ts <= w->now) {
+        w->count++;
+        w->sum += amount;
+        w->kept += r->keep;
+        tree_widen(w, slot, (struct txstats__minmax){amount, amount});
     }
-    return TXSTATS_OK;
 }
 
-void txstats__shard_put_cell(txstats_t *t, struct txstats__shard *s, int64_t ts,
-                             const struct txstats__cell *agg, const txstats_amount_t *kept,
-                             uint64_t nkept, struct txstats__chunk **pool)
+void txstats__window_put_cell(struct txstats__window *w, int64_t ts,
+                              const struct txstats__cell *agg, const txstats_amount_t *kept,
+                              uint64_t nkept, struct txstats__chunk **pool)
 {
-    int64_t slot = ts & t->mask;
-    struct txstats__cell *c = &s->cells[slot];
-    for (uint64_t i = 0; i < nkept && take_credit(t, s); i++) {
+    int64_t slot = ts & w->g->mask;
+    struct txstats__cell *c = &w->cells[slot];
+    for (uint64_t i = 0; i < nkept && take_credit(w); i++) {
         struct txstats__chunk *fresh = NULL;
         if (!c->tail || c->tail->n == TXSTATS__CHUNK_CAP) {
             fresh = *pool;
@@ -297,47 +310,93 @@ void txstats__shard_put_cell(txstats_t *t, struct txstats__shard *s, int64_t ts,
     c->sum = agg->sum;
     c->min = agg->min;
     c->max = agg->max;
-    s->bits[slot >> 6] |= UINT64_C(1) << (slot & 63);
-    if (ts <= s->now)
-        activate_cell(t, s, ts);
+    w->bits[slot >> 6] |= UINT64_C(1) << (slot & 63);
+    if (ts <= w->now)
+        activate_cell(w, ts);
 }
 
-struct txstats__minmax txstats__shard_extremes(const txstats_t *t, const struct txstats__shard *s)
+void txstats__window_adopt_chunks(struct txstats__window *w, struct txstats__chunk *pool)
 {
-    (void)t;
-    return s->tree[1];
-}
-
-int txstats__shard_init(txstats_t *t, struct txstats__shard *s)
-{
-    memset(s, 0, sizeof(*s));
-    s->now = -4 * TXSTATS__CLOCK_LIMIT;
-    s->jfd = -1;
-    s->cells = txstats__calloc(t, (size_t)t->ring, sizeof(*s->cells));
-    s->tree = txstats__alloc(t, (size_t)t->ring * sizeof(*s->tree));
-    s->bits = txstats__calloc(t, (size_t)t->ring / 64, sizeof(uint64_t));
-    if (!s->cells || !s->tree || !s->bits || pthread_mutex_init(&s->lock, NULL) != 0 ||
-        pthread_mutex_init(&s->io, NULL) != 0) {
-        txstats__free(t, s->cells);
-        txstats__free(t, s->tree);
-        txstats__free(t, s->bits);
-        return TXSTATS_ENOMEM;
+    while (pool) {
+        struct txstats__chunk *k = pool;
+        pool = k->next;
+        chunk_give(w, k);
     }
-    tree_clear(t, s);
+}
+
+int txstats__chunks_alloc(const struct txstats__mem *mem, uint64_t n, struct txstats__chunk **pool)
+{
+    *pool = NULL;
+    for (uint64_t i = 0; i < n; i++) {
+        struct txstats__chunk *k = txstats__alloc(mem, sizeof(*k));
+        if (!k) {
+            txstats__chunks_free(mem, *pool);
+            *pool = NULL;
+            return TXSTATS_ENOMEM;
+        }
+        k->next = *pool;
+        *pool = k;
+    }
     return TXSTATS_OK;
 }
 
-void txstats__shard_fini(txstats_t *t, struct txstats__shard *s)
+void txstats__chunks_free(const struct txstats__mem *mem, struct txstats__chunk *pool)
 {
-    txstats__shard_reset(t, s);
-    while (s->free_chunks) {
-        struct txstats__chunk *k = s->free_chunks;
-        s->free_chunks = k->next;
-        txstats__free(t, k);
+    while (pool) {
+        struct txstats__chunk *k = pool;
+        pool = k->next;
+        txstats__free(mem, k);
     }
-    txstats__free(t, s->cells);
-    txstats__free(t, s->tree);
-    txstats__free(t, s->bits);
-    pthread_mutex_destroy(&s->lock);
-    pthread_mutex_destroy(&s->io);
+}
+
+void txstats__kept_begin(const struct txstats__cell *c, struct txstats__kept_iter *it)
+{
+    it->tail = c->tail;
+    it->next = c->tail ? c->tail->next : NULL;
+}
+
+const txstats_amount_t *txstats__kept_next(struct txstats__kept_iter *it, uint32_t *n)
+{
+    const struct txstats__chunk *k = it->next;
+    if (!k)
+        return NULL;
+    it->next = k == it->tail ? NULL : k->next;
+    *n = k->n;
+    return k->amounts;
+}
+
+struct txstats__minmax txstats__window_extremes(const struct txstats__window *w)
+{
+    return w->tree[1];
+}
+
+int txstats__window_init(struct txstats__window *w, const struct txstats__geom *g,
+                         const struct txstats__mem *mem, struct txstats__retention *ret)
+{
+    memset(w, 0, sizeof(*w));
+    w->g = g;
+    w->mem = mem;
+    w->ret = ret;
+    w->now = -4 * TXSTATS__CLOCK_LIMIT;
+    w->cells = txstats__calloc(mem, (size_t)g->ring, sizeof(*w->cells));
+    w->tree = txstats__alloc(mem, (size_t)g->ring * sizeof(*w->tree));
+    w->bits = txstats__calloc(mem, (size_t)g->ring / 64, sizeof(uint64_t));
+    if (!w->cells || !w->tree || !w->bits) {
+        txstats__free(mem, w->cells);
+        txstats__free(mem, w->tree);
+        txstats__free(mem, w->bits);
+        return TXSTATS_ENOMEM;
+    }
+    tree_clear(w);
+    return TXSTATS_OK;
+}
+
+void txstats__window_fini(struct txstats__window *w)
+{
+    txstats__window_reset(w);
+    txstats__chunks_free(w->mem, w->free_chunks);
+    w->free_chunks = NULL;
+    txstats__free(w->mem, w->cells);
+    txstats__free(w->mem, w->tree);
+    txstats__free(w->mem, w->bits);
 }

@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -71,6 +72,18 @@ enum {
 };
 
 /**
+ * The file layer the library writes through (journal records, checkpoints, snapshots): a seam
+ * for fault injection and for platforms with their own I/O. Every function has POSIX semantics:
+ * it returns what write(2) / fdatasync(2) return and sets errno on failure. A NULL function uses
+ * the POSIX call. The structure is read, not copied: it must outlive the instance.
+ */
+typedef struct {
+    ssize_t (*write)(int fd, const void *buf, size_t len, void *ctx); /**< write(2) */
+    int (*sync)(int fd, void *ctx);                                   /**< fdatasync(2) */
+    void *ctx;                                                        /**< passed to both */
+} txstats_io_t;
+
+/**
  * Configuration of an instance. Always initialise with txstats_config_init() before setting
  * fields, so that fields added in later versions get their defaults.
  */
@@ -86,7 +99,8 @@ typedef struct {
     void *(*alloc)(size_t size, void *ud); /**< allocator; NULL (with free NULL): malloc */
     void (*free)(void *ptr, void *ud);     /**< deallocator matching alloc; NULL: free */
     void *alloc_ud;                        /**< passed to alloc and free */
-    uint64_t reserved[8];                  /**< zero; room for future fields */
+    const txstats_io_t *io;                /**< file layer; NULL: POSIX write/fdatasync */
+    uint64_t reserved[7];                  /**< zero; room for future fields */
 } txstats_config_t;
 
 /**
@@ -169,6 +183,28 @@ TXSTATS_API int txstats_add(txstats_t *t, txstats_amount_t amount, int64_t times
 TXSTATS_API int txstats_stats(txstats_t *t, txstats_summary_t *out);
 
 /**
+ * Combine the statistics of several windows exactly: after the call `acc` describes the union of
+ * the transactions `acc` and `part` described (count and 128-bit sum added, min and max of both;
+ * an empty side changes nothing; `now_ms` becomes the later of the two). For users who keep one
+ * instance per partition, thread or tenant, and what the server's cluster mode does across Kafka
+ * partitions. Start from a zeroed summary. The sum cannot overflow for fewer than 2^64
+ * transactions in all. @return TXSTATS_OK or TXSTATS_EINVAL (NULL argument).
+ */
+TXSTATS_API int txstats_summary_merge(txstats_summary_t *acc, const txstats_summary_t *part);
+
+/**
+ * The admission rule of txstats_add(), without adding: what txstats_add() would return for this
+ * transaction under configuration `cfg` at clock time `now_ms` (SPEC §1: expired when
+ * timestamp <= now - window_ms, future when timestamp > now + max_skew_ms). For front ends that
+ * must answer before the transaction reaches a window (a queue, another process).
+ * @param cfg NULL for the defaults.
+ * @return TXSTATS_OK (it would be counted); TXSTATS_EXPIRED; TXSTATS_EFUTURE; TXSTATS_ERANGE
+ *         (|amount| >= TXSTATS_AMOUNT_LIMIT). Checked in that order: range first.
+ */
+TXSTATS_API int txstats_admit(const txstats_config_t *cfg, txstats_amount_t amount,
+                              int64_t timestamp_ms, int64_t now_ms);
+
+/**
  * Render a summary as text (HALF_UP, 2 places, never "-0.00").
  * @return TXSTATS_OK or TXSTATS_EINVAL (NULL argument).
  */
@@ -242,7 +278,10 @@ typedef struct {
     int skip_corrupt;          /**< 0 (default): a damaged record followed by good ones stops
                                     recovery with TXSTATS_EFORMAT; 1: skip and count it */
     uint64_t segment_bytes;    /**< a journal segment is closed past this size; default 64 MiB */
-    uint64_t reserved[8];
+    int64_t checkpoint_interval_ms; /**< > 0: a background thread calls txstats_checkpoint()
+                                         this often while the journal grows; 0 (default): only
+                                         the caller checkpoints */
+    uint64_t reserved[7];
 } txstats_durability_t;
 
 /** What txstats_open_dir() found and did. */

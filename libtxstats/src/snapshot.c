@@ -1,0 +1,457 @@
+/* SPDX-License-Identifier: MIT */
+/* The snapshot codec: JSON (txstats_save/txstats_load) and binary (checkpoints). See snapshot.h. */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "amount.h"
+#include "crc32c.h"
+#include "snapshot.h"
+
+#define JSON_FORMAT  "libtxstats-snapshot"
+#define JSON_VERSION 1
+#define BIN_MAGIC    "TXCKPT01"
+
+void txstats__snap_init(struct txstats__snap *sn, const struct txstats__mem *mem)
+{
+    memset(sn, 0, sizeof(*sn));
+    sn->mem = mem;
+}
+
+void txstats__snap_free(struct txstats__snap *sn)
+{
+    txstats__free(sn->mem, sn->cells);
+    txstats__free(sn->mem, sn->amounts);
+    txstats__snap_init(sn, sn->mem);
+}
+
+txstats_amount_t *txstats__snap_push(struct txstats__snap *sn, int64_t ts,
+                                     const struct txstats__cell *agg)
+{
+    if (txstats__reserve(sn->mem, (void **)&sn->cells, &sn->cap_cells, sn->ncells + 1,
+                         sizeof(*sn->cells)) != 0 ||
+        txstats__reserve(sn->mem, (void **)&sn->amounts, &sn->cap_amounts,
+                         sn->namounts + agg->kept + 1, sizeof(*sn->amounts)) != 0)
+        return NULL;
+    struct txstats__snap_cell *c = &sn->cells[sn->ncells++];
+    memset(c, 0, sizeof(*c));
+    c->ts = ts;
+    c->agg.count = agg->count;
+    c->agg.sum = agg->sum;
+    c->agg.min = agg->min;
+    c->agg.max = agg->max;
+    c->off = sn->namounts;
+    c->nkept = agg->kept;
+    sn->namounts += agg->kept;
+    return &sn->amounts[c->off];
+}
+
+static int cmp_cell(const void *a, const void *b)
+{
+    const struct txstats__snap_cell *x = a, *y = b;
+    if (x->ts != y->ts)
+        return x->ts < y->ts ? -1 : 1;
+    return x->off < y->off ? -1 : x->off > y->off; /* push order within a millisecond */
+}
+
+/* Add the aggregates of `c` to `into`. */
+static void fold(struct txstats__cell *into, const struct txstats__cell *c)
+{
+    into->min = c->min < into->min ? c->min : into->min;
+    into->max = c->max > into->max ? c->max : into->max;
+    into->count += c->count;
+    into->sum += c->sum;
+}
+
+int txstats__snap_sort(struct txstats__snap *sn)
+{
+    qsort(sn->cells, sn->ncells, sizeof(*sn->cells), cmp_cell);
+    bool merged = false;
+    for (size_t i = 1; i < sn->ncells && !merged; i++)
+        merged = sn->cells[i].ts == sn->cells[i - 1].ts;
+    bool ordered = true;
+    for (size_t i = 1; i < sn->ncells && ordered; i++)
+        ordered = sn->cells[i].off == sn->cells[i - 1].off + sn->cells[i - 1].nkept;
+    if (!merged && ordered)
+        return TXSTATS_OK;
+    /* Lay the amounts out again in cell order (in place through a scratch copy), then merge. */
+    txstats_amount_t *copy =
+        txstats__alloc(sn->mem, (sn->namounts ? sn->namounts : 1) * sizeof(*copy));
+    if (!copy)
+        return TXSTATS_ENOMEM;
+    memcpy(copy, sn->amounts, sn->namounts * sizeof(*copy));
+    for (size_t i = 0, at = 0; i < sn->ncells; at += sn->cells[i++].nkept) {
+        memcpy(&sn->amounts[at], &copy[sn->cells[i].off], sn->cells[i].nkept * sizeof(*copy));
+        sn->cells[i].off = at;
+    }
+    txstats__free(sn->mem, copy);
+    size_t w = 0;
+    for (size_t i = 0; i < sn->ncells; i++) {
+        if (w > 0 && sn->cells[w - 1].ts == sn->cells[i].ts) {
+            fold(&sn->cells[w - 1].agg, &sn->cells[i].agg);
+            sn->cells[w - 1].nkept += sn->cells[i].nkept;
+        } else {
+            sn->cells[w++] = sn->cells[i];
+        }
+    }
+    sn->ncells = w;
+    return TXSTATS_OK;
+}
+
+/* ---- JSON ----------------------------------------------------------------------------------- */
+
+static int emit_str(txstats__emit_fn emit, void *ctx, const char *s)
+{
+    return emit(ctx, s, strlen(s));
+}
+
+static int json_header(const struct txstats__snap *sn, txstats__emit_fn emit, void *ctx)
+{
+    uint64_t count = 0;
+    txstats__i128 sum = 0;
+    char s[48], buf[512];
+    for (size_t i = 0; i < sn->ncells; i++) {
+        count += sn->cells[i].agg.count;
+        sum += sn->cells[i].agg.sum;
+    }
+    txstats__format_micros(sum, s);
+    snprintf(buf, sizeof(buf),
+             "{\"format\":\"%s\",\"version\":%d,\"window_ms\":%lld,\"saved_at_ms\":%lld,"
+             "\"count\":%llu,\"sum\":\"%s\"",
+             JSON_FORMAT, JSON_VERSION, (long long)sn->window_ms, (long long)sn->saved_at_ms,
+             (unsigned long long)count, s);
+    int rc = emit_str(emit, ctx, buf);
+    for (unsigned i = 0; rc == 0 && i < sn->nbound; i++) {
+        snprintf(buf, sizeof(buf), "%s[%u,%llu]", i ? "," : ",\"journal\":[", i,
+                 (unsigned long long)sn->bound[i]);
+        rc = emit_str(emit, ctx, buf);
+    }
+    if (rc == 0 && sn->nbound)
+        rc = emit_str(emit, ctx, "]");
+    return rc == 0 ? emit_str(emit, ctx, ",\"cells\":[") : rc;
+}
+
+static int json_cell(const struct txstats__snap *sn, size_t i, txstats__emit_fn emit, void *ctx)
+{
+    const struct txstats__snap_cell *c = &sn->cells[i];
+    char a[48], b[48], d[48], buf[256];
+    txstats__format_micros(c->agg.sum, a);
+    txstats__format_micros(c->agg.min, b);
+    txstats__format_micros(c->agg.max, d);
+    snprintf(buf, sizeof(buf), "%s\n[%lld,%llu,\"%s\",\"%s\",\"%s\",[", i ? "," : "",
+             (long long)c->ts, (unsigned long long)c->agg.count, a, b, d);
+    int rc = emit_str(emit, ctx, buf);
+    for (uint64_t k = 0; rc == 0 && k < c->nkept; k++) {
+        buf[0] = ',';
+        buf[1] = '"';
+        int n = txstats__format_micros(sn->amounts[c->off + k], buf + 2);
+        buf[2 + n] = '"';
+        rc = emit(ctx, k ? buf : buf + 1, (size_t)n + (k ? 3 : 2));
+    }
+    return rc == 0 ? emit_str(emit, ctx, "]]") : rc;
+}
+
+int txstats__snap_encode_json(const struct txstats__snap *sn, txstats__emit_fn emit, void *ctx)
+{
+    int rc = json_header(sn, emit, ctx);
+    for (size_t i = 0; rc == 0 && i < sn->ncells; i++)
+        rc = json_cell(sn, i, emit, ctx);
+    return rc == 0 ? emit_str(emit, ctx, "\n]}\n") : rc;
+}
+
+/* A JSON number that is an integer in [lo, hi], exactly representable. */
+static bool get_int(const cJSON *j, double lo, double hi, int64_t *out)
+{
+    if (!cJSON_IsNumber(j) || !(j->valuedouble >= lo && j->valuedouble <= hi))
+        return false;
+    *out = (int64_t)j->valuedouble;
+    return (double)*out == j->valuedouble;
+}
+
+static bool get_amount(const cJSON *j, txstats_amount_t *out)
+{
+    txstats__i128 v;
+    if (!cJSON_IsString(j) || txstats__parse_micros(j->valuestring, &v) != 0 ||
+        v <= -TXSTATS_AMOUNT_LIMIT || v >= TXSTATS_AMOUNT_LIMIT)
+        return false;
+    *out = (txstats_amount_t)v;
+    return true;
+}
+
+/* The invariants of one cell, whatever its encoding: count >= 1, min <= max, count*min <= sum <=
+ * count*max, kept <= count, every kept amount in [min, max], and a cell that keeps all of its
+ * amounts has exactly their sum, min and max. */
+static bool cell_valid(const struct txstats__snap *sn, const struct txstats__snap_cell *c)
+{
+    txstats__i128 cnt = (txstats__i128)c->agg.count, sum = 0;
+    txstats_amount_t lo = INT64_MAX, hi = INT64_MIN;
+    if (c->agg.count < 1 || c->agg.count > (uint64_t)9e15 || c->agg.min > c->agg.max ||
+        c->agg.min <= -TXSTATS_AMOUNT_LIMIT || c->agg.max >= TXSTATS_AMOUNT_LIMIT ||
+        c->agg.sum < cnt * c->agg.min || c->agg.sum > cnt * c->agg.max || c->nkept > c->agg.count)
+        return false;
+    for (uint64_t k = 0; k < c->nkept; k++) {
+        txstats_amount_t v = sn->amounts[c->off + k];
+        if (v < c->agg.min || v > c->agg.max)
+            return false;
+        sum += v;
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    return c->nkept < c->agg.count || (sum == c->agg.sum && lo == c->agg.min && hi == c->agg.max);
+}
+
+static int parse_cell(struct txstats__snap *sn, const cJSON *j, int64_t prev_ts)
+{
+    const double lim = (double)(TXSTATS__CLOCK_LIMIT * 2);
+    struct txstats__cell agg = {0};
+    int64_t ts, n;
+    if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) != 6)
+        return TXSTATS_EFORMAT;
+    const cJSON *f = j->child, *kept = cJSON_GetArrayItem(j, 5);
+    if (!get_int(f, -lim, lim, &ts) || ts <= prev_ts || !get_int(f->next, 1, 9e15, &n) ||
+        !cJSON_IsString(f->next->next) ||
+        txstats__parse_micros(f->next->next->valuestring, &agg.sum) != 0 ||
+        !get_amount(f->next->next->next, &agg.min) ||
+        !get_amount(f->next->next->next->next, &agg.max) || !cJSON_IsArray(kept))
+        return TXSTATS_EFORMAT;
+    agg.count = (uint64_t)n;
+    agg.kept = (uint64_t)cJSON_GetArraySize(kept);
+    if (agg.kept > agg.count)
+        return TXSTATS_EFORMAT;
+    txstats_amount_t *out = txstats__snap_push(sn, ts, &agg);
+    if (!out)
+        return TXSTATS_ENOMEM;
+    for (const cJSON *a = kept->child; a; a = a->next)
+        if (!get_amount(a, out++))
+            return TXSTATS_EFORMAT;
+    return cell_valid(sn, &sn->cells[sn->ncells - 1]) ? TXSTATS_OK : TXSTATS_EFORMAT;
+}
+
+static int parse_header(struct txstats__snap *sn, const cJSON *root, int64_t *count,
+                        txstats__i128 *sum)
+{
+    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "format");
+    const cJSON *s = cJSON_GetObjectItemCaseSensitive(root, "sum");
+    const cJSON *w = cJSON_GetObjectItemCaseSensitive(root, "window_ms");
+    const cJSON *at = cJSON_GetObjectItemCaseSensitive(root, "saved_at_ms");
+    int64_t version;
+    if (!cJSON_IsObject(root) || !cJSON_IsString(fmt) || strcmp(fmt->valuestring, JSON_FORMAT))
+        return TXSTATS_EFORMAT;
+    if (!get_int(cJSON_GetObjectItemCaseSensitive(root, "version"), 1, 1e9, &version) ||
+        version != JSON_VERSION)
+        return TXSTATS_EFORMAT;
+    if (!get_int(cJSON_GetObjectItemCaseSensitive(root, "count"), 0, 9e15, count) ||
+        !cJSON_IsString(s) || txstats__parse_micros(s->valuestring, sum) != 0 ||
+        !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(root, "cells")))
+        return TXSTATS_EFORMAT;
+    if (w && !get_int(w, 1, 1e15, &sn->window_ms))
+        return TXSTATS_EFORMAT;
+    if (at && !get_int(at, -1e16, 1e16, &sn->saved_at_ms))
+        return TXSTATS_EFORMAT;
+    return TXSTATS_OK;
+}
+
+/* Optional "journal": [[stream, first uncovered segment], ...], streams 0, 1, ... in order. */
+static int parse_bounds(struct txstats__snap *sn, const cJSON *root)
+{
+    const cJSON *j = cJSON_GetObjectItemCaseSensitive(root, "journal");
+    if (!j)
+        return TXSTATS_OK;
+    if (!cJSON_IsArray(j))
+        return TXSTATS_EFORMAT;
+    for (const cJSON *e = j->child; e; e = e->next) {
+        int64_t stream, seg;
+        if (cJSON_GetArraySize(e) != 2 || !get_int(e->child, 0, TXSTATS__MAX_BOUNDS - 1, &stream) ||
+            !get_int(e->child->next, 0, 9e15, &seg) || stream != (int64_t)sn->nbound)
+            return TXSTATS_EFORMAT;
+        sn->bound[sn->nbound++] = (uint64_t)seg;
+    }
+    return TXSTATS_OK;
+}
+
+static int parse_document(struct txstats__snap *sn, const cJSON *root)
+{
+    int64_t count, prev = INT64_MIN;
+    txstats__i128 sum, total = 0;
+    uint64_t seen = 0;
+    int rc = parse_header(sn, root, &count, &sum);
+    if (rc == TXSTATS_OK)
+        rc = parse_bounds(sn, root);
+    if (rc != TXSTATS_OK)
+        return rc;
+    const cJSON *cells = cJSON_GetObjectItemCaseSensitive(root, "cells");
+    for (const cJSON *c = cells->child; c; c = c->next) {
+        if ((rc = parse_cell(sn, c, prev)) != TXSTATS_OK)
+            return rc;
+        prev = sn->cells[sn->ncells - 1].ts;
+        seen += sn->cells[sn->ncells - 1].agg.count;
+        total += sn->cells[sn->ncells - 1].agg.sum;
+    }
+    return seen == (uint64_t)count && total == sum ? TXSTATS_OK : TXSTATS_EFORMAT;
+}
+
+int txstats__snap_decode_json(struct txstats__snap *sn, const char *data, size_t len)
+{
+    const char *end = NULL;
+    if (len == 0)
+        return TXSTATS_EFORMAT;
+    cJSON *root = cJSON_ParseWithLengthOpts(data, len, &end, 0);
+    bool trailing = false;
+    for (; root && end < data + len; end++)
+        trailing |= *end != ' ' && *end != '\t' && *end != '\r' && *end != '\n';
+    int rc = !root || trailing ? TXSTATS_EFORMAT : parse_document(sn, root);
+    cJSON_Delete(root);
+    if (rc != TXSTATS_OK)
+        txstats__snap_free(sn);
+    return rc;
+}
+
+/* ---- binary --------------------------------------------------------------------------------- */
+
+/* Output with a running CRC, in little-endian u64 words. */
+struct bin_out {
+    txstats__emit_fn emit;
+    void *ctx;
+    uint32_t crc; /* CRC32C state of what was emitted, pre-inverted */
+    int rc;
+    uint8_t buf[2048];
+    size_t n;
+};
+
+static void bin_flush(struct bin_out *o)
+{
+    if (o->rc == 0 && o->n) {
+        o->crc = ~txstats__crc32c_update(~o->crc, o->buf, o->n);
+        o->rc = o->emit(o->ctx, o->buf, o->n);
+    }
+    o->n = 0;
+}
+
+static void bin_u64(struct bin_out *o, uint64_t v)
+{
+    if (o->n + 8 > sizeof(o->buf))
+        bin_flush(o);
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(o->buf + o->n, &v, 8);
+    o->n += 8;
+#else
+    for (int i = 0; i < 8; i++)
+        o->buf[o->n++] = (uint8_t)(v >> (8 * i));
+#endif
+}
+
+int txstats__snap_encode_bin(const struct txstats__snap *sn, txstats__emit_fn emit, void *ctx)
+{
+    struct bin_out out, *o = &out;
+    o->emit = emit;
+    o->ctx = ctx;
+    o->crc = 0;
+    o->rc = 0;
+    memcpy(o->buf, BIN_MAGIC, 8);
+    o->n = 8;
+    bin_u64(o, (uint64_t)sn->window_ms);
+    bin_u64(o, (uint64_t)sn->saved_at_ms);
+    bin_u64(o, sn->nbound);
+    for (unsigned i = 0; i < sn->nbound; i++)
+        bin_u64(o, sn->bound[i]);
+    bin_u64(o, sn->ncells);
+    for (size_t i = 0; i < sn->ncells && o->rc == 0; i++) {
+        const struct txstats__snap_cell *c = &sn->cells[i];
+        uint64_t f[7] = {(uint64_t)c->ts,
+                         c->agg.count,
+                         (uint64_t)c->agg.sum,
+                         (uint64_t)(c->agg.sum >> 64),
+                         (uint64_t)c->agg.min,
+                         (uint64_t)c->agg.max,
+                         c->nkept};
+        for (int k = 0; k < 7; k++)
+            bin_u64(o, f[k]);
+        for (uint64_t k = 0; k < c->nkept; k++)
+            bin_u64(o, (uint64_t)sn->amounts[c->off + k]);
+    }
+    bin_flush(o);
+    uint8_t crc[4] = {(uint8_t)o->crc, (uint8_t)(o->crc >> 8), (uint8_t)(o->crc >> 16),
+                      (uint8_t)(o->crc >> 24)};
+    return o->rc == 0 ? emit(ctx, crc, 4) : o->rc;
+}
+
+/* Input in little-endian u64 words; `bad` once past the end. */
+struct bin_in {
+    const uint8_t *p, *end;
+    bool bad;
+};
+
+static uint64_t bin_get(struct bin_in *in)
+{
+    uint64_t v = 0;
+    if (in->end - in->p < 8) {
+        in->bad = true;
+        return 0;
+    }
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | in->p[i];
+    in->p += 8;
+    return v;
+}
+
+static int bin_cell(struct txstats__snap *sn, struct bin_in *in, int64_t prev_ts)
+{
+    struct txstats__cell agg = {0};
+    int64_t ts = (int64_t)bin_get(in);
+    agg.count = bin_get(in);
+    uint64_t lo = bin_get(in), hi = bin_get(in);
+    agg.sum = (txstats__i128)(((unsigned __int128)hi << 64) | lo);
+    agg.min = (int64_t)bin_get(in);
+    agg.max = (int64_t)bin_get(in);
+    agg.kept = bin_get(in);
+    if (in->bad || ts <= prev_ts || ts > TXSTATS__CLOCK_LIMIT * 2 ||
+        ts < -TXSTATS__CLOCK_LIMIT * 2 || agg.kept > agg.count ||
+        agg.kept > (uint64_t)(in->end - in->p) / 8)
+        return TXSTATS_EFORMAT;
+    txstats_amount_t *out = txstats__snap_push(sn, ts, &agg);
+    if (!out)
+        return TXSTATS_ENOMEM;
+    for (uint64_t k = 0; k < agg.kept; k++)
+        out[k] = (int64_t)bin_get(in);
+    return cell_valid(sn, &sn->cells[sn->ncells - 1]) ? TXSTATS_OK : TXSTATS_EFORMAT;
+}
+
+static int bin_body(struct txstats__snap *sn, struct bin_in *in)
+{
+    sn->window_ms = (int64_t)bin_get(in);
+    sn->saved_at_ms = (int64_t)bin_get(in);
+    uint64_t nbound = bin_get(in);
+    if (in->bad || nbound > TXSTATS__MAX_BOUNDS || sn->window_ms < 1)
+        return TXSTATS_EFORMAT;
+    for (sn->nbound = 0; sn->nbound < nbound;)
+        sn->bound[sn->nbound++] = bin_get(in);
+    uint64_t ncells = bin_get(in);
+    if (in->bad || ncells > (uint64_t)(in->end - in->p) / 56)
+        return TXSTATS_EFORMAT;
+    int64_t prev = INT64_MIN;
+    for (uint64_t i = 0; i < ncells; i++) {
+        int rc = bin_cell(sn, in, prev);
+        if (rc != TXSTATS_OK)
+            return rc;
+        prev = sn->cells[sn->ncells - 1].ts;
+    }
+    return in->p == in->end ? TXSTATS_OK : TXSTATS_EFORMAT;
+}
+
+int txstats__snap_decode_bin(struct txstats__snap *sn, const char *data, size_t len)
+{
+    const uint8_t *d = (const uint8_t *)data;
+    if (len < 12 || memcmp(d, BIN_MAGIC, 8) != 0)
+        return TXSTATS_EFORMAT;
+    uint32_t want = (uint32_t)d[len - 4] | (uint32_t)d[len - 3] << 8 | (uint32_t)d[len - 2] << 16 |
+                    (uint32_t)d[len - 1] << 24;
+    if (txstats__crc32c(d, len - 4) != want)
+        return TXSTATS_EFORMAT;
+    struct bin_in in = {d + 8, d + len - 4, false};
+    int rc = bin_body(sn, &in);
+    if (rc != TXSTATS_OK)
+        txstats__snap_free(sn);
+    return rc;
+}

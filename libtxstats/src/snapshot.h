@@ -1,0 +1,61 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal: the snapshot codec (leaf: it knows no window, no lock and no file; it writes through
+ * a callback and reads from bytes). Two encodings of the same content:
+ *
+ * - JSON, the public format of txstats_save()/txstats_load(), versioned and readable:
+ *   {"format":"libtxstats-snapshot","version":1,"window_ms":60000,"saved_at_ms":T,
+ *    "count":N,"sum":"S","journal":[[stream,segment],...],
+ *    "cells":[[ts,count,"sum","min","max",["amount",...]],...]}
+ * - binary, the checkpoint of a journaled directory (checkpoint.bin), compact and cheap to write:
+ *   "TXCKPT01", then little-endian u64 fields: window_ms, saved_at_ms, nbound, bound[nbound],
+ *   ncells, and per cell ts, count, sum (lo, hi), min, max, nkept, amounts[nkept]; last the
+ *   CRC32C of everything before it (u32).
+ *
+ * Cells are in increasing timestamp order, one per millisecond. Both decoders check every
+ * invariant (sums, counts, min <= kept <= max, order) before anything is used.
+ */
+#ifndef TXSTATS_SNAPSHOT_H
+#define TXSTATS_SNAPSHOT_H
+
+#include "fileio.h"
+#include "window.h" /* the cell type only: the codec calls nothing of the window */
+
+#define TXSTATS__MAX_BOUNDS 256
+
+struct txstats__snap_cell {
+    int64_t ts;
+    struct txstats__cell agg; /* count, sum, min, max (chain unused) */
+    size_t off;               /* first amount in snap.amounts */
+    uint64_t nkept;
+};
+
+struct txstats__snap {
+    const struct txstats__mem *mem;
+    struct txstats__snap_cell *cells;
+    size_t ncells, cap_cells;
+    txstats_amount_t *amounts;
+    size_t namounts, cap_amounts;
+    int64_t window_ms, saved_at_ms;
+    unsigned nbound;                     /* journal streams covered (0: not a checkpoint) */
+    uint64_t bound[TXSTATS__MAX_BOUNDS]; /* per stream: first segment not covered */
+};
+
+void txstats__snap_init(struct txstats__snap *sn, const struct txstats__mem *mem);
+void txstats__snap_free(struct txstats__snap *sn);
+/* Append a cell (any order; txstats__snap_sort() orders and merges): its aggregates from `agg`
+ * and room for agg->kept amounts, returned for the caller to fill; NULL when out of memory. */
+txstats_amount_t *txstats__snap_push(struct txstats__snap *sn, int64_t ts,
+                                     const struct txstats__cell *agg);
+/* Sort cells by timestamp and merge cells of the same millisecond (several shards), keeping push
+ * order within a millisecond. TXSTATS_OK or TXSTATS_ENOMEM (unchanged). */
+int txstats__snap_sort(struct txstats__snap *sn);
+
+/* Encoders: 0, or -1 with errno from `emit`. */
+int txstats__snap_encode_json(const struct txstats__snap *sn, txstats__emit_fn emit, void *ctx);
+int txstats__snap_encode_bin(const struct txstats__snap *sn, txstats__emit_fn emit, void *ctx);
+/* Decoders into an initialised, empty `sn`: TXSTATS_OK, TXSTATS_EFORMAT, TXSTATS_ENOMEM. */
+int txstats__snap_decode_json(struct txstats__snap *sn, const char *data, size_t len);
+int txstats__snap_decode_bin(struct txstats__snap *sn, const char *data, size_t len);
+
+#endif

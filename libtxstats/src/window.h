@@ -1,0 +1,125 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal: the window of one shard, a ring of per-millisecond cells (leaf: it knows no lock, no
+ * journal, no file; it calls only the allocator). The caller serialises every call on one window.
+ */
+#ifndef TXSTATS_WINDOW_H
+#define TXSTATS_WINDOW_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "alloc.h"
+#include "txstats/txstats.h"
+
+typedef __int128 txstats__i128;
+
+/* Clock readings are clamped to +/- this, so timestamps stay exact in a JSON double (2^53) and
+ * no window arithmetic can overflow. */
+#define TXSTATS__CLOCK_LIMIT (INT64_C(1) << 52)
+
+/* The shape every window of an instance shares. */
+struct txstats__geom {
+    int64_t window_ms, skew_ms;
+    int64_t ring; /* power of two > window_ms + skew_ms, >= 64 */
+    int64_t mask; /* ring - 1 */
+};
+
+/* Retention budget shared by the windows of an instance: kept amounts + window credits + pool ==
+ * max_retained, always. Windows take credit in batches, so the shared counter is touched once per
+ * `batch` adds. */
+struct txstats__retention {
+    _Atomic uint64_t pool;
+    uint64_t batch;
+};
+
+/* Retained amounts of one millisecond: a circular list of chunks; the cell points at the newest
+ * (tail) chunk, tail->next is the oldest. */
+#define TXSTATS__CHUNK_CAP 14
+struct txstats__chunk {
+    struct txstats__chunk *next;
+    uint32_t n;
+    txstats_amount_t amounts[TXSTATS__CHUNK_CAP];
+};
+
+/* Everything one window knows about one millisecond. Empty when count == 0. */
+struct txstats__cell {
+    uint64_t count;
+    uint64_t kept; /* retained amounts in the chain */
+    txstats_amount_t min;
+    txstats_amount_t max;
+    txstats__i128 sum;
+    struct txstats__chunk *tail;
+};
+
+struct txstats__minmax {
+    txstats_amount_t min;
+    txstats_amount_t max;
+};
+
+struct txstats__window {
+    const struct txstats__geom *g;
+    const struct txstats__mem *mem;
+    struct txstats__retention *ret;
+    int64_t now;    /* the time up to which expiry has been applied */
+    uint64_t count; /* running totals over active cells (ts <= now) */
+    uint64_t kept;
+    txstats__i128 sum;
+    uint64_t credit;              /* retained amounts this window may still add, from ret->pool */
+    struct txstats__cell *cells;  /* ring, slot = ts & mask */
+    struct txstats__minmax *tree; /* internal nodes 1..ring-1; leaves are the cells */
+    uint64_t *bits;               /* cells that hold data, active or future */
+    struct txstats__chunk *free_chunks;
+};
+
+/* An add in two steps, so that the caller can do what may fail (a journal write) in between:
+ * reserve takes what the add needs (credit, a chunk), then apply or cancel. */
+struct txstats__reservation {
+    txstats_amount_t amount;
+    int64_t ts;
+    bool keep;
+    struct txstats__chunk *fresh;
+};
+
+/* TXSTATS_OK or TXSTATS_ENOMEM (nothing allocated). */
+int txstats__window_init(struct txstats__window *w, const struct txstats__geom *g,
+                         const struct txstats__mem *mem, struct txstats__retention *ret);
+void txstats__window_fini(struct txstats__window *w);
+/* Expire what left (now - window, now], activate what the clock reached. */
+void txstats__window_advance(struct txstats__window *w, int64_t now);
+/* Remove everything; `now` stays. */
+void txstats__window_reset(struct txstats__window *w);
+/* TXSTATS_OK, TXSTATS_EXPIRED (older than the window's now) or TXSTATS_ENOMEM. */
+int txstats__window_reserve(struct txstats__window *w, txstats_amount_t amount, int64_t ts,
+                            struct txstats__reservation *r);
+void txstats__window_apply(struct txstats__window *w, const struct txstats__reservation *r);
+void txstats__window_cancel(struct txstats__window *w, const struct txstats__reservation *r);
+/* Min and max of the active cells (INT64_MAX/INT64_MIN when empty); O(1). */
+struct txstats__minmax txstats__window_extremes(const struct txstats__window *w);
+/* First ts in [from, to] whose cell holds data, or INT64_MAX. */
+int64_t txstats__window_next_used(const struct txstats__window *w, int64_t from, int64_t to);
+/* The cell of a used ts. */
+const struct txstats__cell *txstats__window_cell(const struct txstats__window *w, int64_t ts);
+
+/* Retained amounts of a cell, oldest first, a chunk at a time. */
+struct txstats__kept_iter {
+    const struct txstats__chunk *next, *tail;
+};
+void txstats__kept_begin(const struct txstats__cell *c, struct txstats__kept_iter *it);
+/* The next run of amounts (*n of them), or NULL at the end. */
+const txstats_amount_t *txstats__kept_next(struct txstats__kept_iter *it, uint32_t *n);
+
+/* `n` chunks (TXSTATS__CHUNK_CAP amounts each), allocated up front: a load must not fail
+ * half-way. TXSTATS_OK or TXSTATS_ENOMEM (nothing allocated). */
+int txstats__chunks_alloc(const struct txstats__mem *mem, uint64_t n, struct txstats__chunk **pool);
+void txstats__chunks_free(const struct txstats__mem *mem, struct txstats__chunk *pool);
+/* Install a whole cell at ts (count, sum, min, max from `agg`; `nkept` amounts, as far as the
+ * retention budget allows); chunks come from *pool, which holds enough. */
+void txstats__window_put_cell(struct txstats__window *w, int64_t ts,
+                              const struct txstats__cell *agg, const txstats_amount_t *kept,
+                              uint64_t nkept, struct txstats__chunk **pool);
+/* Give the rest of a pool to the window's free list. */
+void txstats__window_adopt_chunks(struct txstats__window *w, struct txstats__chunk *pool);
+
+#endif
