@@ -4,7 +4,8 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "server.h"
+#include "log.h"
+#include "txstats/txstats.h"
 
 int srv_log_threshold = LOG_INFO;
 

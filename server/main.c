@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* txstats-server: start-up, periodic snapshots, graceful shutdown. */
+/* txstats-server: start-up (options, the backend, civetweb), graceful shutdown. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -13,120 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "cluster.h"
 #include "server.h"
-
-struct saver {
-    struct srv *s;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool stop;
-    uint64_t saved_generation;
-};
-
-/* Mutations since start: a snapshot is written only when something changed. */
-static uint64_t generation(struct srv *s)
-{
-    return srv_mutations(s);
-}
-
-static int save_now(struct saver *sv)
-{
-    uint64_t gen = generation(sv->s);
-    int rc = txstats_checkpoint(sv->s->stats);
-    if (rc == TXSTATS_OK) {
-        atomic_fetch_add(&sv->s->snapshots_ok, 1);
-        sv->saved_generation = gen;
-    } else {
-        atomic_fetch_add(&sv->s->snapshots_failed, 1);
-        srv_log(LOG_ERROR,
-                "cannot write a checkpoint in %s: %s (%s); the journal still has "
-                "everything",
-                sv->s->opt.data_dir, txstats_strerror(rc), strerror(errno));
-    }
-    return rc;
-}
-
-static void *saver_main(void *arg)
-{
-    struct saver *sv = arg;
-    pthread_mutex_lock(&sv->lock);
-    while (!sv->stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        int64_t ns = until.tv_nsec + (sv->s->opt.save_interval_ms % 1000) * 1000000;
-        until.tv_sec += sv->s->opt.save_interval_ms / 1000 + ns / 1000000000;
-        until.tv_nsec = ns % 1000000000;
-        pthread_cond_timedwait(&sv->wake, &sv->lock, &until);
-        if (!sv->stop && generation(sv->s) != sv->saved_generation)
-            save_now(sv);
-    }
-    pthread_mutex_unlock(&sv->lock);
-    return NULL;
-}
-
-static int mkdirs(const char *dir)
-{
-    char p[1024];
-    snprintf(p, sizeof(p), "%s", dir);
-    for (char *q = p + 1; *q; q++) {
-        if (*q != '/')
-            continue;
-        *q = '\0';
-        if (mkdir(p, 0700) != 0 && errno != EEXIST)
-            return -1;
-        *q = '/';
-    }
-    return mkdir(p, 0700) != 0 && errno != EEXIST ? -1 : 0;
-}
-
-/* The data directory: snapshot + journal recovered, then journaled from here on. */
-static int open_data_dir(struct srv *s)
-{
-    const char *dir = s->opt.data_dir;
-    if (mkdirs(dir) != 0) {
-        srv_log(LOG_ERROR, "cannot create data directory %s: %s", dir, strerror(errno));
-        return -1;
-    }
-    txstats_durability_t d;
-    txstats_durability_init(&d);
-    d.fsync = (txstats_fsync_t)s->opt.fsync;
-    d.fsync_interval_ms = s->opt.fsync_interval_ms;
-    d.skip_corrupt = s->opt.recover == 1;
-    txstats_recovery_t *r = &s->recovery;
-    int rc = txstats_open_dir(s->stats, dir, &d, r);
-    if (rc == TXSTATS_EBUSY) {
-        srv_log(LOG_ERROR, "data directory %s is in use by another txstats-server", dir);
-        return -1;
-    }
-    if (rc == TXSTATS_EFORMAT) {
-        srv_log(LOG_ERROR,
-                "cannot recover %s: the snapshot or a journal record in the middle of a segment is "
-                "damaged. Nothing was changed. Restore a good copy, or start with --recover "
-                "skip-corrupt to skip damaged journal records (a damaged snapshot must be moved "
-                "away)",
-                dir);
-        return -1;
-    }
-    if (rc != TXSTATS_OK) {
-        srv_log(LOG_ERROR, "cannot open data directory %s: %s (%s)", dir, txstats_strerror(rc),
-                strerror(errno));
-        return -1;
-    }
-    txstats_summary_t sum;
-    txstats_stats(s->stats, &sum);
-    srv_log(LOG_INFO,
-            "recovered %s in %lld ms: %llu from the snapshot, %llu journal records replayed, "
-            "%llu expired, %llu torn bytes cut, %llu damaged records skipped%s; %llu in the window",
-            dir, (long long)r->duration_ms, (unsigned long long)r->snapshot_transactions,
-            (unsigned long long)r->replayed, (unsigned long long)r->expired,
-            (unsigned long long)r->torn_bytes, (unsigned long long)r->corrupt_records,
-            r->cleared ? ", a journaled DELETE applied" : "", (unsigned long long)sum.count);
-    if (r->corrupt_records)
-        srv_log(LOG_WARN, "%llu damaged journal records were skipped (--recover skip-corrupt)",
-                (unsigned long long)r->corrupt_records);
-    return 0;
-}
 
 static int read_admin_token(struct srv *s)
 {
@@ -285,7 +172,7 @@ static bool is_loopback(const char *listen)
            !strncmp(listen, "localhost:", 10);
 }
 
-static int run(struct srv *s, struct saver *sv)
+static int run(struct srv *s)
 {
     struct mg_context *ctx = start_http(s);
     if (!ctx) {
@@ -299,9 +186,6 @@ static int run(struct srv *s, struct saver *sv)
                 "listening on %s, beyond loopback, with no admin token: anyone who "
                 "can connect may DELETE all transactions",
                 s->opt.listen);
-    pthread_t saver;
-    if (!s->cluster) /* in cluster mode Kafka is the log */
-        pthread_create(&saver, NULL, saver_main, sv);
     sigset_t set;
     int sig = 0;
     sigemptyset(&set);
@@ -311,25 +195,14 @@ static int run(struct srv *s, struct saver *sv)
     srv_log(LOG_INFO, "%s: stopping (finishing requests in flight, then saving)", strsignal(sig));
     atomic_store(&s->stopping, true); /* streams end */
     stop_quickly(ctx);
-    if (s->cluster) {
-        srv_cluster_stop(s);
-        srv_log(LOG_INFO, "stopped");
-        return 0;
-    }
-    pthread_mutex_lock(&sv->lock);
-    sv->stop = true;
-    pthread_cond_signal(&sv->wake);
-    pthread_mutex_unlock(&sv->lock);
-    pthread_join(saver, NULL);
-    int rc = save_now(sv) == TXSTATS_OK ? 0 : 1;
-    srv_log(rc ? LOG_ERROR : LOG_INFO, "stopped%s", rc ? ": the final snapshot failed" : "");
+    int rc = s->backend.ops->stop(s->backend.self);
+    srv_log(rc ? LOG_ERROR : LOG_INFO, "stopped%s", rc ? ": the final checkpoint failed" : "");
     return rc;
 }
 
 int main(int argc, char **argv)
 {
     static struct srv s;
-    static struct saver sv = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
     int rc = srv_parse_options(argc, argv, &s.opt);
     if (rc != 0)
         return rc == 1 ? 0 : 2;
@@ -360,23 +233,13 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    txstats_config_t cfg;
-    txstats_config_init(&cfg);
-    cfg.window_ms = s.opt.window_ms;
-    cfg.max_skew_ms = s.opt.max_skew_ms;
-    cfg.max_retained = (size_t)s.opt.max_retained;
-    if ((rc = txstats_create(&s.stats, &cfg)) != TXSTATS_OK) {
-        srv_log(LOG_ERROR, "cannot create the window: %s", txstats_strerror(rc));
-        return 1;
-    }
     s.started_ms = srv_now_ms();
-    sv.s = &s;
     mg_init_library(0);
-    if (s.opt.kafka_brokers[0])
-        rc = srv_cluster_start(&s) == 0 ? run(&s, &sv) : (srv_cluster_stop(&s), 1);
+    if (s.opt.kafka_brokers[0]) /* cluster mode: Kafka is the log */
+        rc = srv_backend_kafka_start(&s.opt, &s.backend);
     else
-        rc = open_data_dir(&s) == 0 ? run(&s, &sv) : 1;
+        rc = srv_backend_local_start(&s.opt, &s.backend);
+    rc = rc == 0 ? run(&s) : 1;
     mg_exit_library();
-    txstats_destroy(s.stats);
     return rc;
 }

@@ -2,10 +2,13 @@
 /* Command-line options, each with an environment-variable twin; the command line wins. */
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "server.h"
+#include "log.h"
+#include "options.h"
+#include <txstats/txstats.h>
 
 enum kind { INT, STR, CHOICE };
 

@@ -9,7 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "cluster.h"
 #include "json.h"
 #include "server.h"
 
@@ -17,40 +16,39 @@
 
 static void count_post(struct srv *s, int outcome)
 {
-    atomic_fetch_add_explicit(&srv_slot(s)->posts[outcome], 1, memory_order_relaxed);
+    srv_count_post(&s->counters, outcome);
 }
 
-/* Cluster mode: checked here against this node's clock, then confirmed by Kafka. */
-static int post_to_cluster(struct srv *s, struct mg_connection *c, const struct srv_tx *tx)
+static int stats_of(struct srv *s, txstats_summary_t *out)
 {
-    char err[256];
-    int64_t now = srv_now_ms();
-    if (tx->timestamp_ms <= now - s->opt.window_ms) {
+    return s->backend.ops->stats(s->backend.self, out);
+}
+
+static int list_of(struct srv *s, txstats_tx_t *buf, size_t cap, txstats_list_info_t *info)
+{
+    return s->backend.ops->list(s->backend.self, buf, cap, info);
+}
+
+/* The answer to a backend's status for a POST. */
+static int post_answer(struct srv *s, struct mg_connection *c, int rc, const char *err)
+{
+    switch (rc) {
+    case TXSTATS_OK:
+        count_post(s, POST_STORED);
+        return srv_reply_empty(c, 201);
+    case TXSTATS_EXPIRED:
         count_post(s, POST_EXPIRED);
         return srv_reply_empty(c, 204);
-    }
-    if (tx->timestamp_ms > now + s->opt.max_skew_ms) {
+    case TXSTATS_EFUTURE:
         count_post(s, POST_FUTURE);
         return srv_error(c, 422, NULL, "'timestamp' is in the future");
-    }
-    int st = srv_cluster_add(s, tx->amount, tx->timestamp_ms, err, sizeof(err));
-    if (st != 201) {
+    case TXSTATS_ERANGE:
+        count_post(s, POST_INVALID_FIELD);
+        return srv_error(c, 422, NULL, "'amount' is out of range: |amount| must be below 10^12");
+    default:
         count_post(s, POST_UNAVAILABLE);
-        return srv_error(c, st, "Retry-After: 1\r\n", "%s", err);
+        return srv_error(c, 503, "Retry-After: 1\r\n", "transaction not recorded: %s", err);
     }
-    count_post(s, POST_STORED);
-    return srv_reply_empty(c, 201);
-}
-
-int srv_window_stats(struct srv *s, txstats_summary_t *out)
-{
-    return s->cluster ? srv_cluster_stats(s, out) : txstats_stats(s->stats, out);
-}
-
-int srv_window_list(struct srv *s, txstats_tx_t *buf, size_t cap, txstats_list_info_t *info)
-{
-    return s->cluster ? srv_cluster_list(s, buf, cap, info)
-                      : txstats_get_ex(s->stats, buf, cap, info);
 }
 
 static int post_transaction(struct srv *s, struct mg_connection *c)
@@ -72,40 +70,17 @@ static int post_transaction(struct srv *s, struct mg_connection *c)
         count_post(s, st == 400 ? POST_INVALID_JSON : POST_INVALID_FIELD);
         return srv_error(c, st, NULL, "%s", err);
     }
-    if (s->cluster)
-        return post_to_cluster(s, c, &tx);
-    int rc = txstats_add(s->stats, tx.amount, tx.timestamp_ms);
-    switch (rc) {
-    case TXSTATS_OK:
-        count_post(s, POST_STORED);
-        atomic_fetch_add_explicit(&srv_slot(s)->mutations, 1, memory_order_relaxed);
-        return srv_reply_empty(c, 201);
-    case TXSTATS_EXPIRED:
-        count_post(s, POST_EXPIRED);
-        return srv_reply_empty(c, 204);
-    case TXSTATS_EFUTURE:
-        count_post(s, POST_FUTURE);
-        return srv_error(c, 422, NULL, "'timestamp' is in the future");
-    case TXSTATS_ERANGE:
-        count_post(s, POST_INVALID_FIELD);
-        return srv_error(c, 422, NULL, "'amount' is out of range: |amount| must be below 10^12");
-    case TXSTATS_EIO:
-        count_post(s, POST_UNAVAILABLE);
-        return srv_error(c, 503, "Retry-After: 1\r\n",
-                         "transaction not recorded: it could not be written to the journal (%s)",
-                         strerror(errno));
-    default:
-        count_post(s, POST_UNAVAILABLE);
-        return srv_error(c, 503, "Retry-After: 1\r\n", "transaction not recorded: %s",
-                         txstats_strerror(rc));
-    }
+    char why[256] = "";
+    int rc = s->backend.ops->add(s->backend.self, tx.amount, tx.timestamp_ms, why, sizeof(why));
+    return post_answer(s, c, rc, why);
 }
 
-int srv_stats_json(struct srv *s, char *buf, size_t n)
+/* The statistics JSON object of SPEC §2; returns its length. */
+static int srv_stats_json(struct srv *s, char *buf, size_t n)
 {
     txstats_summary_t sum;
     txstats_summary_text_t x;
-    srv_window_stats(s, &sum);
+    stats_of(s, &sum);
     txstats_summary_text(&sum, &x);
     return snprintf(buf, n,
                     "{\"sum\":\"%s\",\"avg\":\"%s\",\"max\":\"%s\",\"min\":\"%s\",\"count\":%llu}",
@@ -230,7 +205,7 @@ static int get_transactions(struct srv *s, struct mg_connection *c)
         return srv_error(c, 503, "Retry-After: 1\r\n", "too many listings at once; retry");
     }
     txstats_list_info_t info;
-    srv_window_list(s, NULL, 0, &info);
+    list_of(s, NULL, 0, &info);
     size_t cap = (size_t)info.retained + 1024; /* room for what arrives meanwhile */
     if (limit < 0 || limit > s->opt.max_list)  /* --max-list bounds every listing */
         limit = s->opt.max_list;
@@ -242,7 +217,7 @@ static int get_transactions(struct srv *s, struct mg_connection *c)
         srv_error(c, 503, NULL, "out of memory");
     } else {
         /* Copy under the engine's locks, then format and write with no lock held. */
-        srv_window_list(s, tx, cap, &info);
+        list_of(s, tx, cap, &info);
         st = 200;
         if (srv_chunked_start(c, 200, "application/json") == 0)
             stream_list(c, tx, (size_t)info.written, &info);
@@ -273,23 +248,11 @@ static int delete_transactions(struct srv *s, struct mg_connection *c)
         if (!token_equal(auth, strlen(auth), s->admin_token, s->admin_token_len))
             return srv_error(c, 403, NULL, "wrong admin token");
     }
-    if (s->cluster) {
-        char err[256];
-        if (srv_cluster_clear(s, err, sizeof(err)) != 204)
-            return srv_error(c, 503, "Retry-After: 1\r\n", "nothing deleted: %s", err);
-        atomic_fetch_add_explicit(&srv_slot(s)->mutations, 1, memory_order_relaxed);
-        srv_log(LOG_INFO, "all transactions deleted (cluster-wide) by %s",
-                mg_get_request_info(c)->remote_addr);
-        return srv_reply_empty(c, 204);
-    }
-    int rc = txstats_clear_ex(s->stats);
-    if (rc != TXSTATS_OK)
-        return srv_error(c, 503, "Retry-After: 1\r\n",
-                         "nothing deleted: the clear could not be written to the journal (%s)",
-                         strerror(errno));
-    atomic_fetch_add_explicit(&srv_slot(s)->mutations, 1, memory_order_relaxed);
+    char why[256] = "";
+    if (s->backend.ops->clear(s->backend.self, why, sizeof(why)) != TXSTATS_OK)
+        return srv_error(c, 503, "Retry-After: 1\r\n", "nothing deleted: %s", why);
     srv_log(LOG_INFO, "all transactions deleted by %s", mg_get_request_info(c)->remote_addr);
-    return srv_reply(c, 204, NULL, NULL, 0);
+    return srv_reply_empty(c, 204);
 }
 
 struct route {
@@ -303,7 +266,7 @@ struct route {
 
 static int get_health(struct srv *s, struct mg_connection *c)
 {
-    if (s->cluster && !srv_cluster_ready(s)) /* still reading the topic back */
+    if (!s->backend.ops->ready(s->backend.self)) /* a cluster node still reading back */
         return srv_reply_json(c, 503, "{\"status\":\"catching up\"}");
     return srv_reply_json(c, 200, "{\"status\":\"ok\"}");
 }
@@ -349,45 +312,6 @@ static int dispatch(struct srv *s, struct mg_connection *c, int *route)
     return srv_error(c, 404, NULL, "no such resource; see GET /statistics, /transactions");
 }
 
-struct srv_counters *srv_slot(struct srv *s)
-{
-    int cpu = sched_getcpu();
-    return &s->counters[(unsigned)(cpu < 0 ? 0 : cpu) % SRV_COUNTER_SLOTS];
-}
-
-uint64_t srv_posts(struct srv *s, int outcome)
-{
-    uint64_t n = 0;
-    for (int i = 0; i < SRV_COUNTER_SLOTS; i++)
-        n += atomic_load_explicit(&s->counters[i].posts[outcome], memory_order_relaxed);
-    return n;
-}
-
-uint64_t srv_statuses(struct srv *s, int route, int cls)
-{
-    uint64_t n = 0;
-    for (int i = 0; i < SRV_COUNTER_SLOTS; i++)
-        n += atomic_load_explicit(&s->counters[i].statuses[route][cls], memory_order_relaxed);
-    return n;
-}
-
-static void observe(struct srv_counters *k, int64_t ns)
-{
-    int b = 0;
-    while (b < SRV_BUCKETS - 1 && (double)ns > srv_bucket_bounds[b] * 1e9)
-        b++;
-    atomic_fetch_add_explicit(&k->duration_buckets[b], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&k->duration_ns, (uint64_t)ns, memory_order_relaxed);
-}
-
-uint64_t srv_mutations(struct srv *s)
-{
-    uint64_t n = 0;
-    for (int i = 0; i < SRV_COUNTER_SLOTS; i++)
-        n += atomic_load_explicit(&s->counters[i].mutations, memory_order_relaxed);
-    return n;
-}
-
 int srv_handle(struct mg_connection *c, void *cbdata)
 {
     struct srv *s = cbdata;
@@ -397,11 +321,8 @@ int srv_handle(struct mg_connection *c, void *cbdata)
     int status = dispatch(s, c, &route);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     int64_t ns = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
-    struct srv_counters *k = srv_slot(s);
-    if (status >= 200 && status < 600)
-        atomic_fetch_add_explicit(&k->statuses[route][status / 100], 1, memory_order_relaxed);
-    if (route != ROUTE_STREAM) /* a stream lasts minutes: not a request duration */
-        observe(k, ns);
+    /* A stream lasts minutes: not a request duration. */
+    srv_count_request(&s->counters, route, status, route == ROUTE_STREAM ? -1 : ns);
     srv_access_log(s, c, status, (double)ns / 1e9);
     return status;
 }

@@ -223,10 +223,14 @@ static void *checkpointer_main(void *arg)
         pthread_cond_timedwait(&d->cond, &d->lock, &until);
         if (d->stop)
             break;
+        const txstats_durability_t *cfg = &t->journal->cfg;
         pthread_mutex_lock(&d->ckpt);
-        if (journal_records(t) != d->records_at_ckpt)
-            (void)checkpoint_locked(t, d); /* a failure is retried next time; adds go on */
+        bool due = journal_records(t) != d->records_at_ckpt;
+        int rc = due ? checkpoint_locked(t, d) : TXSTATS_OK; /* a failure is retried next time */
+        int e = errno;
         pthread_mutex_unlock(&d->ckpt);
+        if (due && cfg->on_checkpoint)
+            cfg->on_checkpoint(rc, rc == TXSTATS_OK ? 0 : e, cfg->on_checkpoint_ctx);
     }
     pthread_mutex_unlock(&d->lock);
     return NULL;

@@ -5,13 +5,15 @@ set -u
 build="$1"; secs="$2"
 src=$(cd "$(dirname "$0")" && pwd)
 total=0; failed=0
-for t in amount timestamp post_body snapshot journal; do
-    case $t in amount) dict=amount.dict ;; timestamp) dict=timestamp.dict ;; *) dict=json.dict ;; esac
+for t in amount timestamp post_body snapshot journal checkpoint; do
+    case $t in amount) dict=amount.dict ;; timestamp) dict=timestamp.dict ;; checkpoint) dict= ;; *) dict=json.dict ;; esac
     corpus="$build/fuzz-corpus/$t"
     mkdir -p "$corpus" "$build/fuzz-artifacts"
     cp -n "$src/corpus/$t/"* "$corpus/" 2>/dev/null || true
     log="$build/fuzz-$t.log"
-    "$build/tests/fuzz/fuzz_$t" -max_total_time="$secs" -print_final_stats=1 -dict="$src/$dict" \
+    dictarg=""
+    [ -n "$dict" ] && dictarg="-dict=$src/$dict"
+    "$build/tests/fuzz/fuzz_$t" -max_total_time="$secs" -print_final_stats=1 $dictarg \
         -artifact_prefix="$build/fuzz-artifacts/$t-" -close_fd_mask=3 "$corpus" >"$log" 2>&1
     rc=$?
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1)

@@ -155,8 +155,10 @@ TXSTATS_API void txstats_config_init(txstats_config_t *cfg);
  * @return TXSTATS_OK; TXSTATS_EINVAL for a NULL `out`, window_ms < 1, max_skew_ms < 0,
  *         window_ms + max_skew_ms > TXSTATS_MAX_SPAN_MS, shards > 256, or only one of alloc/free;
  *         TXSTATS_ENOMEM.
- * Memory: about 64 bytes per millisecond of (window + skew, rounded up to a power of two) per
- * shard, plus about 9 bytes per retained transaction. The caller owns the instance.
+ * Memory: per shard, 64 bytes per millisecond of (window + skew, rounded up to a power of two)
+ * reserved, resident only where used, plus 16 bytes per millisecond for the min/max tree; plus
+ * the retained amounts, in chunks of 14 (128 bytes), from 9 bytes per transaction when
+ * milliseconds hold many to 128 when each holds one. The caller owns the instance.
  */
 TXSTATS_API int txstats_create(txstats_t **out, const txstats_config_t *cfg);
 
@@ -281,7 +283,12 @@ typedef struct {
     int64_t checkpoint_interval_ms; /**< > 0: a background thread calls txstats_checkpoint()
                                          this often while the journal grows; 0 (default): only
                                          the caller checkpoints */
-    uint64_t reserved[7];
+    /** Called from the background checkpointer after each checkpoint it attempts, with the
+     *  status (TXSTATS_OK, TXSTATS_EIO, TXSTATS_ENOMEM) and errno; a failure is retried at the
+     *  next interval, the journal keeping everything meanwhile. NULL: not called. */
+    void (*on_checkpoint)(int status, int error, void *ctx);
+    void *on_checkpoint_ctx; /**< passed to on_checkpoint */
+    uint64_t reserved[5];
 } txstats_durability_t;
 
 /** What txstats_open_dir() found and did. */
@@ -312,26 +319,36 @@ typedef struct {
 TXSTATS_API void txstats_durability_init(txstats_durability_t *d);
 
 /**
- * Make the instance durable in directory `dir` (created if missing): recover the snapshot
- * (`snapshot.json`) and the journal written after it (`journal-*.log`), dropping what has
+ * Make the instance durable in directory `dir` (created if missing): recover the checkpoint
+ * (`checkpoint.bin`; a `snapshot.json` written by libtxstats 0.1.0 is read when there is none)
+ * and the journal written after it (`journal-<stream>-<segment>.log`), dropping what has
  * expired; then journal every later txstats_add() and txstats_clear_ex() there, and write a
- * checkpoint. Call it once, before the instance is shared between threads; its contents are
- * replaced. The directory is locked against other processes until txstats_destroy().
+ * checkpoint. With d->checkpoint_interval_ms > 0 a background thread checkpoints that often
+ * while the journal grows; it stops in txstats_destroy(). Allocations go through the instance's
+ * allocator; writes and fdatasync through cfg.io. Call it once, before the instance is shared
+ * between threads; its contents are replaced. The directory is locked against other processes until
+ * txstats_destroy().
  * @param d NULL for the defaults. @param report may be NULL.
  * @return TXSTATS_OK; TXSTATS_EBUSY (directory locked by another process); TXSTATS_EFORMAT (damaged
  *         snapshot, or a damaged journal record followed by good ones without skip_corrupt: files
  *         are left untouched); TXSTATS_EIO (errno tells why); TXSTATS_ENOMEM; TXSTATS_EINVAL
  *         (NULL, or a journal is already attached).
  * Once attached, txstats_add() returns TXSTATS_EIO, having recorded nothing, when its journal
- * record cannot be written (a full disk, say), and succeeds again once it can.
+ * record cannot be written (a full disk, say), and succeeds again once it can. With
+ * TXSTATS_FSYNC_ALWAYS, TXSTATS_EIO can also come from the fdatasync after the record was
+ * written: the transaction is then counted and in the journal file, but not known to be on
+ * stable storage (a power loss may lose it); errno says why.
  */
 TXSTATS_API int txstats_open_dir(txstats_t *t, const char *dir, const txstats_durability_t *d,
                                  txstats_recovery_t *report);
 
 /**
- * Write a snapshot of the window to the directory of txstats_open_dir(), recording the journal
- * position it covers, then delete the journal segments it makes unnecessary, so that disk use is
- * bounded by the traffic between checkpoints rather than by uptime. Adds continue meanwhile.
+ * Write a checkpoint of the window (`checkpoint.bin`, atomically) to the directory of
+ * txstats_open_dir(), recording the journal position it covers, then delete the journal segments
+ * it makes unnecessary, so that disk use is bounded by the traffic between checkpoints rather
+ * than by uptime. Adds continue meanwhile: each shard is locked only while it is copied. The
+ * cost is proportional to what the window holds (about 8 bytes per retained transaction and 56
+ * per used millisecond), not to the ring or the caps.
  * @return TXSTATS_OK; TXSTATS_EIO; TXSTATS_ENOMEM; TXSTATS_EINVAL (no directory attached).
  */
 TXSTATS_API int txstats_checkpoint(txstats_t *t);

@@ -2,9 +2,10 @@
 /*
  * Cluster mode: Kafka is the log and every node rebuilds the global window from it.
  *
- * - A POST is validated here, then produced (idempotent producer, acks=all). The 201 is sent once
- *   the delivery report succeeds: the transaction is durable in Kafka. It enters the window when
- *   this node's consumer reads it back, like every other node's: one path into the window.
+ * - A POST is checked against this node's clock (txstats_admit), then produced (idempotent
+ * producer, acks=all). The 201 is sent once the delivery report succeeds: the transaction is
+ * durable in Kafka. It enters the window when this node's consumer reads it back, like every other
+ * node's: one path into the window.
  * - Every node consumes all partitions (manual assignment, no consumer group balancing) into one
  *   txstats_t per partition; statistics merge them exactly at query time.
  * - DELETE produces a clear marker to every partition; a node clears a partition's window when it
@@ -20,18 +21,21 @@
 #include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "cluster.h"
+#include "backend.h"
+#include "log.h"
+#include "options.h"
 
 #define MARGIN_MS 5000
 
 struct srv_cluster {
-    struct srv *s;
+    struct srv_options opt;
     rd_kafka_t *producer, *consumer;
     rd_kafka_topic_t *topic;
     int partitions;
@@ -117,7 +121,7 @@ static const char *produce_and_wait(struct srv_cluster *k, const char *const *va
     }
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += k->s->opt.kafka_timeout_ms / 1000 + 2; /* after message.timeout.ms */
+    until.tv_sec += k->opt.kafka_timeout_ms / 1000 + 2; /* after message.timeout.ms */
     pthread_mutex_lock(&w->lock);
     while (w->pending > 0 && pthread_cond_timedwait(&w->done_cond, &w->lock, &until) == 0)
         ;
@@ -130,21 +134,29 @@ static const char *produce_and_wait(struct srv_cluster *k, const char *const *va
     return fail;
 }
 
-int srv_cluster_add(struct srv *s, txstats_amount_t amount, int64_t ts, char *err, size_t n)
+static int kafka_add(void *self, txstats_amount_t amount, int64_t ts, char *err, size_t n)
 {
+    struct srv_cluster *k = self;
+    txstats_config_t cfg;
+    txstats_config_init(&cfg);
+    cfg.window_ms = k->opt.window_ms;
+    cfg.max_skew_ms = k->opt.max_skew_ms;
+    int rc = txstats_admit(&cfg, amount, ts, srv_now_ms());
+    if (rc != TXSTATS_OK)
+        return rc;
     char value[64];
     snprintf(value, sizeof(value), "A %" PRId64 " %" PRId64, ts, amount);
     const char *v = value;
     int32_t any = RD_KAFKA_PARTITION_UA;
-    const char *fail = produce_and_wait(s->cluster, &v, &any, 1);
+    const char *fail = produce_and_wait(k, &v, &any, 1);
     if (fail)
-        snprintf(err, n, "transaction not recorded: Kafka did not confirm it (%s)", fail);
-    return fail ? 503 : 201;
+        snprintf(err, n, "Kafka did not confirm it (%s)", fail);
+    return fail ? TXSTATS_EIO : TXSTATS_OK;
 }
 
-int srv_cluster_clear(struct srv *s, char *err, size_t n)
+static int kafka_clear(void *self, char *err, size_t n)
 {
-    struct srv_cluster *k = s->cluster;
+    struct srv_cluster *k = self;
     char value[64];
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
@@ -162,7 +174,9 @@ int srv_cluster_clear(struct srv *s, char *err, size_t n)
     free(parts);
     if (fail)
         snprintf(err, n, "not every partition confirmed the clear (%s); retry", fail);
-    return fail ? 503 : 204;
+    else
+        srv_log(LOG_INFO, "all transactions deleted (cluster-wide)");
+    return fail ? TXSTATS_EIO : TXSTATS_OK;
 }
 
 /* ---- consuming ------------------------------------------------------------------------------ */
@@ -231,9 +245,9 @@ static void *reader_main(void *arg)
 static int assign_all(struct srv_cluster *k)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(k->partitions);
-    int64_t from = srv_now_ms() - k->s->opt.window_ms - MARGIN_MS;
+    int64_t from = srv_now_ms() - k->opt.window_ms - MARGIN_MS;
     for (int i = 0; i < k->partitions; i++)
-        rd_kafka_topic_partition_list_add(l, k->s->opt.kafka_topic, i)->offset = from;
+        rd_kafka_topic_partition_list_add(l, k->opt.kafka_topic, i)->offset = from;
     rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(k->consumer, l, 5000);
     int fallback = 0;
     for (int i = 0; i < l->cnt; i++) {
@@ -252,13 +266,13 @@ static int assign_all(struct srv_cluster *k)
     return e ? -1 : 0;
 }
 
-static rd_kafka_conf_t *conf(struct srv *s, bool producer)
+static rd_kafka_conf_t *conf(const struct srv_options *o, bool producer)
 {
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     char errstr[256], group[64], timeout[32];
-    snprintf(timeout, sizeof(timeout), "%lld", (long long)s->opt.kafka_timeout_ms);
+    snprintf(timeout, sizeof(timeout), "%lld", (long long)o->kafka_timeout_ms);
     snprintf(group, sizeof(group), "txstats-%d-%lld", (int)getpid(), (long long)srv_now_ms());
-    const char *common[][2] = {{"bootstrap.servers", s->opt.kafka_brokers},
+    const char *common[][2] = {{"bootstrap.servers", o->kafka_brokers},
                                {"client.id", "txstats-server"}};
     const char *prod[][2] = {{"enable.idempotence", "true"},
                              {"acks", "all"},
@@ -301,10 +315,10 @@ static int make_windows(struct srv_cluster *k)
 {
     txstats_config_t cfg;
     txstats_config_init(&cfg);
-    cfg.window_ms = k->s->opt.window_ms;
-    cfg.max_skew_ms = k->s->opt.max_skew_ms + MARGIN_MS; /* producers' clocks differ a little */
-    cfg.max_retained = (size_t)k->s->opt.max_retained / (size_t)k->partitions + 1;
-    cfg.shards = 2;
+    cfg.window_ms = k->opt.window_ms;
+    cfg.max_skew_ms = k->opt.max_skew_ms + MARGIN_MS; /* producers' clocks differ a little */
+    cfg.max_retained = (size_t)k->opt.max_retained / (size_t)k->partitions + 1;
+    cfg.shards = 1; /* one reader thread: no contention, and arrival order within a ms */
     k->part = calloc((size_t)k->partitions, sizeof(*k->part));
     k->reached_end = calloc((size_t)k->partitions, sizeof(*k->reached_end));
     k->next_offset = calloc((size_t)k->partitions, sizeof(*k->next_offset));
@@ -316,46 +330,8 @@ static int make_windows(struct srv_cluster *k)
     return 0;
 }
 
-int srv_cluster_start(struct srv *s)
+static void kafka_free(struct srv_cluster *k)
 {
-    struct srv_cluster *k = calloc(1, sizeof(*k));
-    char errstr[256];
-    if (!k)
-        return -1;
-    k->s = s;
-    s->cluster = k;
-    rd_kafka_conf_t *pc = conf(s, true), *cc = conf(s, false);
-    if (!pc || !cc)
-        return -1;
-    k->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, sizeof(errstr));
-    k->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, sizeof(errstr));
-    if (!k->producer || !k->consumer) {
-        srv_log(LOG_ERROR, "kafka: %s", errstr);
-        return -1;
-    }
-    k->topic = rd_kafka_topic_new(k->producer, s->opt.kafka_topic, NULL);
-    k->partitions = count_partitions(k);
-    if (k->partitions <= 0) {
-        srv_log(LOG_ERROR, "kafka: cannot read the partitions of topic '%s' at %s",
-                s->opt.kafka_topic, s->opt.kafka_brokers);
-        return -1;
-    }
-    if (make_windows(k) != 0 || assign_all(k) != 0) {
-        srv_log(LOG_ERROR, "kafka: cannot set up the %d partition windows", k->partitions);
-        return -1;
-    }
-    pthread_create(&k->poller, NULL, poller_main, k);
-    pthread_create(&k->reader, NULL, reader_main, k);
-    srv_log(LOG_INFO, "cluster mode: topic '%s', %d partitions, brokers %s", s->opt.kafka_topic,
-            k->partitions, s->opt.kafka_brokers);
-    return 0;
-}
-
-void srv_cluster_stop(struct srv *s)
-{
-    struct srv_cluster *k = s->cluster;
-    if (!k)
-        return;
     atomic_store(&k->stop, true);
     if (k->reader)
         pthread_join(k->reader, NULL);
@@ -377,54 +353,90 @@ void srv_cluster_stop(struct srv *s)
     free(k->reached_end);
     free(k->next_offset);
     free(k);
-    s->cluster = NULL;
 }
 
-bool srv_cluster_ready(struct srv *s)
+static int kafka_stop(void *self)
 {
-    return atomic_load(&s->cluster->ends) >= s->cluster->partitions;
+    kafka_free(self);
+    return 0;
 }
 
-void srv_cluster_figures(struct srv *s, struct srv_cluster_figures *f)
+/* Clients, partitions, windows; 0 or -1 after logging why. */
+static int kafka_connect(struct srv_cluster *k)
 {
-    struct srv_cluster *k = s->cluster;
-    f->partitions = k->partitions;
-    f->applied = atomic_load(&k->applied);
-    f->expired = atomic_load(&k->expired);
-    f->malformed = atomic_load(&k->malformed);
-    f->clears = atomic_load(&k->clears);
-    f->ready = srv_cluster_ready(s);
+    char errstr[256];
+    rd_kafka_conf_t *pc = conf(&k->opt, true), *cc = conf(&k->opt, false);
+    if (!pc || !cc) {
+        if (pc)
+            rd_kafka_conf_destroy(pc);
+        if (cc)
+            rd_kafka_conf_destroy(cc);
+        return -1;
+    }
+    k->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pc, errstr, sizeof(errstr));
+    k->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, cc, errstr, sizeof(errstr));
+    if (!k->producer || !k->consumer) {
+        srv_log(LOG_ERROR, "kafka: %s", errstr);
+        return -1;
+    }
+    k->topic = rd_kafka_topic_new(k->producer, k->opt.kafka_topic, NULL);
+    k->partitions = count_partitions(k);
+    if (k->partitions <= 0) {
+        srv_log(LOG_ERROR, "kafka: cannot read the partitions of topic '%s' at %s",
+                k->opt.kafka_topic, k->opt.kafka_brokers);
+        return -1;
+    }
+    if (make_windows(k) != 0 || assign_all(k) != 0) {
+        srv_log(LOG_ERROR, "kafka: cannot set up the %d partition windows", k->partitions);
+        return -1;
+    }
+    return 0;
+}
+
+static bool kafka_ready(void *self)
+{
+    struct srv_cluster *k = self;
+    return atomic_load(&k->ends) >= k->partitions;
+}
+
+static void kafka_metrics(void *self, struct srv_text *t)
+{
+    struct srv_cluster *k = self;
+    srv_text_family(t, "txstats_kafka_partitions", "gauge", "Partitions of the topic.");
+    srv_text_put(t, "txstats_kafka_partitions %d\n", k->partitions);
+    srv_text_family(t, "txstats_kafka_ready", "gauge",
+                    "1 once every partition was read to its end.");
+    srv_text_put(t, "txstats_kafka_ready %d\n", kafka_ready(k) ? 1 : 0);
+    srv_text_family(t, "txstats_kafka_records_total", "counter",
+                    "Records read from the topic, by result.");
+    const char *names[] = {"applied", "expired", "malformed", "clear"};
+    uint64_t v[] = {atomic_load(&k->applied), atomic_load(&k->expired), atomic_load(&k->malformed),
+                    atomic_load(&k->clears)};
+    for (int i = 0; i < 4; i++)
+        srv_text_put(t, "txstats_kafka_records_total{result=\"%s\"} %llu\n", names[i],
+                     (unsigned long long)v[i]);
 }
 
 /* ---- the merged window ---------------------------------------------------------------------- */
 
-int srv_cluster_stats(struct srv *s, txstats_summary_t *out)
+static int kafka_stats(void *self, txstats_summary_t *out)
 {
-    struct srv_cluster *k = s->cluster;
-    __int128 sum = 0;
+    struct srv_cluster *k = self;
     memset(out, 0, sizeof(*out));
     for (int i = 0; i < k->partitions; i++) {
         txstats_summary_t p;
         txstats_stats(k->part[i], &p);
-        if (p.count && (out->count == 0 || p.min < out->min))
-            out->min = p.min;
-        if (p.count && (out->count == 0 || p.max > out->max))
-            out->max = p.max;
-        out->count += p.count;
-        sum += (__int128)(((unsigned __int128)(uint64_t)p.sum_hi << 64) | p.sum_lo);
-        out->now_ms = p.now_ms > out->now_ms ? p.now_ms : out->now_ms;
+        txstats_summary_merge(out, &p);
     }
-    out->sum_hi = (int64_t)(sum >> 64);
-    out->sum_lo = (uint64_t)sum;
     return TXSTATS_OK;
 }
 
 /* All partitions' listings merged oldest first; the first `cap` go to buf. Each partition's
  * listing is already in order (same-millisecond entries in arrival order), so a k-way merge keeps
  * that order, as a standalone listing does. With cap 0 only the counts are gathered. */
-int srv_cluster_list(struct srv *s, txstats_tx_t *buf, size_t cap, txstats_list_info_t *info)
+static int kafka_list(void *self, txstats_tx_t *buf, size_t cap, txstats_list_info_t *info)
 {
-    struct srv_cluster *k = s->cluster;
+    struct srv_cluster *k = self;
     size_t total = 0, *at = NULL, *end = NULL;
     txstats_tx_t *all = NULL;
     memset(info, 0, sizeof(*info));
@@ -466,4 +478,26 @@ int srv_cluster_list(struct srv *s, txstats_tx_t *buf, size_t cap, txstats_list_
     free(at);
     free(end);
     return rc;
+}
+
+static const struct srv_backend_ops kafka_ops = {"kafka",       kafka_add,  kafka_clear,
+                                                 kafka_stats,   kafka_list, kafka_ready,
+                                                 kafka_metrics, kafka_stop};
+
+int srv_backend_kafka_start(const struct srv_options *o, struct srv_backend *out)
+{
+    struct srv_cluster *k = calloc(1, sizeof(*k));
+    if (!k)
+        return -1;
+    k->opt = *o;
+    if (kafka_connect(k) != 0) {
+        kafka_free(k);
+        return -1;
+    }
+    pthread_create(&k->poller, NULL, poller_main, k);
+    pthread_create(&k->reader, NULL, reader_main, k);
+    srv_log(LOG_INFO, "cluster mode: topic '%s', %d partitions, brokers %s", k->opt.kafka_topic,
+            k->partitions, k->opt.kafka_brokers);
+    *out = (struct srv_backend){&kafka_ops, k};
+    return 0;
 }

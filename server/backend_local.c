@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The local backend: one txstats_t journaled in --data-dir. The library recovers it at start,
+ * journals every add and clear, and checkpoints every --save-interval-ms while the journal
+ * grows; stopping writes a last checkpoint.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "backend.h"
+#include "log.h"
+#include "options.h"
+
+struct local {
+    txstats_t *t;
+    char dir[1024];
+    txstats_recovery_t recovery;
+    atomic_uint_fast64_t checkpoints_ok, checkpoints_failed;
+};
+
+static int mkdirs(const char *dir)
+{
+    char p[1024];
+    snprintf(p, sizeof(p), "%s", dir);
+    for (char *q = p + 1; *q; q++) {
+        if (*q != '/')
+            continue;
+        *q = '\0';
+        if (mkdir(p, 0700) != 0 && errno != EEXIST)
+            return -1;
+        *q = '/';
+    }
+    return mkdir(p, 0700) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static void on_checkpoint(int status, int error, void *ctx)
+{
+    struct local *l = ctx;
+    if (status == TXSTATS_OK) {
+        atomic_fetch_add(&l->checkpoints_ok, 1);
+        return;
+    }
+    atomic_fetch_add(&l->checkpoints_failed, 1);
+    srv_log(LOG_ERROR, "cannot write a checkpoint in %s: %s (%s); the journal still has everything",
+            l->dir, txstats_strerror(status), strerror(error));
+}
+
+static void log_recovery(const struct local *l)
+{
+    const txstats_recovery_t *r = &l->recovery;
+    txstats_summary_t sum;
+    txstats_stats(l->t, &sum);
+    srv_log(LOG_INFO,
+            "recovered %s in %lld ms: %llu from the checkpoint, %llu journal records replayed, "
+            "%llu expired, %llu torn bytes cut, %llu damaged records skipped%s; %llu in the window",
+            l->dir, (long long)r->duration_ms, (unsigned long long)r->snapshot_transactions,
+            (unsigned long long)r->replayed, (unsigned long long)r->expired,
+            (unsigned long long)r->torn_bytes, (unsigned long long)r->corrupt_records,
+            r->cleared ? ", a journaled DELETE applied" : "", (unsigned long long)sum.count);
+    if (r->corrupt_records)
+        srv_log(LOG_WARN, "%llu damaged journal records were skipped (--recover skip-corrupt)",
+                (unsigned long long)r->corrupt_records);
+}
+
+static void log_open_error(const struct local *l, int rc)
+{
+    if (rc == TXSTATS_EBUSY)
+        srv_log(LOG_ERROR, "data directory %s is in use by another txstats-server", l->dir);
+    else if (rc == TXSTATS_EFORMAT)
+        srv_log(LOG_ERROR,
+                "cannot recover %s: the checkpoint or a journal record in the middle of a segment "
+                "is damaged. Nothing was changed. Restore a good copy, or start with --recover "
+                "skip-corrupt to skip damaged journal records (a damaged checkpoint must be "
+                "moved away)",
+                l->dir);
+    else
+        srv_log(LOG_ERROR, "cannot open data directory %s: %s (%s)", l->dir, txstats_strerror(rc),
+                strerror(errno));
+}
+
+/* The data directory: checkpoint + journal recovered, then journaled from here on. */
+static int open_data_dir(struct local *l, const struct srv_options *o)
+{
+    if (mkdirs(l->dir) != 0) {
+        srv_log(LOG_ERROR, "cannot create data directory %s: %s", l->dir, strerror(errno));
+        return -1;
+    }
+    txstats_durability_t d;
+    txstats_durability_init(&d);
+    d.fsync = (txstats_fsync_t)o->fsync;
+    d.fsync_interval_ms = o->fsync_interval_ms;
+    d.skip_corrupt = o->recover == 1;
+    d.checkpoint_interval_ms = o->save_interval_ms;
+    d.on_checkpoint = on_checkpoint;
+    d.on_checkpoint_ctx = l;
+    int rc = txstats_open_dir(l->t, l->dir, &d, &l->recovery);
+    if (rc != TXSTATS_OK) {
+        log_open_error(l, rc);
+        return -1;
+    }
+    log_recovery(l);
+    return 0;
+}
+
+static int local_add(void *self, txstats_amount_t amount, int64_t ts, char *err, size_t n)
+{
+    struct local *l = self;
+    int rc = txstats_add(l->t, amount, ts);
+    if (rc == TXSTATS_EIO)
+        snprintf(err, n, "it could not be written to the journal (%s)", strerror(errno));
+    else if (rc < 0)
+        snprintf(err, n, "%s", txstats_strerror(rc));
+    return rc;
+}
+
+static int local_clear(void *self, char *err, size_t n)
+{
+    struct local *l = self;
+    int rc = txstats_clear_ex(l->t);
+    if (rc != TXSTATS_OK)
+        snprintf(err, n, "the clear could not be written to the journal (%s)", strerror(errno));
+    return rc;
+}
+
+static int local_stats(void *self, txstats_summary_t *out)
+{
+    return txstats_stats(((struct local *)self)->t, out);
+}
+
+static int local_list(void *self, txstats_tx_t *buf, size_t cap, txstats_list_info_t *info)
+{
+    return txstats_get_ex(((struct local *)self)->t, buf, cap, info);
+}
+
+static bool local_ready(void *self)
+{
+    (void)self;
+    return true;
+}
+
+static void local_metrics(void *self, struct srv_text *t)
+{
+    struct local *l = self;
+    txstats_journal_stats_t js;
+    txstats_journal_stats(l->t, &js);
+    srv_text_family(t, "txstats_snapshots_total", "counter", "Checkpoints written, by result.");
+    srv_text_put(t, "txstats_snapshots_total{result=\"ok\"} %llu\n",
+                 (unsigned long long)js.checkpoints);
+    srv_text_put(t, "txstats_snapshots_total{result=\"error\"} %llu\n",
+                 (unsigned long long)atomic_load(&l->checkpoints_failed));
+    srv_text_family(t, "txstats_journal_records_total", "counter", "Journal records written.");
+    srv_text_put(t, "txstats_journal_records_total %llu\n", (unsigned long long)js.records);
+    srv_text_family(t, "txstats_journal_written_bytes_total", "counter", "Journal bytes written.");
+    srv_text_put(t, "txstats_journal_written_bytes_total %llu\n", (unsigned long long)js.bytes);
+    srv_text_family(t, "txstats_journal_syncs_total", "counter", "Journal fdatasync calls.");
+    srv_text_put(t, "txstats_journal_syncs_total %llu\n", (unsigned long long)js.syncs);
+    srv_text_family(t, "txstats_journal_write_errors_total", "counter",
+                    "Journal writes that failed (the request got a 503).");
+    srv_text_put(t, "txstats_journal_write_errors_total %llu\n",
+                 (unsigned long long)js.write_errors);
+    srv_text_family(t, "txstats_journal_segments", "gauge", "Live journal segment files.");
+    srv_text_put(t, "txstats_journal_segments %llu\n", (unsigned long long)js.segments);
+    srv_text_family(t, "txstats_recovery_duration_seconds", "gauge",
+                    "Time the start-up recovery took.");
+    srv_text_put(t, "txstats_recovery_duration_seconds %.3f\n",
+                 (double)l->recovery.duration_ms / 1000);
+}
+
+/* The last checkpoint, then everything is freed. */
+static int local_stop(void *self)
+{
+    struct local *l = self;
+    int rc = txstats_checkpoint(l->t);
+    if (rc != TXSTATS_OK)
+        srv_log(LOG_ERROR,
+                "cannot write the final checkpoint in %s: %s (%s); the journal still has "
+                "everything",
+                l->dir, txstats_strerror(rc), strerror(errno));
+    txstats_destroy(l->t);
+    free(l);
+    return rc == TXSTATS_OK ? 0 : 1;
+}
+
+static const struct srv_backend_ops local_ops = {"local",       local_add,  local_clear,
+                                                 local_stats,   local_list, local_ready,
+                                                 local_metrics, local_stop};
+
+int srv_backend_local_start(const struct srv_options *o, struct srv_backend *out)
+{
+    struct local *l = calloc(1, sizeof(*l));
+    txstats_config_t cfg;
+    txstats_config_init(&cfg);
+    cfg.window_ms = o->window_ms;
+    cfg.max_skew_ms = o->max_skew_ms;
+    cfg.max_retained = (size_t)o->max_retained;
+    int rc = l ? txstats_create(&l->t, &cfg) : TXSTATS_ENOMEM;
+    if (rc != TXSTATS_OK) {
+        srv_log(LOG_ERROR, "cannot create the window: %s", txstats_strerror(rc));
+        free(l);
+        return -1;
+    }
+    snprintf(l->dir, sizeof(l->dir), "%s", o->data_dir);
+    if (open_data_dir(l, o) != 0) {
+        txstats_destroy(l->t);
+        free(l);
+        return -1;
+    }
+    *out = (struct srv_backend){&local_ops, l};
+    return 0;
+}

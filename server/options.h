@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/* Command-line options and their environment twins (options.c). */
+#ifndef TXSTATS_SERVER_OPTIONS_H
+#define TXSTATS_SERVER_OPTIONS_H
+
+#include <stdint.h>
+
+struct srv_options {
+    char listen[128];
+    int threads;
+    int64_t window_ms;
+    int64_t max_skew_ms;
+    int64_t max_retained;
+    int64_t max_body_bytes;
+    char data_dir[1024];
+    int64_t save_interval_ms;
+    char admin_token_file[1024];
+    char access_log[1024];
+    int log_level;
+    int fsync; /* txstats_fsync_t */
+    int64_t fsync_interval_ms;
+    int recover; /* 0 strict, 1 skip-corrupt */
+    int64_t request_timeout_ms;
+    int64_t keep_alive_timeout_ms;
+    int64_t max_list;
+    char port_file[1024];
+    int64_t stream_interval_ms;
+    int max_streams;
+    int64_t stream_max_seconds;
+    char kafka_brokers[1024];
+    char kafka_topic[256];
+    int64_t kafka_timeout_ms;
+};
+
+/* 0, or 2 after printing why (bad option); 1 after --help/--version (exit 0). */
+int srv_parse_options(int argc, char **argv, struct srv_options *o);
+
+#endif
