@@ -67,6 +67,8 @@ static void fold(struct txstats__cell *into, const struct txstats__cell *c)
 
 int txstats__snap_sort(struct txstats__snap *sn)
 {
+    if (sn->ncells < 2)
+        return TXSTATS_OK;
     qsort(sn->cells, sn->ncells, sizeof(*sn->cells), cmp_cell);
     bool merged = false;
     for (size_t i = 1; i < sn->ncells && !merged; i++)
