@@ -127,12 +127,12 @@ int txstats__jstream_rotate(struct txstats__journal *j, struct txstats__jstream 
     return TXSTATS_OK;
 }
 
-int txstats__jstream_append(struct txstats__journal *j, struct txstats__jstream *st,
-                            const struct txstats__jrec *rec, uint64_t *seq)
+/* Write `n` encoded records (sequence numbers st->seq + 1 ...) in one write; nothing is left
+ * behind on failure. */
+static int write_records(struct txstats__journal *j, struct txstats__jstream *st, const uint8_t *r,
+                         size_t n)
 {
-    uint8_t r[REC_SIZE];
-    txstats__jrec_encode(r, rec, st->seq + 1);
-    if (txstats__io_write(j->io, st->fd, r, REC_SIZE) != 0) {
+    if (txstats__io_write(j->io, st->fd, r, n * REC_SIZE) != 0) {
         int e = errno;
         struct stat sb; /* no half record stays behind */
         if (fstat(st->fd, &sb) == 0 && (uint64_t)sb.st_size > st->off &&
@@ -142,14 +142,35 @@ int txstats__jstream_append(struct txstats__journal *j, struct txstats__jstream 
         errno = e;
         return TXSTATS_EIO;
     }
-    *seq = ++st->seq;
+    st->seq += n;
     atomic_store_explicit(&st->seq_pub, st->seq, memory_order_release);
-    st->off += REC_SIZE;
-    st->records++;
-    st->bytes += REC_SIZE;
+    st->off += n * REC_SIZE;
+    st->records += n;
+    st->bytes += n * REC_SIZE;
     if (st->off >= j->cfg.segment_bytes)
         (void)txstats__jstream_rotate(j, st); /* on failure, the current segment just grows */
     return TXSTATS_OK;
+}
+
+int txstats__jstream_append(struct txstats__journal *j, struct txstats__jstream *st,
+                            const struct txstats__jrec *rec, uint64_t *seq)
+{
+    uint8_t r[REC_SIZE];
+    txstats__jrec_encode(r, rec, st->seq + 1);
+    int rc = write_records(j, st, r, 1);
+    *seq = st->seq;
+    return rc;
+}
+
+int txstats__jstream_append_batch(struct txstats__journal *j, struct txstats__jstream *st,
+                                  const struct txstats__jrec *recs, size_t n, uint8_t *scratch,
+                                  uint64_t *seq)
+{
+    for (size_t i = 0; i < n; i++)
+        txstats__jrec_encode(scratch + i * REC_SIZE, &recs[i], st->seq + 1 + i);
+    int rc = n ? write_records(j, st, scratch, n) : TXSTATS_OK;
+    *seq = st->seq;
+    return rc;
 }
 
 /* Make records up to `seq` durable; concurrent callers share one fdatasync. */

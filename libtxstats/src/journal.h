@@ -84,6 +84,11 @@ void txstats__journal_close(struct txstats__journal *j);
  * behind on failure (TXSTATS_EIO, errno set). Rotates past segment_bytes. */
 int txstats__jstream_append(struct txstats__journal *j, struct txstats__jstream *st,
                             const struct txstats__jrec *rec, uint64_t *seq);
+/* Append `n` records in one write (scratch: n * TXSTATS__REC_SIZE bytes); all or none. On
+ * success *seq is the last one's sequence number. TXSTATS_OK or TXSTATS_EIO (errno set). */
+int txstats__jstream_append_batch(struct txstats__journal *j, struct txstats__jstream *st,
+                                  const struct txstats__jrec *recs, size_t n, uint8_t *scratch,
+                                  uint64_t *seq);
 /* Close the current segment and start a new one: TXSTATS_OK or TXSTATS_EIO. */
 int txstats__jstream_rotate(struct txstats__journal *j, struct txstats__jstream *st);
 /* TXSTATS_FSYNC_ALWAYS: wait until record `seq` is on stable storage (concurrent callers share

@@ -139,6 +139,17 @@ void txstats_destroy(txstats_t *t)
     txstats__free(&mem, t);
 }
 
+static int admit(const txstats_config_t *cfg, txstats_amount_t amount, int64_t ts, int64_t now)
+{
+    if (amount <= -TXSTATS_AMOUNT_LIMIT || amount >= TXSTATS_AMOUNT_LIMIT)
+        return TXSTATS_ERANGE;
+    if (ts > now + cfg->max_skew_ms)
+        return TXSTATS_EFUTURE;
+    if (ts <= now - cfg->window_ms)
+        return TXSTATS_EXPIRED;
+    return TXSTATS_OK;
+}
+
 int txstats_admit(const txstats_config_t *cfg, txstats_amount_t amount, int64_t timestamp_ms,
                   int64_t now_ms)
 {
@@ -147,13 +158,7 @@ int txstats_admit(const txstats_config_t *cfg, txstats_amount_t amount, int64_t 
         txstats_config_init(&def);
         cfg = &def;
     }
-    if (amount <= -TXSTATS_AMOUNT_LIMIT || amount >= TXSTATS_AMOUNT_LIMIT)
-        return TXSTATS_ERANGE;
-    if (timestamp_ms > now_ms + cfg->max_skew_ms)
-        return TXSTATS_EFUTURE;
-    if (timestamp_ms <= now_ms - cfg->window_ms)
-        return TXSTATS_EXPIRED;
-    return TXSTATS_OK;
+    return admit(cfg, amount, timestamp_ms, now_ms);
 }
 
 /* Spread concurrent adds: start at the shard of the current CPU, take the first free lock. */
@@ -199,7 +204,7 @@ int txstats_add(txstats_t *t, txstats_amount_t amount, int64_t timestamp_ms)
     if (!t)
         return TXSTATS_EINVAL;
     int64_t now = txstats__now(t);
-    int rc = txstats_admit(&t->cfg, amount, timestamp_ms, now);
+    int rc = admit(&t->cfg, amount, timestamp_ms, now);
     if (rc != TXSTATS_OK)
         return rc;
     struct txstats__shard *s = lock_some_shard(t);
@@ -210,6 +215,95 @@ int txstats_add(txstats_t *t, txstats_amount_t amount, int64_t timestamp_ms)
     if (rc == TXSTATS_OK && s->js)
         rc = txstats__jstream_commit(t->journal, s->js, seq);
     return rc;
+}
+
+/* Scratch of a batch: reservations, records, their encoding, and which transaction each is. */
+struct batch {
+    struct txstats__reservation *r;
+    struct txstats__jrec *rec;
+    uint8_t *enc;
+    size_t *idx;
+    void *mem;
+};
+
+static int batch_alloc(txstats_t *t, size_t n, struct batch *b)
+{
+    size_t one = sizeof(*b->r) + sizeof(*b->rec) + TXSTATS__REC_SIZE + sizeof(*b->idx);
+    if (n > SIZE_MAX / one || !(b->mem = txstats__alloc(&t->mem, (n ? n : 1) * one)))
+        return TXSTATS_ENOMEM;
+    b->r = b->mem;
+    b->rec = (void *)(b->r + n);
+    b->idx = (void *)(b->rec + n);
+    b->enc = (void *)(b->idx + n);
+    return TXSTATS_OK;
+}
+
+/* Judge and reserve every transaction; returns how many were reserved. Lock held. */
+static size_t reserve_batch(txstats_t *t, struct txstats__shard *s, int64_t now,
+                            const txstats_tx_t *tx, size_t n, int *res, struct batch *b)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int rc = admit(&t->cfg, tx[i].amount, tx[i].timestamp_ms, now);
+        if (rc == TXSTATS_OK)
+            rc = txstats__window_reserve(&s->w, tx[i].amount, tx[i].timestamp_ms, &b->r[k]);
+        res[i] = rc;
+        if (rc == TXSTATS_OK) {
+            b->rec[k] = (struct txstats__jrec){TXSTATS__REC_ADD, tx[i].timestamp_ms, tx[i].amount};
+            b->idx[k++] = i;
+        }
+    }
+    return k;
+}
+
+/* Journal the reserved ones in one write, then apply them all or cancel them all. Lock held. */
+static int commit_batch(txstats_t *t, struct txstats__shard *s, struct batch *b, size_t k,
+                        int *res, uint64_t *seq)
+{
+    int rc = TXSTATS_OK;
+    if (s->js && k)
+        rc = txstats__jstream_append_batch(t->journal, s->js, b->rec, k, b->enc, seq);
+    for (size_t j = 0; j < k; j++) {
+        if (rc == TXSTATS_OK) {
+            txstats__window_apply(&s->w, &b->r[j]);
+        } else {
+            txstats__window_cancel(&s->w, &b->r[j]);
+            res[b->idx[j]] = rc;
+        }
+    }
+    return rc;
+}
+
+int txstats_add_batch(txstats_t *t, const txstats_tx_t *tx, size_t n, int *results,
+                      size_t *stored)
+{
+    struct batch b;
+    if (stored)
+        *stored = 0;
+    if (!t || (!tx && n > 0))
+        return TXSTATS_EINVAL;
+    int *res = results ? results : txstats__alloc(&t->mem, (n ? n : 1) * sizeof(int));
+    if (!res || batch_alloc(t, n, &b) != TXSTATS_OK) {
+        if (res != results)
+            txstats__free(&t->mem, res);
+        return TXSTATS_ENOMEM;
+    }
+    int64_t now = txstats__now(t);
+    uint64_t seq = 0;
+    struct txstats__shard *s = lock_some_shard(t);
+    txstats__window_advance(&s->w, now);
+    size_t k = reserve_batch(t, s, now, tx, n, res, &b);
+    int rc = commit_batch(t, s, &b, k, res, &seq);
+    pthread_mutex_unlock(&s->lock);
+    if (rc == TXSTATS_OK && s->js && k && txstats__jstream_commit(t->journal, s->js, seq) != 0)
+        for (size_t j = 0; j < k; j++) /* written and counted, not known durable: as add does */
+            res[b.idx[j]] = TXSTATS_EIO;
+    if (stored)
+        *stored = rc == TXSTATS_OK ? k : 0;
+    txstats__free(&t->mem, b.mem);
+    if (res != results)
+        txstats__free(&t->mem, res);
+    return TXSTATS_OK;
 }
 
 void txstats__lock_all(txstats_t *t)

@@ -246,17 +246,20 @@ int txstats__window_reserve(struct txstats__window *w, txstats_amount_t amount, 
 {
     if (ts <= w->now - w->g->window_ms)
         return TXSTATS_EXPIRED;
-    const struct txstats__cell *c = &w->cells[ts & w->g->mask];
+    struct txstats__cell *c = &w->cells[ts & w->g->mask];
     r->amount = amount;
     r->ts = ts;
     r->keep = take_credit(w);
     r->fresh = NULL;
-    if (r->keep && (!c->tail || c->tail->n == TXSTATS__CHUNK_CAP)) {
-        if (!(r->fresh = chunk_take(w))) {
-            give_credit(w, 1);
-            return TXSTATS_ENOMEM;
-        }
+    if (!r->keep)
+        return TXSTATS_OK;
+    /* The tail as the pending reservations will leave it: full means a fresh chunk. */
+    if (((c->tail ? c->tail->n : 0) + c->pending) % TXSTATS__CHUNK_CAP == 0 &&
+        !(r->fresh = chunk_take(w))) {
+        give_credit(w, 1);
+        return TXSTATS_ENOMEM;
     }
+    c->pending++;
     return TXSTATS_OK;
 }
 
@@ -264,8 +267,10 @@ void txstats__window_cancel(struct txstats__window *w, const struct txstats__res
 {
     if (r->fresh)
         chunk_give(w, r->fresh);
-    if (r->keep)
+    if (r->keep) {
+        w->cells[r->ts & w->g->mask].pending--;
         give_credit(w, 1);
+    }
 }
 
 void txstats__window_apply(struct txstats__window *w, const struct txstats__reservation *r)
@@ -273,8 +278,10 @@ void txstats__window_apply(struct txstats__window *w, const struct txstats__rese
     int64_t slot = r->ts & w->g->mask;
     struct txstats__cell *c = &w->cells[slot];
     txstats_amount_t amount = r->amount;
-    if (r->keep)
+    if (r->keep) {
+        c->pending--;
         chain_append(c, r->fresh, amount);
+    }
     if (c->count++ == 0) {
         c->min = c->max = amount;
         w->bits[slot >> 6] |= UINT64_C(1) << (slot & 63);

@@ -51,6 +51,7 @@ struct txstats__cell {
     txstats_amount_t max;
     txstats__i128 sum;
     struct txstats__chunk *tail;
+    uint32_t pending; /* reserved, not yet applied or cancelled, retained amounts (in padding) */
 };
 
 struct txstats__minmax {
@@ -74,7 +75,9 @@ struct txstats__window {
 };
 
 /* An add in two steps, so that the caller can do what may fail (a journal write) in between:
- * reserve takes what the add needs (credit, a chunk), then apply or cancel. */
+ * reserve takes what the add needs (credit, a chunk), then apply or cancel. Several reservations
+ * may be pending at once (a batch): apply them in the order they were reserved, or cancel them
+ * all. */
 struct txstats__reservation {
     txstats_amount_t amount;
     int64_t ts;

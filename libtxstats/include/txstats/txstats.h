@@ -179,6 +179,23 @@ TXSTATS_API void txstats_destroy(txstats_t *t);
 TXSTATS_API int txstats_add(txstats_t *t, txstats_amount_t amount, int64_t timestamp_ms);
 
 /**
+ * Record many transactions in one call, each judged on its own as txstats_add() would judge it.
+ * One shard's lock is taken once for the whole batch and, with a journal, the batch's records go
+ * out in one write (and, with TXSTATS_FSYNC_ALWAYS, one fdatasync) before any of them counts.
+ * @param tx `n` transactions; NULL only when n == 0.
+ * @param results may be NULL; else `n` statuses, results[i] for tx[i]: TXSTATS_OK,
+ *        TXSTATS_EXPIRED, TXSTATS_EFUTURE, TXSTATS_ERANGE, TXSTATS_ENOMEM (that one not stored),
+ *        TXSTATS_EIO (the journal write failed: none of the batch's valid transactions was
+ *        stored; errno says why).
+ * @param stored may be NULL; receives how many were stored.
+ * @return TXSTATS_OK when every transaction was judged (see results); TXSTATS_EINVAL for a NULL
+ *         `t`, or `tx` NULL with n > 0; TXSTATS_ENOMEM when the call's scratch memory (about 40
+ *         bytes per transaction) cannot be allocated: nothing was stored.
+ */
+TXSTATS_API int txstats_add_batch(txstats_t *t, const txstats_tx_t *tx, size_t n, int *results,
+                                  size_t *stored);
+
+/**
  * Statistics of the window now, consistent across all fields (one moment). O(shards), whatever
  * the number of transactions. @return TXSTATS_OK or TXSTATS_EINVAL (NULL argument).
  */
