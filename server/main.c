@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cluster.h"
+#include "history.h"
 #include "server.h"
 
 struct saver {
@@ -39,10 +40,9 @@ static int save_now(struct saver *sv)
         sv->saved_generation = gen;
     } else {
         atomic_fetch_add(&sv->s->snapshots_failed, 1);
-        srv_log(LOG_ERROR,
-                "cannot write a checkpoint in %s: %s (%s); the journal still has "
-                "everything",
-                sv->s->opt.data_dir, txstats_strerror(rc), strerror(errno));
+        srv_log(LOG_ERROR, "cannot write a checkpoint in %s: %s; the journal still has everything",
+                sv->s->opt.data_dir,
+                rc == TXSTATS_EIO ? srv_os_reason(errno) : txstats_strerror(rc));
     }
     return rc;
 }
@@ -85,7 +85,7 @@ static int open_data_dir(struct srv *s)
 {
     const char *dir = s->opt.data_dir;
     if (mkdirs(dir) != 0) {
-        srv_log(LOG_ERROR, "cannot create data directory %s: %s", dir, strerror(errno));
+        srv_log(LOG_ERROR, "cannot create data directory %s: %s", dir, srv_os_reason(errno));
         return -1;
     }
     txstats_durability_t d;
@@ -109,8 +109,8 @@ static int open_data_dir(struct srv *s)
         return -1;
     }
     if (rc != TXSTATS_OK) {
-        srv_log(LOG_ERROR, "cannot open data directory %s: %s (%s)", dir, txstats_strerror(rc),
-                strerror(errno));
+        srv_log(LOG_ERROR, "cannot open data directory %s: %s", dir,
+                rc == TXSTATS_EIO ? srv_os_reason(errno) : txstats_strerror(rc));
         return -1;
     }
     txstats_summary_t sum;
@@ -287,8 +287,11 @@ static bool is_loopback(const char *listen)
 
 static int run(struct srv *s, struct saver *sv)
 {
+    if (srv_history_start(s) != 0)
+        srv_log(LOG_WARN, "no statistics history for the dashboard: out of memory");
     struct mg_context *ctx = start_http(s);
     if (!ctx) {
+        srv_history_stop(s);
         srv_log(LOG_ERROR, "cannot listen on %s (address in use, or not an address:port)",
                 s->opt.listen);
         return 1;
@@ -311,6 +314,7 @@ static int run(struct srv *s, struct saver *sv)
     srv_log(LOG_INFO, "%s: stopping (finishing requests in flight, then saving)", strsignal(sig));
     atomic_store(&s->stopping, true); /* streams end */
     stop_quickly(ctx);
+    srv_history_stop(s);
     if (s->cluster) {
         srv_cluster_stop(s);
         srv_log(LOG_INFO, "stopped");

@@ -12,6 +12,7 @@
 #include <txstats/txstats.h>
 
 enum srv_log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+enum srv_log_format { ACCESS_LOG_TEXT, ACCESS_LOG_COMBINED, ACCESS_LOG_JSON };
 
 struct srv_options {
     char listen[128];
@@ -24,6 +25,7 @@ struct srv_options {
     int64_t save_interval_ms;
     char admin_token_file[1024];
     char access_log[1024];
+    int access_log_format; /* enum srv_log_format */
     int log_level;
     int fsync; /* txstats_fsync_t */
     int64_t fsync_interval_ms;
@@ -49,6 +51,8 @@ enum srv_route {
     ROUTE_HEALTHZ,
     ROUTE_METRICS,
     ROUTE_DASHBOARD,
+    ROUTE_HISTORY,
+    ROUTE_OPENAPI,
     ROUTE_OTHER,
     ROUTES
 };
@@ -91,6 +95,7 @@ struct srv {
     atomic_uint_fast64_t snapshots_ok, snapshots_failed;
     txstats_recovery_t recovery;
     struct srv_cluster *cluster; /* NULL: standalone */
+    struct srv_history *history; /* history.c: the last minutes, a point per second */
     int64_t started_ms;
 };
 
@@ -104,6 +109,9 @@ uint64_t srv_mutations(struct srv *s);
 extern int srv_log_threshold;
 void srv_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int64_t srv_now_ms(void);
+/* One access-log line in --access-log-format (text, combined or json). */
+void srv_access_log_line(struct srv *s, const struct mg_connection *c, int status, double seconds);
+const char *srv_os_reason(int err); /* errno in plain words */
 
 /* http.c: every response is built in one buffer and sent with one write, with Content-Length
  * (or chunked framing), so keep-alive works and Nagle never delays a reply. */
@@ -138,6 +146,9 @@ extern const double srv_bucket_bounds[SRV_BUCKETS - 1];
 /* dashboard.c (generated from dashboard/index.html) */
 extern const unsigned char srv_dashboard_html[];
 extern const size_t srv_dashboard_html_len;
+/* openapi.c (generated from openapi.json) */
+extern const unsigned char srv_openapi_json[];
+extern const size_t srv_openapi_json_len;
 
 /* options.c: 0, or 2 after printing why (bad option); 1 after --help/--version (exit 0). */
 int srv_parse_options(int argc, char **argv, struct srv_options *o);
