@@ -55,7 +55,7 @@ const char srv_man_trailer[] =
     ".I DATA_DIR/lock\n"
     "held while a server runs, so that a second one on the same directory is refused.\n"
     ".TP\n"
-    ".I /lib/systemd/system/txstats\\-server.service\n"
+    ".I /usr/lib/systemd/system/txstats\\-server.service\n"
     "the systemd unit of the Debian package; its data directory is "
     "\\fI/var/lib/txstats\\-server\\fR and its options are read from "
     "\\fI/etc/default/txstats\\-server\\fR.\n"
