@@ -22,13 +22,13 @@ set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 
 set(CPACK_DEBIAN_LIBRARY_PACKAGE_NAME libtxstats${_soversion})
 set(CPACK_DEBIAN_LIBRARY_PACKAGE_DEPENDS "libc6 (>= 2.34), libcjson1 (>= 1.7.15)")
-set(CPACK_COMPONENT_LIBRARY_DESCRIPTION
+set(CPACK_DEBIAN_LIBRARY_DESCRIPTION
   "Exact sliding-window statistics of money transactions (shared library)\n Thread-safe, O(1) statistics with a write-ahead journal and snapshots.")
 
 set(CPACK_DEBIAN_DEVELOPMENT_PACKAGE_NAME libtxstats-dev)
 set(CPACK_DEBIAN_DEVELOPMENT_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_DEVELOPMENT_PACKAGE_DEPENDS "libtxstats${_soversion} ${_exact}, libcjson-dev, pkg-config")
-set(CPACK_COMPONENT_DEVELOPMENT_DESCRIPTION
+set(CPACK_DEBIAN_DEVELOPMENT_DESCRIPTION
   "Exact sliding-window statistics of money transactions (development files)\n Header, static library, pkg-config file (libtxstats) and CMake package (txstats).")
 
 set(CPACK_DEBIAN_SERVER_PACKAGE_NAME txstats-server)
@@ -36,7 +36,7 @@ set(CPACK_DEBIAN_SERVER_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_SERVER_PACKAGE_DEPENDS
   "libtxstats${_soversion} ${_exact}, libc6 (>= 2.34), libcivetweb1 (>= 1.15), libcjson1 (>= 1.7.15), librdkafka1 (>= 2.0)")
 set(CPACK_DEBIAN_SERVER_PACKAGE_CONTROL_EXTRA ${PROJECT_SOURCE_DIR}/packaging/conffiles)
-set(CPACK_COMPONENT_SERVER_DESCRIPTION
+set(CPACK_DEBIAN_SERVER_DESCRIPTION
   "REST server for exact sliding-window statistics of money transactions\n txstats-server: civetweb HTTP API, dashboard, Prometheus metrics, systemd unit.")
 
 include(CPack)
