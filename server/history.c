@@ -102,6 +102,12 @@ void srv_history_note(struct srv *s, txstats_amount_t amount, int64_t timestamp_
     pthread_mutex_unlock(&h->lock);
 }
 
+/* What snprintf wrote into `size` bytes, not what it would have written. */
+static size_t written(size_t used, size_t size)
+{
+    return used < size ? used : size ? size - 1 : 0;
+}
+
 static size_t put_points(const struct point *p, size_t n, size_t first, char *buf, size_t size)
 {
     size_t used = 0;
@@ -117,7 +123,7 @@ static size_t put_points(const struct point *p, size_t n, size_t first, char *bu
                                  i ? "," : "", ts, (unsigned long long)x.count, x.sum, x.avg, x.max,
                                  x.min);
     }
-    return used;
+    return written(used, size);
 }
 
 static size_t put_recent(const txstats_tx_t *r, size_t n, size_t next, char *buf, size_t size)
@@ -131,7 +137,7 @@ static size_t put_recent(const txstats_tx_t *r, size_t n, size_t next, char *buf
         used += (size_t)snprintf(buf + used, size - used,
                                  "%s{\"amount\":\"%s\",\"timestamp\":\"%s\"}", i ? "," : "", a, ts);
     }
-    return used;
+    return written(used, size);
 }
 
 struct copy {
