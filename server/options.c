@@ -29,7 +29,7 @@ static const char *const log_formats[] = {"text", "combined", "json", NULL}; /* 
 
 static const struct opt opts[] = {
     {"listen", "TXSTATS_LISTEN", "ADDR:PORT", STR, O(listen), 0, 0, "127.0.0.1:8080",
-     "IPv4 address (or localhost) and port to listen on; port 0 picks a free port", NULL},
+     "IPv4 address or host name, and port, to listen on; port 0 picks a free port", NULL},
     {"threads", "TXSTATS_THREADS", "N", INT, O(threads), 1, 4096, "128",
      "worker threads = connections served at once (civetweb: one per connection)", NULL},
     {"window-ms", "TXSTATS_WINDOW_MS", "MS", INT, O(window_ms), 1, 3600000, "60000",

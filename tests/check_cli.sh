@@ -25,6 +25,10 @@ for section in NAME SYNOPSIS DESCRIPTION OPTIONS ENVIRONMENT SIGNALS "EXIT STATU
     grep -q "^\.SH $section\$" "$man" || fail "the man page has no $section section"
 done
 grep -q -- '--listen ADDR:PORT' "$work/help" || fail "--help shows no value placeholders"
+if command -v groff >/dev/null; then # roff warnings (bad escapes, unknown requests)
+    groff -man -Tutf8 -ww -z "$man" >"$work/groff" 2>&1
+    [ ! -s "$work/groff" ] || fail "groff: $(cat "$work/groff")"
+fi
 echo "$(wc -l <"$work/help-opts") options, $(wc -l <"$work/help-env") variables: ok"
 
 echo "== -V"
