@@ -5,7 +5,7 @@
 // JSON Schema 2020-12 as OpenAPI 3.1 uses). Every operation of the description must be reached,
 // and GET /openapi.json must serve the file itself.
 // usage: node contract.test.mjs PATH-TO-txstats-server PATH-TO-openapi.json
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, existsSync, rmSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { tmpdir } from "node:os";
@@ -57,6 +57,9 @@ function send(port, method, path, { headers = {}, body, firstChunk = false } = {
     req.end();
   });
 }
+
+const version = execFileSync(server, ["--version"], { encoding: "utf8" }).trim().split(" ")[1];
+check(spec.info.version === version, `info.version ${spec.info.version} is the server's ${version}`);
 
 const reached = new Set();
 // Check one answer against the operation the path template names.
