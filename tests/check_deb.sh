@@ -40,6 +40,11 @@ done
 if command -v systemd-analyze >/dev/null; then
     systemd-analyze verify /usr/lib/systemd/system/txstats-server.service
     echo "systemd-analyze verify: ok"
+    # The hardening, scored offline: exposure 0 (locked down) to 10; at most 2 ("OK") passes.
+    systemd-analyze security --offline=true --threshold=20 \
+        /usr/lib/systemd/system/txstats-server.service >"$work/security" ||
+        { cat "$work/security"; echo "the unit's exposure is above 2.0"; exit 1; }
+    tail -1 "$work/security"
 fi
 
 echo "== examples/basic.c with pkg-config libtxstats against /usr"
