@@ -45,6 +45,15 @@ echo "== find_package(txstats)"
 "$cmake_bin" --build "$work/cm" >/dev/null
 LD_LIBRARY_PATH="$libdir" "$work/cm/basic"
 
+echo "== find_package(txstats), target txstats::txstats_static"
+"$cmake_bin" -S "$work/examples/cmake" -B "$work/cm-static" -DCMAKE_PREFIX_PATH="$prefix" \
+    -DTXSTATS_TARGET=txstats::txstats_static >/dev/null
+"$cmake_bin" --build "$work/cm-static" >/dev/null
+if readelf -d "$work/cm-static/basic" | grep -q 'libtxstats\.so'; then
+    echo "txstats::txstats_static still links libtxstats.so"; exit 1
+fi
+env -u LD_LIBRARY_PATH "$work/cm-static/basic"
+
 echo "== DESTDIR"
 DESTDIR="$work/destdir" "$cmake_bin" --install "$build" --prefix /opt/txstats >/dev/null
 [ -n "$(find "$work/destdir/opt/txstats" -name 'libtxstats.so.*' | head -1)" ]
