@@ -1,13 +1,18 @@
 #!/bin/sh
 # Install the Debian packages libtxstats needs, only those missing. Idempotent.
 set -eu
-# usage: deps.sh [fuzz|bench|live]
-#   fuzz: clang and libFuzzer; bench: wrk, nginx, gnuplot; live: chromium, promtool, node/npm
-PKGS="gcc make cmake pkg-config python3 libcjson-dev libcivetweb-dev libcmocka-dev librdkafka-dev"
+# usage: deps.sh [test|fuzz|bench|live|deb]
+#   (none): what building and running need; test: cmocka and python3 (unit, integration and
+#   architecture tests);
+#   fuzz: clang and libFuzzer; bench: wrk, nginx, gnuplot; live: chromium, promtool, node/npm;
+#   deb: CPack's Debian generator needs dpkg (and the package test apt-get, systemd-analyze)
+PKGS="gcc make cmake pkg-config libcjson-dev libcivetweb-dev librdkafka-dev"
+[ "${1:-}" = test ] && PKGS="$PKGS libcmocka-dev python3 systemd" # systemd-analyze checks the unit
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
 [ "${1:-}" = live ] && PKGS="$PKGS chromium prometheus curl"
 [ "${1:-}" = live ] && ! command -v npm >/dev/null && PKGS="$PKGS nodejs npm"
 [ "${1:-}" = bench ] && PKGS="$PKGS wrk nginx-light gnuplot-nox util-linux procps curl python3"
+[ "${1:-}" = deb ] && PKGS="$PKGS dpkg apt systemd"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -46,8 +46,8 @@ static void on_checkpoint(int status, int error, void *ctx)
         return;
     }
     atomic_fetch_add(&l->checkpoints_failed, 1);
-    srv_log(LOG_ERROR, "cannot write a checkpoint in %s: %s (%s); the journal still has everything",
-            l->dir, txstats_strerror(status), strerror(error));
+    srv_log(LOG_ERROR, "cannot write a checkpoint in %s: %s; the journal still has everything",
+            l->dir, status == TXSTATS_EIO ? srv_os_reason(error) : txstats_strerror(status));
 }
 
 static void log_recovery(const struct local *l)
@@ -79,15 +79,15 @@ static void log_open_error(const struct local *l, int rc)
                 "moved away)",
                 l->dir);
     else
-        srv_log(LOG_ERROR, "cannot open data directory %s: %s (%s)", l->dir, txstats_strerror(rc),
-                strerror(errno));
+        srv_log(LOG_ERROR, "cannot open data directory %s: %s", l->dir,
+                rc == TXSTATS_EIO ? srv_os_reason(errno) : txstats_strerror(rc));
 }
 
 /* The data directory: checkpoint + journal recovered, then journaled from here on. */
 static int open_data_dir(struct local *l, const struct srv_options *o)
 {
     if (mkdirs(l->dir) != 0) {
-        srv_log(LOG_ERROR, "cannot create data directory %s: %s", l->dir, strerror(errno));
+        srv_log(LOG_ERROR, "cannot create data directory %s: %s", l->dir, srv_os_reason(errno));
         return -1;
     }
     txstats_durability_t d;
@@ -178,9 +178,9 @@ static int local_stop(void *self)
     int rc = txstats_checkpoint(l->t);
     if (rc != TXSTATS_OK)
         srv_log(LOG_ERROR,
-                "cannot write the final checkpoint in %s: %s (%s); the journal still has "
+                "cannot write the final checkpoint in %s: %s; the journal still has "
                 "everything",
-                l->dir, txstats_strerror(rc), strerror(errno));
+                l->dir, rc == TXSTATS_EIO ? srv_os_reason(errno) : txstats_strerror(rc));
     txstats_destroy(l->t);
     free(l);
     return rc == TXSTATS_OK ? 0 : 1;

@@ -16,6 +16,8 @@ enum srv_route {
     ROUTE_HEALTHZ,
     ROUTE_METRICS,
     ROUTE_DASHBOARD,
+    ROUTE_HISTORY,
+    ROUTE_OPENAPI,
     ROUTE_OTHER,
     ROUTES
 };

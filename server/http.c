@@ -193,16 +193,3 @@ int srv_chunk(struct mg_connection *c, const char *data, size_t len)
         return -1;
     return mg_write(c, "\r\n", 2) == 2 ? 0 : -1;
 }
-
-void srv_access_log(struct srv *s, const struct mg_connection *c, int status, double seconds)
-{
-    if (!s->access_log)
-        return;
-    const struct mg_request_info *ri = mg_get_request_info(c);
-    char when[32];
-    txstats_timestamp_format(srv_now_ms(), when, sizeof(when));
-    fprintf(s->access_log, "%s %s \"%s %s%s%s HTTP/%s\" %d %.6f\n", when, ri->remote_addr,
-            ri->request_method, ri->local_uri_raw ? ri->local_uri_raw : "-",
-            ri->query_string ? "?" : "", ri->query_string ? ri->query_string : "", ri->http_version,
-            status, seconds);
-}

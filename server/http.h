@@ -26,6 +26,5 @@ int srv_read_body(struct mg_connection *c, int64_t max, char **body, size_t *len
 /* Chunked responses: the header, then chunks, then the end. Each is one write. */
 int srv_chunked_start(struct mg_connection *c, int status, const char *content_type);
 int srv_chunk(struct mg_connection *c, const char *data, size_t len);
-void srv_access_log(struct srv *s, const struct mg_connection *c, int status, double seconds);
 
 #endif

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "history.h"
 #include "server.h"
 
 static int read_admin_token(struct srv *s)
@@ -174,8 +175,11 @@ static bool is_loopback(const char *listen)
 
 static int run(struct srv *s)
 {
+    if (srv_history_start(s) != 0)
+        srv_log(LOG_WARN, "no statistics history for the dashboard: out of memory");
     struct mg_context *ctx = start_http(s);
     if (!ctx) {
+        srv_history_stop(s);
         srv_log(LOG_ERROR, "cannot listen on %s (address in use, or not an address:port)",
                 s->opt.listen);
         return 1;
@@ -195,6 +199,7 @@ static int run(struct srv *s)
     srv_log(LOG_INFO, "%s: stopping (finishing requests in flight, then saving)", strsignal(sig));
     atomic_store(&s->stopping, true); /* streams end */
     stop_quickly(ctx);
+    srv_history_stop(s);
     int rc = s->backend.ops->stop(s->backend.self);
     srv_log(rc ? LOG_ERROR : LOG_INFO, "stopped%s", rc ? ": the final checkpoint failed" : "");
     return rc;

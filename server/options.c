@@ -1,19 +1,21 @@
 /* SPDX-License-Identifier: MIT */
 /* Command-line options, each with an environment-variable twin; the command line wins. */
 #include <errno.h>
+#include <netdb.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
+#include "manpage.h"
 #include "options.h"
 #include <txstats/txstats.h>
 
 enum kind { INT, STR, CHOICE };
 
 struct opt {
-    const char *name, *env;
+    const char *name, *env, *arg; /* arg: the value's placeholder in --help and the man page */
     enum kind kind;
     size_t off, size;
     int64_t min, max;
@@ -24,57 +26,61 @@ struct opt {
 static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const fsyncs[] = {"interval", "always", "never", NULL}; /* txstats_fsync_t */
 static const char *const recovers[] = {"strict", "skip-corrupt", NULL};
+static const char *const log_formats[] = {"text", "combined", "json", NULL}; /* srv_log_format */
 
 #define O(f) offsetof(struct srv_options, f), sizeof(((struct srv_options *)0)->f)
 
 static const struct opt opts[] = {
-    {"listen", "TXSTATS_LISTEN", STR, O(listen), 0, 0, "127.0.0.1:8080",
-     "address:port to listen on; port 0 picks a free port", NULL},
-    {"threads", "TXSTATS_THREADS", INT, O(threads), 1, 4096, "128",
+    {"listen", "TXSTATS_LISTEN", "ADDR:PORT", STR, O(listen), 0, 0, "127.0.0.1:8080",
+     "IPv4 address or host name, and port, to listen on; port 0 picks a free port", NULL},
+    {"threads", "TXSTATS_THREADS", "N", INT, O(threads), 1, 4096, "128",
      "worker threads = connections served at once (civetweb: one per connection)", NULL},
-    {"window-ms", "TXSTATS_WINDOW_MS", INT, O(window_ms), 1, 3600000, "60000",
+    {"window-ms", "TXSTATS_WINDOW_MS", "MS", INT, O(window_ms), 1, 3600000, "60000",
      "length of the statistics window", NULL},
-    {"max-skew-ms", "TXSTATS_MAX_SKEW_MS", INT, O(max_skew_ms), 0, 3600000, "0",
+    {"max-skew-ms", "TXSTATS_MAX_SKEW_MS", "MS", INT, O(max_skew_ms), 0, 3600000, "0",
      "accept timestamps this far ahead of the clock", NULL},
-    {"max-retained", "TXSTATS_MAX_RETAINED", INT, O(max_retained), 0, 100000000, "1048576",
+    {"max-retained", "TXSTATS_MAX_RETAINED", "N", INT, O(max_retained), 0, 100000000, "1048576",
      "transactions kept for GET /transactions (statistics stay exact beyond)", NULL},
-    {"max-body-bytes", "TXSTATS_MAX_BODY_BYTES", INT, O(max_body_bytes), 64, 1 << 30, "65536",
-     "largest accepted request body (413 beyond)", NULL},
-    {"data-dir", "TXSTATS_DATA_DIR", STR, O(data_dir), 0, 0, "./txstats-data",
-     "directory of snapshot.json", NULL},
-    {"save-interval-ms", "TXSTATS_SAVE_INTERVAL_MS", INT, O(save_interval_ms), 10, 86400000, "1000",
-     "how often the snapshot is written (and always at shutdown)", NULL},
-    {"admin-token-file", "TXSTATS_ADMIN_TOKEN_FILE", STR, O(admin_token_file), 0, 0, "",
+    {"max-body-bytes", "TXSTATS_MAX_BODY_BYTES", "BYTES", INT, O(max_body_bytes), 64, 1 << 30,
+     "65536", "largest accepted request body (413 beyond)", NULL},
+    {"data-dir", "TXSTATS_DATA_DIR", "DIR", STR, O(data_dir), 0, 0, "./txstats-data",
+     "directory of the snapshot, the write-ahead journal and the lock file (created if missing)",
+     NULL},
+    {"save-interval-ms", "TXSTATS_SAVE_INTERVAL_MS", "MS", INT, O(save_interval_ms), 10, 86400000,
+     "1000", "how often a checkpoint (snapshot) is written, and always at shutdown", NULL},
+    {"admin-token-file", "TXSTATS_ADMIN_TOKEN_FILE", "FILE", STR, O(admin_token_file), 0, 0, "",
      "file holding the token DELETE requires (or set TXSTATS_ADMIN_TOKEN)", NULL},
-    {"access-log", "TXSTATS_ACCESS_LOG", STR, O(access_log), 0, 0, "",
+    {"access-log", "TXSTATS_ACCESS_LOG", "FILE", STR, O(access_log), 0, 0, "",
      "append one line per request to this file ('-': stderr); empty: off", NULL},
-    {"log-level", "TXSTATS_LOG_LEVEL", CHOICE, O(log_level), 0, 0, "info",
+    {"access-log-format", "TXSTATS_ACCESS_LOG_FORMAT", "FORMAT", CHOICE, O(access_log_format), 0, 0,
+     "text", "text, combined (as nginx and Apache) or json (one object per line)", log_formats},
+    {"log-level", "TXSTATS_LOG_LEVEL", "LEVEL", CHOICE, O(log_level), 0, 0, "info",
      "error, warn, info or debug", levels},
-    {"fsync", "TXSTATS_FSYNC", CHOICE, O(fsync), 0, 0, "interval",
+    {"fsync", "TXSTATS_FSYNC", "WHEN", CHOICE, O(fsync), 0, 0, "interval",
      "when journal records reach the disk: always (before each 201), interval, never", fsyncs},
-    {"fsync-interval-ms", "TXSTATS_FSYNC_INTERVAL_MS", INT, O(fsync_interval_ms), 1, 60000, "100",
-     "with --fsync interval: how often the journal is synced", NULL},
-    {"recover", "TXSTATS_RECOVER", CHOICE, O(recover), 0, 0, "strict",
+    {"fsync-interval-ms", "TXSTATS_FSYNC_INTERVAL_MS", "MS", INT, O(fsync_interval_ms), 1, 60000,
+     "100", "with --fsync interval: how often the journal is synced", NULL},
+    {"recover", "TXSTATS_RECOVER", "MODE", CHOICE, O(recover), 0, 0, "strict",
      "a damaged journal record: stop (strict) or skip and count it (skip-corrupt)", recovers},
-    {"request-timeout-ms", "TXSTATS_REQUEST_TIMEOUT_MS", INT, O(request_timeout_ms), 100, 3600000,
-     "10000", "time a client has to send a whole request", NULL},
-    {"keep-alive-timeout-ms", "TXSTATS_KEEP_ALIVE_TIMEOUT_MS", INT, O(keep_alive_timeout_ms), 0,
-     3600000, "2000", "how long an idle keep-alive connection may hold a thread", NULL},
-    {"max-list", "TXSTATS_MAX_LIST", INT, O(max_list), 0, 100000000, "1048576",
+    {"request-timeout-ms", "TXSTATS_REQUEST_TIMEOUT_MS", "MS", INT, O(request_timeout_ms), 100,
+     3600000, "10000", "time a client has to send a whole request", NULL},
+    {"keep-alive-timeout-ms", "TXSTATS_KEEP_ALIVE_TIMEOUT_MS", "MS", INT, O(keep_alive_timeout_ms),
+     0, 3600000, "2000", "how long an idle keep-alive connection may hold a thread", NULL},
+    {"max-list", "TXSTATS_MAX_LIST", "N", INT, O(max_list), 0, 100000000, "1048576",
      "most transactions one GET /transactions returns", NULL},
-    {"stream-interval-ms", "TXSTATS_STREAM_INTERVAL_MS", INT, O(stream_interval_ms), 100, 60000,
-     "1000", "how often GET /statistics/stream sends the statistics", NULL},
-    {"max-streams", "TXSTATS_MAX_STREAMS", INT, O(max_streams), 0, 1024, "16",
+    {"stream-interval-ms", "TXSTATS_STREAM_INTERVAL_MS", "MS", INT, O(stream_interval_ms), 100,
+     60000, "1000", "how often GET /statistics/stream sends the statistics", NULL},
+    {"max-streams", "TXSTATS_MAX_STREAMS", "N", INT, O(max_streams), 0, 1024, "16",
      "most /statistics/stream clients at once (each holds a worker thread); 503 beyond", NULL},
-    {"stream-max-seconds", "TXSTATS_STREAM_MAX_SECONDS", INT, O(stream_max_seconds), 1, 86400,
+    {"stream-max-seconds", "TXSTATS_STREAM_MAX_SECONDS", "S", INT, O(stream_max_seconds), 1, 86400,
      "300", "a stream ends after this long (browsers reconnect by themselves)", NULL},
-    {"kafka-brokers", "TXSTATS_KAFKA_BROKERS", STR, O(kafka_brokers), 0, 0, "",
-     "host:port,... of Kafka: cluster mode, every node serves the global window", NULL},
-    {"kafka-topic", "TXSTATS_KAFKA_TOPIC", STR, O(kafka_topic), 0, 0, "transactions",
+    {"kafka-brokers", "TXSTATS_KAFKA_BROKERS", "HOST:PORT,...", STR, O(kafka_brokers), 0, 0, "",
+     "Kafka bootstrap brokers: cluster mode, every node serves the global window", NULL},
+    {"kafka-topic", "TXSTATS_KAFKA_TOPIC", "TOPIC", STR, O(kafka_topic), 0, 0, "transactions",
      "the topic of cluster mode (it must exist)", NULL},
-    {"kafka-timeout-ms", "TXSTATS_KAFKA_TIMEOUT_MS", INT, O(kafka_timeout_ms), 100, 300000, "5000",
-     "how long a POST waits for Kafka to confirm it (503 beyond)", NULL},
-    {"port-file", "TXSTATS_PORT_FILE", STR, O(port_file), 0, 0, "",
+    {"kafka-timeout-ms", "TXSTATS_KAFKA_TIMEOUT_MS", "MS", INT, O(kafka_timeout_ms), 100, 300000,
+     "5000", "how long a POST waits for Kafka to confirm it (503 beyond)", NULL},
+    {"port-file", "TXSTATS_PORT_FILE", "FILE", STR, O(port_file), 0, 0, "",
      "write the port actually bound to this file once listening (useful with port 0)", NULL},
 };
 
@@ -118,23 +124,76 @@ static int set(struct srv_options *o, const struct opt *d, const char *v, const 
     return 0;
 }
 
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
 static void usage(FILE *f)
 {
     fprintf(f, "Usage: txstats-server [OPTION]...\n"
                "Exact statistics of money transactions over a sliding window, over HTTP.\n\n");
-    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
-        fprintf(f, "  --%-22s %s\n  %-24s (env %s, default '%s')\n", opts[i].name, opts[i].help, "",
+    for (size_t i = 0; i < NOPTS; i++) {
+        char head[64];
+        snprintf(head, sizeof(head), "--%s %s", opts[i].name, opts[i].arg);
+        fprintf(f, "  %-30s %s\n  %-30s (env %s, default '%s')\n", head, opts[i].help, "",
                 opts[i].env, opts[i].def);
-    fprintf(f, "  --%-22s %s\n  --%-22s %s\n\n", "help", "show this help and exit", "version",
-            "show the version and exit");
+    }
+    fprintf(f, "  %-30s %s\n  %-30s %s\n\n", "-h, --help", "show this help and exit",
+            "-V, --version", "show the version and exit");
     fprintf(f, "The admin token is read from --admin-token-file or TXSTATS_ADMIN_TOKEN, never "
-               "from the command line.\nExit status: 0 after a clean shutdown, 1 on a runtime "
-               "error, 2 on bad options.\n");
+               "from the command line.\nSIGTERM or SIGINT: finish requests in flight, write a "
+               "checkpoint, exit.\nExit status: 0 after a clean shutdown, 1 on a runtime error, "
+               "2 on bad options.\n");
+}
+
+/* Text for roff: '-' is a hyphen there, "\-" the minus sign options are written with. */
+static void man_text(FILE *f, const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '-' || *s == '\\')
+            fputc('\\', f);
+        fputc(*s, f);
+    }
+}
+
+/* txstats-server(1), from the same table as --help, so the two cannot disagree. */
+static void man_page(FILE *f)
+{
+    fprintf(f,
+            ".TH TXSTATS\\-SERVER 1 \"\" \"txstats-server %s\" \"User Commands\"\n"
+            ".SH NAME\ntxstats\\-server \\- exact sliding\\-window statistics of money "
+            "transactions over HTTP\n.SH SYNOPSIS\n.B txstats\\-server\n[\\fIOPTION\\fR]...\n",
+            txstats_version());
+    fputs(srv_man_description, f);
+    fprintf(f, ".SH OPTIONS\nEvery option has an environment twin; the command line wins.\n");
+    for (size_t i = 0; i < NOPTS; i++) {
+        fprintf(f, ".TP\n.BI \"");
+        man_text(f, "--");
+        man_text(f, opts[i].name);
+        fprintf(f, " \" ");
+        man_text(f, opts[i].arg);
+        fprintf(f, "\n");
+        man_text(f, opts[i].help);
+        fprintf(f, " (default: \\(aq");
+        man_text(f, opts[i].def);
+        fprintf(f, "\\(aq)\n");
+    }
+    fprintf(f, ".TP\n.B \\-h, \\-\\-help\nshow the help and exit\n"
+               ".TP\n.B \\-V, \\-\\-version\nshow the version and exit\n"
+               ".SH ENVIRONMENT\n.TP\n.B TXSTATS_ADMIN_TOKEN\nthe admin token itself (at least 8 "
+               "characters), when \\-\\-admin\\-token\\-file is not given\n");
+    for (size_t i = 0; i < NOPTS; i++) {
+        fprintf(f, ".TP\n.B ");
+        man_text(f, opts[i].env);
+        fprintf(f, "\nas \\fB");
+        man_text(f, "--");
+        man_text(f, opts[i].name);
+        fprintf(f, "\\fR\n");
+    }
+    fputs(srv_man_trailer, f);
 }
 
 static const struct opt *find(const char *name, size_t len)
 {
-    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++)
+    for (size_t i = 0; i < NOPTS; i++)
         if (strlen(opts[i].name) == len && !strncmp(opts[i].name, name, len))
             return &opts[i];
     return NULL;
@@ -148,7 +207,11 @@ static int parse_argv(int argc, char **argv, struct srv_options *o)
             usage(stdout);
             return 1;
         }
-        if (!strcmp(a, "--version")) {
+        if (!strcmp(a, "--man")) { /* undocumented: the build makes txstats-server.1 with it */
+            man_page(stdout);
+            return 1;
+        }
+        if (!strcmp(a, "--version") || !strcmp(a, "-V")) {
             printf("txstats-server %s\n", txstats_version());
             return 1;
         }
@@ -172,10 +235,39 @@ static int parse_argv(int argc, char **argv, struct srv_options *o)
     return 0;
 }
 
+/* --listen as civetweb takes it: [IPv6]:PORT, IPV4:PORT, HOSTNAME:PORT or PORT. Checked here so
+ * that a bad value exits with 2 before anything touches the data directory. */
+static int check_listen(const char *v)
+{
+    const char *colon = strrchr(v, ':'), *port = colon ? colon + 1 : v;
+    char *end;
+    errno = 0;
+    unsigned long p = strtoul(port, &end, 10);
+    const char *why = NULL;
+    if (!*port || *end || errno || p > 65535 || *port < '0' || *port > '9')
+        why = "the port must be a number from 0 to 65535";
+    else if (colon && colon == v)
+        why = "the address before ':' is missing (e.g. 127.0.0.1:8080)";
+    else if (colon && v[0] == '[')
+        why = colon[-1] == ']' ? NULL : "an IPv6 address is written [ADDR]:PORT";
+    else if (colon) {
+        char host[128];
+        struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res;
+        snprintf(host, sizeof(host), "%.*s", (int)(colon - v), v);
+        if (getaddrinfo(host, NULL, &hints, &res) != 0)
+            why = "the address is neither an IPv4 address nor a known host name";
+        else
+            freeaddrinfo(res);
+    }
+    if (why)
+        fprintf(stderr, "txstats-server: --listen %s: %s\n", v, why);
+    return why ? 2 : 0;
+}
+
 int srv_parse_options(int argc, char **argv, struct srv_options *o)
 {
     memset(o, 0, sizeof(*o));
-    for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+    for (size_t i = 0; i < NOPTS; i++) {
         const char *env = getenv(opts[i].env);
         if (set(o, &opts[i], opts[i].def, "default") != 0)
             return 2;
@@ -183,6 +275,8 @@ int srv_parse_options(int argc, char **argv, struct srv_options *o)
             return 2;
     }
     int rc = parse_argv(argc, argv, o);
+    if (rc == 0)
+        rc = check_listen(o->listen);
     if (rc == 0 && o->window_ms + o->max_skew_ms > TXSTATS_MAX_SPAN_MS) {
         fprintf(stderr, "txstats-server: --window-ms + --max-skew-ms must not exceed %lld\n",
                 (long long)TXSTATS_MAX_SPAN_MS);

@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+enum srv_log_format { ACCESS_LOG_TEXT, ACCESS_LOG_COMBINED, ACCESS_LOG_JSON };
+
 struct srv_options {
     char listen[128];
     int threads;
@@ -16,6 +18,7 @@ struct srv_options {
     int64_t save_interval_ms;
     char admin_token_file[1024];
     char access_log[1024];
+    int access_log_format; /* enum srv_log_format */
     int log_level;
     int fsync; /* txstats_fsync_t */
     int64_t fsync_interval_ms;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "history.h"
 #include "json.h"
 #include "server.h"
 
@@ -30,11 +31,13 @@ static int list_of(struct srv *s, txstats_tx_t *buf, size_t cap, txstats_list_in
 }
 
 /* The answer to a backend's status for a POST. */
-static int post_answer(struct srv *s, struct mg_connection *c, int rc, const char *err)
+static int post_answer(struct srv *s, struct mg_connection *c, const struct srv_tx *tx, int rc,
+                       const char *err)
 {
     switch (rc) {
     case TXSTATS_OK:
         count_post(s, POST_STORED);
+        srv_history_note(s, tx->amount, tx->timestamp_ms);
         return srv_reply_empty(c, 201);
     case TXSTATS_EXPIRED:
         count_post(s, POST_EXPIRED);
@@ -72,7 +75,7 @@ static int post_transaction(struct srv *s, struct mg_connection *c)
     }
     char why[256] = "";
     int rc = s->backend.ops->add(s->backend.self, tx.amount, tx.timestamp_ms, why, sizeof(why));
-    return post_answer(s, c, rc, why);
+    return post_answer(s, c, &tx, rc, why);
 }
 
 /* The statistics JSON object of SPEC §2; returns its length. */
@@ -139,7 +142,14 @@ static int get_dashboard(struct srv *s, struct mg_connection *c)
                         (const char *)srv_dashboard_html, srv_dashboard_html_len);
 }
 
-/* "limit=N" and nothing else; N from 0 to max. -1 when absent, -2 when invalid. */
+static int get_openapi(struct srv *s, struct mg_connection *c)
+{
+    (void)s;
+    return srv_reply(c, 200, NULL, (const char *)srv_openapi_json, srv_openapi_json_len);
+}
+
+/* "limit=N" and nothing else; N from 0, capped at max however many digits. -1 when absent, -2
+ * when invalid. */
 static int64_t parse_limit(const char *q, int64_t max)
 {
     if (!q || !*q)
@@ -148,12 +158,12 @@ static int64_t parse_limit(const char *q, int64_t max)
         return -2;
     q += 6;
     int64_t v = 0;
-    if (!*q || strlen(q) > 12)
+    if (!*q)
         return -2;
     for (; *q; q++) {
         if (*q < '0' || *q > '9')
             return -2;
-        v = v * 10 + (*q - '0');
+        v = v > max ? v : v * 10 + (*q - '0');
     }
     return v > max ? max : v;
 }
@@ -285,7 +295,22 @@ static const struct route routes[] = {
     {"/healthz", ROUTE_HEALTHZ, "GET", get_health, NULL, NULL},
     {"/metrics", ROUTE_METRICS, "GET", get_metrics, NULL, NULL},
     {"/", ROUTE_DASHBOARD, "GET", get_dashboard, NULL, NULL},
+    {"/statistics/history", ROUTE_HISTORY, "GET", srv_history_get, NULL, NULL},
+    {"/openapi.json", ROUTE_OPENAPI, "GET", get_openapi, NULL, NULL},
 };
+
+/* One rule on every route: a query parameter the route does not take is a 400. Only
+ * GET /transactions takes one (limit). */
+static bool query_ok(const char *q, bool takes_limit)
+{
+    for (; q && *q; q += *q == '&') {
+        size_t seg = strcspn(q, "&"), key = strcspn(q, "=&");
+        if (seg && !(takes_limit && key == 5 && !strncmp(q, "limit", 5)))
+            return false;
+        q += seg;
+    }
+    return true;
+}
 
 static int dispatch(struct srv *s, struct mg_connection *c, int *route)
 {
@@ -302,6 +327,9 @@ static int dispatch(struct srv *s, struct mg_connection *c, int *route)
                                                           : !strcmp(m, "POST")   ? r->post
                                                           : !strcmp(m, "DELETE") ? r->del
                                                                                  : NULL;
+        if (fn && !query_ok(ri->query_string, fn == get_transactions))
+            return srv_error(c, 400, NULL, "unknown query parameter in '%s' (%s)", ri->query_string,
+                             fn == get_transactions ? "only limit=N" : "this route takes none");
         if (fn)
             return fn(s, c);
         char allow[64];
@@ -323,6 +351,6 @@ int srv_handle(struct mg_connection *c, void *cbdata)
     int64_t ns = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
     /* A stream lasts minutes: not a request duration. */
     srv_count_request(&s->counters, route, status, route == ROUTE_STREAM ? -1 : ns);
-    srv_access_log(s, c, status, (double)ns / 1e9);
+    srv_access_log_line(s, c, status, (double)ns / 1e9);
     return status;
 }

@@ -28,8 +28,12 @@ struct srv {
     atomic_int streams;  /* open /statistics/stream clients */
     atomic_int connections;
     atomic_bool stopping;
+    struct srv_history *history; /* history.c: the last minutes, a point per second */
     int64_t started_ms;
 };
+
+/* log.c: one access-log line in --access-log-format (text, combined or json). */
+void srv_access_log_line(struct srv *s, const struct mg_connection *c, int status, double seconds);
 
 /* routes.c: the request handler of every route. */
 int srv_handle(struct mg_connection *c, void *cbdata);
@@ -40,5 +44,8 @@ int srv_metrics(struct srv *s, struct mg_connection *c);
 /* dashboard.c (generated from dashboard/index.html) */
 extern const unsigned char srv_dashboard_html[];
 extern const size_t srv_dashboard_html_len;
+/* openapi.c (generated from openapi.json) */
+extern const unsigned char srv_openapi_json[];
+extern const size_t srv_openapi_json_len;
 
 #endif

@@ -47,10 +47,28 @@ try {
       "--disable-background-networking", "--disable-component-update", "--disable-sync",
       "--disable-dev-shm-usage"],
   });
+  // History: transactions posted before the page opens, and a few seconds of samples.
+  for (const amount of ["5.55", "-5.55"]) { // their sum is 0: the sums checked below stay round
+    const r = await fetch(base + "/transactions", { method: "POST",
+      body: JSON.stringify({ amount, timestamp: new Date().toISOString() }) });
+    check(r.status === 201, `POST ${amount} before the page opens: ${r.status}`);
+  }
+  await new Promise((r) => setTimeout(r, 3500));
   const page = await browser.newPage({ viewport: { width: 1200, height: 820 } });
   page.on("dialog", (d) => d.accept(token)); // the clear button asks for the admin token
+  const opened = Date.now();
   await page.goto(base + "/");
   check((await page.title()).includes("libtxstats"), "the page loads");
+  const chart = () => page.evaluate(() => ({ ...document.getElementById("chart").dataset }));
+  const seeded = await waitFor(async () => { const d = await chart(); return Number(d.points) >= 3 && d; },
+    1000, "the history on the chart");
+  check(Date.now() - opened < 1500, `the chart shows ${seeded.points} points of history at once`);
+  const labels = seeded.labels.split(",");
+  check(labels.length === 6 && labels[5] === "now" && labels.slice(0, 5).every((l) => /^\d\d:\d\d:\d\d$/.test(l)),
+    "the time axis is labelled: " + seeded.labels);
+  const amounts = () => page.evaluate(() => Array.from(document.querySelectorAll("#recent td.amount"), (td) => td.textContent));
+  const recent = await waitFor(async () => { const a = await amounts(); return a.length && a; }, 1000, "the recent transactions");
+  check(recent.join() === "-5.55,5.55", "the most recent transactions, newest first: " + recent.join());
   await waitFor(async () => (await page.textContent("#state")) === "live", 5000, "the stream");
   check(true, "the statistics stream connects");
   const before = Number(await page.textContent("#count"));
@@ -65,7 +83,7 @@ try {
   await page.fill("#amount", "7.66");
   await page.click("#submit");
   await waitFor(async () => (await page.textContent("#sum")) === "20.00", 2000, "sum 20.00");
-  check((await page.textContent("#avg")) === "10.00", "sum 20.00 and avg 10.00 shown");
+  check((await page.textContent("#avg")) === "5.00", "sum 20.00 and avg 5.00 (4 transactions) shown");
 
   // A bad amount shows the server's reason.
   await page.fill("#amount", "NaN");
@@ -80,7 +98,7 @@ try {
   await page.click("#submit");
   await waitFor(async () => (await page.textContent("#count")) === String(before + 3), 2000, "third");
   await page.waitForTimeout(2500); // a few points on the chart
-  await page.screenshot({ path: join(outDir, "dashboard.png") });
+  await page.screenshot({ path: join(outDir, "dashboard.png"), fullPage: true });
   const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
   await phone.goto(base + "/");
   await waitFor(async () => (await phone.textContent("#count")) === String(before + 3), 3000, "phone");

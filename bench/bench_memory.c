@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Bytes libtxstats allocates per retained transaction, counted exactly through the config's
+ * allocator hooks (not RSS) on a fake clock, for several densities of transactions per
+ * millisecond. usage: bench_memory
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <txstats/txstats.h>
+
+#define HEADER 16 /* keeps the caller's pointer 16-byte aligned */
+
+static size_t live;
+static int64_t now_ms;
+
+static void *count_alloc(size_t n, void *ud)
+{
+    (void)ud;
+    size_t *p = malloc(n + HEADER);
+    if (!p)
+        return NULL;
+    *p = n;
+    live += n;
+    return (char *)p + HEADER;
+}
+
+static void count_free(void *q, void *ud)
+{
+    (void)ud;
+    if (!q)
+        return;
+    size_t *p = (size_t *)((char *)q - HEADER);
+    live -= *p;
+    free(p);
+}
+
+static int64_t fake_clock(void *ctx)
+{
+    (void)ctx;
+    return now_ms;
+}
+
+/* `n` transactions spread evenly over the last `spread_ms` milliseconds of a 60 s window. */
+static int measure(const char *what, long n, long spread_ms)
+{
+    txstats_config_t cfg;
+    txstats_config_init(&cfg);
+    cfg.alloc = count_alloc;
+    cfg.free = count_free;
+    cfg.clock_ms = fake_clock;
+    cfg.max_retained = (size_t)n;
+    live = 0;
+    now_ms = INT64_C(1700000000000);
+    txstats_t *t;
+    if (txstats_create(&t, &cfg) != TXSTATS_OK)
+        return 1;
+    size_t empty = live;
+    for (long i = 0; i < n; i++)
+        if (txstats_add(t, 1000 + i, now_ms - spread_ms + 1 + (i * spread_ms) / n) != TXSTATS_OK)
+            return 1;
+    txstats_list_info_t info;
+    txstats_get_ex(t, NULL, 0, &info);
+    printf("%-40s %5.2f MiB empty, +%10zu B for %8llu retained: %6.1f B each\n", what,
+           (double)empty / 1048576.0, live - empty, (unsigned long long)info.retained,
+           (double)(live - empty) / (double)info.retained);
+    txstats_destroy(t);
+    return 0;
+}
+
+int main(void)
+{
+    int rc = 0;
+    rc |= measure("100,000 in one millisecond", 100000, 1);
+    rc |= measure("1,000,000 over 59,999 ms (16.7 per ms)", 1000000, 59999);
+    rc |= measure("1,048,576 over 60,000 ms (17.5 per ms)", 1048576, 60000);
+    rc |= measure("120,000 over 60,000 ms (2 per ms)", 120000, 60000);
+    rc |= measure("60,000 over 60,000 ms (1 per ms)", 60000, 60000);
+    return rc;
+}

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: MIT
+// The OpenAPI description against the real server: every answer of txstats-server to a set of
+// requests that reaches every operation and most statuses must be declared in server/openapi.json
+// (status, content type, required headers) and its body must match the declared schema (ajv,
+// JSON Schema 2020-12 as OpenAPI 3.1 uses). Every operation of the description must be reached,
+// and GET /openapi.json must serve the file itself.
+// usage: node contract.test.mjs PATH-TO-txstats-server PATH-TO-openapi.json
+import { execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, existsSync, rmSync } from "node:fs";
+import { request as httpRequest } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { isDeepStrictEqual } from "node:util";
+import Ajv2020 from "ajv/dist/2020.js";
+import addFormats from "ajv-formats";
+
+const [server, specPath] = process.argv.slice(2);
+if (!server || !specPath) {
+  console.error("usage: node contract.test.mjs PATH-TO-txstats-server PATH-TO-openapi.json");
+  process.exit(2);
+}
+const spec = JSON.parse(readFileSync(specPath, "utf8"));
+const ajv = new Ajv2020({ strict: false, allErrors: true });
+addFormats(ajv);
+ajv.addSchema(spec, "openapi.json");
+
+let passed = 0, failed = 0;
+function check(ok, what) {
+  if (ok) passed++; else { failed++; console.log("FAIL " + what); }
+}
+
+const esc = (k) => k.replace(/~/g, "~0").replace(/\//g, "~1");
+const at = (ptr) => ptr.slice(2).split("/").reduce((o, k) => o?.[k.replace(/~1/g, "/").replace(/~0/g, "~")], spec);
+// Follow $refs from a JSON pointer into the description: [the object, its final pointer].
+function deref(ptr) {
+  let obj = at(ptr);
+  while (obj && obj.$ref) obj = at((ptr = obj.$ref));
+  return [obj, ptr];
+}
+// Validate against the schema at a pointer of the description, so its $refs resolve.
+const valid = (ptr, value) => ajv.validate({ $ref: "openapi.json" + ptr }, value);
+
+// One request over a fresh connection; for streams, only the head and the first bytes.
+function send(port, method, path, { headers = {}, body, firstChunk = false } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: "127.0.0.1", port, method, path, headers, agent: false }, (res) => {
+      let data = "";
+      res.setEncoding("utf8");
+      res.on("data", (d) => {
+        data += d;
+        if (firstChunk) { req.destroy(); resolve({ status: res.statusCode, headers: res.headers, body: data }); }
+      });
+      res.on("end", () => resolve({ status: res.statusCode, headers: res.headers, body: data }));
+    });
+    req.on("error", reject);
+    if (body !== undefined) req.write(body);
+    req.end();
+  });
+}
+
+const version = execFileSync(server, ["--version"], { encoding: "utf8" }).trim().split(" ")[1];
+check(spec.info.version === version, `info.version ${spec.info.version} is the server's ${version}`);
+
+const reached = new Set();
+// Check one answer against the operation the path template names.
+function conform(template, method, r, what) {
+  const op = spec.paths[template]?.[method.toLowerCase()];
+  const label = `${what}: ${method} ${template} -> ${r.status}`;
+  // A method a path does not take: the shared 405 answer.
+  if (!op && !(spec.paths[template] && r.status === 405))
+    return check(false, label + ": no such operation in the description");
+  if (op) reached.add(method.toLowerCase() + " " + template);
+  const [decl, ptr] = deref(op ? `#/paths/${esc(template)}/${method.toLowerCase()}/responses/${r.status}`
+    : "#/components/responses/MethodNotAllowed");
+  if (!decl) return check(false, label + ": status not declared");
+  for (const name of Object.keys(decl.headers || {})) {
+    const v = r.headers[name.toLowerCase()];
+    check(v !== undefined, `${label}: header ${name} declared but not sent`);
+    const [, hptr] = deref(`${ptr}/headers/${esc(name)}`);
+    if (v !== undefined) check(valid(hptr + "/schema", v), `${label}: header ${name}=${v} does not match`);
+  }
+  const type = (r.headers["content-type"] || "").toLowerCase();
+  if (!decl.content) return check(r.body === "" && !type, `${label}: a body or type where none is declared`);
+  const media = Object.keys(decl.content).find((t) => t.toLowerCase() === type);
+  if (!media) return check(false, `${label}: content type '${type}' not declared`);
+  if (!media.startsWith("application/json")) return check(r.body.length > 0, `${label}: empty body`);
+  let body;
+  try { body = JSON.parse(r.body); } catch { return check(false, `${label}: not JSON: ${r.body.slice(0, 80)}`); }
+  const ok = valid(`${ptr}/content/${esc(media)}/schema`, body);
+  check(ok, `${label}: ${ajv.errorsText(ajv.errors)}: ${r.body.slice(0, 200)}`);
+}
+
+const dir = mkdtempSync(join(tmpdir(), "txstats-openapi-"));
+const token = "contract-test-token";
+const proc = spawn(server, ["--listen", "127.0.0.1:0", "--port-file", join(dir, "port"),
+  "--data-dir", join(dir, "data"), "--log-level", "warn", "--max-body-bytes", "1024",
+  "--max-streams", "1"], { env: { ...process.env, TXSTATS_ADMIN_TOKEN: token }, stdio: "inherit" });
+try {
+  for (let i = 0; i < 200 && !(existsSync(join(dir, "port")) && readFileSync(join(dir, "port"), "utf8").trim()); i++)
+    await new Promise((r) => setTimeout(r, 50));
+  const port = Number(readFileSync(join(dir, "port"), "utf8"));
+  const go = async (template, method, path, opts, what = "") =>
+    conform(template, method, await send(port, method, path ?? template, opts), what || path || template);
+  const now = () => new Date().toISOString();
+  const json = { "Content-Type": "application/json" };
+
+  await go("/transactions", "POST", null, { headers: json, body: `{"amount":"12.3343","timestamp":"${now()}"}` });
+  await go("/transactions", "POST", null, { headers: json, body: `{"amount":0.1,"timestamp":${Date.now()}}` });
+  await go("/transactions", "POST", null, { body: `{"amount":"1","timestamp":"2018-07-17T09:59:51.312Z"}` }, "expired");
+  await go("/transactions", "POST", null, { body: "not json" }, "not JSON");
+  await go("/transactions", "POST", null, { body: `{"amount":"x","timestamp":"${now()}"}` }, "bad amount");
+  await go("/transactions", "POST", null, { body: "{" + " ".repeat(2000) + "}" }, "too large");
+  await go("/transactions", "POST", "/transactions?x=1", { body: "{}" }, "query on POST");
+  await go("/transactions", "GET");
+  await go("/transactions", "GET", "/transactions?limit=1");
+  await go("/transactions", "GET", "/transactions?limit=99999999999999999999999", {}, "overflowing limit");
+  await go("/transactions", "GET", "/transactions?limit=abc");
+  await go("/transactions", "GET", "/transactions?foo=1");
+  for (const p of ["/statistics", "/transactions/statistics"]) {
+    await go(p, "GET");
+    await go(p, "GET", p + "?account=A", {}, "unknown parameter");
+    await go(p, "PUT", null, {}, "wrong method");
+  }
+  await go("/statistics/stream", "GET", null, { firstChunk: true });
+  const held = send(port, "GET", "/statistics/stream", { firstChunk: true });
+  await new Promise((r) => setTimeout(r, 300));
+  await go("/statistics/stream", "GET", null, {}, "past --max-streams");
+  await held;
+  await new Promise((r) => setTimeout(r, 1200)); // at least one point of history
+  await go("/statistics/history", "GET");
+  await go("/healthz", "GET");
+  await go("/metrics", "GET");
+  await go("/", "GET");
+  await go("/", "GET", "/?x", {}, "query on the dashboard");
+  const served = await send(port, "GET", "/openapi.json");
+  conform("/openapi.json", "GET", served, "/openapi.json");
+  check(isDeepStrictEqual(JSON.parse(served.body), spec), "GET /openapi.json serves openapi.json");
+  await go("/transactions", "DELETE", null, {}, "no token");
+  await go("/transactions", "DELETE", null, { headers: { Authorization: "Bearer wrong-token" } }, "wrong token");
+  await go("/transactions", "DELETE", null, { headers: { Authorization: "Bearer " + token } });
+
+  // Anything else: 404 with the error shape the description names.
+  const nf = await send(port, "GET", "/nowhere");
+  check(nf.status === 404 && valid("#/components/schemas/Error", JSON.parse(nf.body)),
+    "404 answers with the Error schema");
+  for (const [path, item] of Object.entries(spec.paths))
+    for (const m of Object.keys(item))
+      check(reached.has(m + " " + path), `the tests never reached ${m.toUpperCase()} ${path}`);
+} catch (e) {
+  failed++;
+  console.log("FAIL " + e.stack);
+} finally {
+  proc.kill("SIGTERM");
+  await new Promise((r) => proc.on("exit", r));
+  rmSync(dir, { recursive: true, force: true });
+}
+console.log(`contract: ${passed} checks passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
