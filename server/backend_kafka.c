@@ -134,24 +134,55 @@ static const char *produce_and_wait(struct srv_cluster *k, const char *const *va
     return fail;
 }
 
-static int kafka_add(void *self, txstats_amount_t amount, int64_t ts, char *err, size_t n)
+static int admit(const struct srv_cluster *k, txstats_amount_t amount, int64_t ts)
 {
-    struct srv_cluster *k = self;
     txstats_config_t cfg;
     txstats_config_init(&cfg);
     cfg.window_ms = k->opt.window_ms;
     cfg.max_skew_ms = k->opt.max_skew_ms;
-    int rc = txstats_admit(&cfg, amount, ts, srv_now_ms());
-    if (rc != TXSTATS_OK)
-        return rc;
-    char value[64];
-    snprintf(value, sizeof(value), "A %" PRId64 " %" PRId64, ts, amount);
-    const char *v = value;
-    int32_t any = RD_KAFKA_PARTITION_UA;
-    const char *fail = produce_and_wait(k, &v, &any, 1);
+    return txstats_admit(&cfg, amount, ts, srv_now_ms());
+}
+
+/* Produce the admitted transactions and wait for all their delivery reports: when any fails,
+ * every one of them is reported TXSTATS_EIO (some may have been delivered: a client retries with
+ * idempotency keys to be safe). */
+static int kafka_add_batch(void *self, const txstats_tx_t *tx, size_t n, int *results, char *err,
+                           size_t errn)
+{
+    struct srv_cluster *k = self;
+    size_t m = 0;
+    char(*text)[64] = malloc((n ? n : 1) * sizeof(*text));
+    const char **values = malloc((n ? n : 1) * sizeof(*values));
+    int32_t *parts = malloc((n ? n : 1) * sizeof(*parts));
+    const char *fail = text && values && parts ? NULL : "out of memory";
+    for (size_t i = 0; !fail && i < n; i++) {
+        results[i] = admit(k, tx[i].amount, tx[i].timestamp_ms);
+        if (results[i] != TXSTATS_OK)
+            continue;
+        snprintf(text[m], sizeof(text[m]), "A %" PRId64 " %" PRId64, tx[i].timestamp_ms,
+                 tx[i].amount);
+        values[m] = text[m];
+        parts[m++] = RD_KAFKA_PARTITION_UA;
+    }
+    if (!fail && m)
+        fail = produce_and_wait(k, values, parts, (int)m);
+    for (size_t i = 0; fail && i < n; i++)
+        if (results[i] == TXSTATS_OK || !text || !values || !parts)
+            results[i] = TXSTATS_EIO;
     if (fail)
-        snprintf(err, n, "Kafka did not confirm it (%s)", fail);
-    return fail ? TXSTATS_EIO : TXSTATS_OK;
+        snprintf(err, errn, "Kafka did not confirm it (%s)", fail);
+    free(text);
+    free(values);
+    free(parts);
+    return TXSTATS_OK;
+}
+
+static int kafka_add(void *self, txstats_amount_t amount, int64_t ts, char *err, size_t n)
+{
+    txstats_tx_t tx = {amount, ts};
+    int rc;
+    kafka_add_batch(self, &tx, 1, &rc, err, n);
+    return rc;
 }
 
 static int kafka_clear(void *self, char *err, size_t n)
@@ -480,9 +511,17 @@ static int kafka_list(void *self, txstats_tx_t *buf, size_t cap, txstats_list_in
     return rc;
 }
 
-static const struct srv_backend_ops kafka_ops = {"kafka",       kafka_add,  kafka_clear,
-                                                 kafka_stats,   kafka_list, kafka_ready,
-                                                 kafka_metrics, kafka_stop};
+static const struct srv_backend_ops kafka_ops = {
+    .name = "kafka",
+    .add = kafka_add,
+    .add_batch = kafka_add_batch,
+    .clear = kafka_clear,
+    .stats = kafka_stats,
+    .list = kafka_list,
+    .ready = kafka_ready,
+    .metrics = kafka_metrics,
+    .stop = kafka_stop,
+};
 
 int srv_backend_kafka_start(const struct srv_options *o, struct srv_backend *out)
 {

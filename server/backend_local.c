@@ -118,6 +118,25 @@ static int local_add(void *self, txstats_amount_t amount, int64_t ts, char *err,
     return rc;
 }
 
+static int local_add_batch(void *self, const txstats_tx_t *tx, size_t n, int *results, char *err,
+                           size_t errn)
+{
+    struct local *l = self;
+    int rc = txstats_add_batch(l->t, tx, n, results, NULL);
+    int e = errno;
+    for (size_t i = 0; rc != TXSTATS_OK && i < n; i++)
+        results[i] = rc; /* the batch's scratch memory: nothing stored */
+    if (rc != TXSTATS_OK)
+        snprintf(err, errn, "%s", txstats_strerror(rc));
+    for (size_t i = 0; rc == TXSTATS_OK && i < n; i++) {
+        if (results[i] == TXSTATS_EIO) {
+            snprintf(err, errn, "it could not be written to the journal (%s)", strerror(e));
+            break;
+        }
+    }
+    return TXSTATS_OK;
+}
+
 static int local_clear(void *self, char *err, size_t n)
 {
     struct local *l = self;
@@ -186,9 +205,17 @@ static int local_stop(void *self)
     return rc == TXSTATS_OK ? 0 : 1;
 }
 
-static const struct srv_backend_ops local_ops = {"local",       local_add,  local_clear,
-                                                 local_stats,   local_list, local_ready,
-                                                 local_metrics, local_stop};
+static const struct srv_backend_ops local_ops = {
+    .name = "local",
+    .add = local_add,
+    .add_batch = local_add_batch,
+    .clear = local_clear,
+    .stats = local_stats,
+    .list = local_list,
+    .ready = local_ready,
+    .metrics = local_metrics,
+    .stop = local_stop,
+};
 
 int srv_backend_local_start(const struct srv_options *o, struct srv_backend *out)
 {

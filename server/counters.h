@@ -18,6 +18,7 @@ enum srv_route {
     ROUTE_DASHBOARD,
     ROUTE_HISTORY,
     ROUTE_OPENAPI,
+    ROUTE_BATCH,
     ROUTE_OTHER,
     ROUTES
 };
@@ -25,7 +26,7 @@ enum srv_route {
 extern const double srv_bucket_bounds[SRV_BUCKETS - 1];
 extern const char *const srv_route_names[ROUTES];
 
-/* POST outcomes, for /metrics. */
+/* Outcomes of POST /transactions and of each line of POST /transactions/batch, for /metrics. */
 enum srv_post_outcome {
     POST_STORED,
     POST_EXPIRED,

@@ -91,7 +91,7 @@ int srv_reply_json(struct mg_connection *c, int status, const char *json)
 }
 
 /* JSON string content: quotes, backslashes and control characters escaped. */
-static size_t json_escape(const char *in, char *out, size_t cap)
+size_t srv_json_escape(const char *in, char *out, size_t cap)
 {
     size_t n = 0;
     for (; *in && n + 7 < cap; in++) {
@@ -116,7 +116,7 @@ int srv_error(struct mg_connection *c, int status, const char *headers, const ch
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    json_escape(msg, esc, sizeof(esc));
+    srv_json_escape(msg, esc, sizeof(esc));
     int n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", esc);
     return srv_reply(c, status, headers, body, (size_t)n);
 }

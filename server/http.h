@@ -19,6 +19,9 @@ int srv_reply_as(struct mg_connection *c, int status, const char *type, const ch
 /* 201 or 204 with no body: a constant, one write. */
 int srv_reply_empty(struct mg_connection *c, int status);
 int srv_reply_json(struct mg_connection *c, int status, const char *json);
+/* `in` as the inside of a JSON string (RFC 8259 §7): quote, backslash and control characters
+ * escaped; stops before `cap` (out is NUL-terminated). Returns the length written. */
+size_t srv_json_escape(const char *in, char *out, size_t cap);
 int srv_error(struct mg_connection *c, int status, const char *headers, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Read the whole request body: 0 and a malloc'd buffer; 413 past `max`; 400 on a short read. */

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "batch.h"
 #include "history.h"
 #include "json.h"
 #include "server.h"
@@ -297,6 +298,7 @@ static const struct route routes[] = {
     {"/", ROUTE_DASHBOARD, "GET", get_dashboard, NULL, NULL},
     {"/statistics/history", ROUTE_HISTORY, "GET", srv_history_get, NULL, NULL},
     {"/openapi.json", ROUTE_OPENAPI, "GET", get_openapi, NULL, NULL},
+    {"/transactions/batch", ROUTE_BATCH, "POST", NULL, srv_post_batch, NULL},
 };
 
 /* One rule on every route: a query parameter the route does not take is a 400. Only
