@@ -111,6 +111,12 @@ try {
   await go("/transactions", "POST", null, { body: `{"amount":"x","timestamp":"${now()}"}` }, "bad amount");
   await go("/transactions", "POST", null, { body: "{" + " ".repeat(2000) + "}" }, "too large");
   await go("/transactions", "POST", "/transactions?x=1", { body: "{}" }, "query on POST");
+  const nd = { "Content-Type": "application/x-ndjson" };
+  const line = (amount) => `{"amount":"${amount}","timestamp":"${now()}"}`;
+  await go("/transactions/batch", "POST", null, { headers: nd, body: `${line("1")}\n${line("x")}\n{\n${line("2")}` });
+  await go("/transactions/batch", "POST", null, { body: "\n\n" }, "no JSON line");
+  await go("/transactions/batch", "POST", "/transactions/batch?x=1", { body: line("1") }, "query on batch");
+  await go("/transactions/batch", "GET", null, {}, "GET on batch");
   await go("/transactions", "GET");
   await go("/transactions", "GET", "/transactions?limit=1");
   await go("/transactions", "GET", "/transactions?limit=99999999999999999999999", {}, "overflowing limit");
