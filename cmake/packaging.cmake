@@ -21,13 +21,13 @@ set(CPACK_DEBIAN_PACKAGE_SECTION libs)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 
 set(CPACK_DEBIAN_LIBRARY_PACKAGE_NAME libtxstats${_soversion})
-set(CPACK_DEBIAN_LIBRARY_PACKAGE_DEPENDS "libc6 (>= 2.34), libcjson1 (>= 1.7.15)")
+set(CPACK_DEBIAN_LIBRARY_PACKAGE_DEPENDS "libc6 (>= 2.34), libcjson1 (>= 1.7.15), libsodium23 (>= 1.0.18)")
 set(CPACK_DEBIAN_LIBRARY_DESCRIPTION
   "Exact sliding-window statistics of money transactions (shared library)\n Thread-safe, O(1) statistics with a write-ahead journal and snapshots.")
 
 set(CPACK_DEBIAN_DEVELOPMENT_PACKAGE_NAME libtxstats-dev)
 set(CPACK_DEBIAN_DEVELOPMENT_PACKAGE_SECTION libdevel)
-set(CPACK_DEBIAN_DEVELOPMENT_PACKAGE_DEPENDS "libtxstats${_soversion} ${_exact}, libcjson-dev, pkg-config")
+set(CPACK_DEBIAN_DEVELOPMENT_PACKAGE_DEPENDS "libtxstats${_soversion} ${_exact}, libcjson-dev, libsodium-dev, pkg-config")
 set(CPACK_DEBIAN_DEVELOPMENT_DESCRIPTION
   "Exact sliding-window statistics of money transactions (development files)\n Header, static library, pkg-config file (libtxstats) and CMake package (txstats).")
 

@@ -11,7 +11,7 @@ add_library(txstats::txstats_static ALIAS txstats_static)
 target_include_directories(txstats_static PUBLIC
   $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
   $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
-target_link_libraries(txstats_static PRIVATE PkgConfig::CJSON PUBLIC Threads::Threads)
+target_link_libraries(txstats_static PRIVATE PkgConfig::CJSON PkgConfig::SODIUM PUBLIC Threads::Threads)
 set_target_properties(txstats_static PROPERTIES
   OUTPUT_NAME txstats
   C_VISIBILITY_PRESET hidden

@@ -6,7 +6,7 @@ set -eu
 #   architecture tests);
 #   fuzz: clang and libFuzzer; bench: wrk, nginx, gnuplot; live: chromium, promtool, node/npm;
 #   deb: CPack's Debian generator needs dpkg (and the package test apt-get, systemd-analyze)
-PKGS="gcc make cmake pkg-config libcjson-dev libcivetweb-dev librdkafka-dev"
+PKGS="gcc make cmake pkg-config libcjson-dev libcivetweb-dev librdkafka-dev libsodium-dev"
 [ "${1:-}" = test ] && PKGS="$PKGS libcmocka-dev python3 systemd" # systemd-analyze checks the unit
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
 [ "${1:-}" = live ] && PKGS="$PKGS chromium prometheus curl"

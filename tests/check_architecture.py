@@ -16,7 +16,7 @@ import sys
 LAYERS = {
     "alloc.c": 0, "amount.c": 0, "crc32c.c": 0, "error.c": 0, "time.c": 0,
     "fileio.c": 1,
-    "window.c": 2, "journal.c": 2, "snapshot.c": 2,
+    "window.c": 2, "journal.c": 2, "keys.c": 2, "snapshot.c": 2,
     "txstats.c": 3,
     "persist.c": 4,
     "recover.c": 5,

@@ -27,6 +27,12 @@ const char *txstats_strerror(int code)
     case TXSTATS_EFORMAT:
         return "not a valid snapshot, checkpoint or journal (corrupt, truncated or unsupported "
                "version)";
+    case TXSTATS_DUPLICATE:
+        return "idempotency key already used for this transaction: not counted again";
+    case TXSTATS_ECONFLICT:
+        return "idempotency key already used for a different transaction";
+    case TXSTATS_EFULL:
+        return "too many idempotency keys are held; retry once some expire";
     case TXSTATS_EBUSY:
         return "the data directory is in use by another instance or process";
     default:

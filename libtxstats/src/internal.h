@@ -7,6 +7,7 @@
  *   0  alloc.c  amount.c  crc32c.c  error.c  time.c
  *   1  fileio.c (the file layer: whole writes, atomic replacement, whole reads)
  *   2  window.c (one shard's ring)  journal.c (records, one stream of segments)  snapshot.c (codec)
+ *      keys.c (the idempotency-key table)
  *   3  txstats.c   locks, clock, add = lock -> reserve -> journal append -> apply/cancel -> unlock
  *                  -> commit; stats; get; clear
  *   4  persist.c   save, load, checkpoint, the background checkpointer
@@ -22,6 +23,7 @@
 
 #include "alloc.h"
 #include "journal.h"
+#include "keys.h"
 #include "txstats/txstats.h"
 #include "window.h"
 
@@ -49,6 +51,8 @@ struct txstats {
     char pad0[64];
     struct txstats__retention ret;
     char pad1[64];
+    struct txstats__keys keys;        /* idempotency keys (txstats_add_keyed) */
+    int64_t key_ttl;                  /* ms a key lives after its timestamp (or first sight) */
     struct txstats__journal *journal; /* NULL unless txstats_open_dir() attached one */
     uint64_t clear_id;                /* last journaled clear; under all shard locks */
     struct txstats__durable *durable; /* persist.c's, with the journal */
@@ -59,6 +63,10 @@ struct txstats {
 
 /* The current time: max(clock, every earlier reading), clamped. */
 int64_t txstats__now(txstats_t *t);
+/* A keyed journal record replayed at recovery: its key remembered as stored, then the add (no
+ * journal attached yet). What txstats_add() returns. */
+int txstats__replay_keyed(txstats_t *t, txstats_amount_t amount, int64_t ts,
+                          const struct txstats__key *key);
 /* Every shard's lock, in index order (and back). */
 void txstats__lock_all(txstats_t *t);
 void txstats__unlock_all(txstats_t *t);

@@ -38,30 +38,45 @@ static uint64_t get64(const uint8_t *p)
     return v;
 }
 
-void txstats__jrec_encode(uint8_t *r, const struct txstats__jrec *rec, uint64_t seq)
+size_t txstats__jrec_encode(uint8_t *r, const struct txstats__jrec *rec, uint64_t seq)
 {
-    memset(r, 0, REC_SIZE);
+    size_t len = rec->type == TXSTATS__REC_ADD_KEYED ? TXSTATS__REC_MAX : REC_SIZE;
+    memset(r, 0, len);
     r[4] = (uint8_t)rec->type;
-    r[5] = REC_SIZE;
+    r[5] = (uint8_t)len;
     put64(r + 8, (uint64_t)rec->ts);
     put64(r + 16, (uint64_t)rec->value);
     put64(r + 24, seq);
-    uint32_t c = txstats__crc32c(r + 4, REC_SIZE - 4);
+    if (len == TXSTATS__REC_MAX) {
+        put64(r + 32, rec->key[0]);
+        put64(r + 40, rec->key[1]);
+    }
+    uint32_t c = txstats__crc32c(r + 4, len - 4);
     for (int i = 0; i < 4; i++)
         r[i] = (uint8_t)(c >> (8 * i));
+    return len;
 }
 
-bool txstats__jrec_decode(const uint8_t *r, struct txstats__jrec *out)
+size_t txstats__jrec_decode(const uint8_t *r, size_t avail, struct txstats__jrec *out)
 {
+    if (avail < REC_SIZE)
+        return 0;
+    size_t len = r[5];
+    bool keyed = r[4] == TXSTATS__REC_ADD_KEYED;
+    if (len != (keyed ? TXSTATS__REC_MAX : REC_SIZE) || len > avail || r[6] || r[7] ||
+        (r[4] != TXSTATS__REC_ADD && r[4] != TXSTATS__REC_CLEAR && !keyed))
+        return 0;
     uint32_t c = (uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16 | (uint32_t)r[3] << 24;
-    if (c != txstats__crc32c(r + 4, REC_SIZE - 4) || r[5] != REC_SIZE || r[6] || r[7] ||
-        (r[4] != TXSTATS__REC_ADD && r[4] != TXSTATS__REC_CLEAR))
-        return false;
+    if (c != txstats__crc32c(r + 4, len - 4))
+        return 0;
     out->type = r[4];
     out->ts = (int64_t)get64(r + 8);
     out->value = (int64_t)get64(r + 16);
-    return out->type == TXSTATS__REC_CLEAR ||
-           (out->value > -TXSTATS_AMOUNT_LIMIT && out->value < TXSTATS_AMOUNT_LIMIT);
+    out->key[0] = keyed ? get64(r + 32) : 0;
+    out->key[1] = keyed ? get64(r + 40) : 0;
+    if (out->type == TXSTATS__REC_CLEAR)
+        return len;
+    return out->value > -TXSTATS_AMOUNT_LIMIT && out->value < TXSTATS_AMOUNT_LIMIT ? len : 0;
 }
 
 void txstats__segment_name(char *buf, size_t n, unsigned stream, uint64_t seg)
@@ -127,12 +142,12 @@ int txstats__jstream_rotate(struct txstats__journal *j, struct txstats__jstream 
     return TXSTATS_OK;
 }
 
-/* Write `n` encoded records (sequence numbers st->seq + 1 ...) in one write; nothing is left
- * behind on failure. */
+/* Write `n` encoded records (`bytes` in all; sequence numbers st->seq + 1 ...) in one write;
+ * nothing is left behind on failure. */
 static int write_records(struct txstats__journal *j, struct txstats__jstream *st, const uint8_t *r,
-                         size_t n)
+                         size_t n, size_t bytes)
 {
-    if (txstats__io_write(j->io, st->fd, r, n * REC_SIZE) != 0) {
+    if (txstats__io_write(j->io, st->fd, r, bytes) != 0) {
         int e = errno;
         struct stat sb; /* no half record stays behind */
         if (fstat(st->fd, &sb) == 0 && (uint64_t)sb.st_size > st->off &&
@@ -144,9 +159,9 @@ static int write_records(struct txstats__journal *j, struct txstats__jstream *st
     }
     st->seq += n;
     atomic_store_explicit(&st->seq_pub, st->seq, memory_order_release);
-    st->off += n * REC_SIZE;
+    st->off += bytes;
     st->records += n;
-    st->bytes += n * REC_SIZE;
+    st->bytes += bytes;
     if (st->off >= j->cfg.segment_bytes)
         (void)txstats__jstream_rotate(j, st); /* on failure, the current segment just grows */
     return TXSTATS_OK;
@@ -155,9 +170,9 @@ static int write_records(struct txstats__journal *j, struct txstats__jstream *st
 int txstats__jstream_append(struct txstats__journal *j, struct txstats__jstream *st,
                             const struct txstats__jrec *rec, uint64_t *seq)
 {
-    uint8_t r[REC_SIZE];
-    txstats__jrec_encode(r, rec, st->seq + 1);
-    int rc = write_records(j, st, r, 1);
+    uint8_t r[TXSTATS__REC_MAX];
+    size_t len = txstats__jrec_encode(r, rec, st->seq + 1);
+    int rc = write_records(j, st, r, 1, len);
     *seq = st->seq;
     return rc;
 }
@@ -166,9 +181,10 @@ int txstats__jstream_append_batch(struct txstats__journal *j, struct txstats__js
                                   const struct txstats__jrec *recs, size_t n, uint8_t *scratch,
                                   uint64_t *seq)
 {
+    size_t bytes = 0;
     for (size_t i = 0; i < n; i++)
-        txstats__jrec_encode(scratch + i * REC_SIZE, &recs[i], st->seq + 1 + i);
-    int rc = n ? write_records(j, st, scratch, n) : TXSTATS_OK;
+        bytes += txstats__jrec_encode(scratch + bytes, &recs[i], st->seq + 1 + i);
+    int rc = n ? write_records(j, st, scratch, n, bytes) : TXSTATS_OK;
     *seq = st->seq;
     return rc;
 }

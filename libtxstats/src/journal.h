@@ -7,9 +7,10 @@
  * `journal-<stream>-<segment>.log`, appended to by one writer at a time (the caller serialises
  * appends to one stream). Segment numbers come from one counter for the whole directory.
  *
- * Record, 32 bytes, little-endian:
- *   0  crc32c of bytes 4..31      4  type (1 add, 2 clear)   5  length (32)   6  zero (2 bytes)
- *   8  timestamp ms (add)        16  amount (add) or clear id (clear)         24  sequence
+ * Record, 32 or 64 bytes, little-endian, always at a multiple of 32 in its segment:
+ *   0  crc32c of bytes 4..length-1   4  type (1 add, 2 clear, 3 keyed add)   5  length (32, 64)
+ *   6  zero (2 bytes)   8  timestamp ms (adds)   16  amount (adds) or clear id   24  sequence
+ *   32 (keyed add only) the key's 128-bit digest, then 16 zero bytes
  */
 #ifndef TXSTATS_JOURNAL_H
 #define TXSTATS_JOURNAL_H
@@ -22,19 +23,23 @@
 #include "alloc.h"
 #include "txstats/txstats.h"
 
-#define TXSTATS__REC_SIZE    32
-#define TXSTATS__REC_ADD     1
-#define TXSTATS__REC_CLEAR   2
-#define TXSTATS__MAX_STREAMS 256
+#define TXSTATS__REC_SIZE      32 /* a record without a key; every length is a multiple */
+#define TXSTATS__REC_MAX       64 /* a keyed add */
+#define TXSTATS__REC_ADD       1
+#define TXSTATS__REC_CLEAR     2
+#define TXSTATS__REC_ADD_KEYED 3
+#define TXSTATS__MAX_STREAMS   256
 
 struct txstats__jrec {
     int type;
     int64_t ts, value;
+    uint64_t key[2]; /* TXSTATS__REC_ADD_KEYED */
 };
 
-/* Record codec. decode: false for a damaged record or an impossible value. */
-void txstats__jrec_encode(uint8_t *r, const struct txstats__jrec *rec, uint64_t seq);
-bool txstats__jrec_decode(const uint8_t *r, struct txstats__jrec *out);
+/* Record codec. encode: the length written (TXSTATS__REC_SIZE or TXSTATS__REC_MAX). decode, from
+ * `avail` bytes: the length read, or 0 for a damaged or cut record or an impossible value. */
+size_t txstats__jrec_encode(uint8_t *r, const struct txstats__jrec *rec, uint64_t seq);
+size_t txstats__jrec_decode(const uint8_t *r, size_t avail, struct txstats__jrec *out);
 void txstats__segment_name(char *buf, size_t n, unsigned stream, uint64_t seg);
 /* Only names this library writes. */
 bool txstats__parse_segment_name(const char *name, unsigned *stream, uint64_t *seg);
@@ -84,7 +89,7 @@ void txstats__journal_close(struct txstats__journal *j);
  * behind on failure (TXSTATS_EIO, errno set). Rotates past segment_bytes. */
 int txstats__jstream_append(struct txstats__journal *j, struct txstats__jstream *st,
                             const struct txstats__jrec *rec, uint64_t *seq);
-/* Append `n` records in one write (scratch: n * TXSTATS__REC_SIZE bytes); all or none. On
+/* Append `n` records in one write (scratch: n * TXSTATS__REC_MAX bytes); all or none. On
  * success *seq is the last one's sequence number. TXSTATS_OK or TXSTATS_EIO (errno set). */
 int txstats__jstream_append_batch(struct txstats__journal *j, struct txstats__jstream *st,
                                   const struct txstats__jrec *recs, size_t n, uint8_t *scratch,

@@ -52,6 +52,12 @@ static int copy_window(const struct txstats__window *w, struct txstats__snap *sn
     return TXSTATS_OK;
 }
 
+static int push_key(void *ctx, const struct txstats__key *key, const struct txstats__key_info *info)
+{
+    struct txstats__snap_key k = {{key->h[0], key->h[1]}, info->fp, info->expires, info->status};
+    return txstats__snap_push_key(ctx, &k);
+}
+
 /* Every shard into `sn`, one lock at a time; with `bound`, each shard's journal stream moves to
  * a fresh segment under the same lock and bound[i] receives its number. */
 static int collect(txstats_t *t, struct txstats__snap *sn, uint64_t *bound)
@@ -72,6 +78,8 @@ static int collect(txstats_t *t, struct txstats__snap *sn, uint64_t *bound)
             rc = copy_window(&s->w, sn);
         pthread_mutex_unlock(&s->lock);
     }
+    if (rc == TXSTATS_OK) /* after the shards: a stored transaction's key is older than it */
+        rc = txstats__keys_each(&t->keys, now, push_key, sn);
     return rc == TXSTATS_OK ? txstats__snap_sort(sn) : rc;
 }
 
@@ -97,6 +105,23 @@ int txstats_save(txstats_t *t, const char *path)
     int e = errno;
     txstats__snap_free(&sn);
     errno = e;
+    return rc;
+}
+
+/* The snapshot's live keys in a private table, ready to swap in. */
+static int load_keys(txstats_t *t, const struct txstats__snap *sn, struct txstats__keys *k)
+{
+    int64_t now = txstats__now(t);
+    int rc = txstats__keys_init(k, &t->mem, t->cfg.max_keys);
+    for (size_t i = 0; i < sn->nkeys && rc == TXSTATS_OK; i++) {
+        const struct txstats__snap_key *e = &sn->keys[i];
+        struct txstats__key key = {{e->h[0], e->h[1]}};
+        struct txstats__key_info info = {e->fp, e->status, e->expires};
+        if (e->expires <= now)
+            continue;
+        rc = txstats__keys_put(k, txstats__keys_sub(k, &key), &key, &info, now);
+        rc = rc == TXSTATS_EFULL ? TXSTATS_OK : rc; /* a smaller max_keys now: keep what fits */
+    }
     return rc;
 }
 
@@ -130,9 +155,17 @@ int txstats__snapshot_install(txstats_t *t, const struct txstats__snap *sn, uint
     uint64_t gone = 0, chunks = 0;
     for (size_t i = 0; i < sn->ncells; i++)
         chunks += (sn->cells[i].nkept + TXSTATS__CHUNK_CAP - 1) / TXSTATS__CHUNK_CAP;
-    int rc = txstats__chunks_alloc(&t->mem, chunks, &pool);
+    struct txstats__keys keys;
+    int rc = load_keys(t, sn, &keys);
     if (rc == TXSTATS_OK)
+        rc = txstats__chunks_alloc(&t->mem, chunks, &pool);
+    if (rc == TXSTATS_OK) {
+        txstats__keys_lock_all(&t->keys); /* lock order everywhere: keys, then shards */
         install(t, sn, pool, &gone);
+        txstats__keys_swap(&t->keys, &keys);
+        txstats__keys_unlock_all(&t->keys);
+    }
+    txstats__keys_fini(&keys);
     if (dropped)
         *dropped = gone;
     return rc;

@@ -94,7 +94,21 @@ static int push(const struct txstats__mem *mem, struct stream *st, const struct 
     return TXSTATS_OK;
 }
 
-/* Records of one segment into its stream: good ones kept, a torn tail cut, damage counted. */
+/* Where the last record that decodes ends, trying every 32-byte position: what follows it is a
+ * torn tail (a crash mid-write), not damage. */
+static size_t good_end(const uint8_t *data, size_t len)
+{
+    size_t end = 0;
+    struct txstats__jrec rec;
+    for (size_t off = 0; off + TXSTATS__REC_SIZE <= len; off += TXSTATS__REC_SIZE) {
+        size_t n = txstats__jrec_decode(data + off, len - off, &rec);
+        end = n && off + n > end ? off + n : end;
+    }
+    return end;
+}
+
+/* Records of one segment into its stream: good ones kept, a torn tail cut, damage counted (by
+ * 32-byte slot). */
 static int read_segment(const struct recovery *r, int dirfd, const struct segfile *f,
                         struct stream *st, int skip_corrupt, txstats_recovery_t *rep)
 {
@@ -104,19 +118,20 @@ static int read_segment(const struct recovery *r, int dirfd, const struct segfil
     if (rc != TXSTATS_OK)
         return rc;
     const uint8_t *data = (const uint8_t *)raw;
-    size_t nrec = len / TXSTATS__REC_SIZE, last_good = 0;
-    struct txstats__jrec rec;
-    for (size_t i = 0; i < nrec; i++)
-        if (txstats__jrec_decode(data + i * TXSTATS__REC_SIZE, &rec))
-            last_good = i + 1;
-    rep->torn_bytes += len - last_good * TXSTATS__REC_SIZE;
-    for (size_t i = 0; i < last_good && rc == TXSTATS_OK; i++) {
-        if (txstats__jrec_decode(data + i * TXSTATS__REC_SIZE, &rec))
+    size_t end = good_end(data, len);
+    rep->torn_bytes += len - end;
+    for (size_t off = 0; off < end && rc == TXSTATS_OK;) {
+        struct txstats__jrec rec;
+        size_t n = txstats__jrec_decode(data + off, end - off, &rec);
+        if (n) {
             rc = push(r->mem, st, &rec);
-        else if (skip_corrupt)
+            off += n;
+        } else if (skip_corrupt) {
             rep->corrupt_records++;
-        else
+            off += TXSTATS__REC_SIZE;
+        } else {
             rc = TXSTATS_EFORMAT;
+        }
     }
     txstats__free(r->mem, raw);
     st->present = true;
@@ -166,9 +181,13 @@ static int replay(txstats_t *t, const struct recovery *r, uint64_t cleared, txst
         if (cleared && !st->present)
             continue;
         for (size_t k = from; k < st->n; k++) {
-            if (st->recs[k].type != TXSTATS__REC_ADD)
+            const struct txstats__jrec *rec = &st->recs[k];
+            struct txstats__key key = {{rec->key[0], rec->key[1]}};
+            if (rec->type == TXSTATS__REC_CLEAR)
                 continue;
-            int rc = txstats_add(t, st->recs[k].value, st->recs[k].ts);
+            int rc = rec->type == TXSTATS__REC_ADD_KEYED
+                         ? txstats__replay_keyed(t, rec->value, rec->ts, &key)
+                         : txstats_add(t, rec->value, rec->ts);
             if (rc == TXSTATS_OK)
                 rep->replayed++;
             else if (rc == TXSTATS_EXPIRED || rc == TXSTATS_EFUTURE)

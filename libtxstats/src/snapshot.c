@@ -22,6 +22,7 @@ void txstats__snap_init(struct txstats__snap *sn, const struct txstats__mem *mem
 
 void txstats__snap_free(struct txstats__snap *sn)
 {
+    txstats__free(sn->mem, sn->keys);
     txstats__free(sn->mem, sn->cells);
     txstats__free(sn->mem, sn->amounts);
     txstats__snap_init(sn, sn->mem);
@@ -46,6 +47,23 @@ txstats_amount_t *txstats__snap_push(struct txstats__snap *sn, int64_t ts,
     c->nkept = agg->kept;
     sn->namounts += agg->kept;
     return &sn->amounts[c->off];
+}
+
+int txstats__snap_push_key(struct txstats__snap *sn, const struct txstats__snap_key *key)
+{
+    if (txstats__reserve(sn->mem, (void **)&sn->keys, &sn->cap_keys, sn->nkeys + 1,
+                         sizeof(*sn->keys)) != 0)
+        return TXSTATS_ENOMEM;
+    sn->keys[sn->nkeys++] = *key;
+    return TXSTATS_OK;
+}
+
+static bool key_valid(const struct txstats__snap_key *k)
+{
+    return (k->h[0] || k->h[1]) &&
+           (k->status == TXSTATS_OK || k->status == TXSTATS_EXPIRED ||
+            k->status == TXSTATS_EFUTURE || k->status == TXSTATS_ERANGE) &&
+           k->expires > -4 * TXSTATS__CLOCK_LIMIT && k->expires < 4 * TXSTATS__CLOCK_LIMIT;
 }
 
 static int cmp_cell(const void *a, const void *b)
@@ -155,11 +173,26 @@ static int json_cell(const struct txstats__snap *sn, size_t i, txstats__emit_fn 
     return rc == 0 ? emit_str(emit, ctx, "]]") : rc;
 }
 
+static int json_keys(const struct txstats__snap *sn, txstats__emit_fn emit, void *ctx)
+{
+    int rc = emit_str(emit, ctx, "\n],\"keys\":[");
+    for (size_t i = 0; rc == 0 && i < sn->nkeys; i++) {
+        const struct txstats__snap_key *k = &sn->keys[i];
+        char buf[160];
+        snprintf(buf, sizeof(buf), "%s\n[\"%016llx%016llx\",\"%016llx\",%lld,%d]", i ? "," : "",
+                 (unsigned long long)k->h[0], (unsigned long long)k->h[1],
+                 (unsigned long long)k->fp, (long long)k->expires, k->status);
+        rc = emit_str(emit, ctx, buf);
+    }
+    return rc;
+}
+
 int txstats__snap_encode_json(const struct txstats__snap *sn, txstats__emit_fn emit, void *ctx)
 {
     int rc = json_header(sn, emit, ctx);
     for (size_t i = 0; rc == 0 && i < sn->ncells; i++)
         rc = json_cell(sn, i, emit, ctx);
+    rc = rc == 0 ? json_keys(sn, emit, ctx) : rc;
     return rc == 0 ? emit_str(emit, ctx, "\n]}\n") : rc;
 }
 
@@ -273,6 +306,53 @@ static int parse_bounds(struct txstats__snap *sn, const cJSON *root)
     return TXSTATS_OK;
 }
 
+/* 16 hex digits into a word. */
+static bool hex64(const char *p, uint64_t *out)
+{
+    *out = 0;
+    for (int i = 0; i < 16; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return false;
+        *out = *out << 4 | (uint64_t)d;
+    }
+    return true;
+}
+
+static int parse_key(struct txstats__snap *sn, const cJSON *e)
+{
+    struct txstats__snap_key k;
+    int64_t status;
+    const double lim = (double)(TXSTATS__CLOCK_LIMIT * 4);
+    if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 4)
+        return TXSTATS_EFORMAT;
+    const cJSON *h = e->child, *fp = h->next;
+    if (!cJSON_IsString(h) || strlen(h->valuestring) != 32 || !hex64(h->valuestring, &k.h[0]) ||
+        !hex64(h->valuestring + 16, &k.h[1]) || !cJSON_IsString(fp) ||
+        strlen(fp->valuestring) != 16 || !hex64(fp->valuestring, &k.fp) ||
+        !get_int(fp->next, -lim, lim, &k.expires) || !get_int(fp->next->next, -2, 1, &status))
+        return TXSTATS_EFORMAT;
+    k.status = (int)status;
+    if (!key_valid(&k))
+        return TXSTATS_EFORMAT;
+    return txstats__snap_push_key(sn, &k);
+}
+
+/* Optional "keys" (snapshots of 0.1.0 have none). */
+static int parse_keys(struct txstats__snap *sn, const cJSON *root)
+{
+    const cJSON *keys = cJSON_GetObjectItemCaseSensitive(root, "keys");
+    int rc = TXSTATS_OK;
+    if (!keys)
+        return TXSTATS_OK;
+    if (!cJSON_IsArray(keys))
+        return TXSTATS_EFORMAT;
+    for (const cJSON *e = keys->child; e && rc == TXSTATS_OK; e = e->next)
+        rc = parse_key(sn, e);
+    return rc;
+}
+
 static int parse_document(struct txstats__snap *sn, const cJSON *root)
 {
     int64_t count, prev = INT64_MIN;
@@ -281,6 +361,8 @@ static int parse_document(struct txstats__snap *sn, const cJSON *root)
     int rc = parse_header(sn, root, &count, &sum);
     if (rc == TXSTATS_OK)
         rc = parse_bounds(sn, root);
+    if (rc == TXSTATS_OK)
+        rc = parse_keys(sn, root);
     if (rc != TXSTATS_OK)
         return rc;
     const cJSON *cells = cJSON_GetObjectItemCaseSensitive(root, "cells");
@@ -373,6 +455,14 @@ int txstats__snap_encode_bin(const struct txstats__snap *sn, txstats__emit_fn em
         for (uint64_t k = 0; k < c->nkept; k++)
             bin_u64(o, (uint64_t)sn->amounts[c->off + k]);
     }
+    bin_u64(o, sn->nkeys);
+    for (size_t i = 0; i < sn->nkeys && o->rc == 0; i++) {
+        const struct txstats__snap_key *k = &sn->keys[i];
+        uint64_t f[5] = {k->h[0], k->h[1], k->fp, (uint64_t)k->expires,
+                         (uint64_t)(int64_t)k->status};
+        for (int j = 0; j < 5; j++)
+            bin_u64(o, f[j]);
+    }
     bin_flush(o);
     uint8_t crc[4] = {(uint8_t)o->crc, (uint8_t)(o->crc >> 8), (uint8_t)(o->crc >> 16),
                       (uint8_t)(o->crc >> 24)};
@@ -420,6 +510,28 @@ static int bin_cell(struct txstats__snap *sn, struct bin_in *in, int64_t prev_ts
     return cell_valid(sn, &sn->cells[sn->ncells - 1]) ? TXSTATS_OK : TXSTATS_EFORMAT;
 }
 
+static int bin_keys(struct txstats__snap *sn, struct bin_in *in)
+{
+    uint64_t nkeys = bin_get(in);
+    if (in->bad || nkeys > (uint64_t)(in->end - in->p) / 40)
+        return TXSTATS_EFORMAT;
+    for (uint64_t i = 0; i < nkeys; i++) {
+        struct txstats__snap_key k;
+        k.h[0] = bin_get(in); /* one statement each: the order of reads matters */
+        k.h[1] = bin_get(in);
+        k.fp = bin_get(in);
+        k.expires = (int64_t)bin_get(in);
+        int64_t status = (int64_t)bin_get(in);
+        k.status = (int)status;
+        if (in->bad || status != k.status || !key_valid(&k))
+            return TXSTATS_EFORMAT;
+        int rc = txstats__snap_push_key(sn, &k);
+        if (rc != TXSTATS_OK)
+            return rc;
+    }
+    return in->p == in->end ? TXSTATS_OK : TXSTATS_EFORMAT;
+}
+
 static int bin_body(struct txstats__snap *sn, struct bin_in *in)
 {
     sn->window_ms = (int64_t)bin_get(in);
@@ -439,7 +551,7 @@ static int bin_body(struct txstats__snap *sn, struct bin_in *in)
             return rc;
         prev = sn->cells[sn->ncells - 1].ts;
     }
-    return in->p == in->end ? TXSTATS_OK : TXSTATS_EFORMAT;
+    return bin_keys(sn, in);
 }
 
 int txstats__snap_decode_bin(struct txstats__snap *sn, const char *data, size_t len)

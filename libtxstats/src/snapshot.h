@@ -6,11 +6,13 @@
  * - JSON, the public format of txstats_save()/txstats_load(), versioned and readable:
  *   {"format":"libtxstats-snapshot","version":1,"window_ms":60000,"saved_at_ms":T,
  *    "count":N,"sum":"S","journal":[[stream,segment],...],
- *    "cells":[[ts,count,"sum","min","max",["amount",...]],...]}
+ *    "cells":[[ts,count,"sum","min","max",["amount",...]],...],
+ *    "keys":[["<32 hex digits of the key digest>","<16 hex fingerprint>",expires_ms,status],...]}
  * - binary, the checkpoint of a journaled directory (checkpoint.bin), compact and cheap to write:
  *   "TXCKPT01", then little-endian u64 fields: window_ms, saved_at_ms, nbound, bound[nbound],
- *   ncells, and per cell ts, count, sum (lo, hi), min, max, nkept, amounts[nkept]; last the
- *   CRC32C of everything before it (u32).
+ *   ncells, and per cell ts, count, sum (lo, hi), min, max, nkept, amounts[nkept]; nkeys, and per
+ *   key its digest (2 words), fingerprint, expiry, status; last the CRC32C of everything before
+ *   it (u32).
  *
  * Cells are in increasing timestamp order, one per millisecond. Both decoders check every
  * invariant (sums, counts, min <= kept <= max, order) before anything is used.
@@ -30,8 +32,17 @@ struct txstats__snap_cell {
     uint64_t nkept;
 };
 
+/* A remembered idempotency key. */
+struct txstats__snap_key {
+    uint64_t h[2], fp;
+    int64_t expires;
+    int status; /* TXSTATS_OK, TXSTATS_EXPIRED, TXSTATS_EFUTURE or TXSTATS_ERANGE */
+};
+
 struct txstats__snap {
     const struct txstats__mem *mem;
+    struct txstats__snap_key *keys;
+    size_t nkeys, cap_keys;
     struct txstats__snap_cell *cells;
     size_t ncells, cap_cells;
     txstats_amount_t *amounts;
@@ -47,6 +58,8 @@ void txstats__snap_free(struct txstats__snap *sn);
  * and room for agg->kept amounts, returned for the caller to fill; NULL when out of memory. */
 txstats_amount_t *txstats__snap_push(struct txstats__snap *sn, int64_t ts,
                                      const struct txstats__cell *agg);
+/* Append a key: TXSTATS_OK or TXSTATS_ENOMEM. */
+int txstats__snap_push_key(struct txstats__snap *sn, const struct txstats__snap_key *key);
 /* Sort cells by timestamp and merge cells of the same millisecond (several shards), keeping push
  * order within a millisecond. TXSTATS_OK or TXSTATS_ENOMEM (unchanged). */
 int txstats__snap_sort(struct txstats__snap *sn);

@@ -22,6 +22,7 @@ void txstats_config_init(txstats_config_t *cfg)
     cfg->window_ms = 60000;
     cfg->max_skew_ms = 0;
     cfg->max_retained = TXSTATS_DEFAULT_MAX_RETAINED;
+    cfg->max_keys = TXSTATS_DEFAULT_MAX_KEYS;
 }
 
 static int64_t real_clock_ms(void)
@@ -51,7 +52,7 @@ static int check_config(const txstats_config_t *c)
 {
     if (c->window_ms < 1 || c->max_skew_ms < 0 || c->max_skew_ms > TXSTATS_MAX_SPAN_MS ||
         c->window_ms > TXSTATS_MAX_SPAN_MS - c->max_skew_ms || c->shards > TXSTATS__MAX_SHARDS ||
-        (!c->alloc) != (!c->free))
+        c->key_ttl_ms < 0 || c->key_ttl_ms > TXSTATS__CLOCK_LIMIT || (!c->alloc) != (!c->free))
         return TXSTATS_EINVAL;
     return TXSTATS_OK;
 }
@@ -90,6 +91,8 @@ static void init_geometry(txstats_t *t, const txstats_config_t *cfg)
         t->geom.ring <<= 1;
     t->geom.mask = t->geom.ring - 1;
     atomic_init(&t->last_now, -2 * TXSTATS__CLOCK_LIMIT);
+    int64_t lifetime = cfg->window_ms + cfg->max_skew_ms;
+    t->key_ttl = cfg->key_ttl_ms > lifetime ? cfg->key_ttl_ms : lifetime;
     atomic_init(&t->ret.pool, (uint64_t)cfg->max_retained);
     t->ret.batch = cfg->max_retained / (8 * (uint64_t)t->nshards);
     t->ret.batch = t->ret.batch < 1 ? 1 : t->ret.batch > 256 ? 256 : t->ret.batch;
@@ -120,6 +123,11 @@ int txstats_create(txstats_t **out, const txstats_config_t *cfg)
         txstats__free(&boot, t);
         return TXSTATS_ENOMEM;
     }
+    if (txstats__keys_init(&t->keys, &t->mem, cfg->max_keys) != TXSTATS_OK) {
+        t->detach = NULL;
+        txstats_destroy(t);
+        return TXSTATS_ENOMEM;
+    }
     *out = t;
     return TXSTATS_OK;
 }
@@ -134,6 +142,7 @@ void txstats_destroy(txstats_t *t)
         txstats__window_fini(&t->shards[i].w);
         pthread_mutex_destroy(&t->shards[i].lock);
     }
+    txstats__keys_fini(&t->keys);
     struct txstats__mem mem = t->mem;
     txstats__free(&mem, t->shards_mem);
     txstats__free(&mem, t);
@@ -179,16 +188,28 @@ static struct txstats__shard *lock_some_shard(txstats_t *t)
     return &t->shards[start];
 }
 
+static struct txstats__jrec add_record(txstats_amount_t amount, int64_t ts,
+                                       const struct txstats__key *key)
+{
+    struct txstats__jrec rec = {TXSTATS__REC_ADD, ts, amount, {0, 0}};
+    if (key) {
+        rec.type = TXSTATS__REC_ADD_KEYED;
+        rec.key[0] = key->h[0];
+        rec.key[1] = key->h[1];
+    }
+    return rec;
+}
+
 /* Reserve, journal, apply: the shard's lock held. */
 static int add_locked(txstats_t *t, struct txstats__shard *s, txstats_amount_t amount, int64_t ts,
-                      uint64_t *seq)
+                      const struct txstats__key *key, uint64_t *seq)
 {
     struct txstats__reservation r;
     int rc = txstats__window_reserve(&s->w, amount, ts, &r);
     if (rc != TXSTATS_OK)
         return rc;
     if (s->js) { /* the record goes out before the window changes */
-        struct txstats__jrec rec = {TXSTATS__REC_ADD, ts, amount};
+        struct txstats__jrec rec = add_record(amount, ts, key);
         rc = txstats__jstream_append(t->journal, s->js, &rec, seq);
         if (rc != TXSTATS_OK) {
             txstats__window_cancel(&s->w, &r);
@@ -199,66 +220,168 @@ static int add_locked(txstats_t *t, struct txstats__shard *s, txstats_amount_t a
     return TXSTATS_OK;
 }
 
-int txstats_add(txstats_t *t, txstats_amount_t amount, int64_t timestamp_ms)
+/* An admitted transaction into some shard: lock, reserve, journal, apply, unlock, commit. */
+static int add_admitted(txstats_t *t, txstats_amount_t amount, int64_t ts, int64_t now,
+                        const struct txstats__key *key)
 {
-    if (!t)
-        return TXSTATS_EINVAL;
-    int64_t now = txstats__now(t);
-    int rc = admit(&t->cfg, amount, timestamp_ms, now);
-    if (rc != TXSTATS_OK)
-        return rc;
     struct txstats__shard *s = lock_some_shard(t);
     uint64_t seq = 0;
     txstats__window_advance(&s->w, now);
-    rc = add_locked(t, s, amount, timestamp_ms, &seq);
+    int rc = add_locked(t, s, amount, ts, key, &seq);
     pthread_mutex_unlock(&s->lock);
     if (rc == TXSTATS_OK && s->js)
         rc = txstats__jstream_commit(t->journal, s->js, seq);
     return rc;
 }
 
-/* Scratch of a batch: reservations, records, their encoding, and which transaction each is. */
+int txstats_add(txstats_t *t, txstats_amount_t amount, int64_t timestamp_ms)
+{
+    if (!t)
+        return TXSTATS_EINVAL;
+    int64_t now = txstats__now(t);
+    int rc = admit(&t->cfg, amount, timestamp_ms, now);
+    return rc == TXSTATS_OK ? add_admitted(t, amount, timestamp_ms, now, NULL) : rc;
+}
+
+/* The first sight of a key (its sub-table locked): judge, remember, then store when admitted.
+ * A stored transaction's key is remembered before it counts, so that no concurrent retry can
+ * miss it; a failed store forgets it again. */
+static int add_first(txstats_t *t, struct txstats__key_sub *sub, const txstats_tx_t *tx,
+                     const struct txstats__key *key, int64_t now)
+{
+    int rc = admit(&t->cfg, tx->amount, tx->timestamp_ms, now);
+    struct txstats__key_info info = {txstats__key_fingerprint(tx->amount, tx->timestamp_ms), rc,
+                                     (rc == TXSTATS_OK ? tx->timestamp_ms : now) + t->key_ttl};
+    int put = txstats__keys_put(&t->keys, sub, key, &info, now);
+    if (rc != TXSTATS_OK || put != TXSTATS_OK)
+        return rc != TXSTATS_OK ? rc : put; /* a refusal stands even when it cannot be kept */
+    rc = add_admitted(t, tx->amount, tx->timestamp_ms, now, key);
+    if (rc != TXSTATS_OK)
+        txstats__keys_forget(sub, key);
+    return rc;
+}
+
+/* A keyed transaction, its key's sub-table locked. */
+static int add_keyed_locked(txstats_t *t, struct txstats__key_sub *sub, const txstats_tx_t *tx,
+                            const struct txstats__key *key, int64_t now, int *first)
+{
+    struct txstats__key_info info;
+    if (!txstats__keys_find(sub, key, now, &info))
+        return add_first(t, sub, tx, key, now);
+    if (first)
+        *first = info.status;
+    return info.fp == txstats__key_fingerprint(tx->amount, tx->timestamp_ms) ? TXSTATS_DUPLICATE
+                                                                             : TXSTATS_ECONFLICT;
+}
+
+int txstats_add_keyed(txstats_t *t, txstats_amount_t amount, int64_t timestamp_ms, const void *key,
+                      size_t key_len, int *first)
+{
+    if (!t || !key || key_len == 0 || key_len > TXSTATS_MAX_KEY_BYTES)
+        return TXSTATS_EINVAL;
+    struct txstats__key k;
+    txstats__key_digest(key, key_len, &k);
+    txstats_tx_t tx = {amount, timestamp_ms};
+    struct txstats__key_sub *sub = txstats__keys_lock(&t->keys, &k);
+    int rc = add_keyed_locked(t, sub, &tx, &k, txstats__now(t), first);
+    txstats__keys_unlock(sub);
+    return rc;
+}
+
+int txstats__replay_keyed(txstats_t *t, txstats_amount_t amount, int64_t ts,
+                          const struct txstats__key *key)
+{
+    int64_t now = txstats__now(t);
+    struct txstats__key_info info = {txstats__key_fingerprint(amount, ts), TXSTATS_OK,
+                                     ts + t->key_ttl};
+    struct txstats__key_sub *sub = txstats__keys_lock(&t->keys, key);
+    int put = txstats__keys_put(&t->keys, sub, key, &info, now);
+    txstats__keys_unlock(sub);
+    if (put == TXSTATS_ENOMEM)
+        return put;
+    return txstats_add(t, amount, ts); /* at the cap, the transaction still counts */
+}
+
+int txstats_key_count(txstats_t *t, uint64_t *held)
+{
+    if (!t || !held)
+        return TXSTATS_EINVAL;
+    *held = txstats__keys_count(&t->keys);
+    return TXSTATS_OK;
+}
+
+/* Scratch of a batch: reservations, records, their encoding, which transaction each is, keys. */
 struct batch {
     struct txstats__reservation *r;
     struct txstats__jrec *rec;
     uint8_t *enc;
     size_t *idx;
+    struct txstats__key *keys; /* digests; h == {0, 0}: no key */
     void *mem;
 };
 
 static int batch_alloc(txstats_t *t, size_t n, struct batch *b)
 {
-    size_t one = sizeof(*b->r) + sizeof(*b->rec) + TXSTATS__REC_SIZE + sizeof(*b->idx);
+    size_t one =
+        sizeof(*b->r) + sizeof(*b->rec) + TXSTATS__REC_MAX + sizeof(*b->idx) + sizeof(*b->keys);
     if (n > SIZE_MAX / one || !(b->mem = txstats__alloc(&t->mem, (n ? n : 1) * one)))
         return TXSTATS_ENOMEM;
     b->r = b->mem;
     b->rec = (void *)(b->r + n);
-    b->idx = (void *)(b->rec + n);
+    b->keys = (void *)(b->rec + n);
+    b->idx = (void *)(b->keys + n);
     b->enc = (void *)(b->idx + n);
     return TXSTATS_OK;
 }
 
-/* Judge and reserve every transaction; returns how many were reserved. Lock held. */
-static size_t reserve_batch(txstats_t *t, struct txstats__shard *s, int64_t now,
-                            const txstats_tx_t *tx, size_t n, int *res, struct batch *b)
+/* Keyed transaction i before it is reserved (all key locks held): TXSTATS_OK to go on (its key
+ * remembered as stored), or its final result. */
+static int judge_keyed(txstats_t *t, const txstats_tx_t *tx, const txstats_key_t *key,
+                       struct txstats__key *k, int64_t now, int *first)
 {
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        int rc = admit(&t->cfg, tx[i].amount, tx[i].timestamp_ms, now);
-        if (rc == TXSTATS_OK)
-            rc = txstats__window_reserve(&s->w, tx[i].amount, tx[i].timestamp_ms, &b->r[k]);
-        res[i] = rc;
-        if (rc == TXSTATS_OK) {
-            b->rec[k] = (struct txstats__jrec){TXSTATS__REC_ADD, tx[i].timestamp_ms, tx[i].amount};
-            b->idx[k++] = i;
-        }
+    if (key->len > TXSTATS_MAX_KEY_BYTES)
+        return TXSTATS_EINVAL;
+    txstats__key_digest(key->key, key->len, k);
+    struct txstats__key_sub *sub = txstats__keys_sub(&t->keys, k);
+    struct txstats__key_info info;
+    if (txstats__keys_find(sub, k, now, &info)) {
+        *first = info.status;
+        return info.fp == txstats__key_fingerprint(tx->amount, tx->timestamp_ms)
+                   ? TXSTATS_DUPLICATE
+                   : TXSTATS_ECONFLICT;
     }
-    return k;
+    int rc = admit(&t->cfg, tx->amount, tx->timestamp_ms, now);
+    info = (struct txstats__key_info){txstats__key_fingerprint(tx->amount, tx->timestamp_ms), rc,
+                                      (rc == TXSTATS_OK ? tx->timestamp_ms : now) + t->key_ttl};
+    int put = txstats__keys_put(&t->keys, sub, k, &info, now);
+    return rc != TXSTATS_OK ? rc : put;
 }
 
-/* Journal the reserved ones in one write, then apply them all or cancel them all. Lock held. */
-static int commit_batch(txstats_t *t, struct txstats__shard *s, struct batch *b, size_t k,
-                        int *res, uint64_t *seq)
+/* Judge and reserve transaction i; on success it joins the batch's records. Lock(s) held. */
+static int reserve_one(txstats_t *t, struct txstats__shard *s, int64_t now, const txstats_tx_t *tx,
+                       const txstats_key_t *key, size_t i, size_t *k, struct batch *b, int *first)
+{
+    struct txstats__key *kd = &b->keys[*k];
+    bool keyed = key && key->key && key->len > 0;
+    int rc = keyed ? judge_keyed(t, tx, key, kd, now, first)
+                   : admit(&t->cfg, tx->amount, tx->timestamp_ms, now);
+    if (rc == TXSTATS_OK)
+        rc = txstats__window_reserve(&s->w, tx->amount, tx->timestamp_ms, &b->r[*k]);
+    if (rc == TXSTATS_ENOMEM && keyed) /* the key was remembered as stored: it is not */
+        txstats__keys_forget(txstats__keys_sub(&t->keys, kd), kd);
+    if (rc != TXSTATS_OK)
+        return rc;
+    b->rec[*k] = add_record(tx->amount, tx->timestamp_ms, keyed ? kd : NULL);
+    if (!keyed)
+        kd->h[0] = kd->h[1] = 0;
+    b->idx[(*k)++] = i;
+    return TXSTATS_OK;
+}
+
+/* Journal the reserved ones in one write, then apply them all or cancel them all (forgetting
+ * their keys). Lock(s) held. */
+static int commit_batch(txstats_t *t, struct txstats__shard *s, struct batch *b, size_t k, int *res,
+                        uint64_t *seq)
 {
     int rc = TXSTATS_OK;
     if (s->js && k)
@@ -266,16 +389,59 @@ static int commit_batch(txstats_t *t, struct txstats__shard *s, struct batch *b,
     for (size_t j = 0; j < k; j++) {
         if (rc == TXSTATS_OK) {
             txstats__window_apply(&s->w, &b->r[j]);
-        } else {
-            txstats__window_cancel(&s->w, &b->r[j]);
-            res[b->idx[j]] = rc;
+            continue;
         }
+        txstats__window_cancel(&s->w, &b->r[j]);
+        if (b->keys[j].h[0] || b->keys[j].h[1])
+            txstats__keys_forget(txstats__keys_sub(&t->keys, &b->keys[j]), &b->keys[j]);
+        res[b->idx[j]] = rc;
     }
     return rc;
 }
 
-int txstats_add_batch(txstats_t *t, const txstats_tx_t *tx, size_t n, int *results,
-                      size_t *stored)
+/* After a failed journal write: a line that repeated the key of a line that was to be stored,
+ * and is now forgotten, reports the failure too, not a duplicate of it. Key locks held. */
+static void undo_repeats(txstats_t *t, const txstats_key_t *keys, size_t n, int *res, int64_t now,
+                         int rc)
+{
+    for (size_t i = 0; i < n; i++) {
+        if ((res[i] != TXSTATS_DUPLICATE && res[i] != TXSTATS_ECONFLICT) || !keys[i].key)
+            continue;
+        struct txstats__key k;
+        struct txstats__key_info info;
+        txstats__key_digest(keys[i].key, keys[i].len, &k);
+        if (!txstats__keys_find(txstats__keys_sub(&t->keys, &k), &k, now, &info))
+            res[i] = rc;
+    }
+}
+
+/* The batch under the locks: judge, reserve, journal, apply. Returns how many were stored. */
+static size_t run_batch(txstats_t *t, const txstats_tx_t *tx, const txstats_key_t *keys, size_t n,
+                        int *res, int *firsts, struct batch *b)
+{
+    int64_t now = txstats__now(t);
+    uint64_t seq = 0;
+    size_t k = 0;
+    struct txstats__shard *s = lock_some_shard(t);
+    txstats__window_advance(&s->w, now);
+    for (size_t i = 0; i < n; i++) {
+        int first = TXSTATS_OK;
+        res[i] = reserve_one(t, s, now, &tx[i], keys ? &keys[i] : NULL, i, &k, b, &first);
+        if (firsts)
+            firsts[i] = first;
+    }
+    int rc = commit_batch(t, s, b, k, res, &seq);
+    pthread_mutex_unlock(&s->lock);
+    if (rc != TXSTATS_OK && keys)
+        undo_repeats(t, keys, n, res, now, rc);
+    if (rc == TXSTATS_OK && s->js && k && txstats__jstream_commit(t->journal, s->js, seq) != 0)
+        for (size_t j = 0; j < k; j++) /* written and counted, not known durable: as add does */
+            res[b->idx[j]] = TXSTATS_EIO;
+    return rc == TXSTATS_OK ? k : 0;
+}
+
+int txstats_add_batch_keyed(txstats_t *t, const txstats_tx_t *tx, const txstats_key_t *keys,
+                            size_t n, int *results, int *firsts, size_t *stored)
 {
     struct batch b;
     if (stored)
@@ -288,22 +454,22 @@ int txstats_add_batch(txstats_t *t, const txstats_tx_t *tx, size_t n, int *resul
             txstats__free(&t->mem, res);
         return TXSTATS_ENOMEM;
     }
-    int64_t now = txstats__now(t);
-    uint64_t seq = 0;
-    struct txstats__shard *s = lock_some_shard(t);
-    txstats__window_advance(&s->w, now);
-    size_t k = reserve_batch(t, s, now, tx, n, res, &b);
-    int rc = commit_batch(t, s, &b, k, res, &seq);
-    pthread_mutex_unlock(&s->lock);
-    if (rc == TXSTATS_OK && s->js && k && txstats__jstream_commit(t->journal, s->js, seq) != 0)
-        for (size_t j = 0; j < k; j++) /* written and counted, not known durable: as add does */
-            res[b.idx[j]] = TXSTATS_EIO;
+    if (keys) /* lock order everywhere: keys, then shards */
+        txstats__keys_lock_all(&t->keys);
+    size_t k = run_batch(t, tx, keys, n, res, firsts, &b);
+    if (keys)
+        txstats__keys_unlock_all(&t->keys);
     if (stored)
-        *stored = rc == TXSTATS_OK ? k : 0;
+        *stored = k;
     txstats__free(&t->mem, b.mem);
     if (res != results)
         txstats__free(&t->mem, res);
     return TXSTATS_OK;
+}
+
+int txstats_add_batch(txstats_t *t, const txstats_tx_t *tx, size_t n, int *results, size_t *stored)
+{
+    return txstats_add_batch_keyed(t, tx, NULL, n, results, NULL, stored);
 }
 
 void txstats__lock_all(txstats_t *t)
@@ -413,7 +579,7 @@ int txstats_get(txstats_t *t, txstats_tx_t *buf, size_t cap, size_t *count)
 /* Journal a clear in every stream; all shard locks held. */
 static int journal_clear(txstats_t *t, uint64_t *seqs)
 {
-    struct txstats__jrec rec = {TXSTATS__REC_CLEAR, 0, (int64_t)++t->clear_id};
+    struct txstats__jrec rec = {.type = TXSTATS__REC_CLEAR, .value = (int64_t)++t->clear_id};
     for (unsigned i = 0; i < t->nshards; i++) {
         int rc = txstats__jstream_append(t->journal, t->shards[i].js, &rec, &seqs[i]);
         if (rc != TXSTATS_OK)
@@ -427,11 +593,15 @@ int txstats_clear_ex(txstats_t *t)
     if (!t)
         return TXSTATS_EINVAL;
     uint64_t seqs[TXSTATS__MAX_SHARDS];
+    txstats__keys_lock_all(&t->keys); /* lock order everywhere: keys, then shards */
     txstats__lock_all(t);
     int rc = t->journal ? journal_clear(t, seqs) : TXSTATS_OK;
     for (unsigned i = 0; i < t->nshards && rc == TXSTATS_OK; i++)
         txstats__window_reset(&t->shards[i].w);
+    if (rc == TXSTATS_OK)
+        txstats__keys_clear(&t->keys);
     txstats__unlock_all(t);
+    txstats__keys_unlock_all(&t->keys);
     for (unsigned i = 0; t->journal && i < t->nshards && rc == TXSTATS_OK; i++)
         rc = txstats__jstream_commit(t->journal, t->shards[i].js, seqs[i]);
     return rc;

@@ -53,23 +53,35 @@ typedef int64_t txstats_amount_t;
 #define TXSTATS_MAX_SPAN_MS INT64_C(3600000)
 /** Default cap on the number of transactions kept for listing. */
 #define TXSTATS_DEFAULT_MAX_RETAINED ((size_t)1048576)
+/** Default cap on remembered idempotency keys. */
+#define TXSTATS_DEFAULT_MAX_KEYS ((size_t)1048576)
 
 /** Opaque instance. */
 typedef struct txstats txstats_t;
 
 /** Status codes. */
 enum {
-    TXSTATS_OK = 0,       /**< success */
-    TXSTATS_EXPIRED = 1,  /**< valid, but older than the window: not stored, not counted */
-    TXSTATS_EFUTURE = -1, /**< timestamp later than now + max_skew_ms */
-    TXSTATS_ERANGE = -2,  /**< value out of range (|amount| >= 10^12, timestamp out of range) */
-    TXSTATS_EINVAL = -3,  /**< invalid argument or unparsable text */
-    TXSTATS_ENOMEM = -4,  /**< allocation failed; the instance is unchanged and usable */
-    TXSTATS_ENOBUFS = -5, /**< caller's buffer too small; what fits was written */
-    TXSTATS_EIO = -6,     /**< I/O error (open, read, write, fsync, rename); see errno */
-    TXSTATS_EFORMAT = -7, /**< file is not a valid snapshot or journal (corrupt, wrong version) */
-    TXSTATS_EBUSY = -8    /**< the data directory is in use by another instance or process */
+    TXSTATS_OK = 0,         /**< success */
+    TXSTATS_EXPIRED = 1,    /**< valid, but older than the window: not stored, not counted */
+    TXSTATS_EFUTURE = -1,   /**< timestamp later than now + max_skew_ms */
+    TXSTATS_ERANGE = -2,    /**< value out of range (|amount| >= 10^12, timestamp out of range) */
+    TXSTATS_EINVAL = -3,    /**< invalid argument or unparsable text */
+    TXSTATS_ENOMEM = -4,    /**< allocation failed; the instance is unchanged and usable */
+    TXSTATS_ENOBUFS = -5,   /**< caller's buffer too small; what fits was written */
+    TXSTATS_EIO = -6,       /**< I/O error (open, read, write, fsync, rename); see errno */
+    TXSTATS_EFORMAT = -7,   /**< file is not a valid snapshot or journal (corrupt, wrong version) */
+    TXSTATS_EBUSY = -8,     /**< the data directory is in use by another instance or process */
+    TXSTATS_DUPLICATE = 2,  /**< the idempotency key was seen with this same transaction: not
+                                 counted again (txstats_add_keyed) */
+    TXSTATS_ECONFLICT = -9, /**< the idempotency key was seen with another transaction: nothing
+                                 counted */
+    TXSTATS_EFULL = -10     /**< the idempotency-key table holds max_keys live keys: nothing
+                                 counted; retry once keys expire */
 };
+
+/** Longest idempotency key, in bytes (the IETF Idempotency-Key draft leaves it open; Stripe's
+ *  limit is 255). */
+#define TXSTATS_MAX_KEY_BYTES 255
 
 /**
  * The file layer the library writes through (journal records, checkpoints, snapshots): a seam
@@ -100,7 +112,12 @@ typedef struct {
     void (*free)(void *ptr, void *ud);     /**< deallocator matching alloc; NULL: free */
     void *alloc_ud;                        /**< passed to alloc and free */
     const txstats_io_t *io;                /**< file layer; NULL: POSIX write/fdatasync */
-    uint64_t reserved[7];                  /**< zero; room for future fields */
+    size_t max_keys;      /**< idempotency keys remembered at once (txstats_add_keyed); 0: keys
+                               refused with TXSTATS_EFULL; default TXSTATS_DEFAULT_MAX_KEYS */
+    int64_t key_ttl_ms;   /**< how long a key is remembered after its transaction's timestamp (or,
+                               for a transaction not stored, after it was seen); at least
+                               window_ms + max_skew_ms, which 0 (the default) means */
+    uint64_t reserved[5]; /**< zero; room for future fields */
 } txstats_config_t;
 
 /**
@@ -177,6 +194,55 @@ TXSTATS_API void txstats_destroy(txstats_t *t);
  * O(log window) worst case, O(1) typical; no allocation once the retained list has warmed up.
  */
 TXSTATS_API int txstats_add(txstats_t *t, txstats_amount_t amount, int64_t timestamp_ms);
+
+/**
+ * Record a transaction under an idempotency key, so that a client that got no answer can retry
+ * without counting it twice (the IETF HTTPAPI draft "The Idempotency-Key HTTP Header Field", and
+ * Stripe's practice). The first call with a key is judged as txstats_add() judges it and its
+ * outcome (TXSTATS_OK, TXSTATS_EXPIRED, TXSTATS_EFUTURE, TXSTATS_ERANGE) is remembered with the
+ * transaction's amount and timestamp; a later call with the same key is not counted again.
+ * A stored transaction's key is journaled in the same record, so it survives a crash (a
+ * refused one's is kept in memory and in checkpoints only: after a crash its retry is judged
+ * afresh, and still counted at most once). Keys are part of the instance's state: snapshots and
+ * checkpoints hold them, txstats_clear() forgets them. A key lives until its transaction's
+ * timestamp (a refused one: the moment it was seen) plus key_ttl_ms, so no retry can count a
+ * transaction twice while it can count at all; it then expires by itself.
+ * Concurrent calls with the same key are serialised: the second waits for the first, then sees
+ * its outcome.
+ * @param key `key_len` bytes, 1 to TXSTATS_MAX_KEY_BYTES; compared exactly (by a 128-bit
+ *        BLAKE2b digest).
+ * @param first may be NULL; with TXSTATS_DUPLICATE or TXSTATS_ECONFLICT it receives the outcome
+ *        of the first call with this key.
+ * @return what txstats_add() returns for a first call; TXSTATS_DUPLICATE (same key, same amount
+ *         and timestamp: not counted again); TXSTATS_ECONFLICT (same key, another amount or
+ *         timestamp: nothing counted); TXSTATS_EFULL (max_keys live keys: nothing counted);
+ *         TXSTATS_EINVAL (NULL, or a key of 0 or more than TXSTATS_MAX_KEY_BYTES bytes).
+ *         TXSTATS_EIO and TXSTATS_ENOMEM leave the key unknown, so the retry is judged afresh.
+ */
+TXSTATS_API int txstats_add_keyed(txstats_t *t, txstats_amount_t amount, int64_t timestamp_ms,
+                                  const void *key, size_t key_len, int *first);
+
+/** An idempotency key for txstats_add_batch_keyed(); `key` NULL (or len 0): no key. */
+typedef struct {
+    const void *key;
+    size_t len;
+} txstats_key_t;
+
+/**
+ * txstats_add_batch() with an optional idempotency key per transaction (keys[i] for tx[i]; keys
+ * may be NULL): each keyed one is judged as txstats_add_keyed() would, in order, so a key that
+ * repeats within the batch is a duplicate (or a conflict) of its first use. results[i] may then
+ * also be TXSTATS_DUPLICATE, TXSTATS_ECONFLICT, TXSTATS_EFULL or TXSTATS_EINVAL (a bad key);
+ * firsts (may be NULL) receives, for those, the first outcome. Still one shard lock and one
+ * journal write for the batch.
+ */
+TXSTATS_API int txstats_add_batch_keyed(txstats_t *t, const txstats_tx_t *tx,
+                                        const txstats_key_t *keys, size_t n, int *results,
+                                        int *firsts, size_t *stored);
+
+/** Idempotency keys held now (live ones and expired ones not yet reclaimed). TXSTATS_OK or
+ *  TXSTATS_EINVAL. */
+TXSTATS_API int txstats_key_count(txstats_t *t, uint64_t *held);
 
 /**
  * Record many transactions in one call, each judged on its own as txstats_add() would judge it.

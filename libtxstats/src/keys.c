@@ -1,0 +1,258 @@
+/* SPDX-License-Identifier: MIT */
+/* The idempotency-key table; see keys.h. */
+#include <sodium.h>
+#include <string.h>
+
+#include "keys.h"
+
+/* `expires` holds the expiry + TIME_BIAS in its low 56 bits (any clock reading, negative too)
+ * and the status + 16 in its top byte; a top byte of 0 is a forgotten entry. */
+#define STATUS_SHIFT 56
+#define TIME_MASK    ((INT64_C(1) << STATUS_SHIFT) - 1)
+#define TIME_BIAS    (INT64_C(1) << 54)
+
+void txstats__key_digest(const void *key, size_t len, struct txstats__key *out)
+{
+    unsigned char d[16];
+    crypto_generichash(d, sizeof(d), key, len, NULL, 0); /* BLAKE2b-128 */
+    memcpy(out->h, d, sizeof(d));
+    if (out->h[0] == 0 && out->h[1] == 0)
+        out->h[1] = 1; /* (0, 0) marks an empty slot */
+}
+
+uint64_t txstats__key_fingerprint(txstats_amount_t amount, int64_t ts)
+{
+    uint64_t x = (uint64_t)amount * 0x9E3779B97F4A7C15u ^ (uint64_t)ts;
+    x ^= x >> 31; /* splitmix64's finaliser: every input bit reaches every output bit */
+    x *= 0xBF58476D1CE4E5B9u;
+    x ^= x >> 27;
+    x *= 0x94D049BB133111EBu;
+    return x ^ (x >> 31);
+}
+
+static int64_t expiry_of(const struct txstats__key_entry *e)
+{
+    return (e->expires & TIME_MASK) - TIME_BIAS;
+}
+
+static bool empty(const struct txstats__key_entry *e)
+{
+    return e->h[0] == 0 && e->h[1] == 0;
+}
+
+static bool live(const struct txstats__key_entry *e, int64_t now)
+{
+    return !empty(e) && (e->expires >> STATUS_SHIFT) != 0 && expiry_of(e) > now;
+}
+
+static void info_of(const struct txstats__key_entry *e, struct txstats__key_info *out)
+{
+    out->fp = e->fp;
+    out->status = (int)((uint64_t)e->expires >> STATUS_SHIFT) - 16;
+    out->expires = expiry_of(e);
+}
+
+int txstats__keys_init(struct txstats__keys *k, const struct txstats__mem *mem, uint64_t max_keys)
+{
+    memset(k, 0, sizeof(*k));
+    k->mem = mem;
+    k->cap_per_sub =
+        max_keys ? (max_keys + TXSTATS__KEY_SUBTABLES - 1) / TXSTATS__KEY_SUBTABLES : 0;
+    for (int i = 0; i < TXSTATS__KEY_SUBTABLES; i++) {
+        pthread_mutex_init(&k->sub[i].lock, NULL);
+        k->sub[i].min_expiry = INT64_MAX;
+    }
+    return sodium_init() < 0 ? TXSTATS_ENOMEM : TXSTATS_OK;
+}
+
+void txstats__keys_fini(struct txstats__keys *k)
+{
+    for (int i = 0; i < TXSTATS__KEY_SUBTABLES; i++) {
+        txstats__free(k->mem, k->sub[i].slots);
+        pthread_mutex_destroy(&k->sub[i].lock);
+    }
+}
+
+struct txstats__key_sub *txstats__keys_lock(struct txstats__keys *k, const struct txstats__key *key)
+{
+    struct txstats__key_sub *s = &k->sub[key->h[1] % TXSTATS__KEY_SUBTABLES];
+    pthread_mutex_lock(&s->lock);
+    return s;
+}
+
+void txstats__keys_unlock(struct txstats__key_sub *s)
+{
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* The slot of the key, or the first empty slot of its probe run. */
+static struct txstats__key_entry *probe(const struct txstats__key_sub *s,
+                                        const struct txstats__key *key)
+{
+    uint64_t mask = s->nslots - 1;
+    for (uint64_t i = key->h[0] & mask;; i = (i + 1) & mask) {
+        struct txstats__key_entry *e = &s->slots[i];
+        if (empty(e) || (e->h[0] == key->h[0] && e->h[1] == key->h[1]))
+            return e;
+    }
+}
+
+bool txstats__keys_find(const struct txstats__key_sub *s, const struct txstats__key *key,
+                        int64_t now, struct txstats__key_info *out)
+{
+    if (s->nslots == 0)
+        return false;
+    const struct txstats__key_entry *e = probe(s, key);
+    if (!live(e, now))
+        return false;
+    info_of(e, out);
+    return true;
+}
+
+/* Rebuild into `nslots` slots (a power of two), keeping only the live entries. */
+static int rebuild(struct txstats__keys *k, struct txstats__key_sub *s, uint64_t nslots,
+                   int64_t now)
+{
+    struct txstats__key_entry *old = s->slots;
+    uint64_t n = s->nslots;
+    struct txstats__key_entry *fresh = txstats__calloc(k->mem, nslots, sizeof(*fresh));
+    if (!fresh)
+        return TXSTATS_ENOMEM;
+    s->slots = fresh;
+    s->nslots = nslots;
+    s->used = 0;
+    s->min_expiry = INT64_MAX;
+    for (uint64_t i = 0; i < n; i++) {
+        if (!live(&old[i], now))
+            continue;
+        struct txstats__key key = {{old[i].h[0], old[i].h[1]}};
+        *probe(s, &key) = old[i];
+        s->used++;
+        s->min_expiry = expiry_of(&old[i]) < s->min_expiry ? expiry_of(&old[i]) : s->min_expiry;
+    }
+    txstats__free(k->mem, old);
+    return TXSTATS_OK;
+}
+
+/* Room for one more entry: grow (dropping the dead) or, at the cap, drop the dead in place. */
+static int make_room(struct txstats__keys *k, struct txstats__key_sub *s, int64_t now)
+{
+    if (s->used < k->cap_per_sub && (s->used + 1) * 4 <= s->nslots * 3)
+        return TXSTATS_OK;
+    if (s->used >= k->cap_per_sub && now < s->min_expiry)
+        return TXSTATS_EFULL; /* nothing has expired yet: no rebuild can help */
+    uint64_t want = s->nslots ? s->nslots : 64;
+    while ((s->used + 1) * 4 > want * 3 && want < 4 * k->cap_per_sub)
+        want *= 2;
+    int rc = rebuild(k, s, want, now);
+    if (rc != TXSTATS_OK)
+        return rc;
+    return s->used < k->cap_per_sub && (s->used + 1) * 4 <= s->nslots * 3 ? TXSTATS_OK
+                                                                          : TXSTATS_EFULL;
+}
+
+int txstats__keys_put(struct txstats__keys *k, struct txstats__key_sub *s,
+                      const struct txstats__key *key, const struct txstats__key_info *info,
+                      int64_t now)
+{
+    if (k->cap_per_sub == 0)
+        return TXSTATS_EFULL;
+    struct txstats__key_entry *e = s->nslots ? probe(s, key) : NULL;
+    if (!e || empty(e)) {
+        int rc = make_room(k, s, now);
+        if (rc != TXSTATS_OK)
+            return rc;
+        e = probe(s, key);
+        s->used++;
+    }
+    e->h[0] = key->h[0];
+    e->h[1] = key->h[1];
+    e->fp = info->fp;
+    e->expires = ((info->expires + TIME_BIAS) & TIME_MASK) |
+                 (int64_t)((uint64_t)(info->status + 16) << STATUS_SHIFT);
+    s->min_expiry = info->expires < s->min_expiry ? info->expires : s->min_expiry;
+    return TXSTATS_OK;
+}
+
+void txstats__keys_forget(struct txstats__key_sub *s, const struct txstats__key *key)
+{
+    if (s->nslots == 0)
+        return;
+    struct txstats__key_entry *e = probe(s, key);
+    if (!empty(e))
+        e->expires = 0; /* dead: its slot stays in the probe run until a rebuild */
+}
+
+void txstats__keys_clear(struct txstats__keys *k)
+{
+    for (int i = 0; i < TXSTATS__KEY_SUBTABLES; i++) {
+        struct txstats__key_sub *s = &k->sub[i];
+        if (s->slots)
+            memset(s->slots, 0, s->nslots * sizeof(*s->slots));
+        s->used = 0;
+        s->min_expiry = INT64_MAX;
+    }
+}
+
+uint64_t txstats__keys_count(struct txstats__keys *k)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < TXSTATS__KEY_SUBTABLES; i++) {
+        pthread_mutex_lock(&k->sub[i].lock);
+        n += k->sub[i].used;
+        pthread_mutex_unlock(&k->sub[i].lock);
+    }
+    return n;
+}
+
+int txstats__keys_each(struct txstats__keys *k, int64_t now, txstats__key_fn fn, void *ctx)
+{
+    int rc = 0;
+    for (int i = 0; i < TXSTATS__KEY_SUBTABLES && rc == 0; i++) {
+        struct txstats__key_sub *s = &k->sub[i];
+        pthread_mutex_lock(&s->lock);
+        for (uint64_t j = 0; j < s->nslots && rc == 0; j++) {
+            const struct txstats__key_entry *e = &s->slots[j];
+            if (!live(e, now))
+                continue;
+            struct txstats__key key = {{e->h[0], e->h[1]}};
+            struct txstats__key_info info;
+            info_of(e, &info);
+            rc = fn(ctx, &key, &info);
+        }
+        pthread_mutex_unlock(&s->lock);
+    }
+    return rc;
+}
+
+void txstats__keys_lock_all(struct txstats__keys *k)
+{
+    for (int i = 0; i < TXSTATS__KEY_SUBTABLES; i++)
+        pthread_mutex_lock(&k->sub[i].lock);
+}
+
+void txstats__keys_unlock_all(struct txstats__keys *k)
+{
+    for (int i = TXSTATS__KEY_SUBTABLES; i-- > 0;)
+        pthread_mutex_unlock(&k->sub[i].lock);
+}
+
+struct txstats__key_sub *txstats__keys_sub(struct txstats__keys *k, const struct txstats__key *key)
+{
+    return &k->sub[key->h[1] % TXSTATS__KEY_SUBTABLES];
+}
+
+void txstats__keys_swap(struct txstats__keys *a, struct txstats__keys *b)
+{
+    for (int i = 0; i < TXSTATS__KEY_SUBTABLES; i++) {
+        struct txstats__key_sub *x = &a->sub[i], *y = &b->sub[i], t = *x;
+        x->slots = y->slots;
+        x->nslots = y->nslots;
+        x->used = y->used;
+        x->min_expiry = y->min_expiry;
+        y->slots = t.slots;
+        y->nslots = t.nslots;
+        y->used = t.used;
+        y->min_expiry = t.min_expiry;
+    }
+}
