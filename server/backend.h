@@ -23,10 +23,16 @@ struct srv_backend_ops {
     const char *name;
     /* Record a transaction; `err` (n bytes) gets a reason when the status is an error. */
     int (*add)(void *self, txstats_amount_t amount, int64_t ts, char *err, size_t n);
-    /* Record `n` transactions, each judged on its own: results[i] is tx[i]'s status. What is
-     * stored is durable (journaled, or confirmed by Kafka) when this returns. */
-    int (*add_batch)(void *self, const txstats_tx_t *tx, size_t n, int *results, char *err,
-                     size_t errn);
+    /* Record a transaction under an idempotency key: as txstats_add_keyed(), statuses
+     * TXSTATS_DUPLICATE (with *first, the first outcome), TXSTATS_ECONFLICT, TXSTATS_EFULL too. */
+    int (*add_keyed)(void *self, txstats_amount_t amount, int64_t ts, const char *key,
+                     size_t key_len, int *first, char *err, size_t n);
+    /* Record `n` transactions, each judged on its own (keys may be NULL; else keys[i] is tx[i]'s
+     * idempotency key, or none): results[i] is tx[i]'s status, firsts[i] the first outcome of a
+     * duplicate. What is stored is durable (journaled, or confirmed by Kafka) when this
+     * returns. */
+    int (*add_batch)(void *self, const txstats_tx_t *tx, const txstats_key_t *keys, size_t n,
+                     int *results, int *firsts, char *err, size_t errn);
     /* Remove every transaction (DELETE): TXSTATS_OK, or an error with `err` filled. */
     int (*clear)(void *self, char *err, size_t n);
     int (*stats)(void *self, txstats_summary_t *out);

@@ -41,21 +41,46 @@ struct srv_cluster {
     int partitions;
     txstats_t **part; /* one window per partition */
     bool *reached_end;
-    int64_t *next_offset; /* per partition: records below it were applied already */
-    atomic_int ends;      /* partitions read to their end once */
+    _Atomic int64_t *next_offset; /* per partition: records below it were applied already */
+    atomic_int ends;              /* partitions read to their end once */
     pthread_t poller, reader;
     atomic_bool stop;
-    atomic_uint_fast64_t applied, expired, malformed, clears;
+    atomic_uint_fast64_t applied, expired, malformed, clears, duplicates;
 };
 
-/* A POST or DELETE waiting for its delivery report(s); freed by whoever finishes last. */
+/* One record to produce; the delivery report fills in where it went. */
+struct kmsg {
+    struct waiter *w;
+    char value[64];
+    int32_t partition; /* asked for (or RD_KAFKA_PARTITION_UA), then the actual one */
+    int64_t offset;    /* -1 until delivered */
+    rd_kafka_resp_err_t err;
+};
+
+/* A POST, batch or DELETE waiting for its delivery reports; freed by whoever finishes last. */
 struct waiter {
     pthread_mutex_t lock;
     pthread_cond_t done_cond;
     int pending; /* delivery reports still to come */
     int refs;    /* the request and the reports */
     rd_kafka_resp_err_t err;
+    int n;
+    struct kmsg msg[];
 };
+
+static struct waiter *waiter_new(int n)
+{
+    struct waiter *w = calloc(1, sizeof(*w) + (size_t)(n > 0 ? n : 1) * sizeof(w->msg[0]));
+    if (!w)
+        return NULL;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->done_cond, NULL);
+    w->refs = 1;
+    w->n = n;
+    for (int i = 0; i < n; i++)
+        w->msg[i] = (struct kmsg){w, "", RD_KAFKA_PARTITION_UA, -1, RD_KAFKA_RESP_ERR_NO_ERROR};
+    return w;
+}
 
 static void waiter_release(struct waiter *w)
 {
@@ -73,10 +98,14 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
 {
     (void)rk;
     (void)opaque;
-    struct waiter *w = m->_private;
-    if (!w)
+    struct kmsg *msg = m->_private;
+    if (!msg)
         return;
+    struct waiter *w = msg->w;
     pthread_mutex_lock(&w->lock);
+    msg->err = m->err;
+    msg->partition = m->partition;
+    msg->offset = m->err ? -1 : m->offset;
     if (m->err && !w->err)
         w->err = m->err;
     w->pending--;
@@ -93,25 +122,21 @@ static void *poller_main(void *arg)
     return NULL;
 }
 
-/* Produce `n` values (to `partition[i]`, or any when RD_KAFKA_PARTITION_UA) and wait for all of
- * their delivery reports. Returns 0 or an error text. */
-static const char *produce_and_wait(struct srv_cluster *k, const char *const *values,
-                                    const int32_t *partition, int n)
+/* Produce every message of `w` (keys[i] as the message key, or none) and wait for all of their
+ * delivery reports. Returns 0 or an error text; on success every msg has its offset. */
+static const char *produce_and_wait(struct srv_cluster *k, struct waiter *w,
+                                    const txstats_key_t *keys)
 {
-    struct waiter *w = calloc(1, sizeof(*w));
-    if (!w)
-        return "out of memory";
-    pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->done_cond, NULL);
-    w->refs = 1;
     const char *fail = NULL;
-    for (int i = 0; i < n && !fail; i++) {
+    for (int i = 0; i < w->n && !fail; i++) {
         pthread_mutex_lock(&w->lock);
         w->pending++;
         w->refs++;
         pthread_mutex_unlock(&w->lock);
-        if (rd_kafka_produce(k->topic, partition[i], RD_KAFKA_MSG_F_COPY, (void *)values[i],
-                             strlen(values[i]), NULL, 0, w) != 0) {
+        struct kmsg *m = &w->msg[i];
+        if (rd_kafka_produce(k->topic, m->partition, RD_KAFKA_MSG_F_COPY, m->value,
+                             strlen(m->value), keys ? keys[i].key : NULL, keys ? keys[i].len : 0,
+                             m) != 0) {
             fail = rd_kafka_err2str(rd_kafka_last_error());
             pthread_mutex_lock(&w->lock);
             w->pending--;
@@ -130,7 +155,6 @@ static const char *produce_and_wait(struct srv_cluster *k, const char *const *va
     if (!fail && w->err)
         fail = rd_kafka_err2str(w->err);
     pthread_mutex_unlock(&w->lock);
-    waiter_release(w);
     return fail;
 }
 
@@ -143,66 +167,147 @@ static int admit(const struct srv_cluster *k, txstats_amount_t amount, int64_t t
     return txstats_admit(&cfg, amount, ts, srv_now_ms());
 }
 
-/* Produce the admitted transactions and wait for all their delivery reports: when any fails,
- * every one of them is reported TXSTATS_EIO (some may have been delivered: a client retries with
- * idempotency keys to be safe). */
-static int kafka_add_batch(void *self, const txstats_tx_t *tx, size_t n, int *results, char *err,
-                           size_t errn)
+/* A key's partition: the same on every node (librdkafka's murmur2, as Java clients use). */
+static int32_t partition_of(const struct srv_cluster *k, const txstats_key_t *key)
 {
-    struct srv_cluster *k = self;
-    size_t m = 0;
-    char(*text)[64] = malloc((n ? n : 1) * sizeof(*text));
-    const char **values = malloc((n ? n : 1) * sizeof(*values));
-    int32_t *parts = malloc((n ? n : 1) * sizeof(*parts));
-    const char *fail = text && values && parts ? NULL : "out of memory";
-    for (size_t i = 0; !fail && i < n; i++) {
+    return rd_kafka_msg_partitioner_murmur2(k->topic, key->key, key->len, k->partitions, NULL,
+                                            NULL);
+}
+
+/* Wait until this node's reader has applied `offset` of `partition` (or the timeout). */
+static bool wait_applied(struct srv_cluster *k, int32_t partition, int64_t offset)
+{
+    int64_t until = srv_now_ms() + k->opt.kafka_timeout_ms;
+    while (atomic_load(&k->next_offset[partition]) <= offset) {
+        if (srv_now_ms() > until)
+            return false;
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    return true;
+}
+
+/* Before producing: a key this node already knows is answered here. TXSTATS_OK to produce. */
+static int known_key(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *key,
+                     int *first)
+{
+    if (key->len > TXSTATS_MAX_KEY_BYTES)
+        return TXSTATS_EINVAL;
+    txstats_t *w = k->part[partition_of(k, key)];
+    return txstats_key_check(w, tx->amount, tx->timestamp_ms, key->key, key->len, first);
+}
+
+/* After delivery: what the partition's window made of a keyed record (the first record of a key
+ * in offset order wins, on every node alike). */
+static int keyed_outcome(struct srv_cluster *k, const struct kmsg *m, const txstats_tx_t *tx,
+                         const txstats_key_t *key, int *first)
+{
+    if (!wait_applied(k, m->partition, m->offset))
+        return TXSTATS_EIO;
+    int rc = txstats_key_check(k->part[m->partition], tx->amount, tx->timestamp_ms, key->key,
+                               key->len, first);
+    if (rc == TXSTATS_DUPLICATE) /* ours, or an identical one first: the first's outcome */
+        return *first;
+    return rc == TXSTATS_OK ? TXSTATS_OK : rc; /* unknown: counted without a key (table full) */
+}
+
+/* Judge each transaction; fill the waiter with the ones to produce. */
+static int prepare(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *keys,
+                   size_t n, int *results, int *firsts, struct waiter *w, size_t *which,
+                   txstats_key_t *wkeys)
+{
+    int m = 0;
+    for (size_t i = 0; i < n; i++) {
+        const txstats_key_t *key = keys && keys[i].key && keys[i].len ? &keys[i] : NULL;
         results[i] = admit(k, tx[i].amount, tx[i].timestamp_ms);
+        if (key && results[i] != TXSTATS_ERANGE) {
+            int known = known_key(k, &tx[i], key, &firsts[i]);
+            results[i] = known != TXSTATS_OK ? known : results[i];
+        }
         if (results[i] != TXSTATS_OK)
             continue;
-        snprintf(text[m], sizeof(text[m]), "A %" PRId64 " %" PRId64, tx[i].timestamp_ms,
-                 tx[i].amount);
-        values[m] = text[m];
-        parts[m++] = RD_KAFKA_PARTITION_UA;
+        snprintf(w->msg[m].value, sizeof(w->msg[m].value), "A %" PRId64 " %" PRId64,
+                 tx[i].timestamp_ms, tx[i].amount);
+        w->msg[m].partition = key ? partition_of(k, key) : RD_KAFKA_PARTITION_UA;
+        wkeys[m] = key ? *key : (txstats_key_t){NULL, 0};
+        which[m++] = i;
     }
-    if (!fail && m)
-        fail = produce_and_wait(k, values, parts, (int)m);
-    for (size_t i = 0; fail && i < n; i++)
-        if (results[i] == TXSTATS_OK || !text || !values || !parts)
-            results[i] = TXSTATS_EIO;
+    w->n = m;
+    return m;
+}
+
+/* Produce the admitted transactions and wait for all their delivery reports: when any fails,
+ * every one of them is reported TXSTATS_EIO (some may have been delivered: with keys, a retry
+ * is safe). A keyed one then waits until this node has applied it, to answer what the cluster
+ * made of it. */
+static int kafka_add_batch(void *self, const txstats_tx_t *tx, const txstats_key_t *keys, size_t n,
+                           int *results, int *firsts, char *err, size_t errn)
+{
+    struct srv_cluster *k = self;
+    struct waiter *w = waiter_new((int)n);
+    size_t *which = malloc((n ? n : 1) * sizeof(*which));
+    txstats_key_t *wkeys = malloc((n ? n : 1) * sizeof(*wkeys));
+    const char *fail = NULL;
+    if (!w || !which || !wkeys) {
+        for (size_t i = 0; i < n; i++)
+            results[i] = TXSTATS_ENOMEM;
+        fail = "out of memory";
+    } else if (prepare(k, tx, keys, n, results, firsts, w, which, wkeys) > 0) {
+        fail = produce_and_wait(k, w, wkeys);
+        for (int j = 0; j < w->n; j++) {
+            size_t i = which[j];
+            if (fail)
+                results[i] = TXSTATS_EIO;
+            else if (wkeys[j].key)
+                results[i] = keyed_outcome(k, &w->msg[j], &tx[i], &wkeys[j], &firsts[i]);
+        }
+    }
     if (fail)
         snprintf(err, errn, "Kafka did not confirm it (%s)", fail);
-    free(text);
-    free(values);
-    free(parts);
+    if (w)
+        waiter_release(w);
+    free(which);
+    free(wkeys);
     return TXSTATS_OK;
 }
 
 static int kafka_add(void *self, txstats_amount_t amount, int64_t ts, char *err, size_t n)
 {
     txstats_tx_t tx = {amount, ts};
-    int rc;
-    kafka_add_batch(self, &tx, 1, &rc, err, n);
+    int rc, first;
+    kafka_add_batch(self, &tx, NULL, 1, &rc, &first, err, n);
+    return rc;
+}
+
+static int kafka_add_keyed(void *self, txstats_amount_t amount, int64_t ts, const char *key,
+                           size_t key_len, int *first, char *err, size_t n)
+{
+    txstats_tx_t tx = {amount, ts};
+    txstats_key_t k = {key, key_len};
+    int rc, f = TXSTATS_OK;
+    kafka_add_batch(self, &tx, &k, 1, &rc, &f, err, n);
+    if (rc == TXSTATS_EIO && !err[0])
+        snprintf(err, n, "this node has not read its own record back in time; retry");
+    *first = f;
     return rc;
 }
 
 static int kafka_clear(void *self, char *err, size_t n)
 {
     struct srv_cluster *k = self;
-    char value[64];
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    snprintf(value, sizeof(value), "C %lld%09ld", (long long)now.tv_sec, now.tv_nsec);
-    const char **values = calloc((size_t)k->partitions, sizeof(*values));
-    int32_t *parts = calloc((size_t)k->partitions, sizeof(*parts));
-    const char *fail = values && parts ? NULL : "out of memory";
-    for (int i = 0; !fail && i < k->partitions; i++) {
-        values[i] = value;
-        parts[i] = i;
+    struct waiter *w = waiter_new(k->partitions);
+    const char *fail = w ? NULL : "out of memory";
+    for (int i = 0; w && i < k->partitions; i++) {
+        snprintf(w->msg[i].value, sizeof(w->msg[i].value), "C %lld%09ld", (long long)now.tv_sec,
+                 now.tv_nsec);
+        w->msg[i].partition = i;
     }
-    if (!fail)
-        fail = produce_and_wait(k, values, parts, k->partitions);
-    free(values);
-    free(parts);
+    if (w) {
+        fail = produce_and_wait(k, w, NULL);
+        waiter_release(w);
+    }
     if (fail)
         snprintf(err, n, "not every partition confirmed the clear (%s); retry", fail);
     else
@@ -212,18 +317,32 @@ static int kafka_clear(void *self, char *err, size_t n)
 
 /* ---- consuming ------------------------------------------------------------------------------ */
 
-static void apply(struct srv_cluster *k, const rd_kafka_message_t *m)
+/* An add record; with a message key, the first record of the key wins (in offset order, the
+ * same on every node): later ones are duplicates, not counted. */
+static void apply_add(struct srv_cluster *k, const rd_kafka_message_t *m, long long amount,
+                      long long ts)
+{
+    txstats_t *w = k->part[m->partition];
+    int rc = m->key_len > 0 && m->key_len <= TXSTATS_MAX_KEY_BYTES
+                 ? txstats_add_keyed(w, amount, ts, m->key, m->key_len, NULL)
+                 : txstats_add(w, amount, ts);
+    if (rc == TXSTATS_EFULL) /* no room to remember the key: still counted, as it was produced */
+        rc = txstats_add(w, amount, ts);
+    if (rc == TXSTATS_OK)
+        atomic_fetch_add(&k->applied, 1);
+    else if (rc == TXSTATS_EXPIRED || rc == TXSTATS_EFUTURE)
+        atomic_fetch_add(&k->expired, 1);
+    else if (rc == TXSTATS_DUPLICATE || rc == TXSTATS_ECONFLICT)
+        atomic_fetch_add(&k->duplicates, 1);
+    else
+        atomic_fetch_add(&k->malformed, 1);
+}
+
+static void apply_record(struct srv_cluster *k, const rd_kafka_message_t *m)
 {
     char text[80];
     long long ts, amount, id;
     char extra;
-    if (m->partition < 0 || m->partition >= k->partitions)
-        return;
-    /* A consumer can be sent back to an earlier offset (an offset reset after a broker
-     * failure): a record is applied once, however often it is read. */
-    if (m->offset < k->next_offset[m->partition])
-        return;
-    k->next_offset[m->partition] = m->offset + 1;
     if (m->len >= sizeof(text)) {
         atomic_fetch_add(&k->malformed, 1);
         return;
@@ -231,13 +350,7 @@ static void apply(struct srv_cluster *k, const rd_kafka_message_t *m)
     memcpy(text, m->payload, m->len);
     text[m->len] = '\0';
     if (sscanf(text, "A %lld %lld %c", &ts, &amount, &extra) == 2) {
-        int rc = txstats_add(k->part[m->partition], amount, ts);
-        if (rc == TXSTATS_OK)
-            atomic_fetch_add(&k->applied, 1);
-        else if (rc == TXSTATS_EXPIRED || rc == TXSTATS_EFUTURE)
-            atomic_fetch_add(&k->expired, 1);
-        else
-            atomic_fetch_add(&k->malformed, 1);
+        apply_add(k, m, amount, ts);
     } else if (sscanf(text, "C %lld %c", &id, &extra) == 1) {
         txstats_clear(k->part[m->partition]);
         atomic_fetch_add(&k->clears, 1);
@@ -246,6 +359,18 @@ static void apply(struct srv_cluster *k, const rd_kafka_message_t *m)
         srv_log(LOG_WARN, "skipped a malformed record at partition %d offset %lld",
                 (int)m->partition, (long long)m->offset);
     }
+}
+
+static void apply(struct srv_cluster *k, const rd_kafka_message_t *m)
+{
+    if (m->partition < 0 || m->partition >= k->partitions)
+        return;
+    /* A consumer can be sent back to an earlier offset (an offset reset after a broker
+     * failure): a record is applied once, however often it is read. */
+    if (m->offset < atomic_load(&k->next_offset[m->partition]))
+        return;
+    apply_record(k, m);
+    atomic_store(&k->next_offset[m->partition], m->offset + 1); /* applied: wait_applied sees */
 }
 
 static void *reader_main(void *arg)
@@ -350,6 +475,8 @@ static int make_windows(struct srv_cluster *k)
     cfg.max_skew_ms = k->opt.max_skew_ms + MARGIN_MS; /* producers' clocks differ a little */
     cfg.max_retained = (size_t)k->opt.max_retained / (size_t)k->partitions + 1;
     cfg.shards = 1; /* one reader thread: no contention, and arrival order within a ms */
+    cfg.max_keys = (size_t)k->opt.max_idempotency_keys / (size_t)k->partitions + 1;
+    cfg.key_ttl_ms = k->opt.idempotency_ttl_ms;
     k->part = calloc((size_t)k->partitions, sizeof(*k->part));
     k->reached_end = calloc((size_t)k->partitions, sizeof(*k->reached_end));
     k->next_offset = calloc((size_t)k->partitions, sizeof(*k->next_offset));
@@ -514,6 +641,7 @@ static int kafka_list(void *self, txstats_tx_t *buf, size_t cap, txstats_list_in
 static const struct srv_backend_ops kafka_ops = {
     .name = "kafka",
     .add = kafka_add,
+    .add_keyed = kafka_add_keyed,
     .add_batch = kafka_add_batch,
     .clear = kafka_clear,
     .stats = kafka_stats,

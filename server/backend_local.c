@@ -118,11 +118,23 @@ static int local_add(void *self, txstats_amount_t amount, int64_t ts, char *err,
     return rc;
 }
 
-static int local_add_batch(void *self, const txstats_tx_t *tx, size_t n, int *results, char *err,
-                           size_t errn)
+static int local_add_keyed(void *self, txstats_amount_t amount, int64_t ts, const char *key,
+                           size_t key_len, int *first, char *err, size_t n)
 {
     struct local *l = self;
-    int rc = txstats_add_batch(l->t, tx, n, results, NULL);
+    int rc = txstats_add_keyed(l->t, amount, ts, key, key_len, first);
+    if (rc == TXSTATS_EIO)
+        snprintf(err, n, "it could not be written to the journal (%s)", strerror(errno));
+    else if (rc < 0)
+        snprintf(err, n, "%s", txstats_strerror(rc));
+    return rc;
+}
+
+static int local_add_batch(void *self, const txstats_tx_t *tx, const txstats_key_t *keys, size_t n,
+                           int *results, int *firsts, char *err, size_t errn)
+{
+    struct local *l = self;
+    int rc = txstats_add_batch_keyed(l->t, tx, keys, n, results, firsts, NULL);
     int e = errno;
     for (size_t i = 0; rc != TXSTATS_OK && i < n; i++)
         results[i] = rc; /* the batch's scratch memory: nothing stored */
@@ -184,6 +196,11 @@ static void local_metrics(void *self, struct srv_text *t)
                  (unsigned long long)js.write_errors);
     srv_text_family(t, "txstats_journal_segments", "gauge", "Live journal segment files.");
     srv_text_put(t, "txstats_journal_segments %llu\n", (unsigned long long)js.segments);
+    uint64_t keys = 0;
+    txstats_key_count(l->t, &keys);
+    srv_text_family(t, "txstats_idempotency_keys", "gauge",
+                    "Idempotency keys held (live, and expired ones not yet reclaimed).");
+    srv_text_put(t, "txstats_idempotency_keys %llu\n", (unsigned long long)keys);
     srv_text_family(t, "txstats_recovery_duration_seconds", "gauge",
                     "Time the start-up recovery took.");
     srv_text_put(t, "txstats_recovery_duration_seconds %.3f\n",
@@ -208,6 +225,7 @@ static int local_stop(void *self)
 static const struct srv_backend_ops local_ops = {
     .name = "local",
     .add = local_add,
+    .add_keyed = local_add_keyed,
     .add_batch = local_add_batch,
     .clear = local_clear,
     .stats = local_stats,
@@ -225,6 +243,8 @@ int srv_backend_local_start(const struct srv_options *o, struct srv_backend *out
     cfg.window_ms = o->window_ms;
     cfg.max_skew_ms = o->max_skew_ms;
     cfg.max_retained = (size_t)o->max_retained;
+    cfg.max_keys = (size_t)o->max_idempotency_keys;
+    cfg.key_ttl_ms = o->idempotency_ttl_ms;
     int rc = l ? txstats_create(&l->t, &cfg) : TXSTATS_ENOMEM;
     if (rc != TXSTATS_OK) {
         srv_log(LOG_ERROR, "cannot create the window: %s", txstats_strerror(rc));

@@ -6,7 +6,11 @@
  * Lines are numbered from 1; blank lines (only spaces, tabs, CR) are skipped; a line may end in
  * LF or CRLF, the last one in nothing.
  *
- * 200 {"stored":N,"expired":M,"rejected":[{"line":L,"status":S,"error":"..."},...]}
+ * A line may carry "idempotency_key" (1 to 255 printable ASCII characters): the line is then
+ * judged as POST /transactions with that Idempotency-Key, so a batch retried after no answer
+ * counts every line once; lines answered from their key are "replayed".
+ *
+ * 200 {"stored":N,"expired":M,"replayed":R,"rejected":[{"line":L,"status":S,"error":"..."}]}
  * 400 the body holds no JSON line at all; 413 over --max-batch lines or --max-batch-bytes:
  * nothing stored, the connection closed.
  */
@@ -30,6 +34,12 @@ struct batch {
     txstats_tx_t *tx;
     uint32_t *tx_line;
     size_t ntx, cap_tx, cap_line;
+    size_t *key_off; /* per transaction: its key in `pool` (SIZE_MAX: none) */
+    size_t cap_key_off;
+    char *pool; /* the lines' idempotency keys, NUL-terminated one after another */
+    size_t pool_len, cap_pool;
+    txstats_key_t *keys; /* built from key_off once the body is read */
+    bool has_keys;
     struct reject *rej;
     size_t nrej, cap_rej;
     uint32_t lines; /* physical lines seen */
@@ -75,6 +85,34 @@ static bool blank(const char *p, size_t n)
     return true;
 }
 
+/* The line's key into the pool (before the transaction joins the batch): false when out of
+ * memory. */
+static bool remember_key(struct batch *b, const struct srv_tx *tx)
+{
+    if (!grow((void **)&b->key_off, &b->cap_key_off, b->ntx, sizeof(*b->key_off))) {
+        b->no_memory = true;
+        return false;
+    }
+    b->key_off[b->ntx] = SIZE_MAX;
+    if (tx->key_state != 1)
+        return true;
+    while (b->pool_len + tx->key_len + 1 > b->cap_pool) {
+        size_t cap = b->cap_pool ? b->cap_pool * 2 : 4096;
+        char *p = realloc(b->pool, cap);
+        if (!p) {
+            b->no_memory = true;
+            return false;
+        }
+        b->pool = p;
+        b->cap_pool = cap;
+    }
+    memcpy(b->pool + b->pool_len, tx->key, tx->key_len + 1);
+    b->key_off[b->ntx] = b->pool_len;
+    b->pool_len += tx->key_len + 1;
+    b->has_keys = true;
+    return true;
+}
+
 /* One whole line (without its LF). */
 static void end_line(struct batch *b)
 {
@@ -100,6 +138,13 @@ static void end_line(struct batch *b)
     char err[256];
     int st = srv_parse_transaction(b->line, n, &tx, err, sizeof(err));
     b->json += st != 400;
+    if (st == 0 && tx.key_state < 0) {
+        st = 422;
+        snprintf(err, sizeof(err),
+                 "'idempotency_key' must be a string of 1 to %d printable ASCII "
+                 "characters",
+                 TXSTATS_MAX_KEY_BYTES);
+    }
     if (st != 0) {
         srv_count_post(&b->s->counters, st == 400 ? POST_INVALID_JSON : POST_INVALID_FIELD);
         reject(b, no, st, err);
@@ -110,6 +155,8 @@ static void end_line(struct batch *b)
         b->no_memory = true;
         return;
     }
+    if (!remember_key(b, &tx))
+        return;
     b->tx[b->ntx] = (txstats_tx_t){tx.amount, tx.timestamp_ms};
     b->tx_line[b->ntx++] = no;
 }
@@ -157,47 +204,66 @@ static int read_all(struct batch *b, struct mg_connection *c)
     return b->too_many ? 413 : 0;
 }
 
-static const char *status_error(int rc, const char *err)
+struct tally {
+    size_t stored, expired, replayed;
+};
+
+/* A line's status into the tally, or a rejection; `first`: a duplicate's first outcome. */
+static void judge(struct batch *b, size_t i, int rc, int first, const char *err, struct tally *t)
 {
-    switch (rc) {
-    case TXSTATS_EFUTURE:
-        return "'timestamp' is in the future";
-    case TXSTATS_ERANGE:
-        return "'amount' is out of range: |amount| must be below 10^12";
-    default:
-        return err;
+    struct srv_counters *k = &b->s->counters;
+    if (rc == TXSTATS_DUPLICATE && (first == TXSTATS_OK || first == TXSTATS_EXPIRED)) {
+        srv_count_post(k, POST_REPLAYED);
+        t->replayed++;
+        return;
+    }
+    if (rc == TXSTATS_DUPLICATE)
+        rc = first; /* a refusal, answered again */
+    if (rc == TXSTATS_OK) {
+        srv_count_post(k, POST_STORED);
+        srv_history_note(b->s, b->tx[i].amount, b->tx[i].timestamp_ms);
+        t->stored++;
+    } else if (rc == TXSTATS_EXPIRED) {
+        srv_count_post(k, POST_EXPIRED);
+        t->expired++;
+    } else if (rc == TXSTATS_EFUTURE || rc == TXSTATS_ERANGE) {
+        srv_count_post(k, rc == TXSTATS_EFUTURE ? POST_FUTURE : POST_INVALID_FIELD);
+        reject(b, b->tx_line[i], 422,
+               rc == TXSTATS_EFUTURE ? "'timestamp' is in the future"
+                                     : "'amount' is out of range: |amount| must be below 10^12");
+    } else if (rc == TXSTATS_ECONFLICT) {
+        srv_count_post(k, POST_CONFLICT);
+        reject(b, b->tx_line[i], 422,
+               "this idempotency_key was already used for a different transaction");
+    } else {
+        srv_count_post(k, POST_UNAVAILABLE);
+        reject(b, b->tx_line[i], 503,
+               rc == TXSTATS_EFULL ? "too many idempotency keys are held; retry later" : err);
     }
 }
 
-/* Store what parsed; count stored and expired, reject the rest. */
-static void store(struct batch *b, size_t *stored, size_t *expired)
+/* Store what parsed, with its keys; tally and reject. */
+static void store(struct batch *b, struct tally *t)
 {
     char err[256] = "";
-    int *res = malloc((b->ntx ? b->ntx : 1) * sizeof(*res));
-    *stored = *expired = 0;
-    if (!res) {
+    size_t n = b->ntx ? b->ntx : 1;
+    int *res = malloc(n * sizeof(*res)), *firsts = malloc(n * sizeof(*firsts));
+    b->keys = b->has_keys ? malloc(n * sizeof(*b->keys)) : NULL;
+    if (!res || !firsts || (b->has_keys && !b->keys)) {
         b->no_memory = true;
-        return;
-    }
-    b->s->backend.ops->add_batch(b->s->backend.self, b->tx, b->ntx, res, err, sizeof(err));
-    for (size_t i = 0; i < b->ntx; i++) {
-        int rc = res[i];
-        srv_count_post(&b->s->counters, rc == TXSTATS_OK        ? POST_STORED
-                                        : rc == TXSTATS_EXPIRED ? POST_EXPIRED
-                                        : rc == TXSTATS_EFUTURE ? POST_FUTURE
-                                        : rc == TXSTATS_ERANGE  ? POST_INVALID_FIELD
-                                                                : POST_UNAVAILABLE);
-        if (rc == TXSTATS_OK) {
-            ++*stored;
-            srv_history_note(b->s, b->tx[i].amount, b->tx[i].timestamp_ms);
-        } else if (rc == TXSTATS_EXPIRED) {
-            ++*expired;
-        } else {
-            int st = rc == TXSTATS_EFUTURE || rc == TXSTATS_ERANGE ? 422 : 503;
-            reject(b, b->tx_line[i], st, status_error(rc, err));
-        }
+    } else {
+        for (size_t i = 0; b->keys && i < b->ntx; i++)
+            b->keys[i] =
+                b->key_off[i] == SIZE_MAX
+                    ? (txstats_key_t){NULL, 0}
+                    : (txstats_key_t){b->pool + b->key_off[i], strlen(b->pool + b->key_off[i])};
+        b->s->backend.ops->add_batch(b->s->backend.self, b->tx, b->keys, b->ntx, res, firsts, err,
+                                     sizeof(err));
+        for (size_t i = 0; i < b->ntx; i++)
+            judge(b, i, res[i], firsts[i], err, t);
     }
     free(res);
+    free(firsts);
 }
 
 static int by_line(const void *x, const void *y)
@@ -206,15 +272,16 @@ static int by_line(const void *x, const void *y)
     return (a->line > b->line) - (a->line < b->line);
 }
 
-static int reply(struct batch *b, struct mg_connection *c, size_t stored, size_t expired)
+static int reply(struct batch *b, struct mg_connection *c, const struct tally *t)
 {
     qsort(b->rej, b->nrej, sizeof(*b->rej), by_line);
     size_t cap = 96 + b->nrej * (sizeof(b->rej->error) * 6 + 48), n;
     char *out = malloc(cap);
     if (!out)
         return srv_error(c, 503, "Retry-After: 1\r\n", "out of memory");
-    n = (size_t)snprintf(out, cap, "{\"stored\":%zu,\"expired\":%zu,\"rejected\":[", stored,
-                         expired);
+    n = (size_t)snprintf(out, cap,
+                         "{\"stored\":%zu,\"expired\":%zu,\"replayed\":%zu,\"rejected\":[",
+                         t->stored, t->expired, t->replayed);
     for (size_t i = 0; i < b->nrej; i++) {
         n += (size_t)snprintf(out + n, cap - n, "%s{\"line\":%u,\"status\":%u,\"error\":\"",
                               i ? "," : "", b->rej[i].line, b->rej[i].status);
@@ -231,6 +298,9 @@ static void batch_free(struct batch *b)
 {
     free(b->tx);
     free(b->tx_line);
+    free(b->key_off);
+    free(b->pool);
+    free(b->keys);
     free(b->rej);
     free(b->line);
     free(b);
@@ -249,12 +319,12 @@ static int answer(struct batch *b, struct mg_connection *c)
         return srv_error(c, 400, NULL,
                          "not NDJSON: expected one JSON transaction object per line, e.g. "
                          "{\"amount\":\"12.34\",\"timestamp\":\"2018-07-17T09:59:51.312Z\"}");
-    size_t stored = 0, expired = 0;
+    struct tally t = {0, 0, 0};
     if (!b->no_memory)
-        store(b, &stored, &expired);
+        store(b, &t);
     if (b->no_memory)
         return srv_error(c, 503, "Retry-After: 1\r\n", "out of memory; retry the batch");
-    return reply(b, c, stored, expired);
+    return reply(b, c, &t);
 }
 
 int srv_post_batch(struct srv *s, struct mg_connection *c)

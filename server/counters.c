@@ -13,7 +13,8 @@ const char *const srv_route_names[ROUTES] = {
     "/metrics",      "/",           "/statistics/history",      "/openapi.json",      "other"};
 
 const char *const srv_post_outcome_names[POST_OUTCOMES] = {
-    "stored", "expired", "invalid_json", "invalid_field", "future", "too_large", "unavailable"};
+    "stored",    "expired",     "invalid_json", "invalid_field", "future",
+    "too_large", "unavailable", "replayed",     "conflict"};
 
 static struct srv_counter_slot *slot(struct srv_counters *k)
 {

@@ -35,6 +35,8 @@ enum srv_post_outcome {
     POST_FUTURE,
     POST_TOO_LARGE,
     POST_UNAVAILABLE,
+    POST_REPLAYED, /* a retry with a known Idempotency-Key: answered again, not counted again */
+    POST_CONFLICT, /* a known Idempotency-Key with another transaction */
     POST_OUTCOMES
 };
 extern const char *const srv_post_outcome_names[POST_OUTCOMES];

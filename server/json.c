@@ -206,6 +206,45 @@ static int nesting(const char *p, size_t len)
     return deepest;
 }
 
+/* A JSON string's raw text holding only printable ASCII (0x20-0x7E), escaped or not: the length
+ * it decodes to, or -1. */
+static long printable_length(const char *t, size_t n)
+{
+    long len = 0;
+    for (size_t i = 1; i + 1 < n; i++, len++) {
+        unsigned char c = (unsigned char)t[i];
+        if (c < 0x20 || c > 0x7E)
+            return -1;
+        if (c != '\\')
+            continue;
+        c = (unsigned char)t[++i];
+        unsigned v;
+        if (c == 'u' && i + 4 < n && sscanf(t + i + 1, "%4x", &v) == 1 && v >= 0x20 && v <= 0x7E)
+            i += 4;
+        else if (c != '"' && c != '\\' && c != '/')
+            return -1;
+    }
+    return n >= 2 && t[0] == '"' && t[n - 1] == '"' ? len : -1;
+}
+
+static void parse_key(const cJSON *root, const char *body, size_t len, struct srv_tx *out)
+{
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(root, "idempotency_key");
+    const char *text;
+    size_t n;
+    out->key_state = k ? -1 : 0;
+    out->key_len = 0;
+    if (!cJSON_IsString(k) || !member_text(body, len, member_index(root, k), &text, &n))
+        return;
+    long want = printable_length(text, n);
+    size_t got = strlen(k->valuestring);
+    if (want < 1 || want > TXSTATS_MAX_KEY_BYTES || (size_t)want != got)
+        return;
+    memcpy(out->key, k->valuestring, got + 1);
+    out->key_len = got;
+    out->key_state = 1;
+}
+
 int srv_parse_transaction(const char *body, size_t len, struct srv_tx *out, char *err,
                           size_t errlen)
 {
@@ -225,6 +264,8 @@ int srv_parse_transaction(const char *body, size_t len, struct srv_tx *out, char
         status = parse_amount(root, body, len, &out->amount, err, errlen);
     if (status == 0)
         status = parse_timestamp(root, body, len, &out->timestamp_ms, err, errlen);
+    if (status == 0)
+        parse_key(root, body, len, out);
     cJSON_Delete(root);
     return status;
 }

@@ -13,6 +13,12 @@
 struct srv_tx {
     txstats_amount_t amount;
     int64_t timestamp_ms;
+    /* The "idempotency_key" member (POST /transactions/batch lines): 0 absent, 1 present (in
+     * key, key_len bytes: 1 to 255 printable ASCII characters), -1 present but not such a string.
+     */
+    int key_state;
+    size_t key_len;
+    char key[TXSTATS_MAX_KEY_BYTES + 1];
 };
 
 /* Parse and validate a body. Returns 0 (ok), 400 (not JSON, or JSON that is not an object) or

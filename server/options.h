@@ -16,6 +16,8 @@ struct srv_options {
     int64_t max_body_bytes;
     int64_t max_batch;       /* lines of one POST /transactions/batch */
     int64_t max_batch_bytes; /* body of one POST /transactions/batch */
+    int64_t max_idempotency_keys;
+    int64_t idempotency_ttl_ms; /* 0: window + skew */
     char data_dir[1024];
     int64_t save_interval_ms;
     char admin_token_file[1024];

@@ -11,6 +11,7 @@
 
 #include "batch.h"
 #include "history.h"
+#include "idempotency.h"
 #include "json.h"
 #include "server.h"
 
@@ -32,33 +33,66 @@ static int list_of(struct srv *s, txstats_tx_t *buf, size_t cap, txstats_list_in
 }
 
 /* The answer to a backend's status for a POST. */
+/* The answer to a backend's status for a POST; `replayed`: a retry answered as the first
+ * request was (draft-ietf-httpapi-idempotency-key-header: same status, Idempotent-Replayed). */
 static int post_answer(struct srv *s, struct mg_connection *c, const struct srv_tx *tx, int rc,
-                       const char *err)
+                       const char *err, bool replayed)
 {
+    const char *h = replayed ? "Idempotent-Replayed: true\r\n" : NULL;
     switch (rc) {
     case TXSTATS_OK:
+        if (replayed)
+            return srv_reply(c, 201, h, NULL, 0);
         count_post(s, POST_STORED);
         srv_history_note(s, tx->amount, tx->timestamp_ms);
         return srv_reply_empty(c, 201);
     case TXSTATS_EXPIRED:
-        count_post(s, POST_EXPIRED);
-        return srv_reply_empty(c, 204);
+        count_post(s, replayed ? POST_REPLAYED : POST_EXPIRED);
+        return replayed ? srv_reply(c, 204, h, NULL, 0) : srv_reply_empty(c, 204);
     case TXSTATS_EFUTURE:
-        count_post(s, POST_FUTURE);
-        return srv_error(c, 422, NULL, "'timestamp' is in the future");
+        count_post(s, replayed ? POST_REPLAYED : POST_FUTURE);
+        return srv_error(c, 422, h, "'timestamp' is in the future");
     case TXSTATS_ERANGE:
-        count_post(s, POST_INVALID_FIELD);
-        return srv_error(c, 422, NULL, "'amount' is out of range: |amount| must be below 10^12");
+        count_post(s, replayed ? POST_REPLAYED : POST_INVALID_FIELD);
+        return srv_error(c, 422, h, "'amount' is out of range: |amount| must be below 10^12");
     default:
         count_post(s, POST_UNAVAILABLE);
         return srv_error(c, 503, "Retry-After: 1\r\n", "transaction not recorded: %s", err);
     }
 }
 
+/* A POST with an Idempotency-Key. */
+static int post_keyed(struct srv *s, struct mg_connection *c, const struct srv_tx *tx,
+                      const char *key, size_t key_len)
+{
+    char why[256] = "";
+    int first = TXSTATS_OK;
+    int rc = s->backend.ops->add_keyed(s->backend.self, tx->amount, tx->timestamp_ms, key, key_len,
+                                       &first, why, sizeof(why));
+    if (rc == TXSTATS_DUPLICATE) {
+        if (first == TXSTATS_OK)
+            count_post(s, POST_REPLAYED);
+        return post_answer(s, c, tx, first, why, true);
+    }
+    if (rc == TXSTATS_ECONFLICT) {
+        count_post(s, POST_CONFLICT);
+        return srv_error(c, 422, NULL,
+                         "this Idempotency-Key was already used for a different transaction "
+                         "(another amount or timestamp); use a new key for a new transaction");
+    }
+    if (rc == TXSTATS_EFULL) {
+        count_post(s, POST_UNAVAILABLE);
+        return srv_error(c, 503, "Retry-After: 5\r\n",
+                         "transaction not recorded: too many idempotency keys are held "
+                         "(--max-idempotency-keys); retry later");
+    }
+    return post_answer(s, c, tx, rc, why, false);
+}
+
 static int post_transaction(struct srv *s, struct mg_connection *c)
 {
-    char *body, err[256];
-    size_t len;
+    char *body, err[256], key[TXSTATS_MAX_KEY_BYTES + 1];
+    size_t len, key_len = 0;
     struct srv_tx tx;
     int st = srv_read_body(c, s->opt.max_body_bytes, &body, &len);
     if (st == 413) {
@@ -68,15 +102,18 @@ static int post_transaction(struct srv *s, struct mg_connection *c)
     }
     if (st != 0)
         return srv_error(c, st, "Connection: close\r\n", "could not read the request body");
-    st = srv_parse_transaction(body, len, &tx, err, sizeof(err));
+    int keyed = srv_idempotency_key(c, key, &key_len, err, sizeof(err));
+    st = keyed < 0 ? 400 : srv_parse_transaction(body, len, &tx, err, sizeof(err));
     free(body);
     if (st != 0) {
         count_post(s, st == 400 ? POST_INVALID_JSON : POST_INVALID_FIELD);
         return srv_error(c, st, NULL, "%s", err);
     }
+    if (keyed)
+        return post_keyed(s, c, &tx, key, key_len);
     char why[256] = "";
     int rc = s->backend.ops->add(s->backend.self, tx.amount, tx.timestamp_ms, why, sizeof(why));
-    return post_answer(s, c, &tx, rc, why);
+    return post_answer(s, c, &tx, rc, why, false);
 }
 
 /* The statistics JSON object of SPEC §2; returns its length. */

@@ -288,6 +288,25 @@ int txstats_add_keyed(txstats_t *t, txstats_amount_t amount, int64_t timestamp_m
     return rc;
 }
 
+int txstats_key_check(txstats_t *t, txstats_amount_t amount, int64_t timestamp_ms,
+                      const void *key, size_t key_len, int *first)
+{
+    if (!t || !key || key_len == 0 || key_len > TXSTATS_MAX_KEY_BYTES)
+        return TXSTATS_EINVAL;
+    struct txstats__key k;
+    struct txstats__key_info info;
+    txstats__key_digest(key, key_len, &k);
+    struct txstats__key_sub *sub = txstats__keys_lock(&t->keys, &k);
+    bool known = txstats__keys_find(sub, &k, txstats__now(t), &info);
+    txstats__keys_unlock(sub);
+    if (!known)
+        return TXSTATS_OK;
+    if (first)
+        *first = info.status;
+    return info.fp == txstats__key_fingerprint(amount, timestamp_ms) ? TXSTATS_DUPLICATE
+                                                                      : TXSTATS_ECONFLICT;
+}
+
 int txstats__replay_keyed(txstats_t *t, txstats_amount_t amount, int64_t ts,
                           const struct txstats__key *key)
 {

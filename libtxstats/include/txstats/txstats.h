@@ -222,6 +222,15 @@ TXSTATS_API int txstats_add(txstats_t *t, txstats_amount_t amount, int64_t times
 TXSTATS_API int txstats_add_keyed(txstats_t *t, txstats_amount_t amount, int64_t timestamp_ms,
                                   const void *key, size_t key_len, int *first);
 
+/**
+ * What txstats_add_keyed() would answer about the key, without adding: TXSTATS_OK when the key is
+ * not known (a call would be a first one), TXSTATS_DUPLICATE (known with this amount and
+ * timestamp; *first receives its outcome), TXSTATS_ECONFLICT (known with another), TXSTATS_EINVAL.
+ * For front ends that forward keyed transactions elsewhere (the server's cluster mode).
+ */
+TXSTATS_API int txstats_key_check(txstats_t *t, txstats_amount_t amount, int64_t timestamp_ms,
+                                  const void *key, size_t key_len, int *first);
+
 /** An idempotency key for txstats_add_batch_keyed(); `key` NULL (or len 0): no key. */
 typedef struct {
     const void *key;
