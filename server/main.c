@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "cluster.h"
+#include "guard.h"
 #include "server.h"
 
 struct saver {
@@ -158,14 +159,14 @@ static int read_admin_token(struct srv *s)
 static int connection_opened(const struct mg_connection *c, void **data)
 {
     struct srv *s = mg_get_user_data(mg_get_context(c));
-    (void)data;
     atomic_fetch_add(&s->connections, 1);
-    return 0;
+    return srv_guard_open(c, data);
 }
 
 static void connection_closed(const struct mg_connection *c)
 {
     struct srv *s = mg_get_user_data(mg_get_context(c));
+    srv_guard_close(c);
     atomic_fetch_sub(&s->connections, 1);
 }
 
@@ -206,6 +207,8 @@ static struct mg_context *start_http(struct srv *s)
     cb.log_message = log_civetweb;
     cb.init_connection = connection_opened;
     cb.connection_close = connection_closed;
+    cb.begin_request = srv_guard_begin;
+    cb.end_request = srv_guard_end;
     struct mg_context *ctx = mg_start(&cb, s, options);
     if (!ctx)
         return NULL;
@@ -287,7 +290,7 @@ static bool is_loopback(const char *listen)
 
 static int run(struct srv *s, struct saver *sv)
 {
-    struct mg_context *ctx = start_http(s);
+    struct mg_context *ctx = srv_guard_start(s) == 0 ? start_http(s) : NULL;
     if (!ctx) {
         srv_log(LOG_ERROR, "cannot listen on %s (address in use, or not an address:port)",
                 s->opt.listen);
@@ -311,6 +314,7 @@ static int run(struct srv *s, struct saver *sv)
     srv_log(LOG_INFO, "%s: stopping (finishing requests in flight, then saving)", strsignal(sig));
     atomic_store(&s->stopping, true); /* streams end */
     stop_quickly(ctx);
+    srv_guard_stop(s);
     if (s->cluster) {
         srv_cluster_stop(s);
         srv_log(LOG_INFO, "stopped");

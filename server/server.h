@@ -91,6 +91,7 @@ struct srv {
     atomic_uint_fast64_t snapshots_ok, snapshots_failed;
     txstats_recovery_t recovery;
     struct srv_cluster *cluster; /* NULL: standalone */
+    struct srv_guard *guard;     /* guard.c: held connections never starve the rest */
     int64_t started_ms;
 };
 

@@ -1,0 +1,146 @@
+/* SPDX-License-Identifier: MIT */
+/* Slow headers: max(300, threads + 10) connections each trickle one header byte a second and
+ * reconnect as soon as the server drops them, while a normal client asks GET /healthz every
+ * 250 ms. The issue's bound: every probe answered within 2 s, with the default options.
+ * usage: test_slow_clients SERVER [SECONDS] [extra server arguments...] */
+#define _GNU_SOURCE
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define MAX_CONN       8192
+#define PROBE_BOUND_MS 2000
+
+struct attack {
+    int port, n, fds[MAX_CONN];
+    size_t sent[MAX_CONN];
+    long reconnects;
+};
+
+static atomic_bool stop;
+
+/* The next byte of an endless request head: a request line, then header lines forever. */
+static char head_byte(size_t i)
+{
+    static const char line[] = "GET /statistics HTTP/1.1\r\n";
+    static const char header[] = "X-Slow: 1\r\n";
+    if (i < sizeof(line) - 1)
+        return line[i];
+    return header[(i - (sizeof(line) - 1)) % (sizeof(header) - 1)];
+}
+
+static int worker_threads(pid_t pid)
+{
+    char path[64], line[256];
+    int n = -1;
+    snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    while (f && fgets(line, sizeof(line), f))
+        if (sscanf(line, "Threads: %d", &n) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* One round: a byte on every connection; a connection the server dropped is opened again. */
+static void trickle(struct attack *a)
+{
+    for (int i = 0; i < a->n; i++) {
+        struct pollfd p = {a->fds[i], POLLIN, 0};
+        char junk[512];
+        bool dropped = a->fds[i] < 0 || (poll(&p, 1, 0) > 0 &&
+                                         recv(a->fds[i], junk, sizeof(junk), MSG_DONTWAIT) <= 0);
+        char b = head_byte(a->sent[i]);
+        if (!dropped && send(a->fds[i], &b, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1)
+            dropped = true;
+        if (dropped) {
+            if (a->fds[i] >= 0)
+                close(a->fds[i]);
+            a->fds[i] = http_connect(a->port);
+            a->sent[i] = 0;
+            a->reconnects++;
+            continue;
+        }
+        a->sent[i]++;
+    }
+}
+
+static void *attacker(void *arg)
+{
+    struct attack *a = arg;
+    for (int i = 0; i < a->n; i++)
+        a->fds[i] = http_connect(a->port);
+    while (!atomic_load(&stop)) {
+        int64_t t0 = now_ms();
+        trickle(a);
+        sleep_ms(1000 - (now_ms() - t0));
+    }
+    for (int i = 0; i < a->n; i++)
+        if (a->fds[i] >= 0)
+            close(a->fds[i]);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    server_bin = argc > 1 ? argv[1] : getenv("TXSTATS_SERVER_BIN");
+    int seconds = argc > 2 ? atoi(argv[2]) : 25;
+    if (!server_bin || seconds <= 0)
+        return 2;
+    signal(SIGPIPE, SIG_IGN);
+    struct rlimit rl; /* room for the connections here and in the server we start */
+    getrlimit(RLIMIT_NOFILE, &rl);
+    rl.rlim_cur = rl.rlim_max < 16384 ? rl.rlim_max : 16384;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    struct server s;
+    server_init(&s);
+    if (server_start(&s, (const char *const *)(argc > 3 ? argv + 3 : NULL)) != 0)
+        return 1;
+    long rss_idle = rss_kib(s.pid);
+    int threads = worker_threads(s.pid);
+    static struct attack a;
+    a.port = s.port;
+    a.n = threads + 10 > 300 ? threads + 10 : 300;
+    if (a.n > MAX_CONN)
+        a.n = MAX_CONN;
+    pthread_t th;
+    pthread_create(&th, NULL, attacker, &a);
+    sleep_ms(1500); /* every connection open and holding */
+    int64_t worst = 0, end = now_ms() + seconds * 1000LL;
+    int probes = 0, late = 0, failed = 0;
+    long rss_peak = 0;
+    while (now_ms() < end) {
+        struct resp r;
+        int64_t t0 = now_ms();
+        int rc = http(s.port, "GET", "/healthz", NULL, &r);
+        int64_t took = now_ms() - t0;
+        failed += rc != 0 || r.status != 200;
+        resp_free(&r);
+        worst = took > worst ? took : worst;
+        late += took >= PROBE_BOUND_MS;
+        probes++;
+        long rss = rss_kib(s.pid);
+        rss_peak = rss > rss_peak ? rss : rss_peak;
+        sleep_ms(250);
+    }
+    atomic_store(&stop, true);
+    pthread_join(th, NULL);
+    printf("slow headers: %d connections, %ld reconnects; server threads %d; RSS idle %ld KiB, "
+           "peak %ld KiB\nprobes: %d over %d s, worst %lld ms, %d at or over %d ms, %d failed\n",
+           a.n, a.reconnects, threads, rss_idle, rss_peak, probes, seconds, (long long)worst, late,
+           PROBE_BOUND_MS, failed);
+    int status = server_stop(&s, SIGTERM);
+    server_cleanup(&s);
+    return late == 0 && failed == 0 && status == 0 ? 0 : 1;
+}
