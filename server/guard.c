@@ -33,6 +33,7 @@ struct srv_guard {
     pthread_mutex_t lock;
     struct slot *slots;
     int cap, used, reserve;
+    int64_t body_timeout_ms; /* --request-timeout-ms */
     pthread_t thread;
     atomic_bool stop;
     atomic_uint_fast64_t dropped;
@@ -206,11 +207,29 @@ static struct slot *longest_waiting(struct srv_guard *g, int64_t now)
     return best;
 }
 
+/* A client that stops sending its body is dropped at the request timeout: civetweb restarts its
+ * timeout at every read, so a body trickled or stalled after a first part would hold on longer.
+ * Only the reading side is shut down: the handler still answers 408. */
+static void end_stalled_bodies(struct srv_guard *g, int64_t now)
+{
+    for (int i = 0; i < g->cap; i++) {
+        struct slot *sl = &g->slots[i];
+        if (!sl->used || sl->dropped || sl->phase != PHASE_BODY ||
+            now - sl->since_ms < g->body_timeout_ms)
+            continue;
+        if (sl->fd < 0)
+            sl->fd = blocked_fd(sl->tid);
+        if (sl->fd >= 0 && shutdown(sl->fd, SHUT_RD) == 0)
+            sl->dropped = true;
+    }
+}
+
 /* Free workers up to the reserve by dropping the connections that wait longest. */
 static void free_workers(struct srv_guard *g)
 {
     pthread_mutex_lock(&g->lock);
     int64_t now = mono_ms();
+    end_stalled_bodies(g, now);
     for (int missing = g->reserve - (g->cap - g->used); missing > 0; missing--) {
         struct slot *sl = longest_waiting(g, now);
         if (!sl)
@@ -239,6 +258,7 @@ int srv_guard_start(struct srv *s)
     if (!g)
         return -1;
     g->cap = s->opt.threads;
+    g->body_timeout_ms = s->opt.request_timeout_ms;
     g->reserve = s->opt.threads / 8 > 2 ? s->opt.threads / 8 : 2;
     g->slots = calloc((size_t)g->cap, sizeof(*g->slots));
     pthread_mutex_init(&g->lock, NULL);

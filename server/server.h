@@ -117,8 +117,19 @@ int srv_reply_empty(struct mg_connection *c, int status);
 int srv_reply_json(struct mg_connection *c, int status, const char *json);
 int srv_error(struct mg_connection *c, int status, const char *headers, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-/* Read the whole request body: 0 and a malloc'd buffer; 413 past `max`; 400 on a short read. */
+/* Read the whole request body: 0 and a malloc'd buffer; 413 past `max` (a declared length at once,
+ * before any "100 Continue", RFC 9110 §10.1.1); 408 when the client stops sending (request
+ * timeout); 400 when it closes or the chunked framing is bad (RFC 9112 §7.1). */
 int srv_read_body(struct mg_connection *c, int64_t max, char **body, size_t *len);
+/* Per request: srv_request_begin before the handler (HEAD: every reply is headers only, RFC 9110
+ * §9.3.2); srv_request_end after it closes the connection when the body was not read to its end
+ * (RFC 9112 §9.6, §6.3), since civetweb would otherwise keep it open. Replies sent while the body
+ * is unread carry "Connection: close". */
+void srv_request_begin(struct mg_connection *c, bool head);
+void srv_request_end(struct mg_connection *c);
+bool srv_body_unread(const struct mg_connection *c);
+/* RFC 9110 §10.1.1: 0, or 417 (sent) for an expectation other than 100-continue. */
+int srv_expectation(struct mg_connection *c);
 /* Chunked responses: the header, then chunks, then the end. Each is one write. */
 int srv_chunked_start(struct mg_connection *c, int status, const char *content_type);
 int srv_chunk(struct mg_connection *c, const char *data, size_t len);
