@@ -279,3 +279,19 @@ void srv_guard_stop(struct srv *s)
     atomic_store(&g->stop, true);
     pthread_join(g->thread, NULL);
 }
+
+int srv_guard_streams(struct srv_options *o)
+{
+    int most = o->threads / 2;
+    if (o->max_streams < 0) {
+        o->max_streams = most < 16 ? most : 16;
+        return 0;
+    }
+    if (o->max_streams <= most)
+        return 0;
+    fprintf(stderr,
+            "txstats-server: --max-streams %d leaves too few of the %d worker threads for other "
+            "requests (streams hold theirs): at most %d (half of --threads)\n",
+            o->max_streams, o->threads, most);
+    return 2;
+}

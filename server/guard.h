@@ -28,6 +28,13 @@ void srv_guard_stop(struct srv *s);
 
 #define SRV_GUARD_MIN_AGE_MS 500
 
+struct srv_options;
+/* Streams hold a worker each for minutes and are never dropped: they may take at most half of
+ * the workers, so that the other half (and the guard's reserve in it) serves everything else.
+ * --max-streams -1 (the default) becomes min(16, threads/2). Returns 0, or 2 after printing why
+ * (an explicit --max-streams above threads/2). */
+int srv_guard_streams(struct srv_options *o);
+
 /* civetweb callbacks (see struct mg_callbacks). */
 int srv_guard_open(const struct mg_connection *c, void **conn_data);
 void srv_guard_close(const struct mg_connection *c);

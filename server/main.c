@@ -337,6 +337,8 @@ int main(int argc, char **argv)
     int rc = srv_parse_options(argc, argv, &s.opt);
     if (rc != 0)
         return rc == 1 ? 0 : 2;
+    if (srv_guard_streams(&s.opt) != 0)
+        return 2;
     if (read_admin_token(&s) != 0)
         return 2;
     srv_log_threshold = s.opt.log_level;

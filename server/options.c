@@ -61,8 +61,10 @@ static const struct opt opts[] = {
      "most transactions one GET /transactions returns", NULL},
     {"stream-interval-ms", "TXSTATS_STREAM_INTERVAL_MS", INT, O(stream_interval_ms), 100, 60000,
      "1000", "how often GET /statistics/stream sends the statistics", NULL},
-    {"max-streams", "TXSTATS_MAX_STREAMS", INT, O(max_streams), 0, 1024, "16",
-     "most /statistics/stream clients at once (each holds a worker thread); 503 beyond", NULL},
+    {"max-streams", "TXSTATS_MAX_STREAMS", INT, O(max_streams), -1, 1024, "-1",
+     "most /statistics/stream clients at once (each holds a worker thread; at most half of "
+     "--threads); 503 beyond; -1: min(16, threads/2)",
+     NULL},
     {"stream-max-seconds", "TXSTATS_STREAM_MAX_SECONDS", INT, O(stream_max_seconds), 1, 86400,
      "300", "a stream ends after this long (browsers reconnect by themselves)", NULL},
     {"kafka-brokers", "TXSTATS_KAFKA_BROKERS", STR, O(kafka_brokers), 0, 0, "",
