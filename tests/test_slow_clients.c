@@ -92,6 +92,34 @@ static void *attacker(void *arg)
     return NULL;
 }
 
+struct probes {
+    int count, late, failed;
+    int64_t worst_ms;
+    long rss_peak;
+};
+
+/* A normal client: GET /healthz every 250 ms for `seconds`, each on a new connection. */
+static struct probes probe(const struct server *s, int seconds)
+{
+    struct probes pr = {0, 0, 0, 0, 0};
+    int64_t end = now_ms() + seconds * 1000LL;
+    while (now_ms() < end) {
+        struct resp r;
+        int64_t t0 = now_ms();
+        int rc = http(s->port, "GET", "/healthz", NULL, &r);
+        int64_t took = now_ms() - t0;
+        pr.failed += rc != 0 || r.status != 200;
+        resp_free(&r);
+        pr.worst_ms = took > pr.worst_ms ? took : pr.worst_ms;
+        pr.late += took >= PROBE_BOUND_MS;
+        pr.count++;
+        long rss = rss_kib(s->pid);
+        pr.rss_peak = rss > pr.rss_peak ? rss : pr.rss_peak;
+        sleep_ms(250);
+    }
+    return pr;
+}
+
 int main(int argc, char **argv)
 {
     server_bin = argc > 1 ? argv[1] : getenv("TXSTATS_SERVER_BIN");
@@ -117,30 +145,14 @@ int main(int argc, char **argv)
     pthread_t th;
     pthread_create(&th, NULL, attacker, &a);
     sleep_ms(1500); /* every connection open and holding */
-    int64_t worst = 0, end = now_ms() + seconds * 1000LL;
-    int probes = 0, late = 0, failed = 0;
-    long rss_peak = 0;
-    while (now_ms() < end) {
-        struct resp r;
-        int64_t t0 = now_ms();
-        int rc = http(s.port, "GET", "/healthz", NULL, &r);
-        int64_t took = now_ms() - t0;
-        failed += rc != 0 || r.status != 200;
-        resp_free(&r);
-        worst = took > worst ? took : worst;
-        late += took >= PROBE_BOUND_MS;
-        probes++;
-        long rss = rss_kib(s.pid);
-        rss_peak = rss > rss_peak ? rss : rss_peak;
-        sleep_ms(250);
-    }
+    struct probes pr = probe(&s, seconds);
     atomic_store(&stop, true);
     pthread_join(th, NULL);
     printf("slow headers: %d connections, %ld reconnects; server threads %d; RSS idle %ld KiB, "
            "peak %ld KiB\nprobes: %d over %d s, worst %lld ms, %d at or over %d ms, %d failed\n",
-           a.n, a.reconnects, threads, rss_idle, rss_peak, probes, seconds, (long long)worst, late,
-           PROBE_BOUND_MS, failed);
+           a.n, a.reconnects, threads, rss_idle, pr.rss_peak, pr.count, seconds,
+           (long long)pr.worst_ms, pr.late, PROBE_BOUND_MS, pr.failed);
     int status = server_stop(&s, SIGTERM);
     server_cleanup(&s);
-    return late == 0 && failed == 0 && status == 0 ? 0 : 1;
+    return pr.late == 0 && pr.failed == 0 && status == 0 ? 0 : 1;
 }
