@@ -245,7 +245,7 @@ static void *watchdog(void *arg)
 {
     struct srv_guard *g = arg;
     while (!atomic_load(&g->stop)) {
-        struct timespec tick = {0, 50 * 1000000L};
+        struct timespec tick = {0, 20 * 1000000L};
         nanosleep(&tick, NULL);
         free_workers(g);
     }

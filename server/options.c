@@ -27,7 +27,7 @@ static const char *const recovers[] = {"strict", "skip-corrupt", NULL};
 static const struct opt opts[] = {
     {"listen", "TXSTATS_LISTEN", STR, O(listen), 0, 0, "127.0.0.1:8080",
      "address:port to listen on; port 0 picks a free port", NULL},
-    {"threads", "TXSTATS_THREADS", INT, O(threads), 1, 4096, "128",
+    {"threads", "TXSTATS_THREADS", INT, O(threads), 1, 4096, "256",
      "worker threads = connections served at once (civetweb: one per connection)", NULL},
     {"window-ms", "TXSTATS_WINDOW_MS", INT, O(window_ms), 1, 3600000, "60000",
      "length of the statistics window", NULL},
