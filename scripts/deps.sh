@@ -4,6 +4,8 @@ set -eu
 # usage: deps.sh [fuzz|bench|live]
 #   fuzz: clang and libFuzzer; bench: wrk, nginx, gnuplot; live: chromium, promtool, node/npm
 PKGS="gcc make cmake pkg-config libcjson-dev libcivetweb-dev libcmocka-dev librdkafka-dev"
+# tests/nginx_front.sh: the reverse-proxy front of docs/nginx-front.conf
+PKGS="$PKGS nginx-light curl python3"
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
 [ "${1:-}" = live ] && PKGS="$PKGS chromium prometheus curl"
 [ "${1:-}" = live ] && ! command -v npm >/dev/null && PKGS="$PKGS nodejs npm"
