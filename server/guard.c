@@ -21,12 +21,14 @@
 
 #include "server.h"
 
+/* `used`, `dropped`, `tid` and `fd` change under the guard's lock; `phase` and `since_ms` change
+ * on every request, so they are atomics the worker sets without the lock. */
 struct slot {
     bool used, dropped;
     pid_t tid; /* the worker thread that serves the connection */
     int fd;    /* its socket, once known; -1 before */
-    enum srv_phase phase;
-    int64_t since_ms; /* when the current phase began */
+    _Atomic int phase;
+    _Atomic int64_t since_ms; /* when the current phase began */
 };
 
 struct srv_guard {
@@ -117,14 +119,11 @@ static int blocked_fd(pid_t tid)
 
 static void set_phase(const struct mg_connection *c, enum srv_phase phase)
 {
-    struct srv_guard *g = guard_of(c);
     struct slot *sl = slot_of(c);
-    if (!g || !sl)
+    if (!sl)
         return;
-    pthread_mutex_lock(&g->lock);
-    sl->phase = phase;
-    sl->since_ms = mono_ms();
-    pthread_mutex_unlock(&g->lock);
+    atomic_store_explicit(&sl->since_ms, mono_ms(), memory_order_relaxed);
+    atomic_store_explicit(&sl->phase, (int)phase, memory_order_release);
 }
 
 int srv_guard_open(const struct mg_connection *c, void **conn_data)
@@ -138,7 +137,13 @@ int srv_guard_open(const struct mg_connection *c, void **conn_data)
     for (int i = 0; i < g->cap; i++) {
         if (g->slots[i].used)
             continue;
-        g->slots[i] = (struct slot){.used = true, .tid = tid, .fd = -1, .since_ms = mono_ms()};
+        struct slot *sl = &g->slots[i];
+        sl->used = true;
+        sl->dropped = false;
+        sl->tid = tid;
+        sl->fd = -1;
+        atomic_store(&sl->phase, PHASE_HEADER);
+        atomic_store(&sl->since_ms, mono_ms());
         g->used++;
         *conn_data = &g->slots[i];
         break;
@@ -179,8 +184,15 @@ void srv_guard_body(const struct mg_connection *c, bool reading)
 
 int srv_guard_fd(const struct mg_connection *c)
 {
+    struct srv_guard *g = guard_of(c);
     struct slot *sl = slot_of(c);
-    return sl && sl->fd >= 0 ? sl->fd : find_fd(c);
+    int fd = -1;
+    if (g && sl) {
+        pthread_mutex_lock(&g->lock);
+        fd = sl->fd;
+        pthread_mutex_unlock(&g->lock);
+    }
+    return fd >= 0 ? fd : find_fd(c);
 }
 
 uint64_t srv_guard_dropped(const struct srv *s)
@@ -188,20 +200,22 @@ uint64_t srv_guard_dropped(const struct srv *s)
     return s->guard ? atomic_load(&s->guard->dropped) : 0;
 }
 
-/* The connection waiting longest for its head or body, at least SRV_GUARD_MIN_AGE_MS. */
+/* The connection waiting longest for its head or body, at least SRV_GUARD_MIN_AGE_MS. The phase
+ * is read without the lock: a head completed in that very instant may still be dropped, which
+ * only happens while the pool is exhausted. */
 static struct slot *longest_waiting(struct srv_guard *g, int64_t now)
 {
     struct slot *best = NULL;
     for (int i = 0; i < g->cap; i++) {
         struct slot *sl = &g->slots[i];
-        if (!sl->used || sl->dropped || sl->phase == PHASE_BUSY ||
-            now - sl->since_ms < SRV_GUARD_MIN_AGE_MS)
+        if (!sl->used || sl->dropped || atomic_load(&sl->phase) == PHASE_BUSY ||
+            now - atomic_load(&sl->since_ms) < SRV_GUARD_MIN_AGE_MS)
             continue;
         if (sl->fd < 0)
             sl->fd = blocked_fd(sl->tid);
         if (sl->fd < 0)
             continue;
-        if (!best || sl->since_ms < best->since_ms)
+        if (!best || atomic_load(&sl->since_ms) < atomic_load(&best->since_ms))
             best = sl;
     }
     return best;
@@ -214,8 +228,8 @@ static void end_stalled_bodies(struct srv_guard *g, int64_t now)
 {
     for (int i = 0; i < g->cap; i++) {
         struct slot *sl = &g->slots[i];
-        if (!sl->used || sl->dropped || sl->phase != PHASE_BODY ||
-            now - sl->since_ms < g->body_timeout_ms)
+        if (!sl->used || sl->dropped || atomic_load(&sl->phase) != PHASE_BODY ||
+            now - atomic_load(&sl->since_ms) < g->body_timeout_ms)
             continue;
         if (sl->fd < 0)
             sl->fd = blocked_fd(sl->tid);
@@ -278,6 +292,10 @@ void srv_guard_stop(struct srv *s)
         return;
     atomic_store(&g->stop, true);
     pthread_join(g->thread, NULL);
+    s->guard = NULL; /* civetweb has stopped: no callback comes any more */
+    pthread_mutex_destroy(&g->lock);
+    free(g->slots);
+    free(g);
 }
 
 int srv_guard_streams(struct srv_options *o)

@@ -24,6 +24,7 @@ enum srv_phase { PHASE_HEADER, PHASE_BODY, PHASE_BUSY };
  * close an idle connection at any time; RFC 9110 §15.5.9 (408) is what such a client sees.
  * Returns 0, or -1 (out of memory, no thread). */
 int srv_guard_start(struct srv *s);
+/* After mg_stop: ends the watchdog and frees the guard. */
 void srv_guard_stop(struct srv *s);
 
 #define SRV_GUARD_MIN_AGE_MS 500
