@@ -105,6 +105,7 @@ static struct probes probe(const struct server *s, int seconds)
     int64_t end = now_ms() + seconds * 1000LL;
     while (now_ms() < end) {
         struct resp r;
+        memset(&r, 0, sizeof(r)); /* http() leaves it untouched when it cannot connect */
         int64_t t0 = now_ms();
         int rc = http(s->port, "GET", "/healthz", NULL, &r);
         int64_t took = now_ms() - t0;
