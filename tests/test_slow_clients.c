@@ -2,7 +2,8 @@
 /* Slow headers: max(300, threads + 10) connections each trickle one header byte a second and
  * reconnect as soon as the server drops them, while a normal client asks GET /healthz every
  * 250 ms. The issue's bound: every probe answered within 2 s, with the default options.
- * usage: test_slow_clients SERVER [SECONDS] [extra server arguments...] */
+ * With "body", each connection sends a whole POST head at once, then trickles its body instead.
+ * usage: test_slow_clients SERVER [SECONDS] [headers|body] [extra server arguments...] */
 #define _GNU_SOURCE
 #include <poll.h>
 #include <pthread.h>
@@ -22,6 +23,7 @@
 #define PROBE_BOUND_MS 2000
 
 struct attack {
+    bool body; /* trickle the body of a POST, not the head of a GET */
     int port, n, fds[MAX_CONN];
     size_t sent[MAX_CONN];
     long reconnects;
@@ -53,6 +55,19 @@ static int worker_threads(pid_t pid)
     return n;
 }
 
+/* A new attacking connection; in body mode its POST head is sent whole. */
+static int open_conn(const struct attack *a)
+{
+    static const char post[] = "POST /transactions HTTP/1.1\r\nHost: x\r\n"
+                               "Content-Length: 60000\r\n\r\n";
+    int fd = http_connect(a->port);
+    if (fd >= 0 && a->body && send(fd, post, sizeof(post) - 1, MSG_NOSIGNAL) != sizeof(post) - 1) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
 /* One round: a byte on every connection; a connection the server dropped is opened again. */
 static void trickle(struct attack *a)
 {
@@ -61,13 +76,13 @@ static void trickle(struct attack *a)
         char junk[512];
         bool dropped = a->fds[i] < 0 || (poll(&p, 1, 0) > 0 &&
                                          recv(a->fds[i], junk, sizeof(junk), MSG_DONTWAIT) <= 0);
-        char b = head_byte(a->sent[i]);
+        char b = a->body ? '[' : head_byte(a->sent[i]);
         if (!dropped && send(a->fds[i], &b, 1, MSG_NOSIGNAL | MSG_DONTWAIT) != 1)
             dropped = true;
         if (dropped) {
             if (a->fds[i] >= 0)
                 close(a->fds[i]);
-            a->fds[i] = http_connect(a->port);
+            a->fds[i] = open_conn(a);
             a->sent[i] = 0;
             a->reconnects++;
             continue;
@@ -80,7 +95,7 @@ static void *attacker(void *arg)
 {
     struct attack *a = arg;
     for (int i = 0; i < a->n; i++)
-        a->fds[i] = http_connect(a->port);
+        a->fds[i] = open_conn(a);
     while (!atomic_load(&stop)) {
         int64_t t0 = now_ms();
         trickle(a);
@@ -132,13 +147,15 @@ int main(int argc, char **argv)
     getrlimit(RLIMIT_NOFILE, &rl);
     rl.rlim_cur = rl.rlim_max < 16384 ? rl.rlim_max : 16384;
     setrlimit(RLIMIT_NOFILE, &rl);
+    static struct attack a;
+    a.body = argc > 3 && !strcmp(argv[3], "body");
+    int first_arg = argc > 3 && (a.body || !strcmp(argv[3], "headers")) ? 4 : 3;
     struct server s;
     server_init(&s);
-    if (server_start(&s, (const char *const *)(argc > 3 ? argv + 3 : NULL)) != 0)
+    if (server_start(&s, (const char *const *)(argc > first_arg ? argv + first_arg : NULL)) != 0)
         return 1;
     long rss_idle = rss_kib(s.pid);
     int threads = worker_threads(s.pid);
-    static struct attack a;
     a.port = s.port;
     a.n = threads + 10 > 300 ? threads + 10 : 300;
     if (a.n > MAX_CONN)
@@ -149,10 +166,10 @@ int main(int argc, char **argv)
     struct probes pr = probe(&s, seconds);
     atomic_store(&stop, true);
     pthread_join(th, NULL);
-    printf("slow headers: %d connections, %ld reconnects; server threads %d; RSS idle %ld KiB, "
+    printf("slow %s: %d connections, %ld reconnects; server threads %d; RSS idle %ld KiB, "
            "peak %ld KiB\nprobes: %d over %d s, worst %lld ms, %d at or over %d ms, %d failed\n",
-           a.n, a.reconnects, threads, rss_idle, pr.rss_peak, pr.count, seconds,
-           (long long)pr.worst_ms, pr.late, PROBE_BOUND_MS, pr.failed);
+           a.body ? "bodies" : "headers", a.n, a.reconnects, threads, rss_idle, pr.rss_peak,
+           pr.count, seconds, (long long)pr.worst_ms, pr.late, PROBE_BOUND_MS, pr.failed);
     int status = server_stop(&s, SIGTERM);
     server_cleanup(&s);
     return pr.late == 0 && pr.failed == 0 && status == 0 ? 0 : 1;
