@@ -258,10 +258,21 @@ static void free_workers(struct srv_guard *g)
 static void *watchdog(void *arg)
 {
     struct srv_guard *g = arg;
+    uint64_t reported = 0;
+    int64_t last_report = mono_ms();
     while (!atomic_load(&g->stop)) {
         struct timespec tick = {0, 20 * 1000000L};
         nanosleep(&tick, NULL);
         free_workers(g);
+        uint64_t dropped = atomic_load(&g->dropped);
+        if (dropped != reported && mono_ms() - last_report >= 10000) { /* at most every 10 s */
+            srv_log(LOG_WARN,
+                    "worker pool low: dropped %llu connections that waited longest for their "
+                    "request head or body",
+                    (unsigned long long)(dropped - reported));
+            reported = dropped;
+            last_report = mono_ms();
+        }
     }
     return NULL;
 }
