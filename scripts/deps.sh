@@ -7,7 +7,9 @@ set -eu
 #   fuzz: clang and libFuzzer; bench: wrk, nginx, gnuplot; live: chromium, promtool, node/npm;
 #   deb: CPack's Debian generator needs dpkg (and the package test apt-get, systemd-analyze)
 PKGS="gcc make cmake pkg-config libcjson-dev libcivetweb-dev librdkafka-dev libsodium-dev"
-[ "${1:-}" = test ] && PKGS="$PKGS libcmocka-dev python3 systemd" # systemd-analyze checks the unit
+# test: systemd-analyze checks the unit; nginx-light and curl: tests/nginx_front.sh, the
+# reverse-proxy front of docs/nginx-front.conf
+[ "${1:-}" = test ] && PKGS="$PKGS libcmocka-dev python3 systemd nginx-light curl"
 [ "${1:-}" = fuzz ] && PKGS="$PKGS clang libclang-rt-14-dev"
 [ "${1:-}" = live ] && PKGS="$PKGS chromium prometheus curl"
 [ "${1:-}" = live ] && ! command -v npm >/dev/null && PKGS="$PKGS nodejs npm"

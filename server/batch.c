@@ -179,29 +179,22 @@ static void feed(struct batch *b, const char *p, size_t n)
     }
 }
 
-/* Read the whole body: 0, 413 (too large or too many lines) or 400 (cut short). */
+static int sink(void *ctx, const char *data, size_t len)
+{
+    struct batch *b = ctx;
+    feed(b, data, len);
+    return b->too_many ? 413 : 0;
+}
+
+/* Read the whole body: 0, or the HTTP status of srv_read_body_stream (413 too large or too many
+ * lines, 408, 400). */
 static int read_all(struct batch *b, struct mg_connection *c)
 {
-    long long declared = mg_get_request_info(c)->content_length;
-    int64_t got = 0, max = b->s->opt.max_batch_bytes;
-    if (declared > max)
-        return 413;
-    for (;;) {
-        int r = mg_read(c, b->chunk, sizeof(b->chunk));
-        if (r <= 0)
-            break;
-        got += r;
-        if (got > max)
-            return 413;
-        feed(b, b->chunk, (size_t)r);
-        if (b->too_many)
-            return 413;
-    }
-    if (declared >= 0 && got != declared)
-        return 400;
-    if (b->len > 0 || b->long_line) /* a last line without LF */
+    int st =
+        srv_read_body_stream(c, b->s->opt.max_batch_bytes, b->chunk, sizeof(b->chunk), sink, b);
+    if (st == 0 && (b->len > 0 || b->long_line)) /* a last line without LF */
         end_line(b);
-    return b->too_many ? 413 : 0;
+    return st == 0 && b->too_many ? 413 : st;
 }
 
 struct tally {
@@ -314,7 +307,8 @@ static int answer(struct batch *b, struct mg_connection *c)
                          "a batch holds at most %lld lines and %lld bytes; nothing was stored",
                          (long long)b->s->opt.max_batch, (long long)b->s->opt.max_batch_bytes);
     if (st != 0)
-        return srv_error(c, 400, "Connection: close\r\n", "could not read the request body");
+        return srv_error(c, st, "Connection: close\r\n", "could not read the request body%s",
+                         st == 408 ? " in time" : "");
     if (b->json == 0)
         return srv_error(c, 400, NULL,
                          "not NDJSON: expected one JSON transaction object per line, e.g. "

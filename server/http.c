@@ -1,9 +1,21 @@
 /* SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE
+#include <poll.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
 
+#include "guard.h"
 #include "server.h"
+
+/* The request a worker thread is serving (civetweb serves one per thread at a time). */
+static _Thread_local struct {
+    bool head;      /* HEAD: headers only (RFC 9110 §9.3.2) */
+    bool body_read; /* the request body was read to its end */
+} cur;
 
 static const char *reason(int status)
 {
@@ -24,8 +36,12 @@ static const char *reason(int status)
         return "Not Found";
     case 405:
         return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
     case 413:
-        return "Payload Too Large";
+        return "Content Too Large";
+    case 417:
+        return "Expectation Failed";
     case 422:
         return "Unprocessable Entity";
     case 500:
@@ -61,12 +77,14 @@ int srv_reply_as(struct mg_connection *c, int status, const char *type, const ch
 {
     char head[1024];
     bool has_body = status != 204 && len > 0;
-    int n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n%s%s%s%sContent-Length: %zu\r\n\r\n",
+    bool closing = srv_body_unread(c) && !(headers && strcasestr(headers, "Connection:"));
+    int n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n%s%s%s%s%sContent-Length: %zu\r\n\r\n",
                      status, reason(status), has_body ? "Content-Type: " : "", has_body ? type : "",
-                     has_body ? "\r\n" : "", headers ? headers : "", has_body ? len : (size_t)0);
+                     has_body ? "\r\n" : "", headers ? headers : "",
+                     closing ? "Connection: close\r\n" : "", has_body ? len : (size_t)0);
     if (n < 0 || (size_t)n >= sizeof(head))
         return 500;
-    if (!has_body) {
+    if (!has_body || cur.head) { /* HEAD: the same header fields, no content */
         mg_write(c, head, (size_t)n);
         return status;
     }
@@ -121,51 +139,167 @@ int srv_error(struct mg_connection *c, int status, const char *headers, const ch
     return srv_reply(c, status, headers, body, (size_t)n);
 }
 
-int srv_read_body(struct mg_connection *c, int64_t max, char **body, size_t *len)
+/* RFC 9112 §6.3: a request has content when it declares a Content-Length above 0 or a
+ * Transfer-Encoding (chunked); otherwise its length is 0. */
+static bool has_content(const struct mg_connection *c)
 {
     const struct mg_request_info *ri = mg_get_request_info(c);
-    long long declared = ri->content_length;
+    return ri->content_length > 0 ||
+           (ri->content_length < 0 && mg_get_header(c, "Transfer-Encoding"));
+}
+
+bool srv_body_unread(const struct mg_connection *c)
+{
+    return !cur.body_read && has_content(c);
+}
+
+void srv_request_begin(struct mg_connection *c, bool head)
+{
+    (void)c;
+    cur.head = head;
+    cur.body_read = false;
+}
+
+/* RFC 9110 §10.1.1: "100-continue" is the only expectation; an HTTP/1.0 request's is ignored. */
+static bool expects_continue(const struct mg_connection *c)
+{
+    const char *e = mg_get_header(c, "Expect");
+    return e && strcmp(mg_get_request_info(c)->http_version, "1.0") != 0 &&
+           strcasecmp(e, "100-continue") == 0;
+}
+
+int srv_expectation(struct mg_connection *c)
+{
+    const char *e = mg_get_header(c, "Expect");
+    if (!e || strcmp(mg_get_request_info(c)->http_version, "1.0") == 0 ||
+        strcasecmp(e, "100-continue") == 0)
+        return 0;
+    return srv_error(c, 417, NULL, "unsupported expectation '%.100s' (only 100-continue)", e);
+}
+
+/* mg_read until `declared` bytes (or, chunked, the last chunk), each piece to the sink: 0, an
+ * HTTP status (413 past `max`, or the sink's), or -1 (a timeout, the client gone, bad framing). */
+static int pump(struct mg_connection *c, int64_t max, long long declared, char *buf, size_t size,
+                srv_body_sink sink, void *ctx)
+{
+    int64_t got = 0;
+    while (declared < 0 || got < declared) {
+        size_t want =
+            declared < 0 || (int64_t)size < declared - got ? size : (size_t)(declared - got);
+        int r = mg_read(c, buf, want);
+        if (r == 0 && declared < 0)
+            return 0; /* the last chunk */
+        if (r <= 0)   /* a timeout (guard.c), the client gone, or bad chunked framing */
+            return -1;
+        if ((got += r) > max)
+            return 413;
+        int st = sink(ctx, buf, (size_t)r);
+        if (st != 0)
+            return st;
+    }
+    return 0;
+}
+
+int srv_read_body_stream(struct mg_connection *c, int64_t max, char *buf, size_t size,
+                         srv_body_sink sink, void *ctx)
+{
+    long long declared = mg_get_request_info(c)->content_length;
+    if (declared > max) /* before any 100 Continue: the final status at once */
+        return 413;
+    if (expects_continue(c)) {
+        static const char go[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        mg_write(c, go, sizeof(go) - 1);
+    }
+    struct srv *s = mg_get_user_data(mg_get_context(c));
+    int64_t t0 = srv_now_ms();
+    srv_guard_body(c, true);
+    int st = pump(c, max, declared, buf, size, sink, ctx);
+    srv_guard_body(c, false);
+    if (st < 0) /* RFC 9110 §15.5.9: 408 when the request timeout ran out */
+        st = srv_now_ms() - t0 >= s->opt.request_timeout_ms - 100 ? 408 : 400;
+    if (st == 0)
+        cur.body_read = true;
+    return st;
+}
+
+/* The whole body in one growing buffer. */
+struct whole {
+    char *buf;
+    size_t len, cap;
+};
+
+static int append(void *ctx, const char *data, size_t len)
+{
+    struct whole *w = ctx;
+    if (w->len + len + 1 > w->cap) {
+        size_t cap = (w->len + len + 1) * 2;
+        char *nb = realloc(w->buf, cap);
+        if (!nb)
+            return 503;
+        w->buf = nb;
+        w->cap = cap;
+    }
+    memcpy(w->buf + w->len, data, len);
+    w->len += len;
+    return 0;
+}
+
+int srv_read_body(struct mg_connection *c, int64_t max, char **body, size_t *len)
+{
+    long long declared = mg_get_request_info(c)->content_length;
+    struct whole w = {NULL, 0, 0};
+    char chunk[4096];
     *body = NULL;
     *len = 0;
-    if (declared > max)
-        return 413;
-    size_t cap = declared >= 0 ? (size_t)declared : 4096;
-    char *buf = malloc(cap + 1);
-    if (!buf)
-        return 503;
-    for (;;) {
-        if (*len == cap) {
-            if (declared >= 0)
-                break;
-            if ((int64_t)cap >= max + 1) { /* chunked body past the limit */
-                free(buf);
-                return 413;
-            }
-            size_t ncap = cap * 2 > (size_t)max + 1 ? (size_t)max + 1 : cap * 2;
-            char *nb = realloc(buf, ncap + 1);
-            if (!nb) {
-                free(buf);
-                return 503;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        int r = mg_read(c, buf + *len, cap - *len);
-        if (r <= 0)
-            break;
-        *len += (size_t)r;
+    if (declared >= 0 && declared <= max) { /* a declared length: one allocation */
+        w.cap = (size_t)declared + 1;
+        if (!(w.buf = malloc(w.cap)))
+            return 503;
     }
-    if (declared >= 0 && *len != (size_t)declared) {
-        free(buf);
-        return 400;
+    int st = srv_read_body_stream(c, max, chunk, sizeof(chunk), append, &w);
+    if (st == 0 && !w.buf)
+        st = append(&w, "", 0);
+    if (st != 0) {
+        free(w.buf);
+        return st;
     }
-    if ((int64_t)*len > max) {
-        free(buf);
-        return 413;
-    }
-    buf[*len] = '\0';
-    *body = buf;
+    w.buf[w.len] = '\0';
+    *body = w.buf;
+    *len = w.len;
     return 0;
+}
+
+/* RFC 9112 §9.6: close in stages, so the client can read the response before a reset: send FIN
+ * after the response, discard what the client still sends (up to 1 s or 1 MiB), then end the
+ * reading side so that civetweb sees the end of the stream and closes the connection. */
+static void close_lingering(int fd)
+{
+    char junk[16384];
+    size_t drained = 0;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    shutdown(fd, SHUT_WR);
+    for (int64_t left = 1000; left > 0 && drained < (1u << 20);) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, (int)left) <= 0)
+            break;
+        ssize_t n = recv(fd, junk, sizeof(junk), MSG_DONTWAIT);
+        if (n <= 0)
+            break;
+        drained += (size_t)n;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        left = 1000 - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+    }
+    shutdown(fd, SHUT_RD);
+}
+
+void srv_request_end(struct mg_connection *c)
+{
+    if (!srv_body_unread(c))
+        return;
+    int fd = srv_guard_fd(c);
+    if (fd >= 0)
+        close_lingering(fd);
 }
 
 int srv_chunked_start(struct mg_connection *c, int status, const char *content_type)
@@ -181,6 +315,8 @@ int srv_chunked_start(struct mg_connection *c, int status, const char *content_t
  * in one write; a large one as frame, data and trailer (Nagle is off, so no delay). */
 int srv_chunk(struct mg_connection *c, const char *data, size_t len)
 {
+    if (cur.head)
+        return -1; /* HEAD: no content; the producer stops here */
     char buf[4096];
     int n = snprintf(buf, sizeof(buf), "%zx\r\n", len);
     if (len + (size_t)n + 2 <= sizeof(buf)) {

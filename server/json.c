@@ -1,24 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 #include "json.h"
+#include "json_check.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- raw text of a member's value -----------------------------------------------------------
- * cJSON keeps numbers only as doubles. The document has already been validated by cJSON, so a
- * small scanner can walk the top-level members in order and return the text of the n-th value. */
+ * cJSON keeps numbers only as doubles. The document has already been validated strictly
+ * (json_check.c) and parsed by cJSON, so a small scanner can walk the top-level members in order
+ * and return the text of the n-th value. */
 
 struct scan {
     const char *p, *end;
 };
 
-/* cJSON counts every byte up to 0x20 as whitespace (form feed, control characters...): so must
- * this scanner, or it would lose its place among the members cJSON accepted. */
+/* RFC 8259 §2: the only whitespace json_check lets through. */
 static bool is_space(char c)
 {
-    return (unsigned char)c <= 0x20;
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
 static void skip_ws(struct scan *s)
@@ -105,6 +107,42 @@ static int member_index(const cJSON *root, const cJSON *item)
 
 /* ---- fields --------------------------------------------------------------------------------- */
 
+/* Whether a string token (quotes included) decodes to a control character: C0 (U+0000-U+001F),
+ * DEL or C1 (U+007F-U+009F), escaped (\u0000, \n...) or raw (DEL, C1 in UTF-8). RFC 8259 §7 lets
+ * a string hold any of them, but none belongs in an amount or a timestamp, and cJSON's valuestring
+ * would silently end at a U+0000. */
+static bool has_control(const char *tok, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)tok[i];
+        if (ch == 0x7f || (ch == 0xc2 && i + 1 < n && (unsigned char)tok[i + 1] <= 0x9f))
+            return true;
+        if (ch != '\\' || ++i >= n)
+            continue;
+        if (tok[i] && strchr("bfnrt", tok[i]))
+            return true;
+        if (tok[i] == 'u' && i + 4 < n) {
+            char hex[5] = {tok[i + 1], tok[i + 2], tok[i + 3], tok[i + 4], 0};
+            unsigned long u = strtoul(hex, NULL, 16);
+            if (u < 0x20 || (u >= 0x7f && u <= 0x9f))
+                return true;
+        }
+    }
+    return false;
+}
+
+/* 422 when the string member `item` holds a control character (see has_control). */
+static int control_check(const cJSON *root, const cJSON *item, const char *body, size_t len,
+                         const char *name, char *err, size_t errlen)
+{
+    const char *tok;
+    size_t n;
+    if (!member_text(body, len, member_index(root, item), &tok, &n) || !has_control(tok, n))
+        return 0;
+    snprintf(err, errlen, "'%s' contains a control character (such as \\u0000)", name);
+    return 422;
+}
+
 static int fail(char *err, size_t errlen, int status, const char *msg)
 {
     snprintf(err, errlen, "%s", msg);
@@ -121,6 +159,9 @@ static int parse_amount(const cJSON *root, const char *body, size_t len, txstats
         return fail(err, errlen, 422,
                     "missing field 'amount' (a decimal string such as \"12.34\")");
     if (cJSON_IsString(a)) {
+        int st = control_check(root, a, body, len, "amount", err, errlen);
+        if (st != 0)
+            return st;
         text = a->valuestring;
         n = strlen(text);
     } else if (cJSON_IsNumber(a)) {
@@ -166,6 +207,9 @@ static int parse_timestamp(const cJSON *root, const char *body, size_t len, int6
         return fail(err, errlen, 422,
                     "missing field 'timestamp' (RFC 3339 such as \"2018-07-17T09:59:51.312Z\")");
     if (cJSON_IsString(ts)) {
+        int st = control_check(root, ts, body, len, "timestamp", err, errlen);
+        if (st != 0)
+            return st;
         if (txstats_timestamp_parse(ts->valuestring, strlen(ts->valuestring), out) != TXSTATS_OK)
             return fail(err, errlen, 422,
                         "'timestamp' is not a valid RFC 3339 date-time with a zone, such as "
@@ -182,28 +226,21 @@ static int parse_timestamp(const cJSON *root, const char *body, size_t len, int6
     return fail(err, errlen, 422, "'timestamp' must be an RFC 3339 string or epoch milliseconds");
 }
 
-/* Deepest nesting of [ and { outside strings. cJSON recurses once per level, and civetweb's
- * worker threads have small stacks: a body nested thousands deep must never reach it. */
-static int nesting(const char *p, size_t len)
+/* RFC 8259 exactly, before cJSON sees the text: cJSON is lenient (leading zeros, raw control
+ * characters in strings, bad \u escapes, any byte up to 0x20 as whitespace) and recurses once per
+ * level on civetweb's small worker stacks. */
+static int strict_json(const char *body, size_t len, char *err, size_t errlen)
 {
-    int depth = 0, deepest = 0;
-    bool in_string = false;
-    for (size_t i = 0; i < len; i++) {
-        char c = p[i];
-        if (in_string) {
-            if (c == '\\')
-                i++;
-            else if (c == '"')
-                in_string = false;
-        } else if (c == '"') {
-            in_string = true;
-        } else if (c == '[' || c == '{') {
-            deepest = ++depth > deepest ? depth : deepest;
-        } else if (c == ']' || c == '}') {
-            depth--;
-        }
+    struct json_check_error e;
+    int rc = json_check(body, len, SRV_MAX_NESTING, &e);
+    if (rc == JSON_TOO_DEEP)
+        return fail(err, errlen, 400, "request body is nested too deeply (at most 32 levels)");
+    if (rc != JSON_VALID) {
+        snprintf(err, errlen, "request body is not JSON (RFC 8259): %s at byte %zu", e.what,
+                 e.offset);
+        return 400;
     }
-    return deepest;
+    return 0;
 }
 
 /* A JSON string's raw text holding only printable ASCII (0x20-0x7E), escaped or not: the length
@@ -248,17 +285,13 @@ static void parse_key(const cJSON *root, const char *body, size_t len, struct sr
 int srv_parse_transaction(const char *body, size_t len, struct srv_tx *out, char *err,
                           size_t errlen)
 {
-    if (nesting(body, len) > SRV_MAX_NESTING)
-        return fail(err, errlen, 400, "request body is nested too deeply (at most 32 levels)");
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (!root)
-        return fail(err, errlen, 400, "request body is not valid JSON");
-    int status = 0;
-    for (const char *p = end; p < body + len; p++)
-        if (!is_space(*p))
-            status = fail(err, errlen, 400, "request body has data after the JSON value");
-    if (status == 0 && !cJSON_IsObject(root))
+    int status = strict_json(body, len, err, errlen);
+    if (status != 0)
+        return status;
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    if (!root) /* valid JSON that cJSON cannot hold, e.g. out of memory */
+        return fail(err, errlen, 400, "request body could not be parsed");
+    if (!cJSON_IsObject(root))
         status = fail(err, errlen, 400, "request body must be a JSON object");
     if (status == 0)
         status = parse_amount(root, body, len, &out->amount, err, errlen);

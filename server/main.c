@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "guard.h"
 #include "history.h"
 #include "server.h"
 
@@ -46,14 +47,14 @@ static int read_admin_token(struct srv *s)
 static int connection_opened(const struct mg_connection *c, void **data)
 {
     struct srv *s = mg_get_user_data(mg_get_context(c));
-    (void)data;
     atomic_fetch_add(&s->connections, 1);
-    return 0;
+    return srv_guard_open(c, data);
 }
 
 static void connection_closed(const struct mg_connection *c)
 {
     struct srv *s = mg_get_user_data(mg_get_context(c));
+    srv_guard_close(c);
     atomic_fetch_sub(&s->connections, 1);
 }
 
@@ -94,6 +95,8 @@ static struct mg_context *start_http(struct srv *s)
     cb.log_message = log_civetweb;
     cb.init_connection = connection_opened;
     cb.connection_close = connection_closed;
+    cb.begin_request = srv_guard_begin;
+    cb.end_request = srv_guard_end;
     struct mg_context *ctx = mg_start(&cb, s, options);
     if (!ctx)
         return NULL;
@@ -177,7 +180,7 @@ static int run(struct srv *s)
 {
     if (srv_history_start(s) != 0)
         srv_log(LOG_WARN, "no statistics history for the dashboard: out of memory");
-    struct mg_context *ctx = start_http(s);
+    struct mg_context *ctx = srv_guard_start(s) == 0 ? start_http(s) : NULL;
     if (!ctx) {
         srv_history_stop(s);
         srv_log(LOG_ERROR, "cannot listen on %s (address in use, or not an address:port)",
@@ -199,6 +202,7 @@ static int run(struct srv *s)
     srv_log(LOG_INFO, "%s: stopping (finishing requests in flight, then saving)", strsignal(sig));
     atomic_store(&s->stopping, true); /* streams end */
     stop_quickly(ctx);
+    srv_guard_stop(s);
     srv_history_stop(s);
     int rc = s->backend.ops->stop(s->backend.self);
     srv_log(rc ? LOG_ERROR : LOG_INFO, "stopped%s", rc ? ": the final checkpoint failed" : "");
@@ -211,6 +215,8 @@ int main(int argc, char **argv)
     int rc = srv_parse_options(argc, argv, &s.opt);
     if (rc != 0)
         return rc == 1 ? 0 : 2;
+    if (srv_guard_streams(&s.opt) != 0)
+        return 2;
     if (read_admin_token(&s) != 0)
         return 2;
     srv_log_threshold = s.opt.log_level;

@@ -33,7 +33,7 @@ static const char *const log_formats[] = {"text", "combined", "json", NULL}; /* 
 static const struct opt opts[] = {
     {"listen", "TXSTATS_LISTEN", "ADDR:PORT", STR, O(listen), 0, 0, "127.0.0.1:8080",
      "IPv4 address or host name, and port, to listen on; port 0 picks a free port", NULL},
-    {"threads", "TXSTATS_THREADS", "N", INT, O(threads), 1, 4096, "128",
+    {"threads", "TXSTATS_THREADS", "N", INT, O(threads), 1, 4096, "256",
      "worker threads = connections served at once (civetweb: one per connection)", NULL},
     {"window-ms", "TXSTATS_WINDOW_MS", "MS", INT, O(window_ms), 1, 3600000, "60000",
      "length of the statistics window", NULL},
@@ -82,8 +82,10 @@ static const struct opt opts[] = {
      "most transactions one GET /transactions returns", NULL},
     {"stream-interval-ms", "TXSTATS_STREAM_INTERVAL_MS", "MS", INT, O(stream_interval_ms), 100,
      60000, "1000", "how often GET /statistics/stream sends the statistics", NULL},
-    {"max-streams", "TXSTATS_MAX_STREAMS", "N", INT, O(max_streams), 0, 1024, "16",
-     "most /statistics/stream clients at once (each holds a worker thread); 503 beyond", NULL},
+    {"max-streams", "TXSTATS_MAX_STREAMS", "N", INT, O(max_streams), -1, 1024, "-1",
+     "most /statistics/stream clients at once (each holds a worker thread; at most half of "
+     "--threads); 503 beyond; -1: min(16, threads/2)",
+     NULL},
     {"stream-max-seconds", "TXSTATS_STREAM_MAX_SECONDS", "S", INT, O(stream_max_seconds), 1, 86400,
      "300", "a stream ends after this long (browsers reconnect by themselves)", NULL},
     {"kafka-brokers", "TXSTATS_KAFKA_BROKERS", "HOST:PORT,...", STR, O(kafka_brokers), 0, 0, "",

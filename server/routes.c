@@ -306,7 +306,6 @@ static int delete_transactions(struct srv *s, struct mg_connection *c)
 struct route {
     const char *path;
     int id;
-    const char *allow;
     int (*get)(struct srv *, struct mg_connection *);
     int (*post)(struct srv *, struct mg_connection *);
     int (*del)(struct srv *, struct mg_connection *);
@@ -325,17 +324,16 @@ static int get_metrics(struct srv *s, struct mg_connection *c)
 }
 
 static const struct route routes[] = {
-    {"/transactions", ROUTE_TRANSACTIONS, "GET, POST, DELETE", get_transactions, post_transaction,
-     delete_transactions},
-    {"/statistics", ROUTE_STATISTICS, "GET", get_statistics, NULL, NULL},
-    {"/transactions/statistics", ROUTE_STATISTICS_ALIAS, "GET", get_statistics, NULL, NULL},
-    {"/statistics/stream", ROUTE_STREAM, "GET", get_stream, NULL, NULL},
-    {"/healthz", ROUTE_HEALTHZ, "GET", get_health, NULL, NULL},
-    {"/metrics", ROUTE_METRICS, "GET", get_metrics, NULL, NULL},
-    {"/", ROUTE_DASHBOARD, "GET", get_dashboard, NULL, NULL},
-    {"/statistics/history", ROUTE_HISTORY, "GET", srv_history_get, NULL, NULL},
-    {"/openapi.json", ROUTE_OPENAPI, "GET", get_openapi, NULL, NULL},
-    {"/transactions/batch", ROUTE_BATCH, "POST", NULL, srv_post_batch, NULL},
+    {"/transactions", ROUTE_TRANSACTIONS, get_transactions, post_transaction, delete_transactions},
+    {"/statistics", ROUTE_STATISTICS, get_statistics, NULL, NULL},
+    {"/transactions/statistics", ROUTE_STATISTICS_ALIAS, get_statistics, NULL, NULL},
+    {"/statistics/stream", ROUTE_STREAM, get_stream, NULL, NULL},
+    {"/healthz", ROUTE_HEALTHZ, get_health, NULL, NULL},
+    {"/metrics", ROUTE_METRICS, get_metrics, NULL, NULL},
+    {"/", ROUTE_DASHBOARD, get_dashboard, NULL, NULL},
+    {"/statistics/history", ROUTE_HISTORY, srv_history_get, NULL, NULL},
+    {"/openapi.json", ROUTE_OPENAPI, get_openapi, NULL, NULL},
+    {"/transactions/batch", ROUTE_BATCH, NULL, srv_post_batch, NULL},
 };
 
 /* One rule on every route: a query parameter the route does not take is a 400. Only
@@ -351,30 +349,46 @@ static bool query_ok(const char *q, bool takes_limit)
     return true;
 }
 
+/* RFC 9110 §10.2.1: the methods a route allows; HEAD wherever GET is (§9.3.2), OPTIONS always. */
+static void allow_of(const struct route *r, char *buf, size_t n)
+{
+    snprintf(buf, n, "Allow: %s%s%sOPTIONS\r\n", r->get ? "GET, HEAD, " : "",
+             r->post ? "POST, " : "", r->del ? "DELETE, " : "");
+}
+
 static int dispatch(struct srv *s, struct mg_connection *c, int *route)
 {
     *route = ROUTE_OTHER;
     const struct mg_request_info *ri = mg_get_request_info(c);
     const char *path = ri->local_uri_raw ? ri->local_uri_raw : "";
     const char *m = ri->request_method;
+    bool head = !strcmp(m, "HEAD"), options = !strcmp(m, "OPTIONS");
+    srv_request_begin(c, head);
+    int st = srv_expectation(c);
+    if (st != 0)
+        return st;
+    if (options && ri->request_uri && !strcmp(ri->request_uri, "*")) /* RFC 9110 §9.3.7 */
+        return srv_reply(c, 204, "Allow: GET, HEAD, POST, DELETE, OPTIONS\r\n", NULL, 0);
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         const struct route *r = &routes[i];
         if (strcmp(path, r->path) != 0)
             continue;
         *route = r->id;
-        int (*fn)(struct srv *, struct mg_connection *) = !strcmp(m, "GET")      ? r->get
-                                                          : !strcmp(m, "POST")   ? r->post
-                                                          : !strcmp(m, "DELETE") ? r->del
-                                                                                 : NULL;
+        int (*fn)(struct srv *, struct mg_connection *) = !strcmp(m, "GET") || head ? r->get
+                                                          : !strcmp(m, "POST")      ? r->post
+                                                          : !strcmp(m, "DELETE")    ? r->del
+                                                                                    : NULL;
         if (fn && !query_ok(ri->query_string, fn == get_transactions))
             return srv_error(c, 400, NULL, "unknown query parameter in '%s' (%s)", ri->query_string,
                              fn == get_transactions ? "only limit=N" : "this route takes none");
         if (fn)
             return fn(s, c);
-        char allow[64];
-        snprintf(allow, sizeof(allow), "Allow: %s\r\n", r->allow);
-        return srv_error(c, 405, allow, "method %s is not allowed on %s (allowed: %s)", m, r->path,
-                         r->allow);
+        char allow[96];
+        allow_of(r, allow, sizeof(allow));
+        if (options)
+            return srv_reply(c, 204, allow, NULL, 0);
+        return srv_error(c, 405, allow, "method %s is not allowed on %s (%.*s)", m, r->path,
+                         (int)strlen(allow) - 2, allow);
     }
     return srv_error(c, 404, NULL, "no such resource; see GET /statistics, /transactions");
 }
@@ -386,6 +400,7 @@ int srv_handle(struct mg_connection *c, void *cbdata)
     int route;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int status = dispatch(s, c, &route);
+    srv_request_end(c);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     int64_t ns = (t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec);
     /* A stream lasts minutes: not a request duration. */

@@ -29,6 +29,7 @@ struct srv {
     atomic_int connections;
     atomic_bool stopping;
     struct srv_history *history; /* history.c: the last minutes, a point per second */
+    struct srv_guard *guard;     /* guard.c: held connections never starve the rest */
     int64_t started_ms;
 };
 

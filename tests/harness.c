@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,4 +281,25 @@ void resp_free(struct resp *r)
 {
     free(r->body);
     r->body = NULL;
+}
+
+int raw_exchange(int fd, const char *req, size_t len, int quiet_ms, char *out, size_t cap,
+                 size_t *got)
+{
+    *got = 0;
+    out[0] = '\0';
+    if (len > 0 && send_all(fd, req, len) != 0)
+        return -1;
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        if (poll(&p, 1, quiet_ms) <= 0)
+            return 0;
+        ssize_t n = recv(fd, out + *got, cap - 1 - *got, 0);
+        if (n <= 0)
+            return 1;
+        *got += (size_t)n;
+        out[*got] = '\0';
+        if (*got == cap - 1)
+            return 0;
+    }
 }

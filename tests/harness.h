@@ -39,6 +39,10 @@ int http_request(int fd, const char *method, const char *path, const char *heade
 /* Connect, request, close. */
 int http(int port, const char *method, const char *path, const char *body, struct resp *r);
 const char *resp_header(const struct resp *r, const char *name); /* value or NULL */
+/* Raw bytes: send `req` on fd, then collect what arrives until the server closes (returns 1) or
+ * nothing came for `quiet_ms` (returns 0); -1 on a send error. `out` is NUL-terminated. */
+int raw_exchange(int fd, const char *req, size_t len, int quiet_ms, char *out, size_t cap,
+                 size_t *got);
 
 int64_t now_ms(void);      /* CLOCK_REALTIME in ms since the epoch */
 void sleep_ms(int64_t ms); /* ms <= 0: no sleep */

@@ -12,12 +12,14 @@ static int parse(const char *body, size_t len, struct srv_tx *tx)
     return srv_parse_transaction(body, len, tx, err, sizeof(err));
 }
 
-/* cJSON accepts any byte up to 0x20 as whitespace; the raw-number scanner must agree. */
+/* cJSON accepts any byte up to 0x20 as whitespace; RFC 8259 §2 only space, tab, LF, CR. */
 static void test_control_whitespace(void **state)
 {
     static const char body[] = "{\"amount\":0.1,\f\"timestamp\":\v1531821591312\x01}";
     struct srv_tx tx;
-    assert_int_equal(parse(body, sizeof(body) - 1, &tx), 0);
+    assert_int_equal(parse(body, sizeof(body) - 1, &tx), 400);
+    static const char ok[] = "{\"amount\":0.1,\r\n\t\"timestamp\": 1531821591312}";
+    assert_int_equal(parse(ok, sizeof(ok) - 1, &tx), 0);
     assert_int_equal(tx.amount, 100000);
     assert_int_equal(tx.timestamp_ms, 1531821591312);
 }

@@ -104,10 +104,11 @@ static void test_routes(void **state)
     expect_status(s, "GET", "/transactions%00", NULL, 404);
     r = expect(s, "PUT", "/transactions", "{}", 405);
     assert_non_null(resp_header(&r, "Allow"));
-    assert_int_equal(strncmp(resp_header(&r, "Allow"), "GET, POST, DELETE", 17), 0);
+    assert_int_equal(strncmp(resp_header(&r, "Allow"), "GET, HEAD, POST, DELETE, OPTIONS\r", 33),
+                     0);
     resp_free(&r);
     r = expect(s, "POST", "/statistics", "{}", 405);
-    assert_int_equal(strncmp(resp_header(&r, "Allow"), "GET\r", 4), 0);
+    assert_int_equal(strncmp(resp_header(&r, "Allow"), "GET, HEAD, OPTIONS\r", 19), 0);
     resp_free(&r);
     r = expect(s, "GET", "/metrics", NULL, 200);
     assert_non_null(strstr(r.headers, "text/plain; version=0.0.4"));

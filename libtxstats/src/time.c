@@ -93,6 +93,29 @@ static bool zone(const char *s, size_t len, size_t *i, int64_t *minutes)
     return true;
 }
 
+/* RFC 3339 §5.6: "T" (or "t"), or a space as the NOTE there permits. */
+static bool date_time_separator(const char *s, size_t len, size_t *i)
+{
+    if (*i >= len || (s[*i] != 'T' && s[*i] != 't' && s[*i] != ' '))
+        return false;
+    (*i)++;
+    return true;
+}
+
+/* RFC 3339 §5.7: second 60 exists only as a leap second, i.e. at 23:59:60 UTC (whatever the
+ * offset says locally). It is counted as the last millisecond of 23:59:59 so that the time line
+ * stays monotonic. Which days really had one is not checked: no table is kept (§5.7 leaves that
+ * to the application). Returns false for a second 60 at any other time. */
+static bool leap_second(int64_t *secs, int64_t *ms)
+{
+    int64_t at59 = *secs - 1; /* the same instant with second 59 */
+    if (((at59 % 86400) + 86400) % 86400 != 86399)
+        return false;
+    *secs = at59;
+    *ms = 999;
+    return true;
+}
+
 int txstats_timestamp_parse(const char *s, size_t len, int64_t *out_ms)
 {
     int64_t y, mo, d, h, mi, se, ms, off;
@@ -101,14 +124,16 @@ int txstats_timestamp_parse(const char *s, size_t len, int64_t *out_ms)
         return TXSTATS_EINVAL;
     bool ok = digits(s, len, &i, 4, &y) && expect(s, len, &i, '-') && digits(s, len, &i, 2, &mo) &&
               expect(s, len, &i, '-') && digits(s, len, &i, 2, &d);
-    ok = ok && i < len && (s[i] == 'T' || s[i] == 't') && ++i;
+    ok = ok && date_time_separator(s, len, &i);
     ok = ok && digits(s, len, &i, 2, &h) && expect(s, len, &i, ':') && digits(s, len, &i, 2, &mi) &&
          expect(s, len, &i, ':') && digits(s, len, &i, 2, &se);
     ok = ok && fraction(s, len, &i, &ms) && zone(s, len, &i, &off) && i == len;
     if (!ok || mo < 1 || mo > 12 || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 ||
-        se > 59)
+        se > 60)
         return TXSTATS_EINVAL;
     int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - off * 60;
+    if (se == 60 && !leap_second(&secs, &ms))
+        return TXSTATS_EINVAL;
     *out_ms = secs * 1000 + ms;
     return TXSTATS_OK;
 }

@@ -5,7 +5,7 @@ set -u
 build="$1"; secs="$2"
 src=$(cd "$(dirname "$0")" && pwd)
 total=0; failed=0
-for t in amount timestamp post_body snapshot journal checkpoint; do
+for t in amount timestamp post_body json_check snapshot journal checkpoint; do
     case $t in amount) dict=amount.dict ;; timestamp) dict=timestamp.dict ;; checkpoint) dict= ;; *) dict=json.dict ;; esac
     corpus="$build/fuzz-corpus/$t"
     mkdir -p "$corpus" "$build/fuzz-artifacts"

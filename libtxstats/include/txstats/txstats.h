@@ -467,10 +467,12 @@ TXSTATS_API int txstats_amount_format(txstats_amount_t a, char *buf, size_t len)
 
 /**
  * Parse an RFC 3339 date-time ("2018-07-17T09:59:51.312Z", "...+02:00"; 0 to 9 fractional
- * digits, truncated to ms; `T`/`t`, `Z`/`z` accepted) into ms since the epoch.
+ * digits, truncated to ms; `T`/`t`/space (RFC 3339 §5.6 NOTE), `Z`/`z` accepted) into ms since
+ * the epoch. A leap second, 23:59:60 UTC on any day (RFC 3339 §5.7), counts as 23:59:59.999.
  * Years 0000 to 9999; the offset may move the instant outside them, which is fine.
  * @return TXSTATS_OK; TXSTATS_EINVAL (syntax, no zone, impossible date such as Feb 30, hour 24,
- *         leap second, NULL argument). `*out_ms` is set only on success.
+ *         second 60 other than at 23:59 UTC, second 61, NULL argument). `*out_ms` is set only on
+ *         success.
  */
 TXSTATS_API int txstats_timestamp_parse(const char *text, size_t len, int64_t *out_ms);
 
