@@ -4,7 +4,11 @@
  * random moment, restart it on the same data directory, and check that every transaction that got
  * a 201 is there, exactly once, and that nothing appears that was never sent.
  *
- * usage: crash_test PATH-TO-txstats-server [CYCLES] [SEED]
+ * With "keys": every transaction carries an Idempotency-Key, and after each restart every request
+ * that got no answer is retried (same key, same body) until it gets one, as a careful client
+ * would. Then every transaction ever sent must be there exactly once: nothing lost, nothing twice.
+ *
+ * usage: crash_test PATH-TO-txstats-server [CYCLES] [SEED (0: from the clock)] [keys]
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -26,8 +30,22 @@
 #define PER_CYCLE 3000 /* posts per thread per cycle, at most */
 
 static atomic_int next_id = 1;       /* amount of transaction n is n micro-units */
-static unsigned char acked[MAX_IDS]; /* 1: got a 201 */
+static unsigned char acked[MAX_IDS]; /* 1: got a 201; 2: sent, no answer (keys mode) */
+static int64_t sent_ts[MAX_IDS];     /* keys mode: the timestamp a retry must repeat */
+static bool keys;
+static long retries, replayed;
 static atomic_bool stop;
+
+/* One POST of transaction `id` on an open connection: 0 and r filled, or -1 (connection lost). */
+static int post_id(int fd, int id, struct resp *r)
+{
+    char a[32], ts[32], body[128], hdr[64];
+    txstats_amount_format(id, a, sizeof(a));
+    txstats_timestamp_format(sent_ts[id], ts, sizeof(ts));
+    int n = snprintf(body, sizeof(body), "{\"amount\":\"%s\",\"timestamp\":\"%s\"}", a, ts);
+    snprintf(hdr, sizeof(hdr), "Idempotency-Key: \"crash-%d\"\r\n", id);
+    return http_request(fd, "POST", "/transactions", keys ? hdr : NULL, body, (size_t)n, r);
+}
 
 struct poster {
     int port;
@@ -41,22 +59,53 @@ static void *poster_main(void *arg)
         int id = atomic_fetch_add(&next_id, 1);
         if (id >= MAX_IDS)
             break;
-        char a[32], ts[32], body[128];
-        txstats_amount_format(id, a, sizeof(a));
-        txstats_timestamp_format(now_ms(), ts, sizeof(ts));
-        int n = snprintf(body, sizeof(body), "{\"amount\":\"%s\",\"timestamp\":\"%s\"}", a, ts);
+        sent_ts[id] = now_ms();
+        acked[id] = 2;
         struct resp r;
-        if (http_request(fd, "POST", "/transactions", NULL, body, (size_t)n, &r) != 0) {
+        if (post_id(fd, id, &r) != 0) {
             resp_free(&r);
             break; /* the server died: this one's fate is unknown */
         }
-        if (r.status == 201)
-            acked[id] = 1;
+        acked[id] = r.status == 201 ? 1 : 0;
         resp_free(&r);
     }
     if (fd >= 0)
         close(fd);
     return NULL;
+}
+
+/* Keys mode: every request that got no answer, again, until it gets one. */
+static int retry_unanswered(struct server *s, int cycle, long *total)
+{
+    int fd = -1, sent = atomic_load(&next_id);
+    for (int id = 1; id < sent && id < MAX_IDS; id++) {
+        for (int attempt = 0; acked[id] == 2 && attempt < 20; attempt++) {
+            struct resp r;
+            if (fd < 0)
+                fd = http_connect(s->port);
+            int rc = fd < 0 ? -1 : post_id(fd, id, &r);
+            if (rc != 0) {
+                if (fd >= 0)
+                    close(fd);
+                fd = -1;
+                continue;
+            }
+            retries++;
+            replayed += resp_header(&r, "Idempotent-Replayed") != NULL;
+            if (r.status == 201) {
+                acked[id] = 1;
+                ++*total;
+            }
+            resp_free(&r);
+        }
+        if (acked[id] == 2) {
+            fprintf(stderr, "cycle %d: transaction %d got no answer in 20 retries\n", cycle, id);
+            return 1;
+        }
+    }
+    if (fd >= 0)
+        close(fd);
+    return 0;
 }
 
 /* Check the listing against what was acknowledged and sent. */
@@ -85,9 +134,14 @@ static int verify(struct server *s, int cycle, long *total)
         lost += acked[id] && !seen[id];
     int incomplete = strstr(r.body, "\"truncated\":false") == NULL;
     printf("cycle %3d: sent %d, acknowledged %ld, listed %ld, lost %ld, duplicated %ld, "
-           "unknown %ld%s\n",
+           "unknown %ld%s",
            cycle, sent - 1, *total, listed, lost, dup, unknown,
            incomplete ? ", LISTING INCOMPLETE" : "");
+    if (keys) /* every one sent was answered: all must be there */
+        printf(", retried %ld (%ld replayed)", retries, replayed);
+    printf("\n");
+    for (int id = 1; keys && id < sent; id++)
+        lost += !acked[id]; /* in keys mode every request ends with a 201 */
     free(seen);
     resp_free(&r);
     return lost || dup || unknown || incomplete;
@@ -101,8 +155,10 @@ int main(int argc, char **argv)
     }
     server_bin = argv[1];
     int cycles = argc > 2 ? atoi(argv[2]) : 20;
-    unsigned seed = argc > 3 ? (unsigned)atoi(argv[3]) : (unsigned)time(NULL);
-    printf("crash test: %d cycles, seed %u\n", cycles, seed);
+    unsigned seed = argc > 3 && atoi(argv[3]) ? (unsigned)atoi(argv[3]) : (unsigned)time(NULL);
+    keys = argc > 4 && !strcmp(argv[4], "keys");
+    printf("crash test: %d cycles, seed %u%s\n", cycles, seed,
+           keys ? ", idempotency keys, unanswered requests retried" : "");
     signal(SIGPIPE, SIG_IGN);
     struct server s;
     server_init(&s);
@@ -137,12 +193,14 @@ int main(int argc, char **argv)
             pthread_join(th[i], NULL);
         int after = atomic_load(&next_id);
         for (int id = before; id < after && id < MAX_IDS; id++)
-            acked_total += acked[id];
+            acked_total += acked[id] == 1;
         if (server_start(&s, args) != 0) {
             fprintf(stderr, "cycle %d: the server did not restart after kill -9\n", c);
             failures++;
             break;
         }
+        if (keys)
+            failures += retry_unanswered(&s, c, &acked_total);
         failures += verify(&s, c, &acked_total);
         server_stop(&s, SIGKILL); /* the next cycle starts from a crash too */
     }
