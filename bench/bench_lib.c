@@ -97,6 +97,41 @@ static void bench_add(void)
     }
 }
 
+/* One thread, fixed clock: ns per transaction of batch adds of `per_call`, or (per_call 0) of
+ * keyed adds with fresh keys. */
+static double variant_run(long n, int per_call)
+{
+    txstats_t *t = make(1, 0);
+    txstats_tx_t *tx = malloc(1000 * sizeof(*tx));
+    char key[32];
+    for (int i = 0; i < 1000; i++)
+        tx[i] = (txstats_tx_t){1000000 + i % 977, fixed_ms - i % 50000};
+    double t0 = now_ns();
+    for (long i = 0; i < n; i += per_call ? per_call : 1) {
+        if (per_call) {
+            txstats_add_batch(t, tx, (size_t)per_call, NULL, NULL);
+            continue;
+        }
+        int len = snprintf(key, sizeof(key), "key-%ld", i);
+        txstats_add_keyed(t, 1000000 + i % 977, fixed_ms - i % 50000, key, (size_t)len, NULL);
+    }
+    double ns = (now_ns() - t0) / (double)n;
+    free(tx);
+    txstats_destroy(t);
+    return ns;
+}
+
+static void bench_variants(void)
+{
+    double v[REPS];
+    for (int r = 0; r < REPS; r++)
+        v[r] = variant_run(2000000, 1000);
+    report("add_batch of 1000, 1 thread, fixed clock (ns/tx)", v, REPS);
+    for (int r = 0; r < REPS; r++)
+        v[r] = variant_run(1000000, 0);
+    report("add_keyed, fresh keys, 1 thread, fixed (ns/add)", v, REPS);
+}
+
 static void bench_stats(void)
 {
     static const long sizes[] = {10, 10000, 1000000, 2000000};
@@ -185,6 +220,8 @@ int main(int argc, char **argv)
         bench_memory();
     if (argc < 2 || strstr(argv[1], "add"))
         bench_add();
+    if (argc < 2 || strstr(argv[1], "variants"))
+        bench_variants();
     if (argc < 2 || strstr(argv[1], "stats"))
         bench_stats();
     return 0;

@@ -68,6 +68,41 @@ static int measure(const char *what, long n, long spread_ms)
     return 0;
 }
 
+/* Bytes per idempotency key: `n` keyed adds (max_retained 0, so only the window and the keys
+ * take memory) against the same adds without keys. */
+static int measure_keys(long n)
+{
+    size_t with[2];
+    for (int keyed = 0; keyed < 2; keyed++) {
+        txstats_config_t cfg;
+        txstats_config_init(&cfg);
+        cfg.alloc = count_alloc;
+        cfg.free = count_free;
+        cfg.clock_ms = fake_clock;
+        cfg.max_retained = 0;
+        cfg.max_keys = (size_t)(n + n / 4); /* the cap is per sixteenth: room for the unevenness */
+        live = 0;
+        now_ms = INT64_C(1700000000000);
+        txstats_t *t;
+        if (txstats_create(&t, &cfg) != TXSTATS_OK)
+            return 1;
+        for (long i = 0; i < n; i++) {
+            char key[40];
+            int len = snprintf(key, sizeof(key), "7f3c2a9e-1b4d-4e8f-9a6b-%012ld", i);
+            int rc =
+                keyed ? txstats_add_keyed(t, 1000 + i, now_ms - i % 60000, key, (size_t)len, NULL)
+                      : txstats_add(t, 1000 + i, now_ms - i % 60000);
+            if (rc != TXSTATS_OK)
+                return 1;
+        }
+        with[keyed] = live;
+        txstats_destroy(t);
+    }
+    printf("%-40s +%10zu B for %8ld keys: %6.1f B each\n", "idempotency keys (UUID-like)",
+           with[1] - with[0], n, (double)(with[1] - with[0]) / (double)n);
+    return 0;
+}
+
 int main(void)
 {
     int rc = 0;
@@ -76,5 +111,7 @@ int main(void)
     rc |= measure("1,048,576 over 60,000 ms (17.5 per ms)", 1048576, 60000);
     rc |= measure("120,000 over 60,000 ms (2 per ms)", 120000, 60000);
     rc |= measure("60,000 over 60,000 ms (1 per ms)", 60000, 60000);
+    rc |= measure_keys(100000);
+    rc |= measure_keys(1000000);
     return rc;
 }

@@ -5,7 +5,8 @@
  * A key is known by a 128-bit BLAKE2b digest of its bytes (collision-resistant: a client cannot
  * make its key collide with another's), and remembered with a 64-bit fingerprint of the
  * transaction it asked for, the status it got, and the time it expires: 32 bytes an entry, in
- * open-addressing sub-tables of linear probing that double as they fill (load <= 3/4). An
+ * open-addressing sub-tables of linear probing that grow by half as they fill (load between 1/2
+ * and 3/4: 43 to 64 bytes a key). An
  * entry is dead once the clock passes its expiry: lookups do not see it, the same key reuses its
  * slot, and a sub-table that grows or reaches its cap is rebuilt without the dead (at the cap,
  * only once something can have expired: a full table of live keys answers TXSTATS_EFULL at once).
@@ -36,7 +37,7 @@ struct txstats__key_entry {
 struct txstats__key_sub {
     pthread_mutex_t lock;
     struct txstats__key_entry *slots;
-    uint64_t nslots;    /* power of two, or 0 */
+    uint64_t nslots;    /* 0 before the first key */
     uint64_t used;      /* occupied slots, live or dead */
     int64_t min_expiry; /* no entry expires before this (a lower bound) */
 } __attribute__((aligned(64)));

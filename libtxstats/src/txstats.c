@@ -288,8 +288,8 @@ int txstats_add_keyed(txstats_t *t, txstats_amount_t amount, int64_t timestamp_m
     return rc;
 }
 
-int txstats_key_check(txstats_t *t, txstats_amount_t amount, int64_t timestamp_ms,
-                      const void *key, size_t key_len, int *first)
+int txstats_key_check(txstats_t *t, txstats_amount_t amount, int64_t timestamp_ms, const void *key,
+                      size_t key_len, int *first)
 {
     if (!t || !key || key_len == 0 || key_len > TXSTATS_MAX_KEY_BYTES)
         return TXSTATS_EINVAL;
@@ -304,7 +304,7 @@ int txstats_key_check(txstats_t *t, txstats_amount_t amount, int64_t timestamp_m
     if (first)
         *first = info.status;
     return info.fp == txstats__key_fingerprint(amount, timestamp_ms) ? TXSTATS_DUPLICATE
-                                                                      : TXSTATS_ECONFLICT;
+                                                                     : TXSTATS_ECONFLICT;
 }
 
 int txstats__replay_keyed(txstats_t *t, txstats_amount_t amount, int64_t ts,
