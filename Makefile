@@ -8,7 +8,7 @@ PREFIX     ?= /usr/local
 DESTDIR    ?=
 
 .PHONY: all deps deps-test build test check run test-sanitize test-browser test-api test-deb deb \
-	crash-test fuzz soak bench install clean format format-check
+	crash-test fuzz soak bench bench-features install clean format format-check
 
 all: build
 
@@ -91,6 +91,13 @@ bench:
 	cmake -S . -B $(BUILD)-bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DTXSTATS_BUILD_EXAMPLES=OFF
 	cmake --build $(BUILD)-bench -j $(JOBS)
 	./bench/run.sh $(BUILD)-bench $(BENCH_SECONDS)
+
+# Only the section of bench/features.sh (keys, batches, checkpoints), printed, not written.
+bench-features:
+	@./scripts/deps.sh bench
+	cmake -S . -B $(BUILD)-bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF -DTXSTATS_BUILD_EXAMPLES=OFF
+	cmake --build $(BUILD)-bench -j $(JOBS)
+	./bench/features.sh $(BUILD)-bench $(BENCH_SECONDS) 3
 
 # libFuzzer (clang) on each target for SECONDS; seeds in tests/fuzz/corpus, findings in build-fuzz.
 SECONDS ?= 60

@@ -125,6 +125,10 @@ set xlabel "transactions in the window"; set ylabel "ns per call (median)"; set 
 plot "< grep '^stats,' $work/lib.txt | sed 's/[^0-9. ]/ /g' | awk '{print \\\$1, \\\$2}'" u 1:2 w lp t "txstats_stats"
 GP
 
+echo "== idempotency keys, batches, checkpoints"
+"$here/features.sh" "$build" "$dur" 3 >"$work/features.md"
+
 echo "== RESULTS.md"
 python3 "$here/report.py" "$work" "$here/RESULTS.md" "$dur" "$count"
+{ echo; cat "$work/features.md"; } >>"$here/RESULTS.md"
 echo "written: $here/RESULTS.md, $here/http.png, $here/stats_latency.png"
