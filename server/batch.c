@@ -267,7 +267,8 @@ static int by_line(const void *x, const void *y)
 
 static int reply(struct batch *b, struct mg_connection *c, const struct tally *t)
 {
-    qsort(b->rej, b->nrej, sizeof(*b->rej), by_line);
+    if (b->nrej > 1)
+        qsort(b->rej, b->nrej, sizeof(*b->rej), by_line);
     size_t cap = 96 + b->nrej * (sizeof(b->rej->error) * 6 + 48), n;
     char *out = malloc(cap);
     if (!out)

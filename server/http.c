@@ -92,11 +92,13 @@ int srv_reply_as(struct mg_connection *c, int status, const char *type, const ch
     char *buf = (size_t)n + len <= sizeof(stackbuf) ? stackbuf : malloc((size_t)n + len);
     if (!buf) { /* two writes rather than none */
         mg_write(c, head, (size_t)n);
-        mg_write(c, body, len);
+        if (len)
+            mg_write(c, body, len);
         return status;
     }
     memcpy(buf, head, (size_t)n);
-    memcpy(buf + n, body, len);
+    if (len)
+        memcpy(buf + n, body, len);
     mg_write(c, buf, (size_t)n + len);
     if (buf != stackbuf)
         free(buf);
