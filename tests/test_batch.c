@@ -109,7 +109,8 @@ static void test_every_kind_of_line(void **state)
             fail_msg("no %s in order in %s", key, r.body);
         assert_true(p[strlen(key)] != '"'); /* a reason, not empty */
     }
-    assert_non_null(strstr(r.body, "{\"stored\":3,\"expired\":1,\"replayed\":0,\"rejected\":[{\"line\":4,"));
+    assert_non_null(
+        strstr(r.body, "{\"stored\":3,\"expired\":1,\"replayed\":0,\"rejected\":[{\"line\":4,"));
     assert_null(strstr(r.body, "\"line\":2,"));
     assert_null(strstr(r.body, "\"line\":14,"));
     resp_free(&r);
@@ -164,8 +165,9 @@ static void test_limits(void **state)
              "{\"amount\":\"2\",\"timestamp\":\"%s\"}\n",
              ts, 0, ts);
     r = batch(s, body, strlen(body), 200);
-    assert_non_null(
-        strstr(r.body, "{\"stored\":1,\"expired\":0,\"replayed\":0,\"rejected\":[{\"line\":1,\"status\":413"));
+    assert_non_null(strstr(
+        r.body,
+        "{\"stored\":1,\"expired\":0,\"replayed\":0,\"rejected\":[{\"line\":1,\"status\":413"));
     resp_free(&r);
     expect_body(
         s, "/statistics",
@@ -187,7 +189,8 @@ static void test_answered_batch_survives_kill(void **state)
         line(body, cap, "{\"amount\":\"%d.01\",\"timestamp\":\"%s\"}\n", i + 1, ts);
     }
     struct resp r = batch(s, body, strlen(body), 200);
-    assert_non_null(strstr(r.body, "{\"stored\":2000,\"expired\":0,\"replayed\":0,\"rejected\":[]}"));
+    assert_non_null(
+        strstr(r.body, "{\"stored\":2000,\"expired\":0,\"replayed\":0,\"rejected\":[]}"));
     resp_free(&r);
     free(body);
     assert_int_equal(server_stop(s, SIGKILL), 128 + SIGKILL);

@@ -116,6 +116,8 @@ static void test_survives_a_crash(void **state)
     assert_int_equal(txstats_open_dir(t, dir, NULL, &rep), TXSTATS_OK);
     assert_int_equal(rep.replayed, 0);
     assert_int_equal(count_of(t), 286); /* T0 - 7i > T0 - 2000: i = 0..285 */
+    assert_int_equal(rep.snapshot_transactions, 286);
+    assert_int_equal(rep.expired, 500 - 286); /* checkpoint entries that expired are counted */
     txstats_destroy(t);
 }
 

@@ -184,13 +184,45 @@ static void test_open_dir(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Keyed adds under allocation failures: ENOMEM, nothing counted, the key not remembered (the
+ * retry is judged afresh and then counted once). */
+static void test_keyed(void **state)
+{
+    struct fake_clock clk;
+    struct budget b = {-1, 0};
+    txstats_config_t cfg = budget_config(&b, &clk);
+    txstats_t *t;
+    assert_int_equal(txstats_create(&t, &cfg), TXSTATS_OK);
+    int refused = 0;
+    char key[32];
+    for (int i = 0; i < 400; i++) {
+        snprintf(key, sizeof(key), "oom-%d", i);
+        b.left = i % 3; /* a few allocations, then none */
+        int rc = txstats_add_keyed(t, i + 1, T0 - i, key, strlen(key), NULL);
+        b.left = -1;
+        assert_true(rc == TXSTATS_OK || rc == TXSTATS_ENOMEM);
+        if (rc == TXSTATS_ENOMEM) {
+            refused++;
+            assert_int_equal(txstats_add_keyed(t, i + 1, T0 - i, key, strlen(key), NULL),
+                             TXSTATS_OK);
+        }
+        assert_int_equal(txstats_add_keyed(t, i + 1, T0 - i, key, strlen(key), NULL),
+                         TXSTATS_DUPLICATE);
+    }
+    assert_true(refused > 0);
+    txstats_summary_t s;
+    assert_int_equal(txstats_stats(t, &s), TXSTATS_OK);
+    assert_int_equal(s.count, 400);
+    txstats_destroy(t);
+    assert_int_equal(b.live, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_create),
-        cmocka_unit_test(test_add),
-        cmocka_unit_test(test_save_load),
-        cmocka_unit_test(test_open_dir),
+        cmocka_unit_test(test_create),    cmocka_unit_test(test_add),
+        cmocka_unit_test(test_save_load), cmocka_unit_test(test_open_dir),
+        cmocka_unit_test(test_keyed),
     };
     return cmocka_run_group_tests_name("oom", tests, NULL, NULL);
 }

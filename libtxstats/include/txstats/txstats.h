@@ -305,7 +305,10 @@ TXSTATS_API int txstats_admit(const txstats_config_t *cfg, txstats_amount_t amou
 TXSTATS_API int txstats_summary_text(const txstats_summary_t *s, txstats_summary_text_t *out);
 
 /**
- * Copy the retained transactions of the window, oldest first, into `buf`.
+ * Copy the retained transactions of the window, oldest first, into `buf`. Within one
+ * millisecond they come shard by shard, each shard's in the order it took them: arrival order
+ * holds within a millisecond only with one shard (keeping it across shards would cost a shared
+ * counter on every add, which is what shards exist to avoid).
  * @param buf destination of `cap` entries (may be NULL when cap is 0).
  * @param count receives how many retained transactions the window holds (may exceed cap).
  * @return TXSTATS_OK when all fit; TXSTATS_ENOBUFS when cap < *count (the first, oldest `cap`
