@@ -177,7 +177,7 @@ static int32_t partition_of(const struct srv_cluster *k, const txstats_key_t *ke
 /* Wait until this node's reader has applied `offset` of `partition` (or the timeout). */
 static bool wait_applied(struct srv_cluster *k, int32_t partition, int64_t offset)
 {
-    int64_t until = srv_now_ms() + k->opt.kafka_timeout_ms;
+    int64_t until = srv_now_ms() + k->opt.kafka_timeout_ms + 2000; /* as long as a delivery */
     while (atomic_load(&k->next_offset[partition]) <= offset) {
         if (srv_now_ms() > until)
             return false;

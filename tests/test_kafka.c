@@ -383,7 +383,14 @@ struct racer {
 static void *race_main(void *arg)
 {
     struct racer *r = arg;
-    r->status = post_keyed(r->node, "raced", r->amount, r->ts, NULL);
+    /* A careful client retries what got no answer or a 503, with the same key (a broker may
+     * still be coming back from the previous test). */
+    for (int attempt = 0; attempt < 30; attempt++) {
+        r->status = post_keyed(r->node, "raced", r->amount, r->ts, NULL);
+        if (r->status != 503 && r->status != -1)
+            break;
+        sleep_ms(200);
+    }
     return NULL;
 }
 
@@ -407,7 +414,8 @@ static void test_same_key_at_once(void **state)
         ok += r[i].status == 201;
         conflict += r[i].status == 422;
     }
-    assert_int_equal(ok + conflict, NODES);
+    if (ok + conflict != NODES)
+        fail_msg("statuses %d %d %d", r[0].status, r[1].status, r[2].status);
     assert_true(ok == 1 || ok == 2); /* 2: the two alike won; 1: the other one did */
     if (ok == 1)
         assert_int_equal(r[2].status, 201);
