@@ -113,6 +113,23 @@ void server_cleanup(struct server *s)
         fprintf(stderr, "could not remove %s\n", s->dir);
 }
 
+int server_test_setup(void **state)
+{
+    struct server *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -1;
+    server_init(s);
+    *state = s;
+    return 0;
+}
+
+int server_test_teardown(void **state)
+{
+    server_cleanup(*state);
+    free(*state);
+    return 0;
+}
+
 int http_connect(int port)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -31,6 +31,10 @@ void server_init(struct server *s); /* scratch dir */
 int server_start(struct server *s, const char *const *args);
 int server_stop(struct server *s, int sig); /* the exit status */
 void server_cleanup(struct server *s);
+/* cmocka setup and teardown: a fresh, not yet started server in *state; teardown stops it if it
+ * runs (SIGKILL) and removes its scratch directory. */
+int server_test_setup(void **state);
+int server_test_teardown(void **state);
 
 int http_connect(int port);
 /* One request on an open connection; -1 on a socket error. */

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -80,5 +81,28 @@ static inline void fill_disk(const char *path)
         assert_string_equal(x_.min, min_);                                                         \
         assert_int_equal(x_.count, count_);                                                        \
     } while (0)
+
+/* Two instances hold the same window: statistics, and the same listing in the same order. */
+static inline void assert_same_window(txstats_t *a, txstats_t *b)
+{
+    txstats_summary_t sa, sb;
+    assert_int_equal(txstats_stats(a, &sa), TXSTATS_OK);
+    assert_int_equal(txstats_stats(b, &sb), TXSTATS_OK);
+    assert_int_equal(sa.count, sb.count);
+    assert_int_equal(sa.sum_hi, sb.sum_hi);
+    assert_int_equal(sa.sum_lo, sb.sum_lo);
+    assert_int_equal(sa.min, sb.min);
+    assert_int_equal(sa.max, sb.max);
+    size_t cap = (size_t)sa.count + 1;
+    txstats_tx_t *la = malloc(cap * sizeof(*la)), *lb = malloc(cap * sizeof(*lb));
+    txstats_list_info_t ia, ib;
+    assert_int_equal(txstats_get_ex(a, la, cap, &ia), TXSTATS_OK);
+    assert_int_equal(txstats_get_ex(b, lb, cap, &ib), TXSTATS_OK);
+    assert_int_equal(ia.in_window, ib.in_window);
+    assert_int_equal(ia.written, ib.written);
+    assert_memory_equal(la, lb, ia.written * sizeof(la[0]));
+    free(la);
+    free(lb);
+}
 
 #endif

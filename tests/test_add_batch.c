@@ -28,27 +28,6 @@ static size_t make_mix(txstats_tx_t *tx, size_t n, unsigned seed)
     return n;
 }
 
-static void assert_same_window(txstats_t *a, txstats_t *b)
-{
-    txstats_summary_t x, y;
-    assert_int_equal(txstats_stats(a, &x), TXSTATS_OK);
-    assert_int_equal(txstats_stats(b, &y), TXSTATS_OK);
-    assert_int_equal(x.count, y.count);
-    assert_int_equal(x.sum_hi, y.sum_hi);
-    assert_int_equal(x.sum_lo, y.sum_lo);
-    assert_int_equal(x.min, y.min);
-    assert_int_equal(x.max, y.max);
-    size_t cap = (size_t)x.count + 1, na, nb;
-    txstats_tx_t *la = malloc(cap * sizeof(*la)), *lb = malloc(cap * sizeof(*lb));
-    assert_int_equal(txstats_get(a, la, cap, &na), TXSTATS_OK);
-    assert_int_equal(txstats_get(b, lb, cap, &nb), TXSTATS_OK);
-    assert_int_equal(na, nb);
-    for (size_t i = 0; i < na; i++) /* one shard each: the same order too */
-        assert_true(la[i].amount == lb[i].amount && la[i].timestamp_ms == lb[i].timestamp_ms);
-    free(la);
-    free(lb);
-}
-
 static void test_same_as_single_adds(void **state)
 {
     (void)state;

@@ -15,24 +15,6 @@
 
 #include "harness.h"
 
-static int setup(void **state)
-{
-    struct server *s = calloc(1, sizeof(*s));
-    server_init(s);
-    *state = s;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct server *s = *state;
-    if (s->pid > 0)
-        server_stop(s, SIGKILL);
-    server_cleanup(s);
-    free(s);
-    return 0;
-}
-
 static void start(struct server *s, const char *const *args)
 {
     assert_int_equal(server_start(s, args), 0);
@@ -206,7 +188,7 @@ int main(int argc, char **argv)
 {
     if (argc > 1)
         server_bin = argv[1];
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, server_test_setup, server_test_teardown)
     const struct CMUnitTest tests[] = {
         T(test_every_kind_of_line),
         T(test_not_ndjson),

@@ -16,24 +16,6 @@
 
 #include "harness.h"
 
-static int setup(void **state)
-{
-    struct server *s = calloc(1, sizeof(*s));
-    server_init(s);
-    *state = s;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    struct server *s = *state;
-    if (s->pid > 0)
-        server_stop(s, SIGKILL);
-    server_cleanup(s);
-    free(s);
-    return 0;
-}
-
 /* POST a transaction with raw extra headers; returns the response (caller frees). */
 static struct resp post(struct server *s, const char *headers, const char *amount, int64_t ts)
 {
@@ -225,7 +207,7 @@ int main(int argc, char **argv)
 {
     if (argc > 1)
         server_bin = argv[1];
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, server_test_setup, server_test_teardown)
     const struct CMUnitTest tests[] = {
         T(test_header_forms),     T(test_replays_and_conflicts),
         T(test_retry_after_kill), T(test_batch_retry),

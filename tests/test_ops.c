@@ -13,21 +13,6 @@
 #include "harness.h"
 #include "helpers.h"
 
-static int setup(void **state)
-{
-    struct server *s = calloc(1, sizeof(*s));
-    server_init(s);
-    *state = s;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    server_cleanup(*state);
-    free(*state);
-    return 0;
-}
-
 /* One request; fails the test unless the status is `want`. The caller frees the response. */
 static struct resp call(struct server *s, const char *method, const char *path, const char *hdrs,
                         const char *body, int want)
@@ -241,7 +226,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s PATH-TO-txstats-server\n", argv[0]);
         return 2;
     }
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, server_test_setup, server_test_teardown)
     const struct CMUnitTest tests[] = {
         T(test_access_log_combined),
         T(test_access_log_json),

@@ -18,21 +18,6 @@
 static const char EMPTY_STATS[] =
     "{\"sum\":\"0.00\",\"avg\":\"0.00\",\"max\":\"0.00\",\"min\":\"0.00\",\"count\":0}";
 
-static int setup(void **state)
-{
-    struct server *s = calloc(1, sizeof(*s));
-    server_init(s);
-    *state = s;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    server_cleanup(*state);
-    free(*state);
-    return 0;
-}
-
 static void start(struct server *s, const char *const *args)
 {
     int rc = server_start(s, args);
@@ -876,7 +861,7 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, server_test_setup, server_test_teardown)
     const struct CMUnitTest tests[] = {
         T(test_routes),
         T(test_validation),
