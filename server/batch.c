@@ -74,7 +74,7 @@ static void reject(struct batch *b, uint32_t line, int status, const char *error
     struct reject *r = &b->rej[b->nrej++];
     r->line = line;
     r->status = (uint16_t)status;
-    snprintf(r->error, sizeof(r->error), "%s", error);
+    snprintf(r->error, sizeof(r->error), "%.*s", (int)sizeof(r->error) - 1, error); /* cut */
 }
 
 static bool blank(const char *p, size_t n)
