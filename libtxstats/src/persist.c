@@ -102,7 +102,7 @@ int txstats_save(txstats_t *t, const char *path)
 
 /* Under all locks: empty every window, then put each cell inside the window into a shard. */
 static void install(txstats_t *t, const struct txstats__snap *sn, struct txstats__chunk *pool,
-                    uint64_t *dropped)
+                    struct txstats__dchunk *dpool, uint64_t *dropped)
 {
     txstats__lock_all(t);
     int64_t now = txstats__now(t);
@@ -118,21 +118,27 @@ static void install(txstats_t *t, const struct txstats__snap *sn, struct txstats
             continue;
         }
         struct txstats__window *w = &t->shards[next++ % t->nshards].w;
-        txstats__window_put_cell(w, c->ts, &c->agg, &sn->amounts[c->off], c->nkept, &pool);
+        txstats__window_put_cell(w, c->ts, &c->agg, &sn->amounts[c->off], c->nkept, &pool, &dpool);
     }
     txstats__window_adopt_chunks(&t->shards[0].w, pool);
     txstats__unlock_all(t);
+    txstats__dchunks_free(&t->mem, dpool); /* what dropped cells did not use */
 }
 
 int txstats__snapshot_install(txstats_t *t, const struct txstats__snap *sn, uint64_t *dropped)
 {
     struct txstats__chunk *pool = NULL;
-    uint64_t gone = 0, chunks = 0;
-    for (size_t i = 0; i < sn->ncells; i++)
+    struct txstats__dchunk *dpool = NULL;
+    uint64_t gone = 0, chunks = 0, dchunks = 0;
+    for (size_t i = 0; i < sn->ncells; i++) {
         chunks += (sn->cells[i].nkept + TXSTATS__CHUNK_CAP - 1) / TXSTATS__CHUNK_CAP;
+        dchunks += txstats__dist_chunks_for(sn->cells[i].agg.count, sn->cells[i].nkept);
+    }
     int rc = txstats__chunks_alloc(&t->mem, chunks, &pool);
+    if (rc == TXSTATS_OK && (rc = txstats__dchunks_alloc(&t->mem, dchunks, &dpool)) != TXSTATS_OK)
+        txstats__chunks_free(&t->mem, pool);
     if (rc == TXSTATS_OK)
-        install(t, sn, pool, &gone);
+        install(t, sn, pool, dpool, &gone);
     if (dropped)
         *dropped = gone;
     return rc;

@@ -142,6 +142,7 @@ static void clear_cell(struct txstats__window *w, int64_t slot)
 {
     struct txstats__cell *c = &w->cells[slot];
     release_chain(w, c);
+    txstats__dist_release(&w->dist, &c->dtail);
     give_credit(w, c->kept);
     c->count = 0;
     c->kept = 0;
@@ -158,6 +159,8 @@ static void expire_cell(struct txstats__window *w, int64_t ts)
         w->count -= c->count;
         w->sum -= c->sum;
         w->kept -= c->kept;
+        txstats__dist_count(&w->dist, c->dtail, &(struct txstats__dcell){c->count, c->min, c->max},
+                            false);
     }
     clear_cell(w, slot);
     if (active)
@@ -171,6 +174,8 @@ static void activate_cell(struct txstats__window *w, int64_t ts)
     w->count += c->count;
     w->sum += c->sum;
     w->kept += c->kept;
+    txstats__dist_count(&w->dist, c->dtail, &(struct txstats__dcell){c->count, c->min, c->max},
+                        true);
     tree_widen(w, slot, (struct txstats__minmax){c->min, c->max});
 }
 
@@ -181,6 +186,7 @@ void txstats__window_reset(struct txstats__window *w)
     for (; ts != INT64_MAX; ts = txstats__window_next_used(w, ts + 1, w->now))
         clear_cell(w, ts & w->g->mask);
     tree_clear(w);
+    txstats__dcounts_zero(&w->dist.k);
     w->count = 0;
     w->kept = 0;
     w->sum = 0;
@@ -257,6 +263,11 @@ int txstats__window_reserve(struct txstats__window *w, txstats_amount_t amount, 
             return TXSTATS_ENOMEM;
         }
     }
+    if (txstats__dist_reserve(&w->dist, c->dtail, c->count, &r->dfresh) != TXSTATS_OK) {
+        r->dfresh = NULL;
+        txstats__window_cancel(w, r);
+        return TXSTATS_ENOMEM;
+    }
     return TXSTATS_OK;
 }
 
@@ -264,6 +275,7 @@ void txstats__window_cancel(struct txstats__window *w, const struct txstats__res
 {
     if (r->fresh)
         chunk_give(w, r->fresh);
+    txstats__dist_cancel(&w->dist, r->dfresh);
     if (r->keep)
         give_credit(w, 1);
 }
@@ -275,6 +287,8 @@ void txstats__window_apply(struct txstats__window *w, const struct txstats__rese
     txstats_amount_t amount = r->amount;
     if (r->keep)
         chain_append(c, r->fresh, amount);
+    txstats__dist_push(&w->dist, &c->dtail, r->dfresh,
+                       &(struct txstats__dcell){c->count, c->min, c->max}, amount, r->ts <= w->now);
     if (c->count++ == 0) {
         c->min = c->max = amount;
         w->bits[slot >> 6] |= UINT64_C(1) << (slot & 63);
@@ -293,10 +307,15 @@ void txstats__window_apply(struct txstats__window *w, const struct txstats__rese
 
 void txstats__window_put_cell(struct txstats__window *w, int64_t ts,
                               const struct txstats__cell *agg, const txstats_amount_t *kept,
-                              uint64_t nkept, struct txstats__chunk **pool)
+                              uint64_t nkept, struct txstats__chunk **pool,
+                              struct txstats__dchunk **dpool)
 {
     int64_t slot = ts & w->g->mask;
     struct txstats__cell *c = &w->cells[slot];
+    txstats__i128 rest = agg->sum;
+    for (uint64_t i = 0; i < nkept && i < agg->count; i++)
+        rest -= kept[i];
+    txstats__dist_put(&c->dtail, agg->count, kept, nkept, rest, dpool); /* counted when active */
     for (uint64_t i = 0; i < nkept && take_credit(w); i++) {
         struct txstats__chunk *fresh = NULL;
         if (!c->tail || c->tail->n == TXSTATS__CHUNK_CAP) {
@@ -381,7 +400,7 @@ int txstats__window_init(struct txstats__window *w, const struct txstats__geom *
     w->cells = txstats__calloc(mem, (size_t)g->ring, sizeof(*w->cells));
     w->tree = txstats__alloc(mem, (size_t)g->ring * sizeof(*w->tree));
     w->bits = txstats__calloc(mem, (size_t)g->ring / 64, sizeof(uint64_t));
-    if (!w->cells || !w->tree || !w->bits) {
+    if (!w->cells || !w->tree || !w->bits || txstats__dist_init(&w->dist, mem) != TXSTATS_OK) {
         txstats__free(mem, w->cells);
         txstats__free(mem, w->tree);
         txstats__free(mem, w->bits);
@@ -399,4 +418,5 @@ void txstats__window_fini(struct txstats__window *w)
     txstats__free(w->mem, w->cells);
     txstats__free(w->mem, w->tree);
     txstats__free(w->mem, w->bits);
+    txstats__dist_fini(&w->dist);
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "alloc.h"
+#include "distribution.h"
 #include "txstats/txstats.h"
 
 typedef __int128 txstats__i128;
@@ -51,6 +52,7 @@ struct txstats__cell {
     txstats_amount_t max;
     txstats__i128 sum;
     struct txstats__chunk *tail;
+    struct txstats__dchunk *dtail; /* the buckets of all `count` amounts (distribution.h) */
 };
 
 struct txstats__minmax {
@@ -71,6 +73,7 @@ struct txstats__window {
     struct txstats__minmax *tree; /* internal nodes 1..ring-1; leaves are the cells */
     uint64_t *bits;               /* cells that hold data, active or future */
     struct txstats__chunk *free_chunks;
+    struct txstats__dist dist; /* distribution of the active cells' amounts */
 };
 
 /* An add in two steps, so that the caller can do what may fail (a journal write) in between:
@@ -80,6 +83,7 @@ struct txstats__reservation {
     int64_t ts;
     bool keep;
     struct txstats__chunk *fresh;
+    struct txstats__dchunk *dfresh;
 };
 
 /* TXSTATS_OK or TXSTATS_ENOMEM (nothing allocated). */
@@ -115,10 +119,12 @@ const txstats_amount_t *txstats__kept_next(struct txstats__kept_iter *it, uint32
 int txstats__chunks_alloc(const struct txstats__mem *mem, uint64_t n, struct txstats__chunk **pool);
 void txstats__chunks_free(const struct txstats__mem *mem, struct txstats__chunk *pool);
 /* Install a whole cell at ts (count, sum, min, max from `agg`; `nkept` amounts, as far as the
- * retention budget allows); chunks come from *pool, which holds enough. */
+ * retention budget allows); chunks come from *pool, which holds enough, and bucket chunks from
+ * *dpool (txstats__dist_chunks_for(agg->count) of them). */
 void txstats__window_put_cell(struct txstats__window *w, int64_t ts,
                               const struct txstats__cell *agg, const txstats_amount_t *kept,
-                              uint64_t nkept, struct txstats__chunk **pool);
+                              uint64_t nkept, struct txstats__chunk **pool,
+                              struct txstats__dchunk **dpool);
 /* Give the rest of a pool to the window's free list. */
 void txstats__window_adopt_chunks(struct txstats__window *w, struct txstats__chunk *pool);
 
