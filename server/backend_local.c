@@ -132,6 +132,11 @@ static int local_stats(void *self, txstats_summary_t *out)
     return txstats_stats(((struct local *)self)->t, out);
 }
 
+static int local_dist(void *self, txstats_dist_t *out)
+{
+    return txstats_dist_collect(((struct local *)self)->t, out);
+}
+
 static int local_list(void *self, txstats_tx_t *buf, size_t cap, txstats_list_info_t *info)
 {
     return txstats_get_ex(((struct local *)self)->t, buf, cap, info);
@@ -188,7 +193,7 @@ static int local_stop(void *self)
 
 static const struct srv_backend_ops local_ops = {"local",       local_add,  local_clear,
                                                  local_stats,   local_list, local_ready,
-                                                 local_metrics, local_stop};
+                                                 local_metrics, local_stop, local_dist};
 
 int srv_backend_local_start(const struct srv_options *o, struct srv_backend *out)
 {

@@ -15,6 +15,7 @@ const char *const srv_route_names[ROUTES] = {"/transactions",
                                              "/healthz",
                                              "/metrics",
                                              "/",
+                                             "/statistics/distribution",
                                              "other"};
 
 const char *const srv_post_outcome_names[POST_OUTCOMES] = {

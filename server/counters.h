@@ -16,6 +16,7 @@ enum srv_route {
     ROUTE_HEALTHZ,
     ROUTE_METRICS,
     ROUTE_DASHBOARD,
+    ROUTE_DISTRIBUTION,
     ROUTE_OTHER,
     ROUTES
 };

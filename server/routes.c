@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "json.h"
+#include "quantiles.h"
 #include "server.h"
 
 #define MAX_LISTINGS 4 /* concurrent GET /transactions, each holding up to max_retained x 16 B */
@@ -282,6 +283,7 @@ static const struct route routes[] = {
     {"/statistics", ROUTE_STATISTICS, "GET", get_statistics, NULL, NULL},
     {"/transactions/statistics", ROUTE_STATISTICS_ALIAS, "GET", get_statistics, NULL, NULL},
     {"/statistics/stream", ROUTE_STREAM, "GET", get_stream, NULL, NULL},
+    {"/statistics/distribution", ROUTE_DISTRIBUTION, "GET", srv_get_distribution, NULL, NULL},
     {"/healthz", ROUTE_HEALTHZ, "GET", get_health, NULL, NULL},
     {"/metrics", ROUTE_METRICS, "GET", get_metrics, NULL, NULL},
     {"/", ROUTE_DASHBOARD, "GET", get_dashboard, NULL, NULL},

@@ -135,7 +135,7 @@ uint64_t txstats__dcounts_le(const struct txstats__dcounts *const *parts, unsign
     if (le >= TXSTATS_AMOUNT_LIMIT)
         le = TXSTATS_AMOUNT_LIMIT - 1;
     uint32_t b = txstats__dist_bucket(le);
-    return below(parts, n, b) + (txstats__dist_value(b) <= le ? level_sum(parts, n, 0, b) : 0);
+    return below(parts, n, b) + level_sum(parts, n, 0, b); /* le's own bucket counts whole */
 }
 
 /* A page of chunks: an add allocates once per 63 new chunks, not once per chunk. */

@@ -86,7 +86,7 @@ void txstats__dcounts_zero(struct txstats__dcounts *k);
 void txstats__dcounts_merge(struct txstats__dcounts *acc, const struct txstats__dcounts *part);
 /* The bucket holding rank `r` (1-based, <= the parts' total) of the union of `n` parts. */
 uint32_t txstats__dcounts_rank(const struct txstats__dcounts *const *parts, unsigned n, uint64_t r);
-/* How many amounts of the parts lie in buckets whose representative is <= le. */
+/* How many amounts of the parts lie in le's bucket or below. */
 uint64_t txstats__dcounts_le(const struct txstats__dcounts *const *parts, unsigned n,
                              txstats_amount_t le);
 

@@ -445,10 +445,10 @@ TXSTATS_API int txstats_dist_extremes(const txstats_dist_t *d, txstats_amount_t 
 TXSTATS_API int txstats_dist_quantiles(const txstats_dist_t *d, const uint32_t *q_ppb, size_t n,
                                        txstats_amount_t *out);
 /**
- * A cumulative histogram: counts[i] = transactions whose amount is <= le[i]. Exact for a bound
- * below the minimum, at or above the maximum, or with |le| < 1024 micro-units; otherwise an
- * amount within 0.1 % of le[i] may land on either side of it (its bucket is counted as a whole,
- * when the bucket's midpoint is <= le[i]). @return TXSTATS_OK or TXSTATS_EINVAL.
+ * A cumulative histogram: counts[i] = transactions whose amount is <= le[i]. Every amount <= le[i]
+ * is counted; an amount above le[i] but in its bucket (above by less than 0.2 %, relative) is
+ * counted too. Exact for a bound below the minimum, at or above the maximum, or with |le| < 1024
+ * micro-units. @return TXSTATS_OK or TXSTATS_EINVAL.
  */
 TXSTATS_API int txstats_dist_histogram(const txstats_dist_t *d, const txstats_amount_t *le,
                                        size_t n, uint64_t *counts);
