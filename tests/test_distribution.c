@@ -14,6 +14,27 @@
 
 static double max_rel; /* the largest relative error seen, printed at the end */
 
+/* Retained amounts give their own buckets; the others are listed apart: tests run with all,
+ * some and none retained. */
+static size_t retained = TXSTATS_DEFAULT_MAX_RETAINED;
+
+static txstats_t *make(struct fake_clock *clk, int64_t start, int64_t window_ms, int64_t skew_ms,
+                       unsigned shards)
+{
+    txstats_config_t cfg;
+    txstats_t *t = NULL;
+    txstats_config_init(&cfg);
+    clk->now = start;
+    cfg.window_ms = window_ms;
+    cfg.max_skew_ms = skew_ms;
+    cfg.shards = shards;
+    cfg.max_retained = retained;
+    cfg.clock_ms = fake_clock_read;
+    cfg.clock_ctx = clk;
+    assert_int_equal(txstats_create(&t, &cfg), TXSTATS_OK);
+    return t;
+}
+
 struct model {
     int64_t *ts;
     txstats_amount_t *a;
@@ -197,7 +218,7 @@ static void run_shape(enum shape s, size_t n, unsigned shards)
 {
     struct fake_clock clk;
     const int64_t window = 10000;
-    txstats_t *t = make_instance(&clk, T0, window, 0, shards);
+    txstats_t *t = make(&clk, T0, window, 0, shards);
     struct model m = {0};
     for (size_t i = 0; i < n; i++) {
         int64_t ts = T0 - (int64_t)(rnd() % (uint64_t)window);
@@ -246,7 +267,7 @@ static void test_equal_one_tiny_huge(void **state)
 static void test_millisecond_edge(void **state)
 {
     struct fake_clock clk;
-    txstats_t *t = make_instance(&clk, T0, 1000, 0, 1);
+    txstats_t *t = make(&clk, T0, 1000, 0, 1);
     struct model m = {0};
     for (int64_t k = 0; k < 1000; k++) {
         for (int64_t j = 0; j <= k % 4; j++) {
@@ -269,7 +290,7 @@ static void test_millisecond_edge(void **state)
 static void test_skew(void **state)
 {
     struct fake_clock clk;
-    txstats_t *t = make_instance(&clk, T0, 1000, 500, 2);
+    txstats_t *t = make(&clk, T0, 1000, 500, 2);
     struct model m = {0};
     for (int i = 0; i < 20000; i++) {
         int64_t ts = T0 - 999 + (int64_t)(rnd() % 1500);
@@ -288,7 +309,7 @@ static void test_skew(void **state)
 static void test_clear_and_errors(void **state)
 {
     struct fake_clock clk;
-    txstats_t *t = make_instance(&clk, T0, 60000, 0, 2);
+    txstats_t *t = make(&clk, T0, 60000, 0, 2);
     uint32_t q[2] = {500000000, TXSTATS_Q_SCALE + 1};
     txstats_amount_t out[2] = {7, 7};
     uint64_t count = 9;
@@ -337,7 +358,10 @@ static void test_snapshot_round_trip(void **state)
     assert_true(fd >= 0);
     close(fd);
     struct fake_clock clk, clk2;
-    txstats_t *t = make_instance(&clk, T0, 10000, 0, 2);
+    size_t keep = retained; /* the snapshot has every amount; the loading instance keeps `keep` */
+    retained = TXSTATS_DEFAULT_MAX_RETAINED;
+    txstats_t *t = make(&clk, T0, 10000, 0, 2);
+    retained = keep;
     struct model m = {0};
     for (int i = 0; i < 100000; i++) {
         int64_t ts = T0 - (int64_t)(rnd() % 10000);
@@ -346,7 +370,7 @@ static void test_snapshot_round_trip(void **state)
         model_add(&m, a, ts);
     }
     assert_int_equal(txstats_save(t, path), TXSTATS_OK);
-    txstats_t *u = make_instance(&clk2, T0, 10000, 0, 3);
+    txstats_t *u = make(&clk2, T0, 10000, 0, 3);
     assert_int_equal(txstats_load(u, path), TXSTATS_OK);
     uint32_t q[NQ];
     txstats_amount_t a[NQ], b[NQ];
@@ -376,7 +400,7 @@ static void test_snapshot_round_trip(void **state)
         assert_int_equal(txstats_add(t, m.a[i], m.ts[i]), TXSTATS_OK);
     assert_int_equal(txstats_save(t, path), TXSTATS_OK);
     clk2.now = T0;
-    u = make_instance(&clk2, T0, 10000, 0, 2);
+    u = make(&clk2, T0, 10000, 0, 2);
     assert_int_equal(txstats_load(u, path), TXSTATS_OK);
     uint64_t count;
     uint32_t ends[2] = {0, TXSTATS_Q_SCALE};
@@ -404,7 +428,7 @@ static void test_combined_instances(void **state)
     struct model m[3] = {{0}};
     enum shape shapes[3] = {LOGNORMAL, NEGATIVE, EQUAL};
     for (int j = 0; j < 3; j++) {
-        t[j] = make_instance(&clk[j], T0, 5000, 0, (unsigned)j + 1);
+        t[j] = make(&clk[j], T0, 5000, 0, (unsigned)j + 1);
         for (int i = 0; i < 50000 * (j + 1); i++) {
             int64_t ts = T0 - (int64_t)(rnd() % 5000);
             txstats_amount_t a = draw(shapes[j]);
@@ -455,10 +479,26 @@ static void *add_many(void *arg)
 }
 
 /* Concurrent adds: every one in the distribution. */
+/* The same with none, and with a few, of the amounts retained for listing. */
+static void test_not_retained(void **state)
+{
+    for (int k = 0; k < 2; k++) {
+        retained = k ? 5000 : 0;
+        run_shape(LOGNORMAL, 200000, 2);
+        run_shape(EQUAL, 50000, 1);
+        run_shape(ONE, 3, 1);
+        test_millisecond_edge(state);
+        test_skew(state);
+        test_snapshot_round_trip(state);
+        test_combined_instances(state);
+    }
+    retained = TXSTATS_DEFAULT_MAX_RETAINED;
+}
+
 static void test_threads(void **state)
 {
     struct fake_clock clk;
-    txstats_t *t = make_instance(&clk, T0, 60000, 0, 2);
+    txstats_t *t = make(&clk, T0, 60000, 0, 2);
     pthread_t th[4];
     struct worker w[4];
     for (int i = 0; i < 4; i++) {
@@ -488,6 +528,7 @@ int main(void)
         cmocka_unit_test(test_clear_and_errors),
         cmocka_unit_test(test_snapshot_round_trip),
         cmocka_unit_test(test_combined_instances),
+        cmocka_unit_test(test_not_retained),
         cmocka_unit_test(test_threads),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,6 +4,7 @@
  * lists of buckets that make expiry exact, and the public txstats_dist_t that combines windows.
  * A leaf: only the allocator. See distribution.h.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "distribution.h"
@@ -138,12 +139,12 @@ uint64_t txstats__dcounts_le(const struct txstats__dcounts *const *parts, unsign
     return below(parts, n, b) + level_sum(parts, n, 0, b); /* le's own bucket counts whole */
 }
 
-/* A page of chunks: an add allocates once per 63 new chunks, not once per chunk. */
+/* A block of chunks owned by one window: 63 at a time for adds, or as many as a load needs. */
 #define SLAB_CHUNKS 63
 struct txstats__dslab {
     struct txstats__dslab *next;
-    char pad[sizeof(struct txstats__dchunk) - sizeof(void *)];
-    struct txstats__dchunk chunks[SLAB_CHUNKS];
+    uint64_t n;
+    struct txstats__dchunk chunks[];
 };
 
 int txstats__dist_init(struct txstats__dist *d, const struct txstats__mem *mem)
@@ -154,54 +155,71 @@ int txstats__dist_init(struct txstats__dist *d, const struct txstats__mem *mem)
     return txstats__dcounts_init(&d->k, mem);
 }
 
-/* Every chunk is on the free list (the window released its cells first). */
 void txstats__dist_fini(struct txstats__dist *d)
 {
-    while (d->free_chunks) {
-        struct txstats__dchunk *k = d->free_chunks;
-        d->free_chunks = k->next;
-        if (k->own)
-            txstats__free(d->mem, k);
-    }
     while (d->slabs) {
         struct txstats__dslab *s = d->slabs;
         d->slabs = s->next;
         txstats__free(d->mem, s);
     }
+    d->free_chunks = NULL;
     txstats__dcounts_fini(&d->k, d->mem);
+}
+
+int txstats__dslab_alloc(const struct txstats__mem *mem, uint64_t n, struct txstats__dslab **out)
+{
+    *out = NULL;
+    if (n == 0)
+        return TXSTATS_OK;
+    if (n > (SIZE_MAX - sizeof(**out)) / sizeof(struct txstats__dchunk))
+        return TXSTATS_ENOMEM;
+    struct txstats__dslab *s = txstats__alloc(mem, sizeof(*s) + n * sizeof(s->chunks[0]));
+    if (!s)
+        return TXSTATS_ENOMEM;
+    s->n = n;
+    s->next = NULL;
+    *out = s;
+    return TXSTATS_OK;
+}
+
+void txstats__dslab_free(const struct txstats__mem *mem, struct txstats__dslab *s)
+{
+    txstats__free(mem, s);
+}
+
+void txstats__dist_adopt(struct txstats__dist *d, struct txstats__dslab *s)
+{
+    if (!s)
+        return;
+    s->next = d->slabs;
+    d->slabs = s;
+    for (uint64_t i = s->n; i-- > 0;) {
+        s->chunks[i].next = d->free_chunks;
+        d->free_chunks = &s->chunks[i];
+    }
 }
 
 static struct txstats__dchunk *chunk_take(struct txstats__dist *d)
 {
     if (!d->free_chunks) {
-        struct txstats__dslab *s = txstats__alloc(d->mem, sizeof(*s));
-        if (!s)
+        struct txstats__dslab *s;
+        if (txstats__dslab_alloc(d->mem, SLAB_CHUNKS, &s) != TXSTATS_OK)
             return NULL;
-        s->next = d->slabs;
-        d->slabs = s;
-        for (unsigned i = 0; i < SLAB_CHUNKS; i++) {
-            s->chunks[i].own = 0;
-            s->chunks[i].next = i + 1 < SLAB_CHUNKS ? &s->chunks[i + 1] : NULL;
-        }
-        d->free_chunks = &s->chunks[0];
+        txstats__dist_adopt(d, s);
     }
     struct txstats__dchunk *k = d->free_chunks;
     d->free_chunks = k->next;
+    k->n = 0;
     return k;
 }
 
-int txstats__dist_reserve(struct txstats__dist *d, const struct txstats__dchunk *tail,
-                          uint64_t count, struct txstats__dchunk **fresh)
+int txstats__dist_reserve(struct txstats__dist *d, const struct txstats__dchunk *tail, bool keep,
+                          struct txstats__dchunk **fresh)
 {
     *fresh = NULL;
-    if (count < 2 || (tail && tail->n < TXSTATS__DCHUNK_CAP)) /* a run chunk counts as full */
+    if (keep || (tail && tail->n < TXSTATS__DCHUNK_CAP)) /* a run chunk counts as full */
         return TXSTATS_OK;
-    struct txstats__dchunk *k = chunk_take(d);
-    if (!k)
-        return TXSTATS_ENOMEM;
-    k->n = 0;
-    *fresh = k;
-    return TXSTATS_OK;
+    return (*fresh = chunk_take(d)) ? TXSTATS_OK : TXSTATS_ENOMEM;
 }
 
 void txstats__dist_cancel(struct txstats__dist *d, struct txstats__dchunk *fresh)
@@ -221,28 +239,30 @@ static inline void count_bucket(struct txstats__dcounts *k, uint32_t b, uint64_t
 }
 
 void txstats__dist_push(struct txstats__dist *d, struct txstats__dchunk **tail,
-                        struct txstats__dchunk *fresh, const struct txstats__dcell *before,
-                        txstats_amount_t amount, bool active)
+                        struct txstats__dchunk *fresh, txstats_amount_t amount, bool keep,
+                        bool active)
 {
     uint32_t b = txstats__dist_bucket(amount);
     if (active)
         count_bucket(&d->k, b, 1);
-    if (before->count < 2)
-        return; /* one or two amounts: min and max say which */
+    if (keep)
+        return; /* the retained amount says which bucket */
     if (fresh) {
-        if (!*tail) { /* the third amount: write down the first two */
-            fresh->b[0] = (uint16_t)txstats__dist_bucket(before->min);
-            fresh->b[1] = (uint16_t)txstats__dist_bucket(before->max);
-            fresh->n = 2;
-        }
         fresh->next = *tail;
         *tail = fresh;
     }
     (*tail)->b[(*tail)->n++] = (uint16_t)b;
 }
 
+void txstats__dist_count_amounts(struct txstats__dist *d, const txstats_amount_t *a, uint32_t n,
+                                 bool add)
+{
+    for (uint32_t i = 0; i < n; i++)
+        count_bucket(&d->k, txstats__dist_bucket(a[i]), add ? 1 : UINT64_MAX);
+}
+
 /* A run chunk (n == RUN) stands for `run` amounts of bucket b[0], the run in b[1..4]. */
-#define RUN UINT16_MAX
+#define RUN UINT32_MAX
 
 static uint64_t run_of(const struct txstats__dchunk *k)
 {
@@ -251,15 +271,8 @@ static uint64_t run_of(const struct txstats__dchunk *k)
     return run;
 }
 
-void txstats__dist_count(struct txstats__dist *d, const struct txstats__dchunk *tail,
-                         const struct txstats__dcell *cell, bool add)
+void txstats__dist_count(struct txstats__dist *d, const struct txstats__dchunk *tail, bool add)
 {
-    if (!tail && cell->count > 0 && cell->count <= 2) {
-        count_bucket(&d->k, txstats__dist_bucket(cell->min), add ? 1 : UINT64_MAX);
-        if (cell->count == 2)
-            count_bucket(&d->k, txstats__dist_bucket(cell->max), add ? 1 : UINT64_MAX);
-        return;
-    }
     for (const struct txstats__dchunk *k = tail; k; k = k->next) {
         if (k->n == RUN) {
             uint64_t run = run_of(k);
@@ -283,73 +296,39 @@ void txstats__dist_release(struct txstats__dist *d, struct txstats__dchunk **tai
     *tail = NULL;
 }
 
-int txstats__dchunks_alloc(const struct txstats__mem *mem, uint64_t n,
-                           struct txstats__dchunk **pool)
-{
-    *pool = NULL;
-    for (uint64_t i = 0; i < n; i++) {
-        struct txstats__dchunk *k = txstats__alloc(mem, sizeof(*k));
-        if (!k) {
-            txstats__dchunks_free(mem, *pool);
-            *pool = NULL;
-            return TXSTATS_ENOMEM;
-        }
-        k->own = 1;
-        k->next = *pool;
-        *pool = k;
-    }
-    return TXSTATS_OK;
-}
-
-void txstats__dchunks_free(const struct txstats__mem *mem, struct txstats__dchunk *pool)
-{
-    while (pool) {
-        struct txstats__dchunk *k = pool;
-        pool = k->next;
-        txstats__free(mem, k);
-    }
-}
-
 uint64_t txstats__dist_chunks_for(uint64_t count, uint64_t nkept)
 {
-    if (count <= 2)
-        return 0;
     nkept = nkept < count ? nkept : count;
     return (nkept + TXSTATS__DCHUNK_CAP - 1) / TXSTATS__DCHUNK_CAP + (count > nkept);
 }
 
-/* One bucket into a loaded cell's list (not counted), the chunk from *pool when needed. */
-static void put_one(struct txstats__dchunk **tail, txstats_amount_t a,
-                    struct txstats__dchunk **pool)
+/* A chunk from the free list, which txstats__dist_adopt() filled for the load. */
+static struct txstats__dchunk *put_chunk(struct txstats__dist *d, struct txstats__dchunk **tail)
 {
-    if (!*tail || (*tail)->n >= TXSTATS__DCHUNK_CAP) {
-        struct txstats__dchunk *fresh = *pool;
-        *pool = fresh->next;
-        fresh->n = 0;
-        fresh->next = *tail;
-        *tail = fresh;
-    }
-    (*tail)->b[(*tail)->n++] = (uint16_t)txstats__dist_bucket(a);
+    struct txstats__dchunk *k = d->free_chunks;
+    d->free_chunks = k->next;
+    k->n = 0;
+    k->next = *tail;
+    *tail = k;
+    return k;
 }
 
-void txstats__dist_put(struct txstats__dchunk **tail, uint64_t count, const txstats_amount_t *kept,
-                       uint64_t nkept, __int128 rest_sum, struct txstats__dchunk **pool)
+void txstats__dist_put(struct txstats__dist *d, struct txstats__dchunk **tail, uint64_t count,
+                       const txstats_amount_t *known, uint64_t nknown, __int128 rest_sum)
 {
-    if (count <= 2)
-        return; /* min and max say which */
-    nkept = nkept < count ? nkept : count;
-    for (uint64_t i = 0; i < nkept; i++)
-        put_one(tail, kept[i], pool);
-    if (count == nkept)
+    nknown = nknown < count ? nknown : count;
+    for (uint64_t i = 0; i < nknown; i++) {
+        if (!*tail || (*tail)->n >= TXSTATS__DCHUNK_CAP)
+            put_chunk(d, tail);
+        (*tail)->b[(*tail)->n++] = (uint16_t)txstats__dist_bucket(known[i]);
+    }
+    if (count == nknown)
         return;
     /* Amounts the snapshot did not keep: their mean stands for each (exact when one), in one
      * run chunk. */
-    uint64_t run = count - nkept;
+    uint64_t run = count - nknown;
     txstats_amount_t mean = (txstats_amount_t)(rest_sum / (__int128)run);
-    struct txstats__dchunk *k = *pool;
-    *pool = k->next;
-    k->next = *tail;
-    *tail = k;
+    struct txstats__dchunk *k = put_chunk(d, tail);
     k->n = RUN;
     k->b[0] = (uint16_t)txstats__dist_bucket(mean);
     memcpy(&k->b[1], &run, sizeof(run));

@@ -9,9 +9,10 @@
  * - Counts. Per bucket, in three levels (buckets, groups of 64, supers of 4096), so that the
  *   bucket of a rank is found in at most 13 + 64 + 64 steps, whatever the count.
  *
- * A window keeps, per millisecond cell, the list of its transactions' buckets (2 bytes each, in
- * chunks of 26): expiry subtracts exactly what the adds added, whether or not the amounts were
- * retained for listing. The caller serialises every call on one `struct txstats__dist`.
+ * A window keeps, per millisecond cell, the buckets of the transactions whose amounts it does not
+ * retain for listing (2 bytes each, in chunks of 26); the retained amounts give their own buckets.
+ * So expiry subtracts exactly what the adds added. The caller serialises every call on one
+ * `struct txstats__dist`.
  */
 #ifndef TXSTATS_DISTRIBUTION_H
 #define TXSTATS_DISTRIBUTION_H
@@ -38,25 +39,18 @@ struct txstats__dcounts {
 #define TXSTATS__DCHUNK_CAP 26
 struct txstats__dchunk {
     struct txstats__dchunk *next;
-    uint16_t n;
-    uint16_t own; /* 1: allocated alone (by a load), 0: part of a window's slab */
+    uint32_t n;
     uint16_t b[TXSTATS__DCHUNK_CAP];
 };
 
 struct txstats__dslab;
-
-/* What a cell knows of its amounts besides the list: with one or two, min and max are them. */
-struct txstats__dcell {
-    uint64_t count;
-    txstats_amount_t min, max;
-};
 
 /* A window's distribution: counts of the active cells, and free chunks. */
 struct txstats__dist {
     struct txstats__dcounts k;
     const struct txstats__mem *mem;
     struct txstats__dchunk *free_chunks;
-    struct txstats__dslab *slabs; /* chunks are allocated 63 at a time */
+    struct txstats__dslab *slabs; /* every chunk belongs to one of them */
 };
 
 static inline uint32_t txstats__dist_bucket(txstats_amount_t a)
@@ -91,35 +85,42 @@ uint64_t txstats__dcounts_le(const struct txstats__dcounts *const *parts, unsign
                              txstats_amount_t le);
 
 int txstats__dist_init(struct txstats__dist *d, const struct txstats__mem *mem);
-void txstats__dist_fini(struct txstats__dist *d);
-/* A cell's list: empty while the cell holds at most two amounts (min and max are them); from the
- * third on, every amount's bucket. */
-/* A chunk for one more amount in a cell of `count` amounts whose list is at `tail`, when the
- * list must grow: *fresh, or NULL when none is needed. TXSTATS_OK or TXSTATS_ENOMEM. */
-int txstats__dist_reserve(struct txstats__dist *d, const struct txstats__dchunk *tail,
-                          uint64_t count, struct txstats__dchunk **fresh);
+void txstats__dist_fini(struct txstats__dist *d); /* frees every chunk: lists need no release */
+
+/*
+ * A cell's amounts, for the distribution, are its retained amounts (the window's chain: their
+ * buckets follow from them) plus a list of the buckets of those not retained.
+ */
+/* A chunk for the bucket of one more amount not retained (`keep` false) in the list at `tail`,
+ * when the list must grow: *fresh, or NULL when none is needed. TXSTATS_OK or TXSTATS_ENOMEM. */
+int txstats__dist_reserve(struct txstats__dist *d, const struct txstats__dchunk *tail, bool keep,
+                          struct txstats__dchunk **fresh);
 void txstats__dist_cancel(struct txstats__dist *d, struct txstats__dchunk *fresh);
-/* Record an amount in a cell (as it was `before`; with the reserved chunk); counted when
+/* Record an amount (in the list unless retained, with the reserved chunk); counted when
  * `active`. */
 void txstats__dist_push(struct txstats__dist *d, struct txstats__dchunk **tail,
-                        struct txstats__dchunk *fresh, const struct txstats__dcell *before,
-                        txstats_amount_t amount, bool active);
-/* Count (a cell became active) or uncount (an active cell expires) a whole cell. */
-void txstats__dist_count(struct txstats__dist *d, const struct txstats__dchunk *tail,
-                         const struct txstats__dcell *cell, bool add);
+                        struct txstats__dchunk *fresh, txstats_amount_t amount, bool keep,
+                        bool active);
+/* Count (a cell became active) or uncount (an active cell expires) retained amounts, and a
+ * list. */
+void txstats__dist_count_amounts(struct txstats__dist *d, const txstats_amount_t *a, uint32_t n,
+                                 bool add);
+void txstats__dist_count(struct txstats__dist *d, const struct txstats__dchunk *tail, bool add);
 /* Give a list's chunks back to the free list; *tail becomes NULL. */
 void txstats__dist_release(struct txstats__dist *d, struct txstats__dchunk **tail);
-/* Chunks for `n` buckets, allocated up front (a load must not fail half-way). */
-int txstats__dchunks_alloc(const struct txstats__mem *mem, uint64_t n,
-                           struct txstats__dchunk **pool);
-void txstats__dchunks_free(const struct txstats__mem *mem, struct txstats__dchunk *pool);
-/* The list of a loaded cell of `count` amounts, not counted yet: the `nkept` known amounts,
- * and the rest estimated from their sum `rest_sum` (exact when one is unknown) in one run chunk;
- * chunks come from *pool. */
-void txstats__dist_put(struct txstats__dchunk **tail, uint64_t count, const txstats_amount_t *kept,
-                       uint64_t nkept, __int128 rest_sum, struct txstats__dchunk **pool);
-/* Chunks needed by txstats__dist_put() for `count` buckets, `nkept` of them known. */
+
+/* Loads: a block of `n` chunks allocated up front (a load must not fail half-way), given to the
+ * window whose cells will use them. TXSTATS_OK or TXSTATS_ENOMEM; n == 0 gives NULL. */
+int txstats__dslab_alloc(const struct txstats__mem *mem, uint64_t n, struct txstats__dslab **out);
+void txstats__dslab_free(const struct txstats__mem *mem, struct txstats__dslab *s);
+void txstats__dist_adopt(struct txstats__dist *d, struct txstats__dslab *s); /* NULL ok */
+/* Chunks a loaded cell of `count` amounts, `nkept` of them known, needs at most. */
 uint64_t txstats__dist_chunks_for(uint64_t count, uint64_t nkept);
+/* The list of a loaded cell for the `count` amounts its chain does not hold, not counted yet:
+ * `nknown` of them known, the rest estimated from their sum `rest_sum` (exact when one) in one
+ * run chunk. Chunks come from the free list (txstats__dist_adopt() put enough there). */
+void txstats__dist_put(struct txstats__dist *d, struct txstats__dchunk **tail, uint64_t count,
+                       const txstats_amount_t *known, uint64_t nknown, __int128 rest_sum);
 
 /* Quantiles of the union of `nparts` count sets whose exact extremes are min and max (see
  * txstats_dist_quantiles()). TXSTATS_OK or TXSTATS_EINVAL (a q above TXSTATS_Q_SCALE). */

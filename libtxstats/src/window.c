@@ -150,6 +150,18 @@ static void clear_cell(struct txstats__window *w, int64_t slot)
     w->bits[slot >> 6] &= ~(UINT64_C(1) << (slot & 63));
 }
 
+/* A cell's amounts into (or out of) the distribution: the retained ones, then the list. */
+static void count_cell(struct txstats__window *w, const struct txstats__cell *c, bool add)
+{
+    struct txstats__kept_iter it;
+    const txstats_amount_t *a;
+    uint32_t n;
+    txstats__kept_begin(c, &it);
+    while ((a = txstats__kept_next(&it, &n)))
+        txstats__dist_count_amounts(&w->dist, a, n, add);
+    txstats__dist_count(&w->dist, c->dtail, add);
+}
+
 static void expire_cell(struct txstats__window *w, int64_t ts)
 {
     int64_t slot = ts & w->g->mask;
@@ -159,8 +171,7 @@ static void expire_cell(struct txstats__window *w, int64_t ts)
         w->count -= c->count;
         w->sum -= c->sum;
         w->kept -= c->kept;
-        txstats__dist_count(&w->dist, c->dtail, &(struct txstats__dcell){c->count, c->min, c->max},
-                            false);
+        count_cell(w, c, false);
     }
     clear_cell(w, slot);
     if (active)
@@ -174,8 +185,7 @@ static void activate_cell(struct txstats__window *w, int64_t ts)
     w->count += c->count;
     w->sum += c->sum;
     w->kept += c->kept;
-    txstats__dist_count(&w->dist, c->dtail, &(struct txstats__dcell){c->count, c->min, c->max},
-                        true);
+    count_cell(w, c, true);
     tree_widen(w, slot, (struct txstats__minmax){c->min, c->max});
 }
 
@@ -263,7 +273,7 @@ int txstats__window_reserve(struct txstats__window *w, txstats_amount_t amount, 
             return TXSTATS_ENOMEM;
         }
     }
-    if (txstats__dist_reserve(&w->dist, c->dtail, c->count, &r->dfresh) != TXSTATS_OK) {
+    if (txstats__dist_reserve(&w->dist, c->dtail, r->keep, &r->dfresh) != TXSTATS_OK) {
         r->dfresh = NULL;
         txstats__window_cancel(w, r);
         return TXSTATS_ENOMEM;
@@ -287,8 +297,7 @@ void txstats__window_apply(struct txstats__window *w, const struct txstats__rese
     txstats_amount_t amount = r->amount;
     if (r->keep)
         chain_append(c, r->fresh, amount);
-    txstats__dist_push(&w->dist, &c->dtail, r->dfresh,
-                       &(struct txstats__dcell){c->count, c->min, c->max}, amount, r->ts <= w->now);
+    txstats__dist_push(&w->dist, &c->dtail, r->dfresh, amount, r->keep, r->ts <= w->now);
     if (c->count++ == 0) {
         c->min = c->max = amount;
         w->bits[slot >> 6] |= UINT64_C(1) << (slot & 63);
@@ -307,16 +316,16 @@ void txstats__window_apply(struct txstats__window *w, const struct txstats__rese
 
 void txstats__window_put_cell(struct txstats__window *w, int64_t ts,
                               const struct txstats__cell *agg, const txstats_amount_t *kept,
-                              uint64_t nkept, struct txstats__chunk **pool,
-                              struct txstats__dchunk **dpool)
+                              uint64_t nkept, struct txstats__chunk **pool)
 {
     int64_t slot = ts & w->g->mask;
     struct txstats__cell *c = &w->cells[slot];
     txstats__i128 rest = agg->sum;
-    for (uint64_t i = 0; i < nkept && i < agg->count; i++)
+    nkept = nkept < agg->count ? nkept : agg->count;
+    for (uint64_t i = 0; i < nkept; i++)
         rest -= kept[i];
-    txstats__dist_put(&c->dtail, agg->count, kept, nkept, rest, dpool); /* counted when active */
-    for (uint64_t i = 0; i < nkept && take_credit(w); i++) {
+    uint64_t i = 0;
+    for (; i < nkept && take_credit(w); i++) {
         struct txstats__chunk *fresh = NULL;
         if (!c->tail || c->tail->n == TXSTATS__CHUNK_CAP) {
             fresh = *pool;
@@ -325,6 +334,8 @@ void txstats__window_put_cell(struct txstats__window *w, int64_t ts,
         }
         chain_append(c, fresh, kept[i]);
     }
+    /* What the chain does not hold goes to the distribution's list (counted when active). */
+    txstats__dist_put(&w->dist, &c->dtail, agg->count - i, kept + i, nkept - i, rest);
     c->count = agg->count;
     c->sum = agg->sum;
     c->min = agg->min;
