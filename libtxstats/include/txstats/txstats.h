@@ -158,7 +158,10 @@ TXSTATS_API void txstats_config_init(txstats_config_t *cfg);
  * Memory: per shard, 64 bytes per millisecond of (window + skew, rounded up to a power of two)
  * reserved, resident only where used, plus 16 bytes per millisecond for the min/max tree; plus
  * the retained amounts, in chunks of 14 (128 bytes), from 9 bytes per transaction when
- * milliseconds hold many to 128 when each holds one. The caller owns the instance.
+ * milliseconds hold many to 128 when each holds one; plus the distribution of amounts: 433 KB
+ * of bucket counts per shard (reserved, resident where used) and, for transactions past
+ * max_retained, 2 bytes each in 64-byte chunks of 26 per millisecond. The caller owns the
+ * instance.
  */
 TXSTATS_API int txstats_create(txstats_t **out, const txstats_config_t *cfg);
 
