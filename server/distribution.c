@@ -44,7 +44,9 @@ void srv_metrics_quantiles(struct srv *s, struct srv_text *t)
         return;
     txstats_dist_quantiles(d, q, 3, v);
     txstats_dist_destroy(d);
-    srv_text_family(t, "txstats_window_amount_quantile", "gauge",
+    /* Gauges in meaning (the window's current quantiles), typed summary: Prometheus reserves the
+     * `quantile` label for summaries (promtool rejects it on a gauge); no _sum and _count. */
+    srv_text_family(t, "txstats_window_amount_quantile", "summary",
                     "Quantiles of the amounts in the window (currency units, within 0.1 %).");
     for (int i = 0; i < 3; i++) {
         char m[48];
