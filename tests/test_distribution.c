@@ -151,6 +151,20 @@ static void check_histogram(const txstats_dist_t *d, const txstats_amount_t *v, 
     for (size_t i = 0; i < 8; i++)
         le[i] = n ? v[rnd() % n] + (txstats_amount_t)(rnd() % 3) - 1 : 0;
     assert_int_equal(txstats_dist_histogram(d, le, 8, counts), TXSTATS_OK);
+    /* The finest histogram: exact bounds, in order, holding every amount. */
+    uint32_t cursor = 0;
+    txstats_amount_t lo, hi, prev = INT64_MIN;
+    uint64_t c, sum = 0;
+    size_t j = 0;
+    while (txstats_dist_bucket_next(d, &cursor, &lo, &hi, &c)) {
+        assert_true(lo <= hi && lo > prev && c > 0);
+        for (uint64_t k = 0; k < c; k++, j++)
+            assert_true(v[j] >= lo && v[j] <= hi);
+        prev = hi;
+        sum += c;
+    }
+    assert_int_equal(sum, n);
+    assert_int_equal(txstats_dist_bucket_next(d, &cursor, &lo, &hi, &c), 0);
     for (size_t i = 0; i < 8; i++) {
         __int128 slack = (le[i] < 0 ? -(__int128)le[i] : le[i]) / 500 + 1;
         size_t lo = 0, hi = 0;

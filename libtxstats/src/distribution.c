@@ -453,6 +453,29 @@ int txstats_dist_histogram(const txstats_dist_t *d, const txstats_amount_t *le, 
     return TXSTATS_OK;
 }
 
+int txstats_dist_bucket_next(const txstats_dist_t *d, uint32_t *cursor, txstats_amount_t *lo,
+                             txstats_amount_t *hi, uint64_t *count)
+{
+    if (!d || !cursor || !lo || !hi || !count)
+        return 0;
+    for (uint32_t b = *cursor; b < TXSTATS__DIST_BUCKETS;) {
+        if (!d->k.c2[b >> 12]) {
+            b = (b >> 12 << 12) + 4096; /* an empty super: skip it */
+        } else if (!d->k.c1[b >> 6]) {
+            b = (b >> 6 << 6) + 64; /* an empty group */
+        } else if (!d->k.c0[b]) {
+            b++;
+        } else {
+            txstats__dist_bounds(b, lo, hi);
+            *count = d->k.c0[b];
+            *cursor = b + 1;
+            return 1;
+        }
+    }
+    *cursor = TXSTATS__DIST_BUCKETS;
+    return 0;
+}
+
 int txstats_dist_extremes(const txstats_dist_t *d, txstats_amount_t *min, txstats_amount_t *max)
 {
     if (!d || !min || !max)

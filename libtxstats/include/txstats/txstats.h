@@ -455,6 +455,14 @@ TXSTATS_API int txstats_dist_quantiles(const txstats_dist_t *d, const uint32_t *
  */
 TXSTATS_API int txstats_dist_histogram(const txstats_dist_t *d, const txstats_amount_t *le,
                                        size_t n, uint64_t *counts);
+/**
+ * The finest histogram: the non-empty buckets in increasing order, each with its exact bounds
+ * (every amount counted in it lies in [lo, hi]) and its count. Start with *cursor = 0.
+ * @return 1 with the next bucket, 0 at the end (or for a NULL argument).
+ */
+TXSTATS_API int txstats_dist_bucket_next(const txstats_dist_t *d, uint32_t *cursor,
+                                         txstats_amount_t *lo, txstats_amount_t *hi,
+                                         uint64_t *count);
 /** @} */
 
 #ifdef __cplusplus
