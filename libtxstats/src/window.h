@@ -52,7 +52,7 @@ struct txstats__cell {
     txstats_amount_t max;
     txstats__i128 sum;
     struct txstats__chunk *tail;
-    struct txstats__dchunk *dtail; /* the buckets of all `count` amounts (distribution.h) */
+    struct txstats__dchunk *dtail; /* buckets of the amounts not retained (distribution.h) */
 };
 
 struct txstats__minmax {
