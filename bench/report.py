@@ -51,6 +51,11 @@ w("Reproduce: `make bench` (installs wrk, nginx, gnuplot; builds; runs `bench/ru
 w("## Library (`build/bench/bench_lib`)\n")
 w("```\n" + lib.strip() + "\n```\n")
 w("![stats latency](stats_latency.png)\n")
+if os.path.exists(os.path.join(work, "dist.txt")):
+    w("## Distribution of the amounts: before/after (`bench/dist_ab.sh`)\n")
+    w("`bench/bench_dist.c` built against the library without the distribution (399ede4) and with")
+    w("it, run alternately in one run; per-round ratios, then their median; callgrind counts.\n")
+    w("```\n" + open(os.path.join(work, "dist.txt")).read().strip() + "\n```\n")
 w("## HTTP: txstats-server vs bare civetweb vs nginx\n")
 w(f"wrk, 2 threads, {dur} s per run, keep-alive; server and wrk share both cores. POST sends a")
 w("fresh in-window transaction (`bench/wrk/post.lua`); txstats-server journals every POST")

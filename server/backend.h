@@ -44,6 +44,8 @@ struct srv_backend_ops {
     void (*metrics)(void *self, struct srv_text *t);
     /* Stop, write what must be written, free. 0, or 1 when the final write failed. */
     int (*stop)(void *self);
+    /* Add the window's distribution of amounts into `out` (txstats_dist_collect()). */
+    int (*dist)(void *self, txstats_dist_t *out);
 };
 
 struct srv_backend {

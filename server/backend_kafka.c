@@ -589,6 +589,15 @@ static int kafka_stats(void *self, txstats_summary_t *out)
     return TXSTATS_OK;
 }
 
+/* The partitions' distributions add up exactly: the global one. */
+static int kafka_dist(void *self, txstats_dist_t *out)
+{
+    struct srv_cluster *k = self;
+    for (int i = 0; i < k->partitions; i++)
+        txstats_dist_collect(k->part[i], out);
+    return TXSTATS_OK;
+}
+
 /* All partitions' listings merged oldest first; the first `cap` go to buf. Each partition's
  * listing is already in order (same-millisecond entries in arrival order), so a k-way merge keeps
  * that order, as a standalone listing does. With cap 0 only the counts are gathered. */
@@ -649,6 +658,7 @@ static const struct srv_backend_ops kafka_ops = {
     .ready = kafka_ready,
     .metrics = kafka_metrics,
     .stop = kafka_stop,
+    .dist = kafka_dist,
 };
 
 int srv_backend_kafka_start(const struct srv_options *o, struct srv_backend *out)

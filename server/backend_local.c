@@ -163,6 +163,11 @@ static int local_stats(void *self, txstats_summary_t *out)
     return txstats_stats(((struct local *)self)->t, out);
 }
 
+static int local_dist(void *self, txstats_dist_t *out)
+{
+    return txstats_dist_collect(((struct local *)self)->t, out);
+}
+
 static int local_list(void *self, txstats_tx_t *buf, size_t cap, txstats_list_info_t *info)
 {
     return txstats_get_ex(((struct local *)self)->t, buf, cap, info);
@@ -233,6 +238,7 @@ static const struct srv_backend_ops local_ops = {
     .ready = local_ready,
     .metrics = local_metrics,
     .stop = local_stop,
+    .dist = local_dist,
 };
 
 int srv_backend_local_start(const struct srv_options *o, struct srv_backend *out)

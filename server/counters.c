@@ -8,9 +8,18 @@
 const double srv_bucket_bounds[SRV_BUCKETS - 1] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
                                                    0.01,   0.025,   0.05,   0.1,   1.0};
 
-const char *const srv_route_names[ROUTES] = {
-    "/transactions", "/statistics", "/transactions/statistics", "/statistics/stream", "/healthz",
-    "/metrics",      "/",           "/statistics/history",      "/openapi.json",      "other"};
+const char *const srv_route_names[ROUTES] = {"/transactions",
+                                             "/statistics",
+                                             "/transactions/statistics",
+                                             "/statistics/stream",
+                                             "/healthz",
+                                             "/metrics",
+                                             "/",
+                                             "/statistics/history",
+                                             "/openapi.json",
+                                             "/transactions/batch",
+                                             "/statistics/distribution",
+                                             "other"};
 
 const char *const srv_post_outcome_names[POST_OUTCOMES] = {
     "stored",    "expired",     "invalid_json", "invalid_field", "future",

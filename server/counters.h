@@ -19,6 +19,7 @@ enum srv_route {
     ROUTE_HISTORY,
     ROUTE_OPENAPI,
     ROUTE_BATCH,
+    ROUTE_DISTRIBUTION,
     ROUTE_OTHER,
     ROUTES
 };

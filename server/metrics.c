@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "quantiles.h"
 #include "server.h"
 
 static void window(struct srv *s, struct srv_text *t)
@@ -85,6 +86,7 @@ int srv_metrics(struct srv *s, struct mg_connection *c)
         return srv_error(c, 503, NULL, "out of memory");
     t->n = 0;
     window(s, t);
+    srv_metrics_quantiles(s, t);
     http(s, t);
     s->backend.ops->metrics(s->backend.self, t);
     process(s, t);

@@ -13,6 +13,7 @@
 #include "history.h"
 #include "idempotency.h"
 #include "json.h"
+#include "quantiles.h"
 #include "server.h"
 
 #define MAX_LISTINGS 4 /* concurrent GET /transactions, each holding up to max_retained x 16 B */
@@ -328,6 +329,7 @@ static const struct route routes[] = {
     {"/statistics", ROUTE_STATISTICS, get_statistics, NULL, NULL},
     {"/transactions/statistics", ROUTE_STATISTICS_ALIAS, get_statistics, NULL, NULL},
     {"/statistics/stream", ROUTE_STREAM, get_stream, NULL, NULL},
+    {"/statistics/distribution", ROUTE_DISTRIBUTION, srv_get_distribution, NULL, NULL},
     {"/healthz", ROUTE_HEALTHZ, get_health, NULL, NULL},
     {"/metrics", ROUTE_METRICS, get_metrics, NULL, NULL},
     {"/", ROUTE_DASHBOARD, get_dashboard, NULL, NULL},
@@ -336,13 +338,20 @@ static const struct route routes[] = {
     {"/transactions/batch", ROUTE_BATCH, NULL, srv_post_batch, NULL},
 };
 
-/* One rule on every route: a query parameter the route does not take is a 400. Only
- * GET /transactions takes one (limit). */
-static bool query_ok(const char *q, bool takes_limit)
+/* The query parameter a handler takes, or NULL: GET /transactions takes limit,
+ * GET /statistics/distribution takes q. */
+static const char *param_of(int (*fn)(struct srv *, struct mg_connection *))
 {
+    return fn == get_transactions ? "limit" : fn == srv_get_distribution ? "q" : NULL;
+}
+
+/* One rule on every route: a query parameter the route does not take is a 400. */
+static bool query_ok(const char *q, const char *param)
+{
+    size_t plen = param ? strlen(param) : 0;
     for (; q && *q; q += *q == '&') {
         size_t seg = strcspn(q, "&"), key = strcspn(q, "=&");
-        if (seg && !(takes_limit && key == 5 && !strncmp(q, "limit", 5)))
+        if (seg && !(param && key == plen && !strncmp(q, param, plen)))
             return false;
         q += seg;
     }
@@ -378,9 +387,10 @@ static int dispatch(struct srv *s, struct mg_connection *c, int *route)
                                                           : !strcmp(m, "POST")      ? r->post
                                                           : !strcmp(m, "DELETE")    ? r->del
                                                                                     : NULL;
-        if (fn && !query_ok(ri->query_string, fn == get_transactions))
-            return srv_error(c, 400, NULL, "unknown query parameter in '%s' (%s)", ri->query_string,
-                             fn == get_transactions ? "only limit=N" : "this route takes none");
+        if (fn && !query_ok(ri->query_string, param_of(fn)))
+            return srv_error(c, 400, NULL, "unknown query parameter in '%s' (%s%s)",
+                             ri->query_string, param_of(fn) ? "only " : "this route takes none",
+                             param_of(fn) ? param_of(fn) : "");
         if (fn)
             return fn(s, c);
         char allow[96];

@@ -208,6 +208,16 @@ static void test_global_statistics(void **state)
         cents / 100, cents % 100);
     if (agree(want, 2000, seen, sizeof(seen)) != 0)
         fail_msg("nodes disagree or are wrong after 2 s: %s, want %s", seen, want);
+    /* The distribution is the partitions' merged one too. */
+    for (int i = 0; i < NODES; i++) {
+        struct resp d;
+        assert_int_equal(http(node[i].port, "GET", "/statistics/distribution?q=0,0.5,1", NULL, &d),
+                         0);
+        if (!strstr(d.body, "{\"count\":300,\"quantiles\":{\"0\":\"0.01\",\"0.5\":\"1.50\","
+                            "\"1\":\"3.00\"}"))
+            fail_msg("node %d distribution: %s", i, d.body);
+        resp_free(&d);
+    }
     /* Produce-to-visible lag: a 201 from one node until another node counts it. */
     long long lag[40];
     for (int k = 0; k < 40; k++) {

@@ -6,11 +6,13 @@
  * Layers (tests/check_architecture.py enforces them; a file calls only files of lower layers):
  *   0  alloc.c  amount.c  crc32c.c  error.c  time.c
  *   1  fileio.c (the file layer: whole writes, atomic replacement, whole reads)
+ *      distribution.c (amount buckets, their counts, per-cell bucket lists, txstats_dist_t)
  *   2  window.c (one shard's ring)  journal.c (records, one stream of segments)  snapshot.c (codec)
  *      keys.c (the idempotency-key table)
  *   3  txstats.c   locks, clock, add = lock -> reserve -> journal append -> apply/cancel -> unlock
  *                  -> commit; stats; get; clear
  *   4  persist.c   save, load, checkpoint, the background checkpointer
+ *      quantile.c  txstats_quantiles, txstats_dist_collect (all shards at one moment)
  *   5  recover.c   txstats_open_dir: read the checkpoint and the journal, replay, attach
  */
 #ifndef TXSTATS_INTERNAL_H

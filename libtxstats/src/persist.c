@@ -125,43 +125,66 @@ static int load_keys(txstats_t *t, const struct txstats__snap *sn, struct txstat
     return rc;
 }
 
-/* Under all locks: empty every window, then put each cell inside the window into a shard. */
+/* Under all locks: empty every window, then put each cell inside the window into a shard (cell
+ * i into shard i % nshards, whose distribution adopted the chunks those cells may need). */
 static void install(txstats_t *t, const struct txstats__snap *sn, struct txstats__chunk *pool,
-                    uint64_t *dropped)
+                    struct txstats__dslab **dslabs, uint64_t *dropped)
 {
     txstats__lock_all(t);
     int64_t now = txstats__now(t);
     for (unsigned i = 0; i < t->nshards; i++) {
         txstats__window_advance(&t->shards[i].w, now);
         txstats__window_reset(&t->shards[i].w);
+        txstats__dist_adopt(&t->shards[i].w.dist, dslabs[i]);
     }
-    unsigned next = 0;
     for (size_t i = 0; i < sn->ncells; i++) {
         const struct txstats__snap_cell *c = &sn->cells[i];
         if (c->ts <= now - t->cfg.window_ms || c->ts > now + t->cfg.max_skew_ms) {
             *dropped += c->agg.count;
             continue;
         }
-        struct txstats__window *w = &t->shards[next++ % t->nshards].w;
+        struct txstats__window *w = &t->shards[i % t->nshards].w;
         txstats__window_put_cell(w, c->ts, &c->agg, &sn->amounts[c->off], c->nkept, &pool);
     }
     txstats__window_adopt_chunks(&t->shards[0].w, pool);
     txstats__unlock_all(t);
 }
 
+/* Everything a load will need, allocated before anything changes: the chunks of the retained
+ * amounts, and per shard the bucket chunks of its cells (cell i goes to shard i % nshards). */
+static int alloc_for_load(txstats_t *t, const struct txstats__snap *sn,
+                          struct txstats__chunk **pool, struct txstats__dslab **dslabs)
+{
+    uint64_t chunks = 0, dchunks[TXSTATS__MAX_SHARDS] = {0};
+    for (size_t i = 0; i < sn->ncells; i++) {
+        chunks += (sn->cells[i].nkept + TXSTATS__CHUNK_CAP - 1) / TXSTATS__CHUNK_CAP;
+        dchunks[i % t->nshards] +=
+            txstats__dist_chunks_for(sn->cells[i].agg.count, sn->cells[i].nkept);
+    }
+    int rc = txstats__chunks_alloc(&t->mem, chunks, pool);
+    for (unsigned s = 0; rc == TXSTATS_OK && s < t->nshards; s++)
+        rc = txstats__dslab_alloc(&t->mem, dchunks[s], &dslabs[s]);
+    if (rc != TXSTATS_OK) {
+        txstats__chunks_free(&t->mem, *pool);
+        *pool = NULL;
+        for (unsigned s = 0; s < t->nshards; s++)
+            txstats__dslab_free(&t->mem, dslabs[s]);
+    }
+    return rc;
+}
+
 int txstats__snapshot_install(txstats_t *t, const struct txstats__snap *sn, uint64_t *dropped)
 {
     struct txstats__chunk *pool = NULL;
-    uint64_t gone = 0, chunks = 0;
-    for (size_t i = 0; i < sn->ncells; i++)
-        chunks += (sn->cells[i].nkept + TXSTATS__CHUNK_CAP - 1) / TXSTATS__CHUNK_CAP;
+    struct txstats__dslab *dslabs[TXSTATS__MAX_SHARDS] = {NULL};
     struct txstats__keys keys;
+    uint64_t gone = 0;
     int rc = load_keys(t, sn, &keys);
     if (rc == TXSTATS_OK)
-        rc = txstats__chunks_alloc(&t->mem, chunks, &pool);
+        rc = alloc_for_load(t, sn, &pool, dslabs);
     if (rc == TXSTATS_OK) {
         txstats__keys_lock_all(&t->keys); /* lock order everywhere: keys, then shards */
-        install(t, sn, pool, &gone);
+        install(t, sn, pool, dslabs, &gone);
         txstats__keys_swap(&t->keys, &keys);
         txstats__keys_unlock_all(&t->keys);
     }

@@ -205,7 +205,7 @@ static int add_locked(txstats_t *t, struct txstats__shard *s, txstats_amount_t a
                       const struct txstats__key *key, uint64_t *seq)
 {
     struct txstats__reservation r;
-    int rc = txstats__window_reserve(&s->w, amount, ts, &r);
+    int rc = txstats__window_reserve(&s->w, amount, ts, &r, NULL);
     if (rc != TXSTATS_OK)
         return rc;
     if (s->js) { /* the record goes out before the window changes */
@@ -330,6 +330,11 @@ int txstats_key_count(txstats_t *t, uint64_t *held)
 }
 
 /* Scratch of a batch: reservations, records, their encoding, which transaction each is, keys. */
+struct pend_slot {
+    int64_t ts; /* INT64_MIN: empty */
+    struct txstats__pending p;
+};
+
 struct batch {
     struct txstats__reservation *r;
     struct txstats__jrec *rec;
@@ -337,14 +342,39 @@ struct batch {
     size_t *idx;
     struct txstats__key *keys; /* digests; h == {0, 0}: no key */
     void *mem;
+    struct pend_slot *pend; /* the batch's reservations per millisecond, open addressing */
+    size_t npend;           /* a power of two, at least twice the batch */
 };
+
+/* The batch's pending reservations in the cell of ts. */
+static struct txstats__pending *pending_of(struct batch *b, int64_t ts)
+{
+    size_t mask = b->npend - 1;
+    for (size_t i = (size_t)(((uint64_t)ts * 0x9E3779B97F4A7C15u) >> 20) & mask;;
+         i = (i + 1) & mask) {
+        if (b->pend[i].ts == ts)
+            return &b->pend[i].p;
+        if (b->pend[i].ts == INT64_MIN) {
+            b->pend[i].ts = ts;
+            return &b->pend[i].p;
+        }
+    }
+}
 
 static int batch_alloc(txstats_t *t, size_t n, struct batch *b)
 {
     size_t one =
         sizeof(*b->r) + sizeof(*b->rec) + TXSTATS__REC_MAX + sizeof(*b->idx) + sizeof(*b->keys);
+    for (b->npend = 16; b->npend < 2 * n;)
+        b->npend *= 2;
     if (n > SIZE_MAX / one || !(b->mem = txstats__alloc(&t->mem, (n ? n : 1) * one)))
         return TXSTATS_ENOMEM;
+    if (!(b->pend = txstats__alloc(&t->mem, b->npend * sizeof(*b->pend)))) {
+        txstats__free(&t->mem, b->mem);
+        return TXSTATS_ENOMEM;
+    }
+    for (size_t i = 0; i < b->npend; i++)
+        b->pend[i] = (struct pend_slot){INT64_MIN, {0, 0}};
     b->r = b->mem;
     b->rec = (void *)(b->r + n);
     b->keys = (void *)(b->rec + n);
@@ -385,7 +415,8 @@ static int reserve_one(txstats_t *t, struct txstats__shard *s, int64_t now, cons
     int rc = keyed ? judge_keyed(t, tx, key, kd, now, first)
                    : admit(&t->cfg, tx->amount, tx->timestamp_ms, now);
     if (rc == TXSTATS_OK)
-        rc = txstats__window_reserve(&s->w, tx->amount, tx->timestamp_ms, &b->r[*k]);
+        rc = txstats__window_reserve(&s->w, tx->amount, tx->timestamp_ms, &b->r[*k],
+                                     pending_of(b, tx->timestamp_ms));
     if (rc == TXSTATS_ENOMEM && keyed) /* the key was remembered as stored: it is not */
         txstats__keys_forget(txstats__keys_sub(&t->keys, kd), kd);
     if (rc != TXSTATS_OK)
@@ -481,6 +512,7 @@ int txstats_add_batch_keyed(txstats_t *t, const txstats_tx_t *tx, const txstats_
     if (stored)
         *stored = k;
     txstats__free(&t->mem, b.mem);
+    txstats__free(&t->mem, b.pend);
     if (res != results)
         txstats__free(&t->mem, res);
     return TXSTATS_OK;

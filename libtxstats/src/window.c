@@ -142,11 +142,24 @@ static void clear_cell(struct txstats__window *w, int64_t slot)
 {
     struct txstats__cell *c = &w->cells[slot];
     release_chain(w, c);
+    txstats__dist_release(&w->dist, &c->dtail);
     give_credit(w, c->kept);
     c->count = 0;
     c->kept = 0;
     c->sum = 0;
     w->bits[slot >> 6] &= ~(UINT64_C(1) << (slot & 63));
+}
+
+/* A cell's amounts into (or out of) the distribution: the retained ones, then the list. */
+static void count_cell(struct txstats__window *w, const struct txstats__cell *c, bool add)
+{
+    struct txstats__kept_iter it;
+    const txstats_amount_t *a;
+    uint32_t n;
+    txstats__kept_begin(c, &it);
+    while ((a = txstats__kept_next(&it, &n)))
+        txstats__dist_count_amounts(&w->dist, a, n, add);
+    txstats__dist_count(&w->dist, c->dtail, add);
 }
 
 static void expire_cell(struct txstats__window *w, int64_t ts)
@@ -158,6 +171,7 @@ static void expire_cell(struct txstats__window *w, int64_t ts)
         w->count -= c->count;
         w->sum -= c->sum;
         w->kept -= c->kept;
+        count_cell(w, c, false);
     }
     clear_cell(w, slot);
     if (active)
@@ -171,6 +185,7 @@ static void activate_cell(struct txstats__window *w, int64_t ts)
     w->count += c->count;
     w->sum += c->sum;
     w->kept += c->kept;
+    count_cell(w, c, true);
     tree_widen(w, slot, (struct txstats__minmax){c->min, c->max});
 }
 
@@ -181,6 +196,7 @@ void txstats__window_reset(struct txstats__window *w)
     for (; ts != INT64_MAX; ts = txstats__window_next_used(w, ts + 1, w->now))
         clear_cell(w, ts & w->g->mask);
     tree_clear(w);
+    txstats__dcounts_zero(&w->dist.k);
     w->count = 0;
     w->kept = 0;
     w->sum = 0;
@@ -242,24 +258,31 @@ static void chain_append(struct txstats__cell *c, struct txstats__chunk *fresh, 
 }
 
 int txstats__window_reserve(struct txstats__window *w, txstats_amount_t amount, int64_t ts,
-                            struct txstats__reservation *r)
+                            struct txstats__reservation *r, struct txstats__pending *pend)
 {
     if (ts <= w->now - w->g->window_ms)
         return TXSTATS_EXPIRED;
     struct txstats__cell *c = &w->cells[ts & w->g->mask];
+    uint32_t pk = pend ? pend->keep : 0, pd = pend ? pend->dist : 0;
     r->amount = amount;
     r->ts = ts;
     r->keep = take_credit(w);
     r->fresh = NULL;
-    if (!r->keep)
-        return TXSTATS_OK;
+    r->dfresh = NULL;
     /* The tail as the pending reservations will leave it: full means a fresh chunk. */
-    if (((c->tail ? c->tail->n : 0) + c->pending) % TXSTATS__CHUNK_CAP == 0 &&
+    if (r->keep && ((c->tail ? c->tail->n : 0) + pk) % TXSTATS__CHUNK_CAP == 0 &&
         !(r->fresh = chunk_take(w))) {
         give_credit(w, 1);
         return TXSTATS_ENOMEM;
     }
-    c->pending++;
+    if (txstats__dist_reserve(&w->dist, c->dtail, r->keep, pd, &r->dfresh) != TXSTATS_OK) {
+        txstats__window_cancel(w, r);
+        return TXSTATS_ENOMEM;
+    }
+    if (pend) {
+        pend->keep += r->keep;
+        pend->dist += !r->keep;
+    }
     return TXSTATS_OK;
 }
 
@@ -267,10 +290,9 @@ void txstats__window_cancel(struct txstats__window *w, const struct txstats__res
 {
     if (r->fresh)
         chunk_give(w, r->fresh);
-    if (r->keep) {
-        w->cells[r->ts & w->g->mask].pending--;
+    txstats__dist_cancel(&w->dist, r->dfresh);
+    if (r->keep)
         give_credit(w, 1);
-    }
 }
 
 void txstats__window_apply(struct txstats__window *w, const struct txstats__reservation *r)
@@ -278,10 +300,9 @@ void txstats__window_apply(struct txstats__window *w, const struct txstats__rese
     int64_t slot = r->ts & w->g->mask;
     struct txstats__cell *c = &w->cells[slot];
     txstats_amount_t amount = r->amount;
-    if (r->keep) {
-        c->pending--;
+    if (r->keep)
         chain_append(c, r->fresh, amount);
-    }
+    txstats__dist_push(&w->dist, &c->dtail, r->dfresh, amount, r->keep, r->ts <= w->now);
     if (c->count++ == 0) {
         c->min = c->max = amount;
         w->bits[slot >> 6] |= UINT64_C(1) << (slot & 63);
@@ -304,7 +325,12 @@ void txstats__window_put_cell(struct txstats__window *w, int64_t ts,
 {
     int64_t slot = ts & w->g->mask;
     struct txstats__cell *c = &w->cells[slot];
-    for (uint64_t i = 0; i < nkept && take_credit(w); i++) {
+    txstats__i128 rest = agg->sum;
+    nkept = nkept < agg->count ? nkept : agg->count;
+    for (uint64_t i = 0; i < nkept; i++)
+        rest -= kept[i];
+    uint64_t i = 0;
+    for (; i < nkept && take_credit(w); i++) {
         struct txstats__chunk *fresh = NULL;
         if (!c->tail || c->tail->n == TXSTATS__CHUNK_CAP) {
             fresh = *pool;
@@ -313,6 +339,8 @@ void txstats__window_put_cell(struct txstats__window *w, int64_t ts,
         }
         chain_append(c, fresh, kept[i]);
     }
+    /* What the chain does not hold goes to the distribution's list (counted when active). */
+    txstats__dist_put(&w->dist, &c->dtail, agg->count - i, kept + i, nkept - i, rest);
     c->count = agg->count;
     c->sum = agg->sum;
     c->min = agg->min;
@@ -388,7 +416,7 @@ int txstats__window_init(struct txstats__window *w, const struct txstats__geom *
     w->cells = txstats__calloc(mem, (size_t)g->ring, sizeof(*w->cells));
     w->tree = txstats__alloc(mem, (size_t)g->ring * sizeof(*w->tree));
     w->bits = txstats__calloc(mem, (size_t)g->ring / 64, sizeof(uint64_t));
-    if (!w->cells || !w->tree || !w->bits) {
+    if (!w->cells || !w->tree || !w->bits || txstats__dist_init(&w->dist, mem) != TXSTATS_OK) {
         txstats__free(mem, w->cells);
         txstats__free(mem, w->tree);
         txstats__free(mem, w->bits);
@@ -406,4 +434,5 @@ void txstats__window_fini(struct txstats__window *w)
     txstats__free(w->mem, w->cells);
     txstats__free(w->mem, w->tree);
     txstats__free(w->mem, w->bits);
+    txstats__dist_fini(&w->dist);
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "alloc.h"
+#include "distribution.h"
 #include "txstats/txstats.h"
 
 typedef __int128 txstats__i128;
@@ -51,7 +52,7 @@ struct txstats__cell {
     txstats_amount_t max;
     txstats__i128 sum;
     struct txstats__chunk *tail;
-    uint32_t pending; /* reserved, not yet applied or cancelled, retained amounts (in padding) */
+    struct txstats__dchunk *dtail; /* buckets of the amounts not retained (distribution.h) */
 };
 
 struct txstats__minmax {
@@ -72,6 +73,7 @@ struct txstats__window {
     struct txstats__minmax *tree; /* internal nodes 1..ring-1; leaves are the cells */
     uint64_t *bits;               /* cells that hold data, active or future */
     struct txstats__chunk *free_chunks;
+    struct txstats__dist dist; /* distribution of the active cells' amounts */
 };
 
 /* An add in two steps, so that the caller can do what may fail (a journal write) in between:
@@ -83,6 +85,7 @@ struct txstats__reservation {
     int64_t ts;
     bool keep;
     struct txstats__chunk *fresh;
+    struct txstats__dchunk *dfresh;
 };
 
 /* TXSTATS_OK or TXSTATS_ENOMEM (nothing allocated). */
@@ -93,9 +96,15 @@ void txstats__window_fini(struct txstats__window *w);
 void txstats__window_advance(struct txstats__window *w, int64_t now);
 /* Remove everything; `now` stays. */
 void txstats__window_reset(struct txstats__window *w);
-/* TXSTATS_OK, TXSTATS_EXPIRED (older than the window's now) or TXSTATS_ENOMEM. */
+/* What a caller with several reservations pending in one cell has reserved there (a batch):
+ * reserve needs it to know where the cell's chains will end. */
+struct txstats__pending {
+    uint32_t keep, dist;
+};
+/* TXSTATS_OK, TXSTATS_EXPIRED (older than the window's now) or TXSTATS_ENOMEM. `pend`: the
+ * caller's pending reservations in this cell, updated (NULL: none). */
 int txstats__window_reserve(struct txstats__window *w, txstats_amount_t amount, int64_t ts,
-                            struct txstats__reservation *r);
+                            struct txstats__reservation *r, struct txstats__pending *pend);
 void txstats__window_apply(struct txstats__window *w, const struct txstats__reservation *r);
 void txstats__window_cancel(struct txstats__window *w, const struct txstats__reservation *r);
 /* Min and max of the active cells (INT64_MAX/INT64_MIN when empty); O(1). */
@@ -118,7 +127,8 @@ const txstats_amount_t *txstats__kept_next(struct txstats__kept_iter *it, uint32
 int txstats__chunks_alloc(const struct txstats__mem *mem, uint64_t n, struct txstats__chunk **pool);
 void txstats__chunks_free(const struct txstats__mem *mem, struct txstats__chunk *pool);
 /* Install a whole cell at ts (count, sum, min, max from `agg`; `nkept` amounts, as far as the
- * retention budget allows); chunks come from *pool, which holds enough. */
+ * retention budget allows); chunks come from *pool, which holds enough, and the distribution's
+ * from w->dist's free list (txstats__dist_adopt() a block of txstats__dist_chunks_for()). */
 void txstats__window_put_cell(struct txstats__window *w, int64_t ts,
                               const struct txstats__cell *agg, const txstats_amount_t *kept,
                               uint64_t nkept, struct txstats__chunk **pool);

@@ -98,6 +98,11 @@ try {
   await page.click("#submit");
   await waitFor(async () => (await page.textContent("#count")) === String(before + 3), 2000, "third");
   await page.waitForTimeout(2500); // a few points on the chart
+  // The distribution panel: quantiles and a histogram of the three amounts (3.50, 7.66, 12.34).
+  await waitFor(async () => (await page.textContent("#q99")) === "12.34", 3000, "p99 12.34");
+  check((await page.textContent("#q50")) === "7.66", "median 7.66 and p99 12.34 shown");
+  const hist = await page.getAttribute("#hist", "data-bars");
+  check(Number(hist) >= 2, `the histogram of the amounts is drawn (${hist} bars)`);
   await page.screenshot({ path: join(outDir, "dashboard.png"), fullPage: true });
   const phone = await browser.newPage({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
   await phone.goto(base + "/");

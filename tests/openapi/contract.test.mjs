@@ -119,6 +119,9 @@ try {
   conform("/transactions", "POST", replay, "keyed retry");
   await go("/transactions", "POST", null, { headers: keyed, body: `{"amount":"4","timestamp":"${now()}"}` }, "key conflict");
   await go("/transactions", "POST", null, { headers: { "Idempotency-Key": "bad key" }, body: keyedBody }, "bad key");
+  await go("/statistics/distribution", "GET");
+  await go("/statistics/distribution", "GET", "/statistics/distribution?q=0,0.5,0.999,1");
+  await go("/statistics/distribution", "GET", "/statistics/distribution?q=2", {}, "bad q");
   const nd = { "Content-Type": "application/x-ndjson" };
   const line = (amount) => `{"amount":"${amount}","timestamp":"${now()}"}`;
   await go("/transactions/batch", "POST", null, { headers: nd, body: `${line("1")}\n${line("x")}\n{\n${line("2")}` });

@@ -175,7 +175,10 @@ TXSTATS_API void txstats_config_init(txstats_config_t *cfg);
  * Memory: per shard, 64 bytes per millisecond of (window + skew, rounded up to a power of two)
  * reserved, resident only where used, plus 16 bytes per millisecond for the min/max tree; plus
  * the retained amounts, in chunks of 14 (128 bytes), from 9 bytes per transaction when
- * milliseconds hold many to 128 when each holds one. The caller owns the instance.
+ * milliseconds hold many to 128 when each holds one; plus the distribution of amounts: 433 KB
+ * of bucket counts per shard (reserved, resident where used) and, for transactions past
+ * max_retained, 2 bytes each in 64-byte chunks of 26 per millisecond. The caller owns the
+ * instance.
  */
 TXSTATS_API int txstats_create(txstats_t **out, const txstats_config_t *cfg);
 
@@ -490,6 +493,74 @@ TXSTATS_API const char *txstats_strerror(int code);
 
 /** The library's version, "MAJOR.MINOR.PATCH", as built. */
 TXSTATS_API const char *txstats_version(void);
+
+/**
+ * @name Distribution of the amounts in the window: quantiles and a histogram.
+ *
+ * Amounts are counted in log-linear buckets: |amount| below 1024 micro-units exactly, above in
+ * buckets 1/512 wide (relative), so a quantile is within 1/1024 (0.098 %) of the true one; zero
+ * is exact; min (q = 0) and max (q = 1) are exact. The q-quantile is the nearest-rank one: the
+ * ceil(q * count)-th smallest amount (the first when that is 0). Expiry removes a transaction
+ * from the distribution exactly when it leaves the statistics. q is given in parts per billion
+ * (q = q_ppb / TXSTATS_Q_SCALE), so that "0.999" is exact.
+ * @{
+ */
+#define TXSTATS_Q_SCALE 1000000000u
+
+/**
+ * Quantiles of the amounts in the window, at one moment; O(buckets), independent of the count.
+ * @param q_ppb n levels, each <= TXSTATS_Q_SCALE. @param out n amounts (0 for an empty window).
+ * @param count receives the number of transactions (may be NULL).
+ * @return TXSTATS_OK; TXSTATS_EINVAL for NULL t, NULL arrays with n > 0, or a level > 1.
+ */
+TXSTATS_API int txstats_quantiles(txstats_t *t, const uint32_t *q_ppb, size_t n,
+                                  txstats_amount_t *out, uint64_t *count);
+
+/** A distribution that windows add into: they combine exactly (bucket counts add up). */
+typedef struct txstats_dist txstats_dist_t;
+
+/**
+ * An empty distribution (about 430 KiB). @param cfg only its allocator is used; NULL: malloc.
+ * @return TXSTATS_OK, TXSTATS_EINVAL (NULL out, only one of alloc/free), TXSTATS_ENOMEM.
+ */
+TXSTATS_API int txstats_dist_create(txstats_dist_t **out, const txstats_config_t *cfg);
+TXSTATS_API void txstats_dist_destroy(txstats_dist_t *d); /**< NULL ok */
+TXSTATS_API void txstats_dist_clear(txstats_dist_t *d);   /**< empty again; NULL ok */
+/**
+ * Add the window of `t` (all its shards, at one moment) to `d`: call it with several instances
+ * (partitions, nodes' own instances) to get their combined distribution. O(occupied buckets).
+ * @return TXSTATS_OK or TXSTATS_EINVAL (NULL argument).
+ */
+TXSTATS_API int txstats_dist_collect(txstats_t *t, txstats_dist_t *d);
+/** acc += part. @return TXSTATS_OK or TXSTATS_EINVAL (NULL argument). */
+TXSTATS_API int txstats_dist_merge(txstats_dist_t *acc, const txstats_dist_t *part);
+/** Count `n` transactions of `amount`. @return TXSTATS_OK, TXSTATS_EINVAL, TXSTATS_ERANGE. */
+TXSTATS_API int txstats_dist_add(txstats_dist_t *d, txstats_amount_t amount, uint64_t n);
+/** Transactions counted; 0 for NULL. */
+TXSTATS_API uint64_t txstats_dist_count(const txstats_dist_t *d);
+/** Exact min and max (0 and 0 when empty). @return TXSTATS_OK or TXSTATS_EINVAL. */
+TXSTATS_API int txstats_dist_extremes(const txstats_dist_t *d, txstats_amount_t *min,
+                                      txstats_amount_t *max);
+/** As txstats_quantiles(), over `d`. @return TXSTATS_OK or TXSTATS_EINVAL. */
+TXSTATS_API int txstats_dist_quantiles(const txstats_dist_t *d, const uint32_t *q_ppb, size_t n,
+                                       txstats_amount_t *out);
+/**
+ * A cumulative histogram: counts[i] = transactions whose amount is <= le[i]. Every amount <= le[i]
+ * is counted; an amount above le[i] but in its bucket (above by less than 0.2 %, relative) is
+ * counted too. Exact for a bound below the minimum, at or above the maximum, or with |le| < 1024
+ * micro-units. @return TXSTATS_OK or TXSTATS_EINVAL.
+ */
+TXSTATS_API int txstats_dist_histogram(const txstats_dist_t *d, const txstats_amount_t *le,
+                                       size_t n, uint64_t *counts);
+/**
+ * The finest histogram: the non-empty buckets in increasing order, each with its exact bounds
+ * (every amount counted in it lies in [lo, hi]) and its count. Start with *cursor = 0.
+ * @return 1 with the next bucket, 0 at the end (or for a NULL argument).
+ */
+TXSTATS_API int txstats_dist_bucket_next(const txstats_dist_t *d, uint32_t *cursor,
+                                         txstats_amount_t *lo, txstats_amount_t *hi,
+                                         uint64_t *count);
+/** @} */
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Before/after of the distribution (issue 15) in one run: bench_dist built against the library
+# of BASE (default: the commit before the distribution) and against BUILD_DIR's, run alternately
+# so that both see the same machine noise; then callgrind instruction counts per txstats_add.
+# usage: bench/dist_ab.sh BUILD_DIR [BASE_REV] [ROUNDS]
+set -euo pipefail
+build=$(cd "$1" && pwd)
+base=${2:-399ede4}
+rounds=${3:-3}
+here=$(cd "$(dirname "$0")/.." && pwd)
+work=$(mktemp -d /tmp/txstats-dist-ab-XXXXXX)
+[ -n "${KEEP:-}" ] || trap 'rm -rf "$work"' EXIT
+git -C "$here" archive "$base" | tar -x -C "$work" --one-top-level=src
+type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt") # same flags both sides
+cmake -S "$work/src" -B "$work/build" -DCMAKE_BUILD_TYPE="$type" -DBUILD_TESTING=OFF \
+      -DTXSTATS_BUILD_SERVER=OFF -DTXSTATS_BUILD_EXAMPLES=OFF >/dev/null
+cmake --build "$work/build" --target txstats -j 2 >/dev/null
+inc="-I$here/libtxstats/include"
+cc -O2 -DBENCH_NO_DIST "$inc" "$here/bench/bench_dist.c" -L"$work/build/libtxstats" -ltxstats \
+   -lpthread -o "$work/before"
+cc -O2 "$inc" "$here/bench/bench_dist.c" -L"$build/libtxstats" -ltxstats -lpthread -o "$work/after"
+before() { LD_LIBRARY_PATH="$work/build/libtxstats" "$work/before" "$@"; }
+after() { LD_LIBRARY_PATH="$build/libtxstats" "$work/after" "$@"; }
+[ "$rounds" -gt 0 ] && { echo "== memory (counting allocator)"; echo "-- before"; before mem; echo "-- after"; after mem; }
+# Each round: before, then after (each 7 repetitions, medians); the ratios of each round, then
+# the median over the rounds.
+for r in $(seq "$rounds"); do
+    b=$(before add); a=$(after add)
+    b1=$(echo "$b" | awk '/1 thread/ {print $(NF)}'); a1=$(echo "$a" | awk '/1 thread/ {print $(NF)}')
+    b2=$(echo "$b" | awk '/2 threads/ {print $(NF-2)}'); a2=$(echo "$a" | awk '/2 threads/ {print $(NF-2)}')
+    echo "round $r: 1 thread $b1 -> $a1 ns; 2 threads $b2 -> $a2 wall ns; speed-up $(echo "$b1 $b2" |
+         awk '{printf "%.2f", $1 / $2}')x -> $(echo "$a1 $a2" | awk '{printf "%.2f", $1 / $2}')x"
+    echo "$b1 $a1 $b2 $a2" >>"$work/rounds"
+done
+if [ "$rounds" -gt 0 ]; then
+    med() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+    echo "median over $rounds rounds: add after/before, 1 thread" \
+        "$(awk '{printf "%.3f\n", $2 / $1}' "$work/rounds" | med);" \
+        "speed-up on 2 threads before $(awk '{printf "%.2f\n", $1 / $3}' "$work/rounds" | med)x," \
+        "after $(awk '{printf "%.2f\n", $2 / $4}' "$work/rounds" | med)x"
+fi
+[ "$rounds" -gt 0 ] && { echo "== quantile queries"; after quantile; }
+# Instructions per txstats_add: create with a fixed clock, 2 shards; 200k adds of 1000000+i at
+# T0 - i % 59999; 20k stats; one get. Deterministic but for the shard an add starts at (the
+# current CPU's): pinned to one CPU with taskset when there is one.
+cat >"$work/cg.c" <<'C'
+#include <stdio.h>
+#include <stdlib.h>
+#include <txstats/txstats.h>
+static int64_t T0 = 1700000000000;
+static int64_t clk(void *c) { (void)c; return T0; }
+int main(void)
+{
+    txstats_config_t cfg;
+    txstats_config_init(&cfg);
+    cfg.clock_ms = clk;
+    cfg.shards = 2;
+    txstats_t *t;
+    txstats_create(&t, &cfg);
+    for (long i = 0; i < 200000; i++)
+        txstats_add(t, 1000000 + i, T0 - i % 59999);
+    txstats_summary_t s;
+    for (long i = 0; i < 20000; i++)
+        txstats_stats(t, &s);
+    size_t n;
+    txstats_tx_t b[1];
+    txstats_get(t, b, 1, &n);
+    txstats_destroy(t);
+    return 0;
+}
+C
+pin=""; command -v taskset >/dev/null && pin="taskset -c 0"
+if command -v valgrind >/dev/null; then
+    for side in before after; do
+        lib="$work/build/libtxstats"; [ $side = after ] && lib="$build/libtxstats"
+        cc -O2 "$inc" "$work/cg.c" -L"$lib" -ltxstats -o "$work/cg_$side"
+        LD_LIBRARY_PATH="$lib" $pin valgrind --tool=callgrind --callgrind-out-file="$work/cg_$side.out" \
+            "$work/cg_$side" >/dev/null 2>&1
+        ir=$(callgrind_annotate --inclusive=yes "$work/cg_$side.out" 2>/dev/null |
+             grep 'txstats\.c:txstats_add' | awk '{print $1}' | tr -d , | sort -n | tail -1) || true
+        echo "callgrind $side: $((ir / 200000)) instructions per txstats_add"
+    done
+fi

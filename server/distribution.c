@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/* GET /statistics/distribution and the txstats_window_amount_quantile gauges. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "quantiles.h"
+#include "server.h"
+#include "text.h"
+
+/* The backend's distribution (all partitions in cluster mode), or NULL when out of memory. */
+static txstats_dist_t *collect(struct srv *s)
+{
+    txstats_dist_t *d;
+    if (txstats_dist_create(&d, NULL) != TXSTATS_OK)
+        return NULL;
+    s->backend.ops->dist(s->backend.self, d);
+    return d;
+}
+
+int srv_get_distribution(struct srv *s, struct mg_connection *c)
+{
+    struct srv_qlist q;
+    char err[160];
+    if (srv_quantiles_parse(mg_get_request_info(c)->query_string, &q, err, sizeof(err)) != 0)
+        return srv_error(c, 400, NULL, "%s", err);
+    enum { SIZE = 8192 }; /* 32 quantiles and 30 bounds fit in under 4 KiB */
+    char *body = malloc(SIZE);
+    txstats_dist_t *d = body ? collect(s) : NULL;
+    int n = d ? srv_distribution_json(d, &q, body, SIZE) : -1;
+    int st =
+        n < 0 ? srv_error(c, 503, NULL, "out of memory") : srv_reply(c, 200, NULL, body, (size_t)n);
+    txstats_dist_destroy(d);
+    free(body);
+    return st;
+}
+
+void srv_metrics_quantiles(struct srv *s, struct srv_text *t)
+{
+    static const uint32_t q[3] = {500000000, 900000000, 990000000};
+    static const char *const names[3] = {"0.5", "0.9", "0.99"};
+    txstats_amount_t v[3] = {0, 0, 0};
+    txstats_dist_t *d = collect(s);
+    if (!d)
+        return;
+    txstats_dist_quantiles(d, q, 3, v);
+    txstats_dist_destroy(d);
+    /* Gauges in meaning (the window's current quantiles), typed summary: Prometheus reserves the
+     * `quantile` label for summaries (promtool rejects it on a gauge); no _sum and _count. */
+    srv_text_family(t, "txstats_window_amount_quantile", "summary",
+                    "Quantiles of the amounts in the window (currency units, within 0.1 %).");
+    for (int i = 0; i < 3; i++) {
+        char m[48];
+        srv_money(v[i], m);
+        srv_text_put(t, "txstats_window_amount_quantile{quantile=\"%s\"} %s\n", names[i], m);
+    }
+}
