@@ -28,16 +28,46 @@ static size_t make_mix(txstats_tx_t *tx, size_t n, unsigned seed)
     return n;
 }
 
-static void test_same_as_single_adds(void **state)
+static txstats_t *make_retaining(struct fake_clock *clk, size_t max_retained)
 {
-    (void)state;
+    txstats_config_t cfg;
+    txstats_t *t;
+    txstats_config_init(&cfg);
+    clk->now = T0;
+    cfg.shards = 1;
+    cfg.max_retained = max_retained;
+    cfg.clock_ms = fake_clock_read;
+    cfg.clock_ctx = clk;
+    assert_int_equal(txstats_create(&t, &cfg), TXSTATS_OK);
+    return t;
+}
+
+/* The same quantiles at many levels. */
+static void assert_same_quantiles(txstats_t *a, txstats_t *b)
+{
+    uint32_t q[101];
+    txstats_amount_t qa[101], qb[101];
+    uint64_t na, nb;
+    for (int i = 0; i <= 100; i++)
+        q[i] = (uint32_t)i * 10000000u; /* 0, 0.01, ..., 1 in parts per billion */
+    assert_int_equal(txstats_quantiles(a, q, 101, qa, &na), TXSTATS_OK);
+    assert_int_equal(txstats_quantiles(b, q, 101, qb, &nb), TXSTATS_OK);
+    assert_int_equal(na, nb);
+    assert_memory_equal(qa, qb, sizeof(qa));
+}
+
+/* Batches against single adds, with every amount retained, some, and none (then the
+ * distribution keeps the buckets of the rest per millisecond: pending reservations in one cell
+ * cross those chunks' boundaries too); then through expiry. */
+static void same_as_single_adds(size_t max_retained)
+{
     enum { N = 20000 };
     txstats_tx_t *tx = malloc(N * sizeof(*tx));
     int *res = malloc(N * sizeof(*res));
     make_mix(tx, N, 11);
     struct fake_clock c1, c2;
-    txstats_t *single = make_instance(&c1, T0, 60000, 0, 1);
-    txstats_t *batched = make_instance(&c2, T0, 60000, 0, 1);
+    txstats_t *single = make_retaining(&c1, max_retained);
+    txstats_t *batched = make_retaining(&c2, max_retained);
     size_t stored = 0, want_stored = 0;
     for (size_t off = 0; off < N; off += 4000) { /* several batches */
         assert_int_equal(txstats_add_batch(batched, tx + off, 4000, res + off, &stored),
@@ -53,15 +83,31 @@ static void test_same_as_single_adds(void **state)
     }
     assert_true(want_stored > N / 2);
     assert_same_window(single, batched);
-    size_t none = 7;
-    assert_int_equal(txstats_add_batch(batched, NULL, 0, NULL, &none), TXSTATS_OK);
-    assert_int_equal(none, 0);
-    assert_int_equal(txstats_add_batch(batched, NULL, 1, NULL, NULL), TXSTATS_EINVAL);
-    assert_int_equal(txstats_add_batch(NULL, tx, 1, NULL, NULL), TXSTATS_EINVAL);
+    assert_same_quantiles(single, batched);
+    c1.now = c2.now = T0 + 30000; /* half of them leave */
+    assert_same_window(single, batched);
+    assert_same_quantiles(single, batched);
     txstats_destroy(single);
     txstats_destroy(batched);
     free(tx);
     free(res);
+}
+
+static void test_same_as_single_adds(void **state)
+{
+    (void)state;
+    same_as_single_adds(TXSTATS_DEFAULT_MAX_RETAINED);
+    same_as_single_adds(500);
+    same_as_single_adds(0);
+    struct fake_clock clk;
+    txstats_t *t = make_instance(&clk, T0, 60000, 0, 1);
+    size_t none = 7;
+    txstats_tx_t one = {1, T0};
+    assert_int_equal(txstats_add_batch(t, NULL, 0, NULL, &none), TXSTATS_OK);
+    assert_int_equal(none, 0);
+    assert_int_equal(txstats_add_batch(t, NULL, 1, NULL, NULL), TXSTATS_EINVAL);
+    assert_int_equal(txstats_add_batch(NULL, &one, 1, NULL, NULL), TXSTATS_EINVAL);
+    txstats_destroy(t);
 }
 
 struct disk {
