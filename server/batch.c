@@ -302,6 +302,10 @@ static void batch_free(struct batch *b)
 
 static int answer(struct batch *b, struct mg_connection *c)
 {
+    if (mg_get_header(c, "Idempotency-Key")) /* one key cannot name many transactions */
+        return srv_error(c, 400, NULL,
+                         "Idempotency-Key does not apply to a batch: give each line its own "
+                         "\"idempotency_key\" member");
     int st = read_all(b, c);
     if (st == 413)
         return srv_error(c, 413, "Connection: close\r\n",

@@ -57,6 +57,8 @@ int srv_reply_empty(struct mg_connection *c, int status)
 {
     static const char created[] = "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
     static const char none[] = "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n";
+    if (srv_body_unread(c)) /* e.g. a DELETE with a body: it says Connection: close */
+        return srv_reply(c, status, NULL, NULL, 0);
     if (status == 201)
         mg_write(c, created, sizeof(created) - 1);
     else if (status == 204)
@@ -160,6 +162,30 @@ void srv_request_begin(struct mg_connection *c, bool head)
     (void)c;
     cur.head = head;
     cur.body_read = false;
+}
+
+/* RFC 9112 §6.3: a request whose framing is ambiguous (Content-Length twice with different
+ * values, or both Content-Length and Transfer-Encoding) is an error and the connection must be
+ * closed, or a front proxy that reads the other length would see other request boundaries. 0, or
+ * 400 (sent, the connection closed). */
+int srv_framing(struct mg_connection *c)
+{
+    const struct mg_request_info *ri = mg_get_request_info(c);
+    const char *cl = NULL;
+    bool te = false, ambiguous = false;
+    for (int i = 0; i < ri->num_headers; i++) {
+        const char *name = ri->http_headers[i].name, *v = ri->http_headers[i].value;
+        if (!strcasecmp(name, "Transfer-Encoding"))
+            te = true;
+        else if (!strcasecmp(name, "Content-Length"))
+            ambiguous |= cl && strcmp(cl, v) != 0, cl = v;
+    }
+    if (!ambiguous && !(te && cl))
+        return 0;
+    return srv_error(c, 400, "Connection: close\r\n",
+                     "ambiguous request framing: %s (RFC 9112 §6.3)",
+                     ambiguous ? "Content-Length given twice with different values"
+                               : "both Content-Length and Transfer-Encoding");
 }
 
 /* RFC 9110 §10.1.1: "100-continue" is the only expectation; an HTTP/1.0 request's is ignored. */

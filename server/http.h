@@ -42,6 +42,9 @@ int srv_read_body_stream(struct mg_connection *c, int64_t max, char *buf, size_t
 void srv_request_begin(struct mg_connection *c, bool head);
 void srv_request_end(struct mg_connection *c);
 bool srv_body_unread(const struct mg_connection *c);
+/* RFC 9112 §6.3: 0, or 400 (sent; the connection is closed) for ambiguous framing:
+ * Content-Length twice with different values, or Content-Length and Transfer-Encoding. */
+int srv_framing(struct mg_connection *c);
 /* RFC 9110 §10.1.1: 0, or 417 (sent) for an expectation other than 100-continue. */
 int srv_expectation(struct mg_connection *c);
 /* Chunked responses: the header, then chunks, then the end. Each is one write. */

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "batch.h"
@@ -290,7 +291,7 @@ static int delete_transactions(struct srv *s, struct mg_connection *c)
     if (s->admin_token_len > 0) {
         const char *auth = mg_get_header(c, "Authorization");
         static const char bearer[] = "Bearer ";
-        if (!auth || strncmp(auth, bearer, sizeof(bearer) - 1) != 0)
+        if (!auth || strncasecmp(auth, bearer, sizeof(bearer) - 1) /* RFC 9110 §11.1 */ != 0)
             return srv_error(c, 401, "WWW-Authenticate: Bearer\r\n",
                              "DELETE needs 'Authorization: Bearer <admin token>'");
         auth += sizeof(bearer) - 1;
@@ -373,7 +374,9 @@ static int dispatch(struct srv *s, struct mg_connection *c, int *route)
     const char *m = ri->request_method;
     bool head = !strcmp(m, "HEAD"), options = !strcmp(m, "OPTIONS");
     srv_request_begin(c, head);
-    int st = srv_expectation(c);
+    int st = srv_framing(c);
+    if (st == 0)
+        st = srv_expectation(c);
     if (st != 0)
         return st;
     if (options && ri->request_uri && !strcmp(ri->request_uri, "*")) /* RFC 9110 §9.3.7 */

@@ -188,6 +188,32 @@ static void test_unread_body_closes(void **state)
                              "Connection: close\r\nContent-Length: 15\r\n\r\n{\"status\":\"ok\"}");
 }
 
+/* RFC 9112 §6.3: ambiguous framing is 400 and the connection closed, so a request smuggled
+ * behind it is never served; a DELETE whose body is not read says Connection: close too. */
+static void test_ambiguous_framing(void **state)
+{
+    struct ctx *c = *state;
+    char out[2048];
+    size_t n;
+    const char *const cases[] = {
+        "POST /transactions HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 4\r\n"
+        "\r\n{}{}GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        "POST /transactions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+        "Content-Length: 4\r\n\r\n2\r\n{}\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(exchange(c, cases[i], strlen(cases[i]), 1500, out, sizeof(out), &n), 1);
+        assert_int_equal(strncmp(out, "HTTP/1.1 400 ", 13), 0);
+        assert_non_null(strstr(out, "Connection: close\r\n"));
+        assert_null(strstr(out, "200 OK")); /* the smuggled GET was not served */
+    }
+    const char *del = "DELETE /transactions HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"
+                      "0123456789GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(exchange(c, del, strlen(del), 1500, out, sizeof(out), &n), 1);
+    assert_string_equal(out, "HTTP/1.1 204 No Content\r\nConnection: close\r\n"
+                             "Content-Length: 0\r\n\r\n");
+}
+
 /* A client that stops mid-body is answered 408 and dropped at the request timeout (1 s). */
 static void test_stalled_body(void **state)
 {
@@ -253,6 +279,7 @@ int main(int argc, char **argv)
         cmocka_unit_test_setup_teardown(test_expect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chunked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unread_body_closes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ambiguous_framing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stalled_body, setup, teardown),
         cmocka_unit_test(test_streams_reserve),
     };
