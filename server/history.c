@@ -90,6 +90,17 @@ void srv_history_stop(struct srv *s)
     free(h);
 }
 
+void srv_history_forget(struct srv *s)
+{
+    struct srv_history *h = s->history;
+    if (!h)
+        return;
+    pthread_mutex_lock(&h->lock);
+    h->nrecent = 0;
+    h->next_recent = 0;
+    pthread_mutex_unlock(&h->lock);
+}
+
 void srv_history_note(struct srv *s, txstats_amount_t amount, int64_t timestamp_ms)
 {
     struct srv_history *h = s->history;

@@ -13,6 +13,9 @@
 int srv_history_start(struct srv *s);
 void srv_history_stop(struct srv *s); /* joins the sampler and frees; safe when not started */
 /* Called after a 201: remember the transaction among the most recent ones. */
+/* DELETE /transactions: the recent transactions are gone too (the chart's points stay: they are
+ * what the statistics were). */
+void srv_history_forget(struct srv *s);
 void srv_history_note(struct srv *s, txstats_amount_t amount, int64_t timestamp_ms);
 /* GET /statistics/history: {"interval_ms":1000,"points":[...],"recent":[...]}, oldest first. */
 int srv_history_get(struct srv *s, struct mg_connection *c);

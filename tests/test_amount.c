@@ -31,6 +31,9 @@ static void test_parse_accepts(void **state)
         {"123456789E-15", 0},
         {"0E+999999999", 0},
         {"1E-999999999", 0},
+        {"0E2147483647", 0},
+        {"1E-2147483647", 0},
+        {"-0.5E-2147483646", 0},
         {"200000.49", 200000490000},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -64,7 +67,12 @@ static void test_parse_rejects(void **state)
         {"1e", TXSTATS_EINVAL},
         {"1e+", TXSTATS_EINVAL},
         {"e5", TXSTATS_EINVAL},
-        {"1E1000000000", TXSTATS_EINVAL},
+        {"1E2147483648", TXSTATS_EINVAL},  /* the exponent is no Java int */
+        {"1E-2147483649", TXSTATS_EINVAL}, /* nor this one */
+        {"1E-2147483648", TXSTATS_EINVAL}, /* the scale, 0 - exponent, is no int */
+        {"0.1E-2147483647", TXSTATS_EINVAL},
+        {"1E1000000000", TXSTATS_ERANGE}, /* valid BigDecimal text, out of range */
+        {"1E2147483647", TXSTATS_ERANGE},
         {"abc", TXSTATS_EINVAL},
         {"1000000000000", TXSTATS_ERANGE},
         {"-1000000000000", TXSTATS_ERANGE},

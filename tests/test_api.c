@@ -118,6 +118,17 @@ static void test_admit_matches_add(void **state)
         txstats_destroy(t);
     }
     assert_int_equal(txstats_admit(NULL, 1, now - 60000, now), TXSTATS_EXPIRED); /* defaults */
+    cfg.max_skew_ms = INT64_MAX; /* no overflow at the edges of int64 */
+    assert_int_equal(txstats_admit(&cfg, 1, INT64_MAX, 1), TXSTATS_OK);
+    cfg.max_skew_ms = 0;
+    cfg.window_ms = INT64_MAX;
+    assert_int_equal(txstats_admit(&cfg, 1, INT64_MIN + 1, -2), TXSTATS_OK);
+    assert_int_equal(txstats_admit(&cfg, 1, INT64_MIN, -2), TXSTATS_EXPIRED);
+    cfg.window_ms = 0;
+    assert_int_equal(txstats_admit(&cfg, 1, now, now), TXSTATS_EINVAL);
+    cfg.window_ms = 1000;
+    cfg.max_skew_ms = -1;
+    assert_int_equal(txstats_admit(&cfg, 1, now, now), TXSTATS_EINVAL);
     assert_int_equal(txstats_admit(NULL, 1, now - 59999, now), TXSTATS_OK);
 }
 

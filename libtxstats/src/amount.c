@@ -53,8 +53,8 @@ static int scan_mantissa(const char *s, size_t len, size_t *i, struct mantissa *
     return m->ndigits > 0 ? TXSTATS_OK : TXSTATS_EINVAL;
 }
 
-/* Exponent part after 'e'/'E': sign and digits, |value| <= 999,999,999 (Java's int bound, with
- * room for the scale arithmetic). */
+/* Exponent part after 'e'/'E': sign and digits, a Java int (-2^31 .. 2^31 - 1), as
+ * new BigDecimal(String) requires. */
 static int scan_exponent(const char *s, size_t len, size_t *i, int64_t *exp)
 {
     bool neg = false;
@@ -65,7 +65,7 @@ static int scan_exponent(const char *s, size_t len, size_t *i, int64_t *exp)
         return TXSTATS_EINVAL;
     for (; *i < len && is_digit(s[*i]); (*i)++) {
         *exp = *exp * 10 + (s[*i] - '0');
-        if (*exp > 999999999)
+        if (*exp > (int64_t)INT32_MAX + neg)
             return TXSTATS_EINVAL;
     }
     if (neg)
@@ -114,8 +114,8 @@ int txstats_amount_parse(const char *text, size_t len, txstats_amount_t *out)
         if (scan_exponent(text, len, &i, &exp) != TXSTATS_OK)
             return TXSTATS_EINVAL;
     }
-    if (i != len)
-        return TXSTATS_EINVAL;
+    if (i != len || m.nfrac - exp > INT32_MAX || m.nfrac - exp < INT32_MIN)
+        return TXSTATS_EINVAL; /* BigDecimal's scale (fraction digits - exponent) is an int too */
     int rc = scale_digits(&m, exp - m.nfrac + 6, &mag);
     if (rc != TXSTATS_OK)
         return rc;

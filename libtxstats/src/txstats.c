@@ -150,11 +150,16 @@ void txstats_destroy(txstats_t *t)
 
 static int admit(const txstats_config_t *cfg, txstats_amount_t amount, int64_t ts, int64_t now)
 {
+    int64_t latest, oldest; /* saturating: any clock reading and config a caller passes */
     if (amount <= -TXSTATS_AMOUNT_LIMIT || amount >= TXSTATS_AMOUNT_LIMIT)
         return TXSTATS_ERANGE;
-    if (ts > now + cfg->max_skew_ms)
+    if (__builtin_add_overflow(now, cfg->max_skew_ms, &latest))
+        latest = INT64_MAX;
+    if (__builtin_sub_overflow(now, cfg->window_ms, &oldest))
+        oldest = INT64_MIN;
+    if (ts > latest)
         return TXSTATS_EFUTURE;
-    if (ts <= now - cfg->window_ms)
+    if (ts <= oldest)
         return TXSTATS_EXPIRED;
     return TXSTATS_OK;
 }
@@ -167,6 +172,8 @@ int txstats_admit(const txstats_config_t *cfg, txstats_amount_t amount, int64_t 
         txstats_config_init(&def);
         cfg = &def;
     }
+    if (cfg->window_ms < 1 || cfg->max_skew_ms < 0)
+        return TXSTATS_EINVAL;
     return admit(cfg, amount, timestamp_ms, now_ms);
 }
 

@@ -296,7 +296,8 @@ TXSTATS_API int txstats_summary_merge(txstats_summary_t *acc, const txstats_summ
  * must answer before the transaction reaches a window (a queue, another process).
  * @param cfg NULL for the defaults.
  * @return TXSTATS_OK (it would be counted); TXSTATS_EXPIRED; TXSTATS_EFUTURE; TXSTATS_ERANGE
- *         (|amount| >= TXSTATS_AMOUNT_LIMIT). Checked in that order: range first.
+ *         (|amount| >= TXSTATS_AMOUNT_LIMIT); TXSTATS_EINVAL (window_ms < 1 or max_skew_ms < 0).
+ *         Range first, then future, then expired; any int64 values, no overflow.
  */
 TXSTATS_API int txstats_admit(const txstats_config_t *cfg, txstats_amount_t amount,
                               int64_t timestamp_ms, int64_t now_ms);
