@@ -19,14 +19,9 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <txstats/txstats.h>
-#include <unistd.h>
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+#include "bench_util.h"
+#include <unistd.h>
 
 static double cpu_s(void) /* this thread's */
 {
@@ -65,12 +60,6 @@ static long rss_kib(void)
     return kib;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -102,19 +91,19 @@ int main(int argc, char **argv)
     for (long i = 0; i < n; i++)
         txstats_add(t, 1000000 + i, now - (i % 59000));
     enum { RUNS = 7 };
-    double wall[RUNS], cpu[RUNS], w_all = mono_s();
+    double wall[RUNS], cpu[RUNS], w_all = (now_ns() / 1e9);
     pthread_t th;
     atomic_store(&loading, load);
     if (load)
         pthread_create(&th, NULL, load_main, t);
     for (int r = 0; r < RUNS; r++) {
-        double w0 = mono_s(), c0 = cpu_s();
+        double w0 = (now_ns() / 1e9), c0 = cpu_s();
         if (txstats_checkpoint(t) != TXSTATS_OK)
             return 1;
-        wall[r] = mono_s() - w0;
+        wall[r] = (now_ns() / 1e9) - w0;
         cpu[r] = cpu_s() - c0;
     }
-    w_all = mono_s() - w_all;
+    w_all = (now_ns() / 1e9) - w_all;
     atomic_store(&loading, false);
     if (load)
         pthread_join(th, NULL);

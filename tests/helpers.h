@@ -27,9 +27,10 @@ static inline int64_t fake_clock_read(void *ctx)
     return ((struct fake_clock *)ctx)->now;
 }
 
-/* An instance on a fake clock set to `start`. */
-static inline txstats_t *make_instance(struct fake_clock *clk, int64_t start, int64_t window_ms,
-                                       int64_t skew_ms, unsigned shards)
+/* An instance on a fake clock set to `start`, keeping up to `max_retained` for listing. */
+static inline txstats_t *make_instance_retaining(struct fake_clock *clk, int64_t start,
+                                                 int64_t window_ms, int64_t skew_ms,
+                                                 unsigned shards, size_t max_retained)
 {
     txstats_config_t cfg;
     txstats_t *t = NULL;
@@ -38,10 +39,19 @@ static inline txstats_t *make_instance(struct fake_clock *clk, int64_t start, in
     cfg.window_ms = window_ms;
     cfg.max_skew_ms = skew_ms;
     cfg.shards = shards;
+    cfg.max_retained = max_retained;
     cfg.clock_ms = fake_clock_read;
     cfg.clock_ctx = clk;
     assert_int_equal(txstats_create(&t, &cfg), TXSTATS_OK);
     return t;
+}
+
+/* An instance on a fake clock set to `start`. */
+static inline txstats_t *make_instance(struct fake_clock *clk, int64_t start, int64_t window_ms,
+                                       int64_t skew_ms, unsigned shards)
+{
+    return make_instance_retaining(clk, start, window_ms, skew_ms, shards,
+                                   TXSTATS_DEFAULT_MAX_RETAINED);
 }
 
 /* Amount from text; fails the test when the text does not parse. */

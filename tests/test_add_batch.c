@@ -28,20 +28,6 @@ static size_t make_mix(txstats_tx_t *tx, size_t n, unsigned seed)
     return n;
 }
 
-static txstats_t *make_retaining(struct fake_clock *clk, size_t max_retained)
-{
-    txstats_config_t cfg;
-    txstats_t *t;
-    txstats_config_init(&cfg);
-    clk->now = T0;
-    cfg.shards = 1;
-    cfg.max_retained = max_retained;
-    cfg.clock_ms = fake_clock_read;
-    cfg.clock_ctx = clk;
-    assert_int_equal(txstats_create(&t, &cfg), TXSTATS_OK);
-    return t;
-}
-
 /* The same quantiles at many levels. */
 static void assert_same_quantiles(txstats_t *a, txstats_t *b)
 {
@@ -66,8 +52,8 @@ static void same_as_single_adds(size_t max_retained)
     int *res = malloc(N * sizeof(*res));
     make_mix(tx, N, 11);
     struct fake_clock c1, c2;
-    txstats_t *single = make_retaining(&c1, max_retained);
-    txstats_t *batched = make_retaining(&c2, max_retained);
+    txstats_t *single = make_instance_retaining(&c1, T0, 60000, 0, 1, max_retained);
+    txstats_t *batched = make_instance_retaining(&c2, T0, 60000, 0, 1, max_retained);
     size_t stored = 0, want_stored = 0;
     for (size_t off = 0; off < N; off += 4000) { /* several batches */
         assert_int_equal(txstats_add_batch(batched, tx + off, 4000, res + off, &stored),

@@ -21,18 +21,7 @@ static size_t retained = TXSTATS_DEFAULT_MAX_RETAINED;
 static txstats_t *make(struct fake_clock *clk, int64_t start, int64_t window_ms, int64_t skew_ms,
                        unsigned shards)
 {
-    txstats_config_t cfg;
-    txstats_t *t = NULL;
-    txstats_config_init(&cfg);
-    clk->now = start;
-    cfg.window_ms = window_ms;
-    cfg.max_skew_ms = skew_ms;
-    cfg.shards = shards;
-    cfg.max_retained = retained;
-    cfg.clock_ms = fake_clock_read;
-    cfg.clock_ctx = clk;
-    assert_int_equal(txstats_create(&t, &cfg), TXSTATS_OK);
-    return t;
+    return make_instance_retaining(clk, start, window_ms, skew_ms, shards, retained);
 }
 
 struct model {

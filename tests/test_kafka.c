@@ -390,7 +390,8 @@ static void test_retry_on_other_nodes(void **state)
     (void)replayed; /* a 503 retried may come back replayed: either is right */
     for (int i = 1; i < NODES; i++)
         assert_int_equal(post_keyed_retrying(i, "retry-elsewhere", "12.34", ts, NULL), 201);
-    assert_int_equal(post_keyed_retrying(2, "retry-elsewhere", "12.35", ts, NULL), 422); /* conflict */
+    assert_int_equal(post_keyed_retrying(2, "retry-elsewhere", "12.35", ts, NULL),
+                     422); /* conflict */
     for (int i = 0; i < NODES; i++)
         assert_int_equal(wait_count(i, before[i] + 1, 3000), before[i] + 1);
     sleep_ms(300); /* nothing more arrives later */
