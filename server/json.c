@@ -220,7 +220,8 @@ static int parse_timestamp(const cJSON *root, const char *body, size_t len, int6
         if (!member_text(body, len, member_index(root, ts), &text, &n) ||
             !parse_epoch_ms(text, n, out))
             return fail(err, errlen, 422,
-                        "'timestamp' as a number must be an integer of epoch milliseconds");
+                        "'timestamp' as a number must be an integer of epoch milliseconds "
+                        "of at most 16 digits");
         return 0;
     }
     return fail(err, errlen, 422, "'timestamp' must be an RFC 3339 string or epoch milliseconds");
