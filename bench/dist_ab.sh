@@ -77,7 +77,7 @@ if command -v valgrind >/dev/null; then
         LD_LIBRARY_PATH="$lib" $pin valgrind --tool=callgrind --callgrind-out-file="$work/cg_$side.out" \
             "$work/cg_$side" >/dev/null 2>&1
         ir=$(callgrind_annotate --inclusive=yes "$work/cg_$side.out" 2>/dev/null |
-             grep 'txstats\.c:txstats_add' | awk '{print $1}' | tr -d , | sort -n | tail -1) || true
+             grep -E ':txstats_add( |$)' | awk '{print $1}' | tr -d , | sort -n | tail -1) || true
         echo "callgrind $side: $((ir / 200000)) instructions per txstats_add"
     done
 fi
