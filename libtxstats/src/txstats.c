@@ -207,9 +207,11 @@ static struct txstats__jrec add_record(txstats_amount_t amount, int64_t ts,
     return rec;
 }
 
-/* Reserve, journal, apply: the shard's lock held. */
-static int add_locked(txstats_t *t, struct txstats__shard *s, txstats_amount_t amount, int64_t ts,
-                      const struct txstats__key *key, uint64_t *seq)
+/* Reserve, journal, apply: the shard's lock held. flatten: the window's reserve and apply inline
+ * here whatever their size (callgrind: 637 -> 590 instructions per add). */
+__attribute__((flatten)) static int add_locked(txstats_t *t, struct txstats__shard *s,
+                                               txstats_amount_t amount, int64_t ts,
+                                               const struct txstats__key *key, uint64_t *seq)
 {
     struct txstats__reservation r;
     int rc = txstats__window_reserve(&s->w, amount, ts, &r, NULL);
