@@ -92,14 +92,8 @@ static void *adder(void *arg)
 static double add_run(int threads, long per)
 {
     txstats_t *t = make(0, 0);
-    pthread_t th[2];
     struct job j = {t, per};
-    double t0 = now_ns();
-    for (int i = 0; i < threads; i++)
-        pthread_create(&th[i], NULL, adder, &j);
-    for (int i = 0; i < threads; i++)
-        pthread_join(th[i], NULL);
-    double ns = (now_ns() - t0) / ((double)per * threads);
+    double ns = run_threads(threads, adder, &j, per);
     txstats_destroy(t);
     return ns;
 }

@@ -61,14 +61,8 @@ static double add_run(int threads, long per, int fake)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t base = fake ? fixed_ms : (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-    pthread_t th[8];
     struct job j = {t, per, base};
-    double t0 = now_ns();
-    for (int i = 0; i < threads; i++)
-        pthread_create(&th[i], NULL, adder, &j);
-    for (int i = 0; i < threads; i++)
-        pthread_join(th[i], NULL);
-    double ns = (now_ns() - t0) / ((double)per * threads);
+    double ns = run_threads(threads, adder, &j, per);
     txstats_destroy(t);
     return ns;
 }

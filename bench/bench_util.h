@@ -3,6 +3,7 @@
 #ifndef TXSTATS_BENCH_UTIL_H
 #define TXSTATS_BENCH_UTIL_H
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -24,6 +25,18 @@ static inline double median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof(double), cmp_double);
     return v[n / 2];
+}
+
+/* Wall ns per operation: `threads` threads each running fn(arg), which does `per` operations. */
+static inline double run_threads(int threads, void *(*fn)(void *), void *arg, long per)
+{
+    pthread_t th[8];
+    double t0 = now_ns();
+    for (int i = 0; i < threads && i < 8; i++)
+        pthread_create(&th[i], NULL, fn, arg);
+    for (int i = 0; i < threads && i < 8; i++)
+        pthread_join(th[i], NULL);
+    return (now_ns() - t0) / ((double)per * threads);
 }
 
 #endif
