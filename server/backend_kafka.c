@@ -55,6 +55,8 @@ struct kmsg {
     int32_t partition; /* asked for (or RD_KAFKA_PARTITION_UA), then the actual one */
     int64_t offset;    /* -1 until delivered */
     rd_kafka_resp_err_t err;
+    txstats_key_t key; /* the message key (an idempotency key), or none */
+    size_t which;      /* the transaction of the request it carries */
 };
 
 /* A POST, batch or DELETE waiting for its delivery reports; freed by whoever finishes last. */
@@ -78,7 +80,8 @@ static struct waiter *waiter_new(int n)
     w->refs = 1;
     w->n = n;
     for (int i = 0; i < n; i++)
-        w->msg[i] = (struct kmsg){w, "", RD_KAFKA_PARTITION_UA, -1, RD_KAFKA_RESP_ERR_NO_ERROR};
+        w->msg[i] = (struct kmsg){
+            w, "", RD_KAFKA_PARTITION_UA, -1, RD_KAFKA_RESP_ERR_NO_ERROR, {NULL, 0}, 0};
     return w;
 }
 
@@ -124,8 +127,7 @@ static void *poller_main(void *arg)
 
 /* Produce every message of `w` (keys[i] as the message key, or none) and wait for all of their
  * delivery reports. Returns 0 or an error text; on success every msg has its offset. */
-static const char *produce_and_wait(struct srv_cluster *k, struct waiter *w,
-                                    const txstats_key_t *keys)
+static const char *produce_and_wait(struct srv_cluster *k, struct waiter *w)
 {
     const char *fail = NULL;
     for (int i = 0; i < w->n && !fail; i++) {
@@ -135,8 +137,7 @@ static const char *produce_and_wait(struct srv_cluster *k, struct waiter *w,
         pthread_mutex_unlock(&w->lock);
         struct kmsg *m = &w->msg[i];
         if (rd_kafka_produce(k->topic, m->partition, RD_KAFKA_MSG_F_COPY, m->value,
-                             strlen(m->value), keys ? keys[i].key : NULL, keys ? keys[i].len : 0,
-                             m) != 0) {
+                             strlen(m->value), m->key.key, m->key.len, m) != 0) {
             fail = rd_kafka_err2str(rd_kafka_last_error());
             pthread_mutex_lock(&w->lock);
             w->pending--;
@@ -213,8 +214,7 @@ static int keyed_outcome(struct srv_cluster *k, const struct kmsg *m, const txst
 
 /* Judge each transaction; fill the waiter with the ones to produce. */
 static int prepare(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *keys,
-                   size_t n, int *results, int *firsts, struct waiter *w, size_t *which,
-                   txstats_key_t *wkeys)
+                   size_t n, int *results, int *firsts, struct waiter *w)
 {
     int m = 0;
     for (size_t i = 0; i < n; i++) {
@@ -229,8 +229,8 @@ static int prepare(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_
         snprintf(w->msg[m].value, sizeof(w->msg[m].value), "A %" PRId64 " %" PRId64,
                  tx[i].timestamp_ms, tx[i].amount);
         w->msg[m].partition = key ? partition_of(k, key) : RD_KAFKA_PARTITION_UA;
-        wkeys[m] = key ? *key : (txstats_key_t){NULL, 0};
-        which[m++] = i;
+        w->msg[m].key = key ? *key : (txstats_key_t){NULL, 0};
+        w->msg[m++].which = i;
     }
     w->n = m;
     return m;
@@ -244,30 +244,26 @@ static int kafka_add_batch(void *self, const txstats_tx_t *tx, const txstats_key
                            int *results, int *firsts, char *err, size_t errn)
 {
     struct srv_cluster *k = self;
-    struct waiter *w = waiter_new((int)n);
-    size_t *which = malloc((n ? n : 1) * sizeof(*which));
-    txstats_key_t *wkeys = malloc((n ? n : 1) * sizeof(*wkeys));
+    struct waiter *w = waiter_new((int)n); /* the request's one allocation */
     const char *fail = NULL;
-    if (!w || !which || !wkeys) {
+    if (!w) {
         for (size_t i = 0; i < n; i++)
             results[i] = TXSTATS_ENOMEM;
         fail = "out of memory";
-    } else if (prepare(k, tx, keys, n, results, firsts, w, which, wkeys) > 0) {
-        fail = produce_and_wait(k, w, wkeys);
+    } else if (prepare(k, tx, keys, n, results, firsts, w) > 0) {
+        fail = produce_and_wait(k, w);
         for (int j = 0; j < w->n; j++) {
-            size_t i = which[j];
+            const struct kmsg *m = &w->msg[j];
             if (fail)
-                results[i] = TXSTATS_EIO;
-            else if (wkeys[j].key)
-                results[i] = keyed_outcome(k, &w->msg[j], &tx[i], &wkeys[j], &firsts[i]);
+                results[m->which] = TXSTATS_EIO;
+            else if (m->key.key)
+                results[m->which] = keyed_outcome(k, m, &tx[m->which], &m->key, &firsts[m->which]);
         }
     }
     if (fail)
         snprintf(err, errn, "Kafka did not confirm it (%s)", fail);
     if (w)
         waiter_release(w);
-    free(which);
-    free(wkeys);
     return TXSTATS_OK;
 }
 
@@ -305,7 +301,7 @@ static int kafka_clear(void *self, char *err, size_t n)
         w->msg[i].partition = i;
     }
     if (w) {
-        fail = produce_and_wait(k, w, NULL);
+        fail = produce_and_wait(k, w);
         waiter_release(w);
     }
     if (fail)
