@@ -56,8 +56,8 @@ int txstats__keys_init(struct txstats__keys *k, const struct txstats__mem *mem, 
 {
     memset(k, 0, sizeof(*k));
     k->mem = mem;
-    k->cap_per_sub =
-        max_keys ? (max_keys + TXSTATS__KEY_SUBTABLES - 1) / TXSTATS__KEY_SUBTABLES : 0;
+    k->cap = max_keys;
+    atomic_init(&k->held, 0);
     for (int i = 0; i < TXSTATS__KEY_SUBTABLES; i++) {
         pthread_mutex_init(&k->sub[i].lock, NULL);
         k->sub[i].min_expiry = INT64_MAX;
@@ -121,6 +121,7 @@ static int rebuild(struct txstats__keys *k, struct txstats__key_sub *s, uint64_t
         return TXSTATS_ENOMEM;
     s->slots = fresh;
     s->nslots = nslots;
+    atomic_fetch_sub(&k->held, s->used);
     s->used = 0;
     s->min_expiry = INT64_MAX;
     for (uint64_t i = 0; i < n; i++) {
@@ -131,33 +132,56 @@ static int rebuild(struct txstats__keys *k, struct txstats__key_sub *s, uint64_t
         s->used++;
         s->min_expiry = expiry_of(&old[i]) < s->min_expiry ? expiry_of(&old[i]) : s->min_expiry;
     }
+    atomic_fetch_add(&k->held, s->used);
     txstats__free(k->mem, old);
     return TXSTATS_OK;
 }
 
-/* Room for one more entry: grow (dropping the dead) or, at the cap, drop the dead in place. */
+/* The table is full: drop the dead of every other sub-table whose lock is free (a trylock, so
+ * no lock order is broken) and in which something may have expired. */
+static void reclaim_others(struct txstats__keys *k, const struct txstats__key_sub *self,
+                           int64_t now)
+{
+    for (int i = 0; i < TXSTATS__KEY_SUBTABLES; i++) {
+        struct txstats__key_sub *o = &k->sub[i];
+        if (o == self || pthread_mutex_trylock(&o->lock) != 0)
+            continue;
+        if (o->used > 0 && now >= o->min_expiry)
+            (void)rebuild(k, o, o->nslots, now); /* out of memory: it stays as it was */
+        pthread_mutex_unlock(&o->lock);
+    }
+}
+
+static bool full(struct txstats__keys *k)
+{
+    return atomic_load(&k->held) >= k->cap;
+}
+
+/* Room for one more entry: the cap (max_keys) holds over all sub-tables; a sub-table grows by
+ * half, dropping its dead, so its load stays between 1/2 and 3/4 (43 to 64 bytes a key). */
 static int make_room(struct txstats__keys *k, struct txstats__key_sub *s, int64_t now)
 {
-    if (s->used < k->cap_per_sub && (s->used + 1) * 4 <= s->nslots * 3)
+    bool roomy = (s->used + 1) * 4 <= s->nslots * 3;
+    if (!full(k) && roomy)
         return TXSTATS_OK;
-    if (s->used >= k->cap_per_sub && now < s->min_expiry)
-        return TXSTATS_EFULL; /* nothing has expired yet: no rebuild can help */
-    /* Grow by half: the load stays between 1/2 and 3/4, so an entry costs 43 to 64 bytes. */
+    if (full(k))
+        reclaim_others(k, s, now);
+    if (full(k) && now < s->min_expiry)
+        return TXSTATS_EFULL; /* nothing here has expired yet: a rebuild cannot help */
     uint64_t want = s->nslots ? s->nslots : 64;
-    while ((s->used + 1) * 4 > want * 3 && want < 2 * k->cap_per_sub)
+    while ((s->used + 1) * 4 > want * 3)
         want += want / 2;
     int rc = rebuild(k, s, want, now);
     if (rc != TXSTATS_OK)
         return rc;
-    return s->used < k->cap_per_sub && (s->used + 1) * 4 <= s->nslots * 3 ? TXSTATS_OK
-                                                                          : TXSTATS_EFULL;
+    return !full(k) && (s->used + 1) * 4 <= s->nslots * 3 ? TXSTATS_OK : TXSTATS_EFULL;
 }
 
 int txstats__keys_put(struct txstats__keys *k, struct txstats__key_sub *s,
                       const struct txstats__key *key, const struct txstats__key_info *info,
                       int64_t now)
 {
-    if (k->cap_per_sub == 0)
+    if (k->cap == 0)
         return TXSTATS_EFULL;
     struct txstats__key_entry *e = s->nslots ? probe(s, key) : NULL;
     if (!e || empty(e)) {
@@ -166,6 +190,7 @@ int txstats__keys_put(struct txstats__keys *k, struct txstats__key_sub *s,
             return rc;
         e = probe(s, key);
         s->used++;
+        atomic_fetch_add(&k->held, 1);
     }
     e->h[0] = key->h[0];
     e->h[1] = key->h[1];
@@ -194,6 +219,7 @@ void txstats__keys_clear(struct txstats__keys *k)
         s->used = 0;
         s->min_expiry = INT64_MAX;
     }
+    atomic_store(&k->held, 0);
 }
 
 uint64_t txstats__keys_count(struct txstats__keys *k)
@@ -257,4 +283,7 @@ void txstats__keys_swap(struct txstats__keys *a, struct txstats__keys *b)
         y->used = t.used;
         y->min_expiry = t.min_expiry;
     }
+    uint64_t held = atomic_load(&a->held);
+    atomic_store(&a->held, atomic_load(&b->held));
+    atomic_store(&b->held, held);
 }

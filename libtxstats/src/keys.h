@@ -16,6 +16,7 @@
 #define TXSTATS_KEYS_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -44,7 +45,9 @@ struct txstats__key_sub {
 
 struct txstats__keys {
     const struct txstats__mem *mem;
-    uint64_t cap_per_sub; /* max_keys / TXSTATS__KEY_SUBTABLES, at least 1; 0: keys off */
+    uint64_t cap;          /* max_keys over all sub-tables (0: keys off); a race of puts in
+                              different sub-tables can pass it by at most one a sub-table */
+    _Atomic uint64_t held; /* the sum of every sub-table's `used` */
     struct txstats__key_sub sub[TXSTATS__KEY_SUBTABLES];
 };
 
