@@ -171,7 +171,8 @@ static void feed(struct batch *b, const char *p, size_t n)
         size_t room = b->len < max ? max - b->len : 0;
         memcpy(b->line + b->len, p, take < room ? take : room);
         b->len += take < room ? take : room;
-        b->long_line |= take > room;
+        /* Past the limit only JSON whitespace (RFC 8259 §2): dropped, the line is the same. */
+        b->long_line |= take > room && !blank(p + room, take - room);
         p += take + (lf != NULL);
         n -= take + (lf != NULL);
         if (lf)
