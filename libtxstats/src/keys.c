@@ -115,13 +115,12 @@ static int rebuild(struct txstats__keys *k, struct txstats__key_sub *s, uint64_t
                    int64_t now)
 {
     struct txstats__key_entry *old = s->slots;
-    uint64_t n = s->nslots;
+    uint64_t n = s->nslots, was = s->used;
     struct txstats__key_entry *fresh = txstats__calloc(k->mem, nslots, sizeof(*fresh));
     if (!fresh)
         return TXSTATS_ENOMEM;
     s->slots = fresh;
     s->nslots = nslots;
-    atomic_fetch_sub(&k->held, s->used);
     s->used = 0;
     s->min_expiry = INT64_MAX;
     for (uint64_t i = 0; i < n; i++) {
@@ -132,7 +131,7 @@ static int rebuild(struct txstats__keys *k, struct txstats__key_sub *s, uint64_t
         s->used++;
         s->min_expiry = expiry_of(&old[i]) < s->min_expiry ? expiry_of(&old[i]) : s->min_expiry;
     }
-    atomic_fetch_add(&k->held, s->used);
+    atomic_fetch_sub(&k->held, was - s->used); /* only the dead left: one step, never a dip */
     txstats__free(k->mem, old);
     return TXSTATS_OK;
 }
@@ -224,13 +223,7 @@ void txstats__keys_clear(struct txstats__keys *k)
 
 uint64_t txstats__keys_count(struct txstats__keys *k)
 {
-    uint64_t n = 0;
-    for (int i = 0; i < TXSTATS__KEY_SUBTABLES; i++) {
-        pthread_mutex_lock(&k->sub[i].lock);
-        n += k->sub[i].used;
-        pthread_mutex_unlock(&k->sub[i].lock);
-    }
-    return n;
+    return atomic_load(&k->held);
 }
 
 int txstats__keys_each(struct txstats__keys *k, int64_t now, txstats__key_fn fn, void *ctx)
