@@ -290,11 +290,12 @@ static int delete_transactions(struct srv *s, struct mg_connection *c)
 {
     if (s->admin_token_len > 0) {
         const char *auth = mg_get_header(c, "Authorization");
-        static const char bearer[] = "Bearer ";
-        if (!auth || strncasecmp(auth, bearer, sizeof(bearer) - 1) /* RFC 9110 §11.1 */ != 0)
+        /* credentials = auth-scheme 1*SP token68 (RFC 9110 §11.4); the scheme is
+         * case-insensitive (§11.1) */
+        if (!auth || strncasecmp(auth, "Bearer ", 7) != 0)
             return srv_error(c, 401, "WWW-Authenticate: Bearer\r\n",
                              "DELETE needs 'Authorization: Bearer <admin token>'");
-        auth += sizeof(bearer) - 1;
+        auth += strspn(auth + 6, " ") + 6;
         if (!token_equal(auth, strlen(auth), s->admin_token, s->admin_token_len))
             return srv_error(c, 403, NULL, "wrong admin token");
     }

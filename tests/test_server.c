@@ -527,15 +527,31 @@ static void test_admin_token(void **state)
     const char *args[] = {"--admin-token-file", tokfile, NULL};
     start(s, args);
     post(s, "\"1\"", now_ms(), 201);
-    delete_with(s, NULL, 401);
-    delete_with(s, "Authorization: Basic Zm9vOmJhcg==\r\n", 401);
-    delete_with(s, "Authorization: Bearer wrong\r\n", 403);
-    delete_with(s, "Authorization: Bearer s3cret-token-12\r\n", 403);
-    delete_with(s, "Authorization: Bearer s3cret-token-1234\r\n", 403);
+    static const struct {
+        const char *header;
+        int status;
+    } refused[] = {
+        {NULL, 401},
+        {"Authorization: Basic Zm9vOmJhcg==\r\n", 401},
+        {"Authorization: Bearer\r\n", 401},
+        {"Authorization: Bearers3cret-token-123\r\n", 401},
+        {"Authorization: Bearer wrong\r\n", 403},
+        {"Authorization: Bearer s3cret-token-12\r\n", 403},
+        {"Authorization: Bearer s3cret-token-1234\r\n", 403},
+    };
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        delete_with(s, refused[i].header, refused[i].status);
     expect_stats(
         s, "{\"sum\":\"1.00\",\"avg\":\"1.00\",\"max\":\"1.00\",\"min\":\"1.00\",\"count\":1}");
-    delete_with(s, "Authorization: Bearer s3cret-token-123\r\n", 204);
-    expect_stats(s, EMPTY_STATS);
+    /* RFC 9110 §11.4: 1*SP after the scheme, whose case does not matter (§11.1). */
+    static const char *accepted[] = {"Authorization: Bearer s3cret-token-123\r\n",
+                                     "Authorization: Bearer   s3cret-token-123\r\n",
+                                     "Authorization: bearer s3cret-token-123\r\n"};
+    for (size_t i = 0; i < sizeof(accepted) / sizeof(accepted[0]); i++) {
+        post(s, "\"1\"", now_ms(), 201);
+        delete_with(s, accepted[i], 204);
+        expect_stats(s, EMPTY_STATS);
+    }
     assert_int_equal(server_stop(s, SIGTERM), 0);
     /* From the environment. */
     setenv("TXSTATS_ADMIN_TOKEN", "from-the-environment", 1);
