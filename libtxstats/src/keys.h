@@ -8,8 +8,9 @@
  * open-addressing sub-tables of linear probing that grow by half as they fill (load between 1/2
  * and 3/4: 43 to 64 bytes a key). An
  * entry is dead once the clock passes its expiry: lookups do not see it, the same key reuses its
- * slot, and a sub-table that grows or reaches its cap is rebuilt without the dead (at the cap,
- * only once something can have expired: a full table of live keys answers TXSTATS_EFULL at once).
+ * slot, and a sub-table that grows, or any sub-table when the table is at its cap (max_keys over
+ * all sub-tables), is rebuilt without the dead (only once something in it can have expired: a
+ * full table of live keys answers TXSTATS_EFULL at once).
  * No background sweep. Each sub-table has its own lock; the caller takes it (txstats__keys_lock).
  */
 #ifndef TXSTATS_KEYS_H
