@@ -424,8 +424,10 @@ static rd_kafka_conf_t *conf(const struct srv_options *o, bool producer)
     char errstr[256], group[64], timeout[32];
     snprintf(timeout, sizeof(timeout), "%lld", (long long)o->kafka_timeout_ms);
     snprintf(group, sizeof(group), "txstats-%d-%lld", (int)getpid(), (long long)srv_now_ms());
+    /* A broker back from an outage is retried within a second, not librdkafka's 10 s. */
     const char *common[][2] = {{"bootstrap.servers", o->kafka_brokers},
-                               {"client.id", "txstats-server"}};
+                               {"client.id", "txstats-server"},
+                               {"reconnect.backoff.max.ms", "1000"}};
     const char *prod[][2] = {{"enable.idempotence", "true"},
                              {"acks", "all"},
                              {"linger.ms", "5"},
@@ -437,7 +439,7 @@ static rd_kafka_conf_t *conf(const struct srv_options *o, bool producer)
                              {"fetch.wait.max.ms", "10"},
                              {"queued.min.messages", "1000000"}};
     bool ok = true;
-    for (size_t i = 0; i < 2; i++)
+    for (size_t i = 0; i < 3; i++)
         ok = ok && rd_kafka_conf_set(c, common[i][0], common[i][1], errstr, sizeof(errstr)) == 0;
     for (size_t i = 0; producer && i < 4; i++)
         ok = ok && rd_kafka_conf_set(c, prod[i][0], prod[i][1], errstr, sizeof(errstr)) == 0;
