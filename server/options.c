@@ -27,6 +27,7 @@ static const char *const levels[] = {"error", "warn", "info", "debug", NULL};
 static const char *const fsyncs[] = {"interval", "always", "never", NULL}; /* txstats_fsync_t */
 static const char *const recovers[] = {"strict", "skip-corrupt", NULL};
 static const char *const log_formats[] = {"text", "combined", "json", NULL}; /* srv_log_format */
+static const char *const kafka_acks[] = {"kafka", "local", NULL};            /* srv_kafka_ack */
 
 #define O(f) offsetof(struct srv_options, f), sizeof(((struct srv_options *)0)->f)
 
@@ -94,6 +95,10 @@ static const struct opt opts[] = {
      "the topic of cluster mode (it must exist)", NULL},
     {"kafka-timeout-ms", "TXSTATS_KAFKA_TIMEOUT_MS", "MS", INT, O(kafka_timeout_ms), 100, 300000,
      "5000", "how long a POST waits for Kafka to confirm it (503 beyond)", NULL},
+    {"kafka-ack", "TXSTATS_KAFKA_ACK", "WHEN", CHOICE, O(kafka_ack), 0, 0, "kafka",
+     "when a cluster POST gets its 201: once Kafka has it (kafka), or once this node's outbox "
+     "journal in --data-dir has it (local; shipped to Kafka in order)",
+     kafka_acks},
     {"port-file", "TXSTATS_PORT_FILE", "FILE", STR, O(port_file), 0, 0, "",
      "write the port actually bound to this file once listening (useful with port 0)", NULL},
 };

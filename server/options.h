@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 enum srv_log_format { ACCESS_LOG_TEXT, ACCESS_LOG_COMBINED, ACCESS_LOG_JSON };
+enum srv_kafka_ack { KAFKA_ACK_KAFKA, KAFKA_ACK_LOCAL };
 
 struct srv_options {
     char listen[128];
@@ -37,6 +38,7 @@ struct srv_options {
     char kafka_brokers[1024];
     char kafka_topic[256];
     int64_t kafka_timeout_ms;
+    int kafka_ack; /* enum srv_kafka_ack */
 };
 
 /* 0, or 2 after printing why (bad option); 1 after --help/--version (exit 0). */
