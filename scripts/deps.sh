@@ -6,7 +6,7 @@ set -eu
 #   architecture tests);
 #   fuzz: clang and libFuzzer; bench: wrk, nginx, gnuplot; live: chromium, promtool, node/npm;
 #   deb: CPack's Debian generator needs dpkg (and the package test apt-get, systemd-analyze)
-PKGS="gcc make cmake pkg-config libcjson-dev libcivetweb-dev librdkafka-dev libsodium-dev"
+PKGS="gcc make cmake pkg-config libcjson-dev libcivetweb-dev librdkafka-dev libsodium-dev zlib1g-dev"
 # test: systemd-analyze checks the unit; nginx-light and curl: tests/nginx_front.sh, the
 # reverse-proxy front of docs/nginx-front.conf
 [ "${1:-}" = test ] && PKGS="$PKGS libcmocka-dev python3 systemd nginx-light curl"
