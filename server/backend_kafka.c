@@ -25,14 +25,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "backend.h"
+#include "kafka_ship.h"
 #include "log.h"
 #include "options.h"
+#include "outbox.h"
 
 #define MARGIN_MS 5000
+
+/* The last sequence applied from one node in one partition (records with an identity). */
+struct origin {
+    uint64_t node, last;
+};
+struct origins {
+    struct origin *v;
+    size_t n, cap;
+};
+
+/* Replication lag buckets (seconds), from a node's 201 to this node counting the record. */
+static const double lag_le[] = {0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1,
+                                0.25,  0.5,   1,     2.5,  5,    10};
+#define LAG_BUCKETS (sizeof(lag_le) / sizeof(lag_le[0]))
 
 struct srv_cluster {
     struct srv_options opt;
@@ -45,13 +62,20 @@ struct srv_cluster {
     atomic_int ends;              /* partitions read to their end once */
     pthread_t poller, reader;
     atomic_bool stop;
-    atomic_uint_fast64_t applied, expired, malformed, clears, duplicates;
+    atomic_uint_fast64_t applied, expired, malformed, clears, duplicates, resent;
+    /* --kafka-ack local */
+    struct srv_outbox *outbox;
+    struct srv_shipper *ship;
+    uint64_t node_id;        /* this node's identity in its records; 0 in kafka mode */
+    struct origins *origins; /* per partition (reader thread) */
+    _Atomic uint64_t *mine;  /* per partition: the last of this node's seqs read back */
+    _Atomic uint64_t lag_count[LAG_BUCKETS + 1], lag_sum_us;
 };
 
 /* One record to produce; the delivery report fills in where it went. */
 struct kmsg {
     struct waiter *w;
-    char value[64];
+    char value[96];
     int32_t partition; /* asked for (or RD_KAFKA_PARTITION_UA), then the actual one */
     int64_t offset;    /* -1 until delivered */
     rd_kafka_resp_err_t err;
@@ -100,7 +124,11 @@ static void waiter_release(struct waiter *w)
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
-    (void)opaque;
+    struct srv_cluster *k = opaque;
+    if (k->opt.kafka_ack == KAFKA_ACK_LOCAL) { /* every message is the shipper's */
+        srv_shipper_delivered(k->ship, m->_private, m->err);
+        return;
+    }
     struct kmsg *msg = m->_private;
     if (!msg)
         return;
@@ -198,18 +226,54 @@ static int known_key(struct srv_cluster *k, const txstats_tx_t *tx, const txstat
     return txstats_key_check(w, tx->amount, tx->timestamp_ms, key->key, key->len, first);
 }
 
-/* After delivery: what the partition's window made of a keyed record (the first record of a key
- * in offset order wins, on every node alike). */
+/* Once this node has read a keyed record back: what the partition's window made of it (the
+ * first record of a key in offset order wins, on every node alike). */
+static int key_outcome(struct srv_cluster *k, int32_t partition, const txstats_tx_t *tx,
+                       const txstats_key_t *key, int *first)
+{
+    int rc = txstats_key_check(k->part[partition], tx->amount, tx->timestamp_ms, key->key, key->len,
+                               first);
+    if (rc == TXSTATS_DUPLICATE) /* ours, or an identical one first: the first's outcome */
+        return *first;
+    return rc == TXSTATS_OK ? TXSTATS_OK : rc; /* unknown: counted without a key (table full) */
+}
+
 static int keyed_outcome(struct srv_cluster *k, const struct kmsg *m, const txstats_tx_t *tx,
                          const txstats_key_t *key, int *first)
 {
     if (!wait_applied(k, m->partition, m->offset))
         return TXSTATS_EIO;
-    int rc = txstats_key_check(k->part[m->partition], tx->amount, tx->timestamp_ms, key->key,
-                               key->len, first);
-    if (rc == TXSTATS_DUPLICATE) /* ours, or an identical one first: the first's outcome */
-        return *first;
-    return rc == TXSTATS_OK ? TXSTATS_OK : rc; /* unknown: counted without a key (table full) */
+    return key_outcome(k, m->partition, tx, key, first);
+}
+
+/* --kafka-ack local: wait until this node has read back its own record `seq` of `partition`. */
+static bool wait_mine(struct srv_cluster *k, int32_t partition, uint64_t seq, int64_t until)
+{
+    while (atomic_load(&k->mine[partition]) < seq) {
+        if (srv_now_ms() > until)
+            return false;
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    return true;
+}
+
+/* Admission by this node's clock and, with a key, what this node already knows of the key:
+ * TXSTATS_OK to send the transaction on. */
+static int judge(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *key,
+                 int *first)
+{
+    int rc = admit(k, tx->amount, tx->timestamp_ms);
+    if (key && rc != TXSTATS_ERANGE) {
+        int known = known_key(k, tx, key, first);
+        rc = known != TXSTATS_OK ? known : rc;
+    }
+    return rc;
+}
+
+static const txstats_key_t *key_of(const txstats_key_t *keys, size_t i)
+{
+    return keys && keys[i].key && keys[i].len ? &keys[i] : NULL;
 }
 
 /* Judge each transaction; fill the waiter with the ones to produce. */
@@ -218,22 +282,83 @@ static int prepare(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_
 {
     int m = 0;
     for (size_t i = 0; i < n; i++) {
-        const txstats_key_t *key = keys && keys[i].key && keys[i].len ? &keys[i] : NULL;
-        results[i] = admit(k, tx[i].amount, tx[i].timestamp_ms);
-        if (key && results[i] != TXSTATS_ERANGE) {
-            int known = known_key(k, &tx[i], key, &firsts[i]);
-            results[i] = known != TXSTATS_OK ? known : results[i];
-        }
+        const txstats_key_t *key = key_of(keys, i);
+        results[i] = judge(k, &tx[i], key, &firsts[i]);
         if (results[i] != TXSTATS_OK)
             continue;
-        snprintf(w->msg[m].value, sizeof(w->msg[m].value), "A %" PRId64 " %" PRId64,
-                 tx[i].timestamp_ms, tx[i].amount);
+        snprintf(w->msg[m].value, sizeof(w->msg[m].value), "A %" PRId64 " %" PRId64 " 0 0 %" PRId64,
+                 tx[i].timestamp_ms, tx[i].amount, srv_now_ms()); /* no identity: node 0 */
         w->msg[m].partition = key ? partition_of(k, key) : RD_KAFKA_PARTITION_UA;
         w->msg[m].key = key ? *key : (txstats_key_t){NULL, 0};
         w->msg[m++].which = i;
     }
     w->n = m;
     return m;
+}
+
+/* --kafka-ack local, after the append: a keyed transaction is answered once this node has read
+ * it back (what the cluster made of the key); the others are answered at once. */
+static void local_outcomes(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *keys,
+                           const size_t *which, size_t m, uint64_t first_seq, int *results,
+                           int *firsts, char *err, size_t errn)
+{
+    for (size_t j = 0; j < m; j++) {
+        size_t i = which[j];
+        const txstats_key_t *key = key_of(keys, i);
+        if (!key)
+            continue;
+        int32_t p = partition_of(k, key);
+        if (wait_mine(k, p, first_seq + j, srv_now_ms() + k->opt.kafka_timeout_ms)) {
+            results[i] = key_outcome(k, p, &tx[i], key, &firsts[i]);
+        } else {
+            results[i] = TXSTATS_EIO;
+            snprintf(err, errn,
+                     "kept in this node's outbox, not yet read back from Kafka; retry "
+                     "with the same idempotency key");
+        }
+    }
+}
+
+/* --kafka-ack local: the admitted transactions go to the outbox in one append; a 201 means they
+ * are in this node's journal (as durable as a standalone node's) and will reach Kafka. */
+static int local_add_batch(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *keys,
+                           size_t n, int *results, int *firsts, char *err, size_t errn)
+{
+    struct srv_outbox_rec one, *rec = &one;
+    size_t one_which, *which = &one_which, m = 0;
+    void *mem = n > 1 ? malloc(n * (sizeof(*rec) + sizeof(*which))) : NULL;
+    if (n > 1 && !mem) {
+        for (size_t i = 0; i < n; i++)
+            results[i] = TXSTATS_ENOMEM;
+        snprintf(err, errn, "out of memory");
+        return TXSTATS_OK;
+    }
+    if (mem) {
+        rec = mem;
+        which = (size_t *)(rec + n);
+    }
+    int64_t now = srv_now_ms();
+    for (size_t i = 0; i < n; i++) {
+        const txstats_key_t *key = key_of(keys, i);
+        results[i] = judge(k, &tx[i], key, &firsts[i]);
+        if (results[i] == TXSTATS_OK) {
+            rec[m] = (struct srv_outbox_rec){
+                0,   tx[i].timestamp_ms, tx[i].amount,
+                now, OUTBOX_ADD,         key ? *key : (txstats_key_t){NULL, 0}};
+            which[m++] = i;
+        }
+    }
+    uint64_t first = 0;
+    if (m && srv_outbox_append(k->outbox, rec, m, &first) != 0) {
+        snprintf(err, errn, "this node's outbox journal cannot be written (%s)",
+                 srv_os_reason(errno));
+        for (size_t j = 0; j < m; j++)
+            results[which[j]] = TXSTATS_EIO;
+    } else if (m) {
+        local_outcomes(k, tx, keys, which, m, first, results, firsts, err, errn);
+    }
+    free(mem);
+    return TXSTATS_OK;
 }
 
 /* Produce the admitted transactions and wait for all their delivery reports: when any fails,
@@ -244,6 +369,8 @@ static int kafka_add_batch(void *self, const txstats_tx_t *tx, const txstats_key
                            int *results, int *firsts, char *err, size_t errn)
 {
     struct srv_cluster *k = self;
+    if (k->outbox)
+        return local_add_batch(k, tx, keys, n, results, firsts, err, errn);
     struct waiter *w = waiter_new((int)n); /* the request's one allocation */
     const char *fail = NULL;
     if (!w) {
@@ -288,9 +415,29 @@ static int kafka_add_keyed(void *self, txstats_amount_t amount, int64_t ts, cons
     return rc;
 }
 
+/* --kafka-ack local: the clear goes through the outbox, after every transaction accepted before
+ * it (on each partition). Answered once in the outbox; waits (up to --kafka-timeout-ms) for this
+ * node to read it back from every partition, so that its next GET shows it. */
+static int local_clear(struct srv_cluster *k, char *err, size_t n)
+{
+    struct srv_outbox_rec r = {0, 0, 0, srv_now_ms(), OUTBOX_CLEAR, {NULL, 0}};
+    uint64_t seq;
+    if (srv_outbox_append(k->outbox, &r, 1, &seq) != 0) {
+        snprintf(err, n, "this node's outbox journal cannot be written (%s)", srv_os_reason(errno));
+        return TXSTATS_EIO;
+    }
+    int64_t until = srv_now_ms() + k->opt.kafka_timeout_ms;
+    for (int p = 0; p < k->partitions && wait_mine(k, p, seq, until); p++)
+        ;
+    srv_log(LOG_INFO, "all transactions deleted (cluster-wide, from this node's outbox)");
+    return TXSTATS_OK;
+}
+
 static int kafka_clear(void *self, char *err, size_t n)
 {
     struct srv_cluster *k = self;
+    if (k->outbox)
+        return local_clear(k, err, n);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     struct waiter *w = waiter_new(k->partitions);
@@ -313,6 +460,49 @@ static int kafka_clear(void *self, char *err, size_t n)
 
 /* ---- consuming ------------------------------------------------------------------------------ */
 
+/* A record identity (node, seq) seen for the first time in partition p? Records of one node
+ * reach a partition in sequence order, however often they are shipped. Node 0: no identity. */
+static bool first_time(struct srv_cluster *k, int32_t p, uint64_t node, uint64_t seq)
+{
+    if (node == 0)
+        return true;
+    struct origins *o = &k->origins[p];
+    size_t i = 0;
+    while (i < o->n && o->v[i].node != node)
+        i++;
+    if (i == o->n) {
+        if (o->n == o->cap) {
+            size_t cap = o->cap ? 2 * o->cap : 8;
+            struct origin *v = realloc(o->v, cap * sizeof(*v));
+            if (!v)
+                return true; /* cannot remember: apply (as before identities) */
+            o->v = v;
+            o->cap = cap;
+        }
+        o->v[o->n++] = (struct origin){node, 0};
+    }
+    if (node == k->node_id && seq > atomic_load(&k->mine[p]))
+        atomic_store(&k->mine[p], seq); /* a keyed POST waits for this */
+    if (seq <= o->v[i].last)
+        return false;
+    o->v[i].last = seq;
+    return true;
+}
+
+/* From a 201 somewhere to counted here, once this node is caught up (not while reading back). */
+static void note_lag(struct srv_cluster *k, long long accepted_ms)
+{
+    if (accepted_ms <= 0 || atomic_load(&k->ends) < k->partitions)
+        return;
+    int64_t us = (srv_now_ms() - accepted_ms) * 1000;
+    us = us < 0 ? 0 : us;
+    size_t b = 0;
+    while (b < LAG_BUCKETS && (double)us / 1e6 > lag_le[b])
+        b++;
+    atomic_fetch_add(&k->lag_count[b], 1);
+    atomic_fetch_add(&k->lag_sum_us, (uint64_t)us);
+}
+
 /* An add record; with a message key, the first record of the key wins (in offset order, the
  * same on every node): later ones are duplicates, not counted. */
 static void apply_add(struct srv_cluster *k, const rd_kafka_message_t *m, long long amount,
@@ -334,20 +524,41 @@ static void apply_add(struct srv_cluster *k, const rd_kafka_message_t *m, long l
         atomic_fetch_add(&k->malformed, 1);
 }
 
+/* "A ts amount [node seq accepted]" or "C id [node seq accepted]": 'A' or 'C', or 0. */
+static char parse_record(const char *text, long long *ts, long long *amount,
+                         unsigned long long *node, unsigned long long *seq, long long *accepted)
+{
+    char extra;
+    *node = *seq = 0;
+    *accepted = 0;
+    if (sscanf(text, "A %lld %lld %llx %llu %lld %c", ts, amount, node, seq, accepted, &extra) ==
+            5 ||
+        sscanf(text, "A %lld %lld %c", ts, amount, &extra) == 2)
+        return 'A';
+    *node = *seq = 0;
+    if (sscanf(text, "C %lld %llx %llu %lld %c", ts, node, seq, accepted, &extra) == 4 ||
+        sscanf(text, "C %lld %c", ts, &extra) == 1)
+        return 'C';
+    return 0;
+}
+
 static void apply_record(struct srv_cluster *k, const rd_kafka_message_t *m)
 {
-    char text[80];
-    long long ts, amount, id;
-    char extra;
-    if (m->len >= sizeof(text)) {
-        atomic_fetch_add(&k->malformed, 1);
-        return;
+    char text[128];
+    long long ts, amount, accepted;
+    unsigned long long node, seq;
+    char kind = 0;
+    if (m->len < sizeof(text)) {
+        memcpy(text, m->payload, m->len);
+        text[m->len] = '\0';
+        kind = parse_record(text, &ts, &amount, &node, &seq, &accepted);
     }
-    memcpy(text, m->payload, m->len);
-    text[m->len] = '\0';
-    if (sscanf(text, "A %lld %lld %c", &ts, &amount, &extra) == 2) {
+    if (kind && !first_time(k, m->partition, node, seq)) {
+        atomic_fetch_add(&k->resent, 1); /* shipped again after a crash or a failed delivery */
+    } else if (kind == 'A') {
         apply_add(k, m, amount, ts);
-    } else if (sscanf(text, "C %lld %c", &id, &extra) == 1) {
+        note_lag(k, accepted);
+    } else if (kind == 'C') {
         txstats_clear(k->part[m->partition]);
         atomic_fetch_add(&k->clears, 1);
     } else {
@@ -418,8 +629,9 @@ static int assign_all(struct srv_cluster *k)
     return e ? -1 : 0;
 }
 
-static rd_kafka_conf_t *conf(const struct srv_options *o, bool producer)
+static rd_kafka_conf_t *conf(struct srv_cluster *k, bool producer)
 {
+    const struct srv_options *o = &k->opt;
     rd_kafka_conf_t *c = rd_kafka_conf_new();
     char errstr[256], group[64], timeout[32];
     snprintf(timeout, sizeof(timeout), "%lld", (long long)o->kafka_timeout_ms);
@@ -428,10 +640,12 @@ static rd_kafka_conf_t *conf(const struct srv_options *o, bool producer)
     const char *common[][2] = {{"bootstrap.servers", o->kafka_brokers},
                                {"client.id", "txstats-server"},
                                {"reconnect.backoff.max.ms", "1000"}};
-    const char *prod[][2] = {{"enable.idempotence", "true"},
-                             {"acks", "all"},
-                             {"linger.ms", "5"},
-                             {"message.timeout.ms", timeout}};
+    /* local: the shipper never gives a record up (0: no timeout); ordering holds per partition */
+    const char *prod[][2] = {
+        {"enable.idempotence", "true"},
+        {"acks", "all"},
+        {"linger.ms", "5"},
+        {"message.timeout.ms", o->kafka_ack == KAFKA_ACK_LOCAL ? "0" : timeout}};
     const char *cons[][2] = {{"group.id", group},
                              {"enable.auto.commit", "false"},
                              {"auto.offset.reset", "earliest"},
@@ -445,8 +659,10 @@ static rd_kafka_conf_t *conf(const struct srv_options *o, bool producer)
         ok = ok && rd_kafka_conf_set(c, prod[i][0], prod[i][1], errstr, sizeof(errstr)) == 0;
     for (size_t i = 0; !producer && i < 6; i++)
         ok = ok && rd_kafka_conf_set(c, cons[i][0], cons[i][1], errstr, sizeof(errstr)) == 0;
-    if (producer)
+    if (producer) {
         rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
+        rd_kafka_conf_set_opaque(c, k);
+    }
     if (!ok) {
         srv_log(LOG_ERROR, "kafka configuration: %s", errstr);
         rd_kafka_conf_destroy(c);
@@ -478,7 +694,9 @@ static int make_windows(struct srv_cluster *k)
     k->part = calloc((size_t)k->partitions, sizeof(*k->part));
     k->reached_end = calloc((size_t)k->partitions, sizeof(*k->reached_end));
     k->next_offset = calloc((size_t)k->partitions, sizeof(*k->next_offset));
-    if (!k->part || !k->reached_end || !k->next_offset)
+    k->origins = calloc((size_t)k->partitions, sizeof(*k->origins));
+    k->mine = calloc((size_t)k->partitions, sizeof(*k->mine));
+    if (!k->part || !k->reached_end || !k->next_offset || !k->origins || !k->mine)
         return -1;
     for (int i = 0; i < k->partitions; i++)
         if (txstats_create(&k->part[i], &cfg) != TXSTATS_OK)
@@ -491,6 +709,7 @@ static void kafka_free(struct srv_cluster *k)
     atomic_store(&k->stop, true);
     if (k->reader)
         pthread_join(k->reader, NULL);
+    srv_shipper_stop(k->ship, 5000); /* first: the flush below would report to it */
     if (k->producer)
         rd_kafka_flush(k->producer, 5000);
     if (k->poller)
@@ -508,6 +727,11 @@ static void kafka_free(struct srv_cluster *k)
     free(k->part);
     free(k->reached_end);
     free(k->next_offset);
+    for (int i = 0; k->origins && i < k->partitions; i++)
+        free(k->origins[i].v);
+    free(k->origins);
+    free(k->mine);
+    srv_outbox_close(k->outbox);
     free(k);
 }
 
@@ -521,7 +745,7 @@ static int kafka_stop(void *self)
 static int kafka_connect(struct srv_cluster *k)
 {
     char errstr[256];
-    rd_kafka_conf_t *pc = conf(&k->opt, true), *cc = conf(&k->opt, false);
+    rd_kafka_conf_t *pc = conf(k, true), *cc = conf(k, false);
     if (!pc || !cc) {
         if (pc)
             rd_kafka_conf_destroy(pc);
@@ -555,6 +779,46 @@ static bool kafka_ready(void *self)
     return atomic_load(&k->ends) >= k->partitions;
 }
 
+static void lag_metrics(struct srv_cluster *k, struct srv_text *t)
+{
+    srv_text_family(t, "txstats_kafka_replication_lag_seconds", "histogram",
+                    "From a node's 201 to this node counting the transaction (once caught up).");
+    uint64_t cum = 0;
+    for (size_t b = 0; b <= LAG_BUCKETS; b++) {
+        cum += atomic_load(&k->lag_count[b]);
+        if (b < LAG_BUCKETS)
+            srv_text_put(t, "txstats_kafka_replication_lag_seconds_bucket{le=\"%g\"} %llu\n",
+                         lag_le[b], (unsigned long long)cum);
+        else
+            srv_text_put(t, "txstats_kafka_replication_lag_seconds_bucket{le=\"+Inf\"} %llu\n",
+                         (unsigned long long)cum);
+    }
+    srv_text_put(t, "txstats_kafka_replication_lag_seconds_sum %.6f\n",
+                 (double)atomic_load(&k->lag_sum_us) / 1e6);
+    srv_text_put(t, "txstats_kafka_replication_lag_seconds_count %llu\n", (unsigned long long)cum);
+}
+
+/* --kafka-ack local: what waits in the outbox for Kafka. */
+static void outbox_metrics(struct srv_cluster *k, struct srv_text *t)
+{
+    struct srv_outbox_stats o;
+    struct srv_shipper_stats sh;
+    srv_outbox_stats(k->outbox, &o);
+    srv_shipper_stats(k->ship, &sh);
+    srv_text_family(t, "txstats_kafka_outbox_backlog", "gauge",
+                    "Records accepted by this node (201) that Kafka has not acknowledged yet.");
+    srv_text_put(t, "txstats_kafka_outbox_backlog %llu\n",
+                 (unsigned long long)(o.next_seq - 1 - o.acked));
+    srv_text_family(t, "txstats_kafka_outbox_bytes", "gauge", "Bytes of the outbox's segments.");
+    srv_text_put(t, "txstats_kafka_outbox_bytes %llu\n", (unsigned long long)o.bytes);
+    srv_text_family(t, "txstats_kafka_outbox_shipped_total", "counter",
+                    "Messages sent to Kafka from the outbox (a clear once per partition).");
+    srv_text_put(t, "txstats_kafka_outbox_shipped_total %llu\n", (unsigned long long)sh.shipped);
+    srv_text_family(t, "txstats_kafka_outbox_rewinds_total", "counter",
+                    "Times shipping restarted from the last acknowledged record after a failure.");
+    srv_text_put(t, "txstats_kafka_outbox_rewinds_total %llu\n", (unsigned long long)sh.rewinds);
+}
+
 static void kafka_metrics(void *self, struct srv_text *t)
 {
     struct srv_cluster *k = self;
@@ -565,12 +829,16 @@ static void kafka_metrics(void *self, struct srv_text *t)
     srv_text_put(t, "txstats_kafka_ready %d\n", kafka_ready(k) ? 1 : 0);
     srv_text_family(t, "txstats_kafka_records_total", "counter",
                     "Records read from the topic, by result.");
-    const char *names[] = {"applied", "expired", "malformed", "clear"};
-    uint64_t v[] = {atomic_load(&k->applied), atomic_load(&k->expired), atomic_load(&k->malformed),
-                    atomic_load(&k->clears)};
-    for (int i = 0; i < 4; i++)
+    const char *names[] = {"applied", "expired", "malformed", "clear", "duplicate_key", "resent"};
+    uint64_t v[] = {atomic_load(&k->applied),    atomic_load(&k->expired),
+                    atomic_load(&k->malformed),  atomic_load(&k->clears),
+                    atomic_load(&k->duplicates), atomic_load(&k->resent)};
+    for (int i = 0; i < 6; i++)
         srv_text_put(t, "txstats_kafka_records_total{result=\"%s\"} %llu\n", names[i],
                      (unsigned long long)v[i]);
+    lag_metrics(k, t);
+    if (k->outbox)
+        outbox_metrics(k, t);
 }
 
 /* ---- the merged window ---------------------------------------------------------------------- */
@@ -659,20 +927,49 @@ static const struct srv_backend_ops kafka_ops = {
     .dist = kafka_dist,
 };
 
+/* --kafka-ack local: the outbox in DATA_DIR/outbox, with the journal's fsync settings. */
+static int open_outbox(struct srv_cluster *k)
+{
+    char dir[1100], err[512];
+    snprintf(dir, sizeof(dir), "%s/outbox", k->opt.data_dir);
+    if (mkdir(k->opt.data_dir, 0755) != 0 && errno != EEXIST) {
+        srv_log(LOG_ERROR, "cannot create %s: %s", k->opt.data_dir, srv_os_reason(errno));
+        return -1;
+    }
+    struct srv_outbox_config c = {k->opt.fsync, k->opt.fsync_interval_ms, 0};
+    if (srv_outbox_open(&k->outbox, dir, &c, err, sizeof(err)) != 0) {
+        srv_log(LOG_ERROR, "%s", err);
+        return -1;
+    }
+    struct srv_outbox_stats st;
+    srv_outbox_stats(k->outbox, &st);
+    k->node_id = st.node_id;
+    srv_log(LOG_INFO, "outbox %s: node %016" PRIx64 ", %" PRIu64 " record(s) to ship%s", dir,
+            st.node_id, st.next_seq - 1 - st.acked, st.torn ? " (a torn tail was cut)" : "");
+    return 0;
+}
+
 int srv_backend_kafka_start(const struct srv_options *o, struct srv_backend *out)
 {
     struct srv_cluster *k = calloc(1, sizeof(*k));
     if (!k)
         return -1;
     k->opt = *o;
-    if (kafka_connect(k) != 0) {
+    bool local = o->kafka_ack == KAFKA_ACK_LOCAL;
+    if ((local && open_outbox(k) != 0) || kafka_connect(k) != 0) {
         kafka_free(k);
         return -1;
     }
     pthread_create(&k->poller, NULL, poller_main, k);
     pthread_create(&k->reader, NULL, reader_main, k);
-    srv_log(LOG_INFO, "cluster mode: topic '%s', %d partitions, brokers %s", k->opt.kafka_topic,
-            k->partitions, k->opt.kafka_brokers);
+    if (local && srv_shipper_start(&k->ship, k->producer, k->topic, k->partitions, k->outbox)) {
+        srv_log(LOG_ERROR, "cannot start the outbox shipper");
+        kafka_free(k);
+        return -1;
+    }
+    srv_log(LOG_INFO, "cluster mode: topic '%s', %d partitions, brokers %s, 201 once in %s",
+            k->opt.kafka_topic, k->partitions, k->opt.kafka_brokers,
+            local ? "this node's outbox" : "Kafka");
     *out = (struct srv_backend){&kafka_ops, k};
     return 0;
 }

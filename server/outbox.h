@@ -68,7 +68,7 @@ void srv_outbox_close(struct srv_outbox *o);
 /* Append `n` records as one write (a batch is one write); their seqs are *first_seq, +1, ... 0, or
  * -1 (errno: ENOSPC, EIO...) with nothing appended, except with fsync ALWAYS when the write
  * succeeded and the fdatasync failed: then *first_seq is set, the records are in the outbox (and
- * will be shipped) but not known to be on stable storage. Wakes srv_outbox_wait(). */
+ * will be shipped) but not known to be on stable storage. */
 int srv_outbox_append(struct srv_outbox *o, struct srv_outbox_rec *r, size_t n,
                       uint64_t *first_seq);
 
@@ -76,7 +76,8 @@ int srv_outbox_append(struct srv_outbox *o, struct srv_outbox_rec *r, size_t n,
  * into the outbox's read buffer, valid until the next call. Shipper thread only. */
 size_t srv_outbox_read(struct srv_outbox *o, uint64_t from, struct srv_outbox_rec *r, size_t max);
 
-/* Wait up to `ms` for a record with seq >= from to exist. */
+/* When no record with seq >= from exists yet: sleep `ms` (appends wake no one: under load the
+ * shipper finds records at once and takes them in bulk). */
 void srv_outbox_wait(struct srv_outbox *o, uint64_t from, int ms);
 
 /* Every record up to `seq` is acknowledged: remembered in `acked` (written at most every

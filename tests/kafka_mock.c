@@ -1,12 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * A Kafka cluster for tests: librdkafka's mock cluster (the real Kafka protocol over TCP on
- * loopback), 3 brokers, a topic with 3 partitions. Prints the bootstrap servers on one line, then
- * obeys commands on stdin, one per line, answering "ok":
- *   down N     broker N stops accepting connections      up N   it accepts them again
- *   garbage P  produce a malformed record to partition P
- * It exits on end of input.
- * usage: kafka_mock TOPIC
+ * loopback), 3 brokers, a topic with 3 partitions (or PARTITIONS). Prints the bootstrap servers on
+ * one line, then obeys commands on stdin, one per line, answering "ok": down N     broker N stops
+ * accepting connections      up N   it accepts them again garbage P  produce a malformed record to
+ * partition P It exits on end of input. usage: kafka_mock TOPIC [PARTITIONS]
  */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -25,6 +23,7 @@ static rd_kafka_t *producer_for(const char *bootstraps)
 int main(int argc, char **argv)
 {
     const char *topic = argc > 1 ? argv[1] : "transactions";
+    int partitions = argc > 2 ? atoi(argv[2]) : 3;
     char err[256], line[256];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "log_level", "0", err, sizeof(err));
@@ -34,7 +33,8 @@ int main(int argc, char **argv)
         return 1;
     }
     rd_kafka_mock_cluster_t *mc = rd_kafka_mock_cluster_new(rk, 3);
-    if (!mc || rd_kafka_mock_topic_create(mc, topic, 3, 3) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    if (!mc || rd_kafka_mock_topic_create(mc, topic, partitions > 0 ? partitions : 3, 3) !=
+                   RD_KAFKA_RESP_ERR_NO_ERROR) {
         fprintf(stderr, "kafka_mock: cannot create the cluster or the topic\n");
         return 1;
     }
