@@ -151,7 +151,12 @@ static int apply_line(rd_kafka_conf_t *c, const char *from, char *line, char *er
         return -1;
     }
     *eq = '\0';
-    return apply(c, from, false, trim(s), trim(eq + 1), err, errn);
+    char *key = trim(s);
+    if (key[strcspn(key, " \t:")]) { /* Java's other separators: the rest may be a secret */
+        snprintf(err, errn, "%s: expected key=value (a key has no blank and no ':')", from);
+        return -1;
+    }
+    return apply(c, from, false, key, trim(eq + 1), err, errn);
 }
 
 /* The properties file, line by line: key=value; '#' or '!' starts a comment line; whitespace
@@ -191,6 +196,8 @@ static int apply_env(rd_kafka_conf_t *c, char *err, size_t errn)
             continue;
         char key[256], from[300];
         const char *eq = strchr(*e, '=');
+        if (!eq)
+            continue;
         snprintf(from, sizeof(from), "%.*s", (int)(eq - *e), *e);
         env_key(*e + strlen(ENV_PREFIX), key, sizeof(key));
         if (apply(c, from, false, key, eq + 1, err, errn) != 0)

@@ -21,6 +21,7 @@ printf '# comment\n\n! also a comment\njust words\n' >"$work/bad.properties"
 printf 'acks = 1\n' >"$work/protected.properties"
 printf 'socket.keepalive.enable=true\n  foo.bar = 1\n' >"$work/unknown.properties"
 printf 'sasl.password=hunter2\nssl.key.password hunter2\n' >"$work/nosep.properties"
+printf 'sasl.password: hunter2=x\n' >"$work/colon.properties"
 
 echo "== refused at start: exit 2, the reason, no secret, nothing connects"
 # expected text | environment (one VAR=VALUE or empty) | arguments ('hunter2' is the secret)
@@ -67,6 +68,7 @@ $work/bad.properties:4: expected key=value||--kafka-properties-file $work/bad.pr
 $work/protected.properties:1: refused, txstats-server sets it||--kafka-properties-file $work/protected.properties
 $work/unknown.properties:2: No such configuration property: "foo.bar"||--kafka-properties-file $work/unknown.properties
 $work/nosep.properties:2: expected key=value||--kafka-properties-file $work/nosep.properties
+$work/colon.properties:1: expected key=value (a key has no blank||--kafka-properties-file $work/colon.properties
 $work/missing.properties: No such file or directory|TXSTATS_KAFKA_PROPERTIES_FILE=$work/missing.properties|
 TXSTATS_KAFKA_PROPERTY_FOO_BAR: No such configuration property: "foo.bar"|TXSTATS_KAFKA_PROPERTY_FOO_BAR=1|
 TXSTATS_KAFKA_PROPERTY_LOG__LEVEL: Configuration property "log_level" value 99|TXSTATS_KAFKA_PROPERTY_LOG__LEVEL=99|
@@ -75,24 +77,30 @@ not in PEM format|TXSTATS_KAFKA_PROPERTY_SSL_KEY_PEM=hunter2|--kafka-property se
 EOF
 
 echo "== valid properties, a secret among them: the node serves and prints no secret"
-printf '# the secret lives here\n  socket.keepalive.enable = true  \nsasl.password=hunter2\n' \
-    >"$work/node.properties"
+# Later sources win: the file's max.in.flight (too many for the idempotent producer) is replaced
+# by the environment's, the environment's security.protocol (SASL without a login) by the
+# command line's; each alone would exit 2.
+printf '# the secret lives here\n  socket.keepalive.enable = true  \nsasl.password=hunter2\n%s\n' \
+    'max.in.flight.requests.per.connection = 10' >"$work/node.properties"
 mkfifo "$work/mock-in"
 "$mock" transactions <"$work/mock-in" >"$work/mock-out" &
 mock_pid=$!
 exec 3>"$work/mock-in"
-for i in $(seq 100); do [ -s "$work/mock-out" ] && break; sleep 0.05; done
+for _ in $(seq 100); do [ -s "$work/mock-out" ] && break; sleep 0.05; done
 brokers=$(head -n 1 "$work/mock-out")
 [ -n "$brokers" ] || fail "the mock cluster did not start"
-TXSTATS_KAFKA_PROPERTY_SSL_KEY_PASSWORD=hunter2 "$bin" --kafka-brokers "$brokers" \
-    --listen 127.0.0.1:0 --port-file "$work/port" --log-level debug \
-    --kafka-properties-file "$work/node.properties" --kafka-property linger.ms=1 \
+TXSTATS_KAFKA_PROPERTY_SSL_KEY_PASSWORD=hunter2 \
+    TXSTATS_KAFKA_PROPERTY_MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION=5 \
+    TXSTATS_KAFKA_PROPERTY_SECURITY_PROTOCOL=SASL_SSL \
+    "$bin" --kafka-brokers "$brokers" --listen 127.0.0.1:0 --port-file "$work/port" \
+    --log-level debug --kafka-properties-file "$work/node.properties" \
+    --kafka-property security.protocol=PLAINTEXT --kafka-property linger.ms=1 \
     --kafka-property socket.keepalive.enable=true 2>"$work/node-err" &
 pid=$!
-for i in $(seq 300); do [ -s "$work/port" ] && break; sleep 0.05; done
+for _ in $(seq 300); do [ -s "$work/port" ] && break; sleep 0.05; done
 [ -s "$work/port" ] || fail "the node did not start: $(cat "$work/node-err")"
 base="http://127.0.0.1:$(cat "$work/port")"
-for i in $(seq 300); do
+for _ in $(seq 300); do
     [ "$(curl -s -o /dev/null -w '%{http_code}' "$base/healthz")" = 200 ] && break
     sleep 0.05
 done
