@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "kafka_conf.h"
 #include "kafka_ship.h"
 #include "log.h"
 #include "options.h"
@@ -629,44 +630,42 @@ static int assign_all(struct srv_cluster *k)
     return e ? -1 : 0;
 }
 
+/* The backend's own settings (its guarantees: kafka_conf.c refuses them to the operator), then
+ * the operator's properties (srv_kafka_conf_new). */
 static rd_kafka_conf_t *conf(struct srv_cluster *k, bool producer)
 {
     const struct srv_options *o = &k->opt;
-    rd_kafka_conf_t *c = rd_kafka_conf_new();
-    char errstr[256], group[64], timeout[32];
+    char errstr[512], group[64], timeout[32];
     snprintf(timeout, sizeof(timeout), "%lld", (long long)o->kafka_timeout_ms);
     snprintf(group, sizeof(group), "txstats-%d-%lld", (int)getpid(), (long long)srv_now_ms());
     /* A broker back from an outage is retried within a second, not librdkafka's 10 s. */
-    const char *common[][2] = {{"bootstrap.servers", o->kafka_brokers},
-                               {"client.id", "txstats-server"},
-                               {"reconnect.backoff.max.ms", "1000"}};
-    /* local: the shipper never gives a record up (0: no timeout); ordering holds per partition */
-    const char *prod[][2] = {
+    const char *const prod[][2] = {
+        {"bootstrap.servers", o->kafka_brokers},
+        {"client.id", "txstats-server"},
+        {"reconnect.backoff.max.ms", "1000"},
         {"enable.idempotence", "true"},
         {"acks", "all"},
         {"linger.ms", "5"},
+        /* local: the shipper never gives a record up */
         {"message.timeout.ms", o->kafka_ack == KAFKA_ACK_LOCAL ? "0" : timeout}};
-    const char *cons[][2] = {{"group.id", group},
-                             {"enable.auto.commit", "false"},
-                             {"auto.offset.reset", "earliest"},
-                             {"enable.partition.eof", "true"},
-                             {"fetch.wait.max.ms", "10"},
-                             {"queued.min.messages", "1000000"}};
-    bool ok = true;
-    for (size_t i = 0; i < 3; i++)
-        ok = ok && rd_kafka_conf_set(c, common[i][0], common[i][1], errstr, sizeof(errstr)) == 0;
-    for (size_t i = 0; producer && i < 4; i++)
-        ok = ok && rd_kafka_conf_set(c, prod[i][0], prod[i][1], errstr, sizeof(errstr)) == 0;
-    for (size_t i = 0; !producer && i < 6; i++)
-        ok = ok && rd_kafka_conf_set(c, cons[i][0], cons[i][1], errstr, sizeof(errstr)) == 0;
+    const char *const cons[][2] = {
+        {"bootstrap.servers", o->kafka_brokers}, {"client.id", "txstats-server"},
+        {"reconnect.backoff.max.ms", "1000"},    {"group.id", group},
+        {"enable.auto.commit", "false"},         {"auto.offset.reset", "earliest"},
+        {"enable.partition.eof", "true"},        {"fetch.wait.max.ms", "10"},
+        {"queued.min.messages", "1000000"},
+    };
+    rd_kafka_conf_t *c =
+        producer
+            ? srv_kafka_conf_new(o, prod, sizeof(prod) / sizeof(prod[0]), errstr, sizeof(errstr))
+            : srv_kafka_conf_new(o, cons, sizeof(cons) / sizeof(cons[0]), errstr, sizeof(errstr));
+    if (!c) {
+        srv_log(LOG_ERROR, "%s", errstr);
+        return NULL;
+    }
     if (producer) {
         rd_kafka_conf_set_dr_msg_cb(c, on_delivery);
         rd_kafka_conf_set_opaque(c, k);
-    }
-    if (!ok) {
-        srv_log(LOG_ERROR, "kafka configuration: %s", errstr);
-        rd_kafka_conf_destroy(c);
-        return NULL;
     }
     return c;
 }

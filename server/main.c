@@ -15,6 +15,7 @@
 
 #include "guard.h"
 #include "history.h"
+#include "kafka_conf.h"
 #include "server.h"
 
 static int read_admin_token(struct srv *s)
@@ -41,6 +42,22 @@ static int read_admin_token(struct srv *s)
     }
     memcpy(s->admin_token, buf, sizeof(buf));
     s->admin_token_len = strlen(buf);
+    return 0;
+}
+
+/* Cluster mode: the librdkafka properties, checked before anything connects (exit 2). */
+static int check_kafka(const struct srv_options *o)
+{
+    char why[1024];
+    if (!o->kafka_brokers[0]) {
+        if (o->kafka_property.n > 0 || o->kafka_properties_file[0])
+            srv_log(LOG_WARN, "Kafka properties are ignored without --kafka-brokers");
+        return 0;
+    }
+    if (srv_kafka_conf_check(o, why, sizeof(why)) != 0) {
+        fprintf(stderr, "txstats-server: %s\n", why);
+        return 2;
+    }
     return 0;
 }
 
@@ -220,6 +237,8 @@ int main(int argc, char **argv)
     if (read_admin_token(&s) != 0)
         return 2;
     srv_log_threshold = s.opt.log_level;
+    if (check_kafka(&s.opt) != 0)
+        return 2;
     if (s.opt.listen[0] == '[' && !mg_check_feature(8)) {
         fprintf(stderr,
                 "txstats-server: --listen %s: this build of civetweb has no IPv6 support "

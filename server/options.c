@@ -12,7 +12,7 @@
 #include "options.h"
 #include <txstats/txstats.h>
 
-enum kind { INT, STR, CHOICE };
+enum kind { INT, STR, CHOICE, LIST }; /* LIST: repeatable, each value kept (struct srv_list) */
 
 struct opt {
     const char *name, *env, *arg; /* arg: the value's placeholder in --help and the man page */
@@ -99,13 +99,43 @@ static const struct opt opts[] = {
      "when a cluster POST gets its 201: once Kafka has it (kafka), or once this node's outbox "
      "journal in --data-dir has it (local; shipped to Kafka in order)",
      kafka_acks},
+    {"kafka-properties-file", "TXSTATS_KAFKA_PROPERTIES_FILE", "FILE", STR,
+     O(kafka_properties_file), 0, 0, "",
+     "librdkafka properties for cluster mode (TLS, SASL, tuning), key=value lines; the place for "
+     "secrets such as sasl.password",
+     NULL},
+    /* Its environment twin is a family: TXSTATS_KAFKA_PROPERTY_<KEY> (kafka_conf.c). */
+    {"kafka-property", "TXSTATS_KAFKA_PROPERTY_", "KEY=VALUE", LIST, O(kafka_property), 0, 0, "",
+     "one librdkafka property for cluster mode, after the file's; repeatable; no secrets (a "
+     "name with password or secret in it, ssl.key.pem, sasl.oauthbearer.config)",
+     NULL},
     {"port-file", "TXSTATS_PORT_FILE", "FILE", STR, O(port_file), 0, 0, "",
      "write the port actually bound to this file once listening (useful with port 0)", NULL},
 };
 
+/* A repeatable option's value; only KEY=VALUE ones exist, and the value is never echoed (it may
+ * be a secret put there by mistake). */
+static int add_item(struct srv_list *l, const struct opt *d, const char *v, const char *from)
+{
+    if (!strcmp(from, "default"))
+        return 0; /* a list starts empty */
+    if (l->n >= SRV_LIST_MAX) {
+        fprintf(stderr, "txstats-server: %s: at most %d of them\n", from, SRV_LIST_MAX);
+        return 2;
+    }
+    if (!strchr(v, '=') || *v == '=') {
+        fprintf(stderr, "txstats-server: %s: expected %s\n", from, d->arg);
+        return 2;
+    }
+    l->item[l->n++] = v;
+    return 0;
+}
+
 static int set(struct srv_options *o, const struct opt *d, const char *v, const char *from)
 {
     char *field = (char *)o + d->off;
+    if (d->kind == LIST)
+        return add_item((struct srv_list *)(void *)field, d, v, from);
     if (d->kind == STR) {
         if (strlen(v) >= d->size) {
             fprintf(stderr, "txstats-server: %s: value too long (at most %zu bytes)\n", from,
@@ -152,13 +182,20 @@ static void usage(FILE *f)
     for (size_t i = 0; i < NOPTS; i++) {
         char head[64];
         snprintf(head, sizeof(head), "--%s %s", opts[i].name, opts[i].arg);
-        fprintf(f, "  %-30s %s\n  %-30s (env %s, default '%s')\n", head, opts[i].help, "",
-                opts[i].env, opts[i].def);
+        if (opts[i].kind == LIST)
+            fprintf(f, "  %-30s %s\n  %-30s (env %s<KEY>, see below)\n", head, opts[i].help, "",
+                    opts[i].env);
+        else
+            fprintf(f, "  %-30s %s\n  %-30s (env %s, default '%s')\n", head, opts[i].help, "",
+                    opts[i].env, opts[i].def);
     }
     fprintf(f, "  %-30s %s\n  %-30s %s\n\n", "-h, --help", "show this help and exit",
             "-V, --version", "show the version and exit");
     fprintf(f, "The admin token is read from --admin-token-file or TXSTATS_ADMIN_TOKEN, never "
-               "from the command line.\nSIGTERM or SIGINT: finish requests in flight, write a "
+               "from the command line.\nKafka properties: the file's, then TXSTATS_KAFKA_PROPERTY_"
+               "<KEY> variables (KEY upper case, '.'\nas '_', '_' as '__': ..._SASL_PASSWORD is "
+               "sasl.password), then --kafka-property; the last one wins.\nSIGTERM or SIGINT: "
+               "finish requests in flight, write a "
                "checkpoint, exit.\nExit status: 0 after a clean shutdown, 1 on a runtime error, "
                "2 on bad options.\n");
 }
@@ -171,6 +208,20 @@ static void man_text(FILE *f, const char *s)
             fputc('\\', f);
         fputc(*s, f);
     }
+}
+
+/* A repeatable option's environment twin: one variable per key (kafka_conf.c). */
+static void man_env_family(FILE *f, const struct opt *d)
+{
+    fprintf(f, ".TP\n.BI %s KEY\nas \\fB", d->env);
+    man_text(f, "--");
+    man_text(f, d->name);
+    fprintf(f,
+            "\\fR KEY=VALUE, for every KEY: upper case, \\(aq.\\(aq written "
+            "\\(aq_\\(aq, \\(aq_\\(aq written \\(aq__\\(aq (%sSASL_PASSWORD is "
+            "sasl.password); applied after the properties file and before the command line. "
+            "The way to pass a secret without a file.\n",
+            d->env);
 }
 
 /* txstats-server(1), from the same table as --help, so the two cannot disagree. */
@@ -191,6 +242,10 @@ static void man_page(FILE *f)
         man_text(f, opts[i].arg);
         fprintf(f, "\n");
         man_text(f, opts[i].help);
+        if (opts[i].kind == LIST) {
+            fprintf(f, " (repeatable)\n");
+            continue;
+        }
         fprintf(f, " (default: \\(aq");
         man_text(f, opts[i].def);
         fprintf(f, "\\(aq)\n");
@@ -200,6 +255,10 @@ static void man_page(FILE *f)
                ".SH ENVIRONMENT\n.TP\n.B TXSTATS_ADMIN_TOKEN\nthe admin token itself (at least 8 "
                "characters), when \\-\\-admin\\-token\\-file is not given\n");
     for (size_t i = 0; i < NOPTS; i++) {
+        if (opts[i].kind == LIST) {
+            man_env_family(f, &opts[i]);
+            continue;
+        }
         fprintf(f, ".TP\n.B ");
         man_text(f, opts[i].env);
         fprintf(f, "\nas \\fB");
@@ -287,7 +346,7 @@ int srv_parse_options(int argc, char **argv, struct srv_options *o)
 {
     memset(o, 0, sizeof(*o));
     for (size_t i = 0; i < NOPTS; i++) {
-        const char *env = getenv(opts[i].env);
+        const char *env = opts[i].kind == LIST ? NULL : getenv(opts[i].env);
         if (set(o, &opts[i], opts[i].def, "default") != 0)
             return 2;
         if (env && set(o, &opts[i], env, opts[i].env) != 0)

@@ -8,6 +8,14 @@
 enum srv_log_format { ACCESS_LOG_TEXT, ACCESS_LOG_COMBINED, ACCESS_LOG_JSON };
 enum srv_kafka_ack { KAFKA_ACK_KAFKA, KAFKA_ACK_LOCAL };
 
+#define SRV_LIST_MAX 64
+
+/* A repeatable option's values, in command-line order; they point into argv. */
+struct srv_list {
+    const char *item[SRV_LIST_MAX];
+    int n;
+};
+
 struct srv_options {
     char listen[128];
     int threads;
@@ -39,6 +47,8 @@ struct srv_options {
     char kafka_topic[256];
     int64_t kafka_timeout_ms;
     int kafka_ack; /* enum srv_kafka_ack */
+    char kafka_properties_file[1024];
+    struct srv_list kafka_property; /* KEY=VALUE, librdkafka's (kafka_conf.c) */
 };
 
 /* 0, or 2 after printing why (bad option); 1 after --help/--version (exit 0). */

@@ -19,7 +19,7 @@ printf '%s\n' --help --version >>"$work/man-opts"
 sort -u -o "$work/man-opts" "$work/man-opts"
 diff "$work/help-opts" "$work/man-opts" || fail "options differ (< --help, > man page)"
 grep -o 'TXSTATS_[A-Z_]*' "$work/help" | sort -u >"$work/help-env"
-sed -n 's/^\.B \(TXSTATS_[A-Z_]*\)$/\1/p' "$man" | sort -u >"$work/man-env"
+sed -n 's/^\.BI\{0,1\} \(TXSTATS_[A-Z_]*\)\( KEY\)\{0,1\}$/\1/p' "$man" | sort -u >"$work/man-env"
 diff "$work/help-env" "$work/man-env" || fail "environment variables differ (< --help, > man page)"
 for section in NAME SYNOPSIS DESCRIPTION OPTIONS ENVIRONMENT SIGNALS "EXIT STATUS" FILES; do
     grep -q "^\.SH $section\$" "$man" || fail "the man page has no $section section"
