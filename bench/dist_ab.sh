@@ -1,24 +1,36 @@
 #!/usr/bin/env bash
-# Before/after of the distribution (issue 15) in one run: bench_dist built against the library
-# of BASE (default: the commit before the distribution) and against BUILD_DIR's, run alternately
-# so that both see the same machine noise; then callgrind instruction counts per txstats_add.
-# usage: bench/dist_ab.sh BUILD_DIR [BASE_REV] [ROUNDS]
+# What the distribution (issue 15) costs the add, in one run: bench_dist against BUILD_DIR's
+# library and against a baseline, run alternately so that both see the same machine noise; then
+# callgrind instruction counts per txstats_add.
+# Baseline BASE: "nodist" (default) is the same source built with TXSTATS_BENCH_NO_DIST_ADD=ON
+# (the add skips the distribution: nothing else differs); a git revision (e.g. 399ede4, the
+# library before the distribution) builds that revision instead.
+# usage: bench/dist_ab.sh BUILD_DIR [BASE] [ROUNDS]
 set -euo pipefail
 build=$(cd "$1" && pwd)
-base=${2:-399ede4}
+base=${2:-nodist}
 rounds=${3:-3}
 here=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d /tmp/txstats-dist-ab-XXXXXX)
 [ -n "${KEEP:-}" ] || trap 'rm -rf "$work"' EXIT
-git -C "$here" archive "$base" | tar -x -C "$work" --one-top-level=src
 type=$(sed -n 's/^CMAKE_BUILD_TYPE:STRING=//p' "$build/CMakeCache.txt") # same flags both sides
-cmake -S "$work/src" -B "$work/build" -DCMAKE_BUILD_TYPE="$type" -DBUILD_TESTING=OFF \
-      -DTXSTATS_BUILD_SERVER=OFF -DTXSTATS_BUILD_EXAMPLES=OFF >/dev/null
-cmake --build "$work/build" --target txstats -j 2 >/dev/null
 inc="-I$here/libtxstats/include"
-cc -O2 -DBENCH_NO_DIST "$inc" "$here/bench/bench_dist.c" -L"$work/build/libtxstats" -ltxstats \
+if [ "$base" = nodist ]; then
+    src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt")
+    cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE="$type" -DBUILD_TESTING=OFF \
+          -DTXSTATS_BUILD_SERVER=OFF -DTXSTATS_BUILD_EXAMPLES=OFF -DTXSTATS_BENCH_NO_DIST_ADD=ON >/dev/null
+    nodist=""
+else
+    git -C "$here" archive "$base" | tar -x -C "$work" --one-top-level=src
+    cmake -S "$work/src" -B "$work/build" -DCMAKE_BUILD_TYPE="$type" -DBUILD_TESTING=OFF \
+          -DTXSTATS_BUILD_SERVER=OFF -DTXSTATS_BUILD_EXAMPLES=OFF >/dev/null
+    nodist="-DBENCH_NO_DIST" # an older library has no txstats_quantiles()
+fi
+cmake --build "$work/build" --target txstats -j 2 >/dev/null
+cc -O2 $nodist "$inc" "$here/bench/bench_dist.c" -L"$work/build/libtxstats" -ltxstats \
    -lpthread -o "$work/before"
 cc -O2 "$inc" "$here/bench/bench_dist.c" -L"$build/libtxstats" -ltxstats -lpthread -o "$work/after"
+echo "baseline: $base ($type build)"
 before() { LD_LIBRARY_PATH="$work/build/libtxstats" "$work/before" "$@"; }
 after() { LD_LIBRARY_PATH="$build/libtxstats" "$work/after" "$@"; }
 [ "$rounds" -gt 0 ] && { echo "== memory (counting allocator)"; echo "-- before"; before mem; echo "-- after"; after mem; }

@@ -9,6 +9,12 @@
 
 #include "distribution.h"
 
+#ifdef TXSTATS_BENCH_NO_DIST_ADD /* bench/dist_ab.sh's baseline: see libtxstats/CMakeLists.txt */
+#define TXSTATS__BENCH_NO_DIST_ADD 1
+#else
+#define TXSTATS__BENCH_NO_DIST_ADD 0
+#endif
+
 txstats_amount_t txstats__dist_value(uint32_t bucket)
 {
     txstats_amount_t lo, hi;
@@ -220,7 +226,7 @@ int txstats__dist_reserve(struct txstats__dist *d, const struct txstats__dchunk 
      * chunk exactly when that one is full. */
     uint32_t fill = tail && tail->n < TXSTATS__DCHUNK_CAP ? tail->n : 0;
     *fresh = NULL;
-    if (keep || (fill + pending) % TXSTATS__DCHUNK_CAP != 0)
+    if (TXSTATS__BENCH_NO_DIST_ADD || keep || (fill + pending) % TXSTATS__DCHUNK_CAP != 0)
         return TXSTATS_OK;
     return (*fresh = chunk_take(d)) ? TXSTATS_OK : TXSTATS_ENOMEM;
 }
@@ -245,6 +251,8 @@ void txstats__dist_push(struct txstats__dist *d, struct txstats__dchunk **tail,
                         struct txstats__dchunk *fresh, txstats_amount_t amount, bool keep,
                         bool active)
 {
+    if (TXSTATS__BENCH_NO_DIST_ADD)
+        return;
     uint32_t b = txstats__dist_bucket(amount);
     if (active)
         count_bucket(&d->k, b, 1);
