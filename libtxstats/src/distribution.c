@@ -241,9 +241,11 @@ void txstats__dist_cancel(struct txstats__dist *d, struct txstats__dchunk *fresh
 
 static inline void count_bucket(struct txstats__dcounts *k, uint32_t b, uint64_t delta)
 {
-    k->c0[b] += delta;
-    k->c1[b >> 6] += delta;
-    k->c2[b >> 12] += delta;
+    uint64_t *c0 = k->c0; /* the levels are one array: one pointer to load, constant offsets */
+    uint64_t *c1 = c0 + TXSTATS__DIST_L0, *c2 = c1 + TXSTATS__DIST_L1;
+    c0[b] += delta;
+    c1[b >> 6] += delta;
+    c2[b >> 12] += delta;
     k->total += delta;
 }
 
