@@ -9,6 +9,12 @@
 
 #include "distribution.h"
 
+#ifdef TXSTATS_BENCH_NO_DIST_ADD /* bench/dist_ab.sh's baseline: see libtxstats/CMakeLists.txt */
+#define TXSTATS__BENCH_NO_DIST_ADD 1
+#else
+#define TXSTATS__BENCH_NO_DIST_ADD 0
+#endif
+
 txstats_amount_t txstats__dist_value(uint32_t bucket)
 {
     txstats_amount_t lo, hi;
@@ -220,7 +226,7 @@ int txstats__dist_reserve(struct txstats__dist *d, const struct txstats__dchunk 
      * chunk exactly when that one is full. */
     uint32_t fill = tail && tail->n < TXSTATS__DCHUNK_CAP ? tail->n : 0;
     *fresh = NULL;
-    if (keep || (fill + pending) % TXSTATS__DCHUNK_CAP != 0)
+    if (TXSTATS__BENCH_NO_DIST_ADD || keep || (fill + pending) % TXSTATS__DCHUNK_CAP != 0)
         return TXSTATS_OK;
     return (*fresh = chunk_take(d)) ? TXSTATS_OK : TXSTATS_ENOMEM;
 }
@@ -235,9 +241,11 @@ void txstats__dist_cancel(struct txstats__dist *d, struct txstats__dchunk *fresh
 
 static inline void count_bucket(struct txstats__dcounts *k, uint32_t b, uint64_t delta)
 {
-    k->c0[b] += delta;
-    k->c1[b >> 6] += delta;
-    k->c2[b >> 12] += delta;
+    uint64_t *c0 = k->c0; /* the levels are one array: one pointer to load, constant offsets */
+    uint64_t *c1 = c0 + TXSTATS__DIST_L0, *c2 = c1 + TXSTATS__DIST_L1;
+    c0[b] += delta;
+    c1[b >> 6] += delta;
+    c2[b >> 12] += delta;
     k->total += delta;
 }
 
@@ -245,6 +253,8 @@ void txstats__dist_push(struct txstats__dist *d, struct txstats__dchunk **tail,
                         struct txstats__dchunk *fresh, txstats_amount_t amount, bool keep,
                         bool active)
 {
+    if (TXSTATS__BENCH_NO_DIST_ADD)
+        return;
     uint32_t b = txstats__dist_bucket(amount);
     if (active)
         count_bucket(&d->k, b, 1);

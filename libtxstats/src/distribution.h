@@ -56,11 +56,11 @@ struct txstats__dist {
 static inline uint32_t txstats__dist_bucket(txstats_amount_t a)
 {
     /* v < 1024: i = v. Else, with v in [2^e, 2^(e+1)) and s = e - 9: the top 10 bits of v
-     * (512 to 1023) after s * 512 earlier buckets, i.e. 1024 + (e - 10) * 512 + (v >> s) - 512. */
+     * (512 to 1023) after s * 512 earlier buckets, i.e. 1024 + (e - 10) * 512 + (v >> s) - 512.
+     * v | 512 makes s = 0 below 1024 without a comparison. */
     uint64_t v = a < 0 ? -(uint64_t)a : (uint64_t)a;
-    int e = 63 - __builtin_clzll(v | 1);
-    int s = e > 9 ? e - 9 : 0;
-    uint32_t i = ((uint32_t)s << 9) + (uint32_t)(v >> s);
+    unsigned s = (unsigned)(63 - __builtin_clzll(v | 512)) - 9;
+    uint32_t i = (s << 9) + (uint32_t)(v >> s);
     return a < 0 ? TXSTATS__DIST_HALF - 1 - i : TXSTATS__DIST_HALF - 1 + i;
 }
 
