@@ -645,15 +645,24 @@ static rd_kafka_conf_t *conf(struct srv_cluster *k, bool producer)
         {"reconnect.backoff.max.ms", "1000"},
         {"enable.idempotence", "true"},
         {"acks", "all"},
-        {"linger.ms", "5"},
+        /* kafka: a POST waits for its record, so batches stay short (measured at 64 connections
+         * on the mock cluster: linger 0 5.3k/s, 1 15.5k/s, 5 10.5k/s); local: nobody waits, so
+         * batches grow (fewer produce requests for the broker) */
+        {"linger.ms", o->kafka_ack == KAFKA_ACK_LOCAL ? "10" : "1"},
         /* local: the shipper never gives a record up */
         {"message.timeout.ms", o->kafka_ack == KAFKA_ACK_LOCAL ? "0" : timeout}};
     const char *const cons[][2] = {
-        {"bootstrap.servers", o->kafka_brokers}, {"client.id", "txstats-server"},
-        {"reconnect.backoff.max.ms", "1000"},    {"group.id", group},
-        {"enable.auto.commit", "false"},         {"auto.offset.reset", "earliest"},
-        {"enable.partition.eof", "true"},        {"fetch.wait.max.ms", "10"},
+        {"bootstrap.servers", o->kafka_brokers},
+        {"client.id", "txstats-server"},
+        {"reconnect.backoff.max.ms", "1000"},
+        {"group.id", group},
+        {"enable.auto.commit", "false"},
+        {"auto.offset.reset", "earliest"},
+        {"enable.partition.eof", "true"},
+        {"fetch.wait.max.ms", "10"},
         {"queued.min.messages", "1000000"},
+        /* under load, fewer and larger fetches; never more than fetch.wait.max.ms of delay */
+        {"fetch.min.bytes", "65536"},
     };
     rd_kafka_conf_t *c =
         producer

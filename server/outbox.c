@@ -168,7 +168,8 @@ static int list_segments(struct srv_outbox *o, char *err, size_t n)
     closedir(d);
     if (rc)
         snprintf(err, n, "outbox: out of memory");
-    qsort(o->seg, o->nseg, sizeof(*o->seg), cmp_seg);
+    if (o->nseg > 1)
+        qsort(o->seg, o->nseg, sizeof(*o->seg), cmp_seg);
     return rc;
 }
 
