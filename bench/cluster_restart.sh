@@ -15,7 +15,7 @@ server=$build/server/txstats-server; mock=$build/tests/kafka_mock
 work=$(mktemp -d); pids=()
 stop_all() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done
              wait 2>/dev/null || true; pids=(); exec 3>&- 2>/dev/null || true; }
-trap 'stop_all; rm -rf "$work"' EXIT
+trap 'stop_all; cp "$work/server.log" /tmp/cluster_restart-server.log 2>/dev/null; rm -rf "$work"' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 url=http://127.0.0.1:$port
 
@@ -67,11 +67,14 @@ grep -o 'shutdown checkpoints:.*' "$work/server.log" | tail -1
 du -sh "$work/data/partitions" | awk '{print "checkpoint size: " $1}'
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-for mode in with without; do
+for mode in ${MODES:-with without}; do
     for r in $(seq "$rounds"); do
         [ "$mode" = without ] && rm -rf "$work/data/partitions"
         node_start; got=$(curl -s "$url/statistics")
-        [ "$got" = "$want" ] || { echo "restart $mode: statistics differ: $got" >&2; exit 1; }
+        [ "$got" = "$want" ] || { echo "restart $mode: statistics differ: $got" >&2
+            sleep 2; echo "2 s later: $(curl -s "$url/statistics")" >&2
+            curl -s "$url/metrics" | grep -E '^txstats_kafka_(records|ready|part)' >&2
+            cp "$work/server.log" /tmp/cluster_restart-server.log; [ -z "${DEBUG:-}" ] || { echo "$brokers" >/tmp/ckpt-brokers; sleep 200; }; exit 1; }
         echo "$mode $elapsed" | tee -a "$work/times"
         if [ "$mode" = with ]; then grep -o 'checkpoints: [0-9]* of.*' "$work/server.log" | tail -1; fi
         curl -s "$url/metrics" | grep -E '^txstats_kafka_checkpoint_restore_seconds' || true
