@@ -6,8 +6,9 @@
  *
  * Files in DIR (DATA_DIR/partitions/TOPIC; DATA_DIR/partitions/lock is the flock against a
  * second process):
- * - `p<P>-<OFFSET>.json`: the window of partition P holding exactly the records below OFFSET
- *   (txstats_save: temporary file, fsync, rename, fsync of the directory);
+ * - `p<P>-<OFFSET>.bin`: the window of partition P holding exactly the records below OFFSET
+ *   (txstats_save_bin, with its own CRC-32C: temporary file, fsync, rename, fsync of the
+ *   directory);
  * - `p<P>.meta`: the pointer, text lines `txstats-partition-checkpoint 1`, `topic`, `partition`,
  *   `offset`, `window_ms`, `saved_ms`, `transactions`, `snapshot` (the file name above),
  *   `origins N` then N lines `<node, 16 hex digits> <last seq>`, and last `crc <CRC-32 (zlib's) of
@@ -51,7 +52,7 @@ int srv_ckpt_open(const char *data_dir, const char *topic, char *dir, size_t dir
                   char *err, size_t errn);
 void srv_ckpt_unlock(int lock_fd); /* -1: nothing */
 
-/* Write partition m->partition's checkpoint: the snapshot of `w` as p<P>-<m->offset>.json, then
+/* Write partition m->partition's checkpoint: the snapshot of `w` as p<P>-<m->offset>.bin, then
  * the meta (m's topic, offset, window_ms, transactions and origins; saved_ms and snapshot are
  * filled in here), then delete the partition's older files. `w` must not change meanwhile (the
  * caller is the only thread applying records to it). Returns 0, or -1 with a message in err (the
