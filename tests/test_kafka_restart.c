@@ -85,7 +85,12 @@ static int start_node(int i)
                           "--kafka-checkpoint-interval-ms",
                           "200",
                           NULL};
-    if (server_start(&node[i], i == 0 ? ref : ckpt) != 0)
+    int st = server_start(&node[i], i == 0 ? ref : ckpt);
+    if (st > 0) { /* exited: seen once under ASan, the mock's metadata not answered in 10 s */
+        print_message("node %d exited with %d at start; starting it again\n", i, st);
+        st = server_start(&node[i], i == 0 ? ref : ckpt);
+    }
+    if (st != 0)
         return -1;
     for (int k = 0; k < 600; k++) { /* ready once it has read the topic back */
         if (healthy(&node[i]))
@@ -252,10 +257,11 @@ static void test_sigkill_cycles(void **state)
 {
     (void)state;
     long long before = count_of(0);
-    struct load l = {0, 0, 0};
+    static struct load l; /* static: the thread may outlive a failed assertion */
     pthread_t th;
     unsigned seed = (unsigned)now_ms();
     int restored = 0;
+    l = (struct load){0, 0, 0};
     pthread_create(&th, NULL, load_main, &l);
     for (int cycle = 0; cycle < CYCLES; cycle++) {
         sleep_ms(200 + rand_r(&seed) % 600);
