@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "kafka_checkpoint.h"
 #include "kafka_conf.h"
 #include "kafka_ship.h"
 #include "log.h"
@@ -71,6 +72,17 @@ struct srv_cluster {
     struct origins *origins; /* per partition (reader thread) */
     _Atomic uint64_t *mine;  /* per partition: the last of this node's seqs read back */
     _Atomic uint64_t lag_count[LAG_BUCKETS + 1], lag_sum_us;
+    /* per-partition checkpoints (kafka_checkpoint.h), written by the reader thread */
+    char ckpt_dir[1400];
+    int ckpt_fd;           /* the lock of DATA_DIR/partitions; -1: checkpoints off */
+    int64_t *ckpt_offset;  /* per partition: the offset its last checkpoint covers, or -1 */
+    int64_t *start_offset; /* per partition: where a restored checkpoint resumes, or -1 */
+    int ckpt_cursor;       /* the next partition of the current round (partitions: none) */
+    int64_t ckpt_next_ms;  /* when the next round starts */
+    atomic_uint_fast64_t ckpt_written, ckpt_failed, ckpt_last_us, ckpt_total_us;
+    int restored;         /* partitions restored from checkpoints at start */
+    uint64_t restored_tx; /* transactions they held */
+    int64_t restore_ms;   /* how long restoring took */
 };
 
 /* One record to produce; the delivery report fills in where it went. */
@@ -581,13 +593,81 @@ static void apply(struct srv_cluster *k, const rd_kafka_message_t *m)
     atomic_store(&k->next_offset[m->partition], m->offset + 1); /* applied: wait_applied sees */
 }
 
+/* ---- checkpoints (kafka_checkpoint.h) -------------------------------------------------------- */
+
+/* Write partition p's checkpoint when records were applied since its last one. Called by the
+ * reader thread between records: the window, the offset and the identities agree exactly. */
+static void checkpoint_partition(struct srv_cluster *k, int p)
+{
+    int64_t off = atomic_load(&k->next_offset[p]);
+    if (off == 0 || off == k->ckpt_offset[p])
+        return; /* nothing read, or unchanged */
+    const struct origins *o = &k->origins[p];
+    struct srv_ckpt_meta m = {.partition = p, .offset = off, .window_ms = k->opt.window_ms};
+    snprintf(m.topic, sizeof(m.topic), "%s", k->opt.kafka_topic);
+    m.origins = malloc((o->n ? o->n : 1) * sizeof(*m.origins));
+    for (size_t i = 0; m.origins && i < o->n; i++)
+        m.origins[i] = (struct srv_ckpt_origin){o->v[i].node, o->v[i].last};
+    m.norigins = o->n;
+    txstats_summary_t sum;
+    txstats_stats(k->part[p], &sum);
+    m.transactions = sum.count;
+    char err[512] = "checkpoint: out of memory";
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = m.origins ? srv_ckpt_write(k->ckpt_dir, k->part[p], &m, err, sizeof(err)) : -1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    free(m.origins);
+    uint64_t us = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
+    if (rc != 0) {
+        atomic_fetch_add(&k->ckpt_failed, 1);
+        srv_log(LOG_WARN, "partition %d: %s", p, err); /* the previous one stays usable */
+        return;
+    }
+    k->ckpt_offset[p] = off;
+    atomic_fetch_add(&k->ckpt_written, 1);
+    atomic_store(&k->ckpt_last_us, us);
+    atomic_fetch_add(&k->ckpt_total_us, us);
+}
+
+/* At clean shutdown: every changed partition, logged. */
+static void checkpoint_all(struct srv_cluster *k)
+{
+    uint64_t before = atomic_load(&k->ckpt_written);
+    int64_t t0 = srv_now_ms();
+    for (int p = 0; p < k->partitions; p++)
+        checkpoint_partition(k, p);
+    srv_log(LOG_INFO, "shutdown checkpoints: %llu partition(s) written in %.3f s",
+            (unsigned long long)(atomic_load(&k->ckpt_written) - before),
+            (double)(srv_now_ms() - t0) / 1000);
+}
+
+/* From the reader loop: every --kafka-checkpoint-interval-ms a round over the partitions, one
+ * partition per call, so that records keep being applied between two partitions' writes. */
+static void checkpoint_tick(struct srv_cluster *k)
+{
+    if (k->ckpt_fd < 0)
+        return;
+    if (k->ckpt_cursor < k->partitions) {
+        checkpoint_partition(k, k->ckpt_cursor++);
+        return;
+    }
+    int64_t now = srv_now_ms();
+    if (now >= k->ckpt_next_ms) {
+        k->ckpt_cursor = 0;
+        k->ckpt_next_ms = now + k->opt.kafka_checkpoint_interval_ms;
+    }
+}
+
 static void *reader_main(void *arg)
 {
     struct srv_cluster *k = arg;
     while (!atomic_load(&k->stop)) {
         rd_kafka_message_t *m = rd_kafka_consumer_poll(k->consumer, 100);
-        if (!m)
+        if (!m) {
+            checkpoint_tick(k);
             continue;
+        }
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
             if (m->partition >= 0 && m->partition < k->partitions &&
                 !k->reached_end[m->partition]) {
@@ -601,11 +681,135 @@ static void *reader_main(void *arg)
             apply(k, m);
         }
         rd_kafka_message_destroy(m);
+        checkpoint_tick(k);
     }
+    if (k->ckpt_fd >= 0) /* clean shutdown: everything applied */
+        checkpoint_all(k);
     return NULL;
 }
 
-/* Seek every partition to now - window - margin, or the beginning when the broker cannot tell. */
+/* ---- restoring checkpoints at start ---------------------------------------------------------- */
+
+/* One partition's checkpoint to restore; loaded by a worker thread. */
+struct restore {
+    struct srv_ckpt_meta meta;
+    bool usable;
+    int rc; /* txstats_load's */
+};
+struct restore_set {
+    struct srv_cluster *k;
+    struct restore *r; /* per partition */
+    atomic_int next;   /* the next partition to take */
+};
+
+/* Partition p's checkpoint, if it may be used: ours (topic, window), younger than the window
+ * plus the margin, and its offset still in the partition (between its watermarks). */
+static bool usable(struct srv_cluster *k, int p, struct srv_ckpt_meta *m)
+{
+    char err[512];
+    int rc = srv_ckpt_read(k->ckpt_dir, p, m, err, sizeof(err));
+    if (rc != 0) {
+        if (rc < 0)
+            srv_log(LOG_WARN, "partition %d: %s: reading it from Kafka", p, err);
+        return false;
+    }
+    int64_t lo = -1, hi = -1;
+    const char *why = NULL;
+    if (strcmp(m->topic, k->opt.kafka_topic) != 0 || m->window_ms != k->opt.window_ms)
+        why = "written for another topic or window";
+    else if (m->saved_ms < srv_now_ms() - k->opt.window_ms - MARGIN_MS)
+        why = "older than the window";
+    else if (rd_kafka_query_watermark_offsets(k->consumer, k->opt.kafka_topic, p, &lo, &hi, 5000) !=
+             RD_KAFKA_RESP_ERR_NO_ERROR)
+        why = "the partition's offsets cannot be read";
+    else if (m->offset < lo || m->offset > hi)
+        why = "its offset is no longer in the partition (topic recreated or records deleted)";
+    if (why) {
+        srv_log(LOG_WARN,
+                "partition %d: checkpoint at offset %lld ignored, %s: reading it from "
+                "Kafka",
+                p, (long long)m->offset, why);
+        srv_ckpt_meta_free(m);
+    }
+    return !why;
+}
+
+/* Worker: load the next usable checkpoint until none is left. */
+static void *restore_main(void *arg)
+{
+    struct restore_set *set = arg;
+    struct srv_cluster *k = set->k;
+    for (int p; (p = atomic_fetch_add(&set->next, 1)) < k->partitions;)
+        if (set->r[p].usable)
+            set->r[p].rc = srv_ckpt_load(k->ckpt_dir, &set->r[p].meta, k->part[p]);
+    return NULL;
+}
+
+/* Partition p resumes after its loaded checkpoint: offset, identities, this node's own seqs. */
+static void adopt(struct srv_cluster *k, int p, struct srv_ckpt_meta *m)
+{
+    struct origins *o = &k->origins[p];
+    o->v = malloc((m->norigins ? m->norigins : 1) * sizeof(*o->v));
+    if (!o->v) { /* cannot remember who was applied: read the partition again */
+        txstats_clear(k->part[p]);
+        return;
+    }
+    o->n = o->cap = m->norigins;
+    for (size_t i = 0; i < m->norigins; i++) {
+        o->v[i] = (struct origin){m->origins[i].node, m->origins[i].last};
+        if (m->origins[i].node == k->node_id && k->node_id != 0)
+            atomic_store(&k->mine[p], m->origins[i].last);
+    }
+    atomic_store(&k->next_offset[p], m->offset);
+    k->start_offset[p] = k->ckpt_offset[p] = m->offset;
+    k->restored++;
+    k->restored_tx += m->transactions;
+    srv_log(LOG_INFO,
+            "partition %d: checkpoint restored, %llu transaction(s), resuming at offset %lld", p,
+            (unsigned long long)m->transactions, (long long)m->offset);
+}
+
+/* Load every usable checkpoint into its partition's window (a few partitions at a time); the
+ * others are read from Kafka as before. */
+static int restore_all(struct srv_cluster *k)
+{
+    struct restore *r = calloc((size_t)k->partitions, sizeof(*r));
+    if (!r)
+        return -1;
+    int64_t t0 = srv_now_ms();
+    for (int p = 0; p < k->partitions; p++)
+        r[p].usable = usable(k, p, &r[p].meta);
+    struct restore_set set = {k, r, 0};
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    int n = (int)(cpus < 1 ? 1 : cpus > 4 ? 4 : cpus), started = 0;
+    pthread_t th[4];
+    for (int i = 0; i < n && i < k->partitions; i++)
+        started += pthread_create(&th[started], NULL, restore_main, &set) == 0;
+    if (started == 0)
+        restore_main(&set);
+    for (int i = 0; i < started; i++)
+        pthread_join(th[i], NULL);
+    for (int p = 0; p < k->partitions; p++) {
+        if (r[p].usable && r[p].rc == TXSTATS_OK)
+            adopt(k, p, &r[p].meta);
+        else if (r[p].usable)
+            srv_log(LOG_WARN,
+                    "partition %d: checkpoint %s cannot be loaded (%s): reading it from "
+                    "Kafka",
+                    p, r[p].meta.snapshot, txstats_strerror(r[p].rc));
+        srv_ckpt_meta_free(&r[p].meta);
+    }
+    free(r);
+    k->restore_ms = srv_now_ms() - t0;
+    srv_log(LOG_INFO,
+            "checkpoints: %d of %d partition(s) restored from %s, %llu transaction(s), in %.3f s",
+            k->restored, k->partitions, k->ckpt_dir, (unsigned long long)k->restored_tx,
+            (double)k->restore_ms / 1000);
+    return 0;
+}
+
+/* Seek every partition to where its checkpoint ends, or else to now - window - margin, or the
+ * beginning when the broker cannot tell. */
 static int assign_all(struct srv_cluster *k)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(k->partitions);
@@ -615,7 +819,9 @@ static int assign_all(struct srv_cluster *k)
     rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(k->consumer, l, 5000);
     int fallback = 0;
     for (int i = 0; i < l->cnt; i++) {
-        if (e || l->elems[i].err || l->elems[i].offset < 0) {
+        if (k->start_offset[i] >= 0) { /* restored from a checkpoint: resume after it */
+            l->elems[i].offset = k->start_offset[i];
+        } else if (e || l->elems[i].err || l->elems[i].offset < 0) {
             l->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
             fallback++;
         }
@@ -704,8 +910,13 @@ static int make_windows(struct srv_cluster *k)
     k->next_offset = calloc((size_t)k->partitions, sizeof(*k->next_offset));
     k->origins = calloc((size_t)k->partitions, sizeof(*k->origins));
     k->mine = calloc((size_t)k->partitions, sizeof(*k->mine));
-    if (!k->part || !k->reached_end || !k->next_offset || !k->origins || !k->mine)
+    k->ckpt_offset = malloc((size_t)k->partitions * sizeof(*k->ckpt_offset));
+    k->start_offset = malloc((size_t)k->partitions * sizeof(*k->start_offset));
+    if (!k->part || !k->reached_end || !k->next_offset || !k->origins || !k->mine ||
+        !k->ckpt_offset || !k->start_offset)
         return -1;
+    for (int i = 0; i < k->partitions; i++)
+        k->ckpt_offset[i] = k->start_offset[i] = -1;
     for (int i = 0; i < k->partitions; i++)
         if (txstats_create(&k->part[i], &cfg) != TXSTATS_OK)
             return -1;
@@ -739,6 +950,9 @@ static void kafka_free(struct srv_cluster *k)
         free(k->origins[i].v);
     free(k->origins);
     free(k->mine);
+    free(k->ckpt_offset);
+    free(k->start_offset);
+    srv_ckpt_unlock(k->ckpt_fd);
     srv_outbox_close(k->outbox);
     free(k);
 }
@@ -774,7 +988,7 @@ static int kafka_connect(struct srv_cluster *k)
                 k->opt.kafka_topic, k->opt.kafka_brokers);
         return -1;
     }
-    if (make_windows(k) != 0 || assign_all(k) != 0) {
+    if (make_windows(k) != 0 || (k->ckpt_fd >= 0 && restore_all(k) != 0) || assign_all(k) != 0) {
         srv_log(LOG_ERROR, "kafka: cannot set up the %d partition windows", k->partitions);
         return -1;
     }
@@ -827,6 +1041,37 @@ static void outbox_metrics(struct srv_cluster *k, struct srv_text *t)
     srv_text_put(t, "txstats_kafka_outbox_rewinds_total %llu\n", (unsigned long long)sh.rewinds);
 }
 
+/* Checkpoints written by this node, and what the start restored. */
+static void checkpoint_metrics(struct srv_cluster *k, struct srv_text *t)
+{
+    srv_text_family(t, "txstats_kafka_checkpoints_total", "counter",
+                    "Partition checkpoints written, by result.");
+    srv_text_put(t, "txstats_kafka_checkpoints_total{result=\"written\"} %llu\n",
+                 (unsigned long long)atomic_load(&k->ckpt_written));
+    srv_text_put(t, "txstats_kafka_checkpoints_total{result=\"failed\"} %llu\n",
+                 (unsigned long long)atomic_load(&k->ckpt_failed));
+    srv_text_family(t, "txstats_kafka_checkpoint_seconds", "gauge",
+                    "Duration of the last partition checkpoint (the reader waits meanwhile).");
+    srv_text_put(t, "txstats_kafka_checkpoint_seconds %.6f\n",
+                 (double)atomic_load(&k->ckpt_last_us) / 1e6);
+    srv_text_family(t, "txstats_kafka_checkpoint_seconds_total", "counter",
+                    "Time spent writing partition checkpoints.");
+    srv_text_put(t, "txstats_kafka_checkpoint_seconds_total %.6f\n",
+                 (double)atomic_load(&k->ckpt_total_us) / 1e6);
+    srv_text_family(t, "txstats_kafka_checkpoint_restored_partitions", "gauge",
+                    "Partitions restored from a checkpoint at start (the others were read from "
+                    "Kafka).");
+    srv_text_put(t, "txstats_kafka_checkpoint_restored_partitions %d\n", k->restored);
+    srv_text_family(t, "txstats_kafka_checkpoint_restored_transactions", "gauge",
+                    "Transactions the restored checkpoints held.");
+    srv_text_put(t, "txstats_kafka_checkpoint_restored_transactions %llu\n",
+                 (unsigned long long)k->restored_tx);
+    srv_text_family(t, "txstats_kafka_checkpoint_restore_seconds", "gauge",
+                    "Time to read and load the checkpoints at start.");
+    srv_text_put(t, "txstats_kafka_checkpoint_restore_seconds %.3f\n",
+                 (double)k->restore_ms / 1000);
+}
+
 static void kafka_metrics(void *self, struct srv_text *t)
 {
     struct srv_cluster *k = self;
@@ -845,6 +1090,8 @@ static void kafka_metrics(void *self, struct srv_text *t)
         srv_text_put(t, "txstats_kafka_records_total{result=\"%s\"} %llu\n", names[i],
                      (unsigned long long)v[i]);
     lag_metrics(k, t);
+    if (k->ckpt_fd >= 0)
+        checkpoint_metrics(k, t);
     if (k->outbox)
         outbox_metrics(k, t);
 }
@@ -957,14 +1204,31 @@ static int open_outbox(struct srv_cluster *k)
     return 0;
 }
 
+/* --kafka-checkpoint-interval-ms > 0: checkpoints in DATA_DIR/partitions/TOPIC, locked. */
+static int open_checkpoints(struct srv_cluster *k)
+{
+    char err[1600];
+    if (k->opt.kafka_checkpoint_interval_ms <= 0)
+        return 0;
+    if (srv_ckpt_open(k->opt.data_dir, k->opt.kafka_topic, k->ckpt_dir, sizeof(k->ckpt_dir),
+                      &k->ckpt_fd, err, sizeof(err)) != 0) {
+        srv_log(LOG_ERROR, "%s", err);
+        return -1;
+    }
+    return 0;
+}
+
 int srv_backend_kafka_start(const struct srv_options *o, struct srv_backend *out)
 {
     struct srv_cluster *k = calloc(1, sizeof(*k));
     if (!k)
         return -1;
     k->opt = *o;
+    k->ckpt_fd = -1;
+    k->ckpt_cursor = INT32_MAX; /* the first round after one interval */
+    k->ckpt_next_ms = srv_now_ms() + o->kafka_checkpoint_interval_ms;
     bool local = o->kafka_ack == KAFKA_ACK_LOCAL;
-    if ((local && open_outbox(k) != 0) || kafka_connect(k) != 0) {
+    if ((local && open_outbox(k) != 0) || open_checkpoints(k) != 0 || kafka_connect(k) != 0) {
         kafka_free(k);
         return -1;
     }

@@ -95,6 +95,11 @@ static const struct opt opts[] = {
      "the topic of cluster mode (it must exist)", NULL},
     {"kafka-timeout-ms", "TXSTATS_KAFKA_TIMEOUT_MS", "MS", INT, O(kafka_timeout_ms), 100, 300000,
      "5000", "how long a POST waits for Kafka to confirm it (503 beyond)", NULL},
+    {"kafka-checkpoint-interval-ms", "TXSTATS_KAFKA_CHECKPOINT_INTERVAL_MS", "MS", INT,
+     O(kafka_checkpoint_interval_ms), 0, 86400000, "10000",
+     "cluster mode: how often each partition's window is checkpointed in DATA_DIR/partitions "
+     "(and at shutdown), so that a restart reads only what came after; 0: off",
+     NULL},
     {"kafka-ack", "TXSTATS_KAFKA_ACK", "WHEN", CHOICE, O(kafka_ack), 0, 0, "kafka",
      "when a cluster POST gets its 201: once Kafka has it (kafka), or once this node's outbox "
      "journal in --data-dir has it (local; shipped to Kafka in order)",

@@ -49,6 +49,8 @@ struct srv_options {
     int kafka_ack; /* enum srv_kafka_ack */
     char kafka_properties_file[1024];
     struct srv_list kafka_property; /* KEY=VALUE, librdkafka's (kafka_conf.c) */
+
+    int64_t kafka_checkpoint_interval_ms; /* 0: no partition checkpoints */
 };
 
 /* 0, or 2 after printing why (bad option); 1 after --help/--version (exit 0). */

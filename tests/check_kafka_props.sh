@@ -93,6 +93,7 @@ TXSTATS_KAFKA_PROPERTY_SSL_KEY_PASSWORD=hunter2 \
     TXSTATS_KAFKA_PROPERTY_MAX_IN_FLIGHT_REQUESTS_PER_CONNECTION=5 \
     TXSTATS_KAFKA_PROPERTY_SECURITY_PROTOCOL=SASL_SSL \
     "$bin" --kafka-brokers "$brokers" --listen 127.0.0.1:0 --port-file "$work/port" \
+    --data-dir "$work/data" \
     --log-level debug --kafka-properties-file "$work/node.properties" \
     --kafka-property security.protocol=PLAINTEXT --kafka-property linger.ms=1 \
     --kafka-property socket.keepalive.enable=true 2>"$work/node-err" &

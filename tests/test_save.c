@@ -151,6 +151,36 @@ static void test_truncated_everywhere(void **state)
     free(doc);
 }
 
+/* txstats_save_bin: txstats_load reads it back exactly; every truncation or flipped byte is
+ * refused (its CRC-32C) and leaves the instance as it was. */
+static void test_binary(void **state)
+{
+    struct fake_clock c1, c2;
+    txstats_t *a = populated(&c1, 100);
+    assert_int_equal(txstats_save_bin(a, path), TXSTATS_OK);
+    txstats_t *b = make_instance(&c2, T0, 60000, 50, 2);
+    assert_int_equal(txstats_load(b, path), TXSTATS_OK);
+    assert_same_window(a, b);
+    c1.now = c2.now = T0 + 30000;
+    assert_same_window(a, b);
+    txstats_destroy(a);
+    txstats_destroy(b);
+    size_t len;
+    char *doc = read_all(path, &len), bad[160];
+    snprintf(bad, sizeof(bad), "%s/cut.bin", dir);
+    for (size_t cut = 0; cut < len; cut += 1 + cut / 64) {
+        write_file(bad, doc, cut);
+        assert_load_fails(bad, TXSTATS_EFORMAT);
+    }
+    for (size_t at = 0; at < len; at += 1 + at / 32) {
+        doc[at] ^= 0x10;
+        write_file(bad, doc, len);
+        assert_load_fails(bad, TXSTATS_EFORMAT);
+        doc[at] ^= 0x10;
+    }
+    free(doc);
+}
+
 static void test_corrupt(void **state)
 {
     static const char *docs[] = {
@@ -236,6 +266,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_load_drops_expired, setup, teardown),
         cmocka_unit_test_setup_teardown(test_truncated_everywhere, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_binary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt, setup, teardown),
         cmocka_unit_test_setup_teardown(test_io_errors, setup, teardown),
     };

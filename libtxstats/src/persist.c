@@ -93,7 +93,7 @@ static int produce_bin(void *ctx, txstats__emit_fn emit, void *ectx)
     return txstats__snap_encode_bin(ctx, emit, ectx);
 }
 
-int txstats_save(txstats_t *t, const char *path)
+static int save_as(txstats_t *t, const char *path, txstats__produce_fn produce)
 {
     if (!t || !path || !*path)
         return TXSTATS_EINVAL;
@@ -101,11 +101,21 @@ int txstats_save(txstats_t *t, const char *path)
     txstats__snap_init(&sn, &t->mem);
     int rc = collect(t, &sn, NULL);
     if (rc == TXSTATS_OK)
-        rc = txstats__write_atomic_path(&t->mem, t->cfg.io, path, produce_json, &sn, NULL);
+        rc = txstats__write_atomic_path(&t->mem, t->cfg.io, path, produce, &sn, NULL);
     int e = errno;
     txstats__snap_free(&sn);
     errno = e;
     return rc;
+}
+
+int txstats_save(txstats_t *t, const char *path)
+{
+    return save_as(t, path, produce_json);
+}
+
+int txstats_save_bin(txstats_t *t, const char *path)
+{
+    return save_as(t, path, produce_bin);
 }
 
 /* The snapshot's live keys in a private table, ready to swap in. */
@@ -205,7 +215,8 @@ int txstats_load(txstats_t *t, const char *path)
         return rc;
     struct txstats__snap sn;
     txstats__snap_init(&sn, &t->mem);
-    rc = txstats__snap_decode_json(&sn, data, len);
+    rc = txstats__snap_is_bin(data, len) ? txstats__snap_decode_bin(&sn, data, len)
+                                         : txstats__snap_decode_json(&sn, data, len);
     txstats__free(&t->mem, data);
     if (rc == TXSTATS_OK)
         rc = txstats__snapshot_install(t, &sn, NULL);

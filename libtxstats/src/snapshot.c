@@ -554,6 +554,11 @@ static int bin_body(struct txstats__snap *sn, struct bin_in *in)
     return bin_keys(sn, in);
 }
 
+bool txstats__snap_is_bin(const char *data, size_t len)
+{
+    return len >= 8 && memcmp(data, BIN_MAGIC, 8) == 0;
+}
+
 int txstats__snap_decode_bin(struct txstats__snap *sn, const char *data, size_t len)
 {
     const uint8_t *d = (const uint8_t *)data;

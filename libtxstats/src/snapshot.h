@@ -70,5 +70,7 @@ int txstats__snap_encode_bin(const struct txstats__snap *sn, txstats__emit_fn em
 /* Decoders into an initialised, empty `sn`: TXSTATS_OK, TXSTATS_EFORMAT, TXSTATS_ENOMEM. */
 int txstats__snap_decode_json(struct txstats__snap *sn, const char *data, size_t len);
 int txstats__snap_decode_bin(struct txstats__snap *sn, const char *data, size_t len);
+/* Whether `data` starts as the binary format does (then decode it with _decode_bin). */
+bool txstats__snap_is_bin(const char *data, size_t len);
 
 #endif
