@@ -130,7 +130,17 @@ GP
 echo "== idempotency keys, batches, checkpoints"
 "$here/features.sh" "$build" "$dur" 3 >"$work/features.md"
 
+echo "== cluster mode (issue 14): POST rates by --kafka-ack, restarts"
+"$here/cluster.sh" "$build" 3 "$dur" | tee "$work/cluster.txt"
+"$here/cluster_restart.sh" "$build" 1000000 3 12 | tee "$work/restart.txt"
+
 echo "== RESULTS.md"
 python3 "$here/report.py" "$work" "$here/RESULTS.md" "$dur" "$count"
 { echo; cat "$work/features.md"; } >>"$here/RESULTS.md"
+{
+    echo; echo "## Cluster mode (\`bench/cluster.sh $build 3 $dur\`)"; echo
+    echo '```'; cat "$work/cluster.txt"; echo '```'; echo
+    echo "## Cluster restart (\`bench/cluster_restart.sh $build 1000000 3 12\`)"; echo
+    echo '```'; cat "$work/restart.txt"; echo '```'
+} >>"$here/RESULTS.md"
 echo "written: $here/RESULTS.md, $here/http.png, $here/stats_latency.png"
