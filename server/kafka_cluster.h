@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Cluster mode's shared state (internal to the kafka backend): backend_kafka.c owns the requests
+ * (producing, the outbox of --kafka-ack local), the clients and the merged queries;
+ * kafka_reader.c owns the consuming side (records into the partition windows, identities,
+ * checkpoints of the windows, where reading starts).
+ */
+#ifndef TXSTATS_SERVER_KAFKA_CLUSTER_H
+#define TXSTATS_SERVER_KAFKA_CLUSTER_H
+
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <txstats/txstats.h>
+
+#include "options.h"
+#include "text.h"
+
+struct srv_outbox;
+struct srv_shipper;
+
+#define MARGIN_MS 5000
+
+/* The last sequence applied from one node in one partition (records with an identity). */
+struct origin {
+    uint64_t node, last;
+};
+struct origins {
+    struct origin *v;
+    size_t n, cap;
+};
+
+/* Buckets of the replication-lag histogram (kafka_reader.c). */
+#define LAG_BUCKETS 13
+
+struct srv_cluster {
+    struct srv_options opt;
+    rd_kafka_t *producer, *consumer;
+    rd_kafka_topic_t *topic;
+    int partitions;
+    txstats_t **part; /* one window per partition */
+    bool *reached_end;
+    _Atomic int64_t *next_offset; /* per partition: records below it were applied already */
+    atomic_int ends;              /* partitions read to their end once */
+    pthread_t poller, reader;
+    atomic_bool stop;
+    atomic_uint_fast64_t applied, expired, malformed, clears, duplicates, resent;
+    /* --kafka-ack local */
+    struct srv_outbox *outbox;
+    struct srv_shipper *ship;
+    uint64_t node_id;        /* this node's identity in its records; 0 in kafka mode */
+    struct origins *origins; /* per partition (reader thread) */
+    _Atomic uint64_t *mine;  /* per partition: the last of this node's seqs read back */
+    _Atomic uint64_t lag_count[LAG_BUCKETS + 1], lag_sum_us;
+    /* per-partition checkpoints (kafka_checkpoint.h), written by the reader thread */
+    char ckpt_dir[1400];
+    int ckpt_fd;           /* the lock of DATA_DIR/partitions; -1: checkpoints off */
+    int64_t *ckpt_offset;  /* per partition: the offset its last checkpoint covers, or -1 */
+    int64_t *start_offset; /* per partition: where a restored checkpoint resumes, or -1 */
+    int ckpt_cursor;       /* the next partition of the current round (partitions: none) */
+    int64_t ckpt_next_ms;  /* when the next round starts */
+    atomic_uint_fast64_t ckpt_written, ckpt_failed, ckpt_last_us, ckpt_total_us;
+    int restored;         /* partitions restored from checkpoints at start */
+    uint64_t restored_tx; /* transactions they held */
+    int64_t restore_ms;   /* how long restoring took */
+};
+
+/* The reader thread (arg: the cluster): applies records until k->stop, checkpoints as it goes. */
+void *srv_kafka_reader_main(void *arg);
+/* At start: load the usable partition checkpoints. 0, or -1 after logging why. */
+int srv_kafka_restore_all(struct srv_cluster *k);
+/* Assign every partition, from its checkpoint, else now - window - margin, else the start. */
+int srv_kafka_assign_all(struct srv_cluster *k);
+/* Metric families of the reading side. */
+void srv_kafka_lag_metrics(struct srv_cluster *k, struct srv_text *t);
+void srv_kafka_checkpoint_metrics(struct srv_cluster *k, struct srv_text *t);
+
+#endif
