@@ -94,7 +94,10 @@ static const struct opt opts[] = {
     {"kafka-topic", "TXSTATS_KAFKA_TOPIC", "TOPIC", STR, O(kafka_topic), 0, 0, "transactions",
      "the topic of cluster mode (it must exist)", NULL},
     {"kafka-timeout-ms", "TXSTATS_KAFKA_TIMEOUT_MS", "MS", INT, O(kafka_timeout_ms), 100, 300000,
-     "5000", "how long a POST waits for Kafka to confirm it (503 beyond)", NULL},
+     "5000",
+     "how long a POST waits for Kafka to confirm it, 503 beyond (with --kafka-ack local: how long "
+     "a keyed POST waits for this node to read it back, 503 beyond, and a DELETE at most)",
+     NULL},
     {"kafka-checkpoint-interval-ms", "TXSTATS_KAFKA_CHECKPOINT_INTERVAL_MS", "MS", INT,
      O(kafka_checkpoint_interval_ms), 0, 86400000, "10000",
      "cluster mode: how often each partition's window is checkpointed in DATA_DIR/partitions "
