@@ -62,7 +62,7 @@ EOF
 echo "filled in $(echo "$(date +%s.%N) $t0" | awk '{printf "%.1f", $1 - $2}') s"
 sleep 11 # a periodic round (--kafka-checkpoint-interval-ms 10000) writes every partition
 curl -s "$url/metrics" | awk '/^txstats_kafka_checkpoints_total\{result="written"\}/ {w=$2}
-    /^txstats_kafka_checkpoint_seconds / {l=$2} /^txstats_kafka_checkpoint_seconds_total/ {t=$2}
+    /^txstats_kafka_checkpoint_last_write_seconds / {l=$2} /^txstats_kafka_checkpoint_seconds_total/ {t=$2}
     END {printf "checkpoint writes while running: %d, mean %.3f s, last %.3f s per partition\n", w, t/w, l}'
 want=$(curl -s "$url/statistics"); echo "statistics: $want"
 node_stop

@@ -283,8 +283,8 @@ static void local_outcomes(struct srv_cluster *k, const txstats_tx_t *tx, const 
         } else {
             results[i] = TXSTATS_EIO;
             snprintf(err, errn,
-                     "kept in this node's outbox, not yet read back from Kafka; retry "
-                     "with the same idempotency key");
+                     "it waits in this node's outbox and its outcome is not known yet; "
+                     "retry with the same idempotency key (it will not count twice)");
         }
     }
 }
@@ -312,9 +312,13 @@ static int local_add_batch(struct srv_cluster *k, const txstats_tx_t *tx, const 
         const txstats_key_t *key = key_of(keys, i);
         results[i] = judge(k, &tx[i], key, &firsts[i]);
         if (results[i] == TXSTATS_OK) {
-            rec[m] = (struct srv_outbox_rec){
-                0,   tx[i].timestamp_ms, tx[i].amount,
-                now, OUTBOX_ADD,         key ? *key : (txstats_key_t){NULL, 0}};
+            rec[m] = (struct srv_outbox_rec){0,
+                                             tx[i].timestamp_ms,
+                                             tx[i].amount,
+                                             now,
+                                             0,
+                                             OUTBOX_ADD,
+                                             key ? *key : (txstats_key_t){NULL, 0}};
             which[m++] = i;
         }
     }
@@ -322,6 +326,7 @@ static int local_add_batch(struct srv_cluster *k, const txstats_tx_t *tx, const 
     if (m && srv_outbox_append(k->outbox, rec, m, &first) != 0) {
         snprintf(err, errn, "this node's outbox journal cannot be written (%s)",
                  srv_os_reason(errno));
+        srv_log(LOG_WARN, "%s", err);
         for (size_t j = 0; j < m; j++)
             results[which[j]] = TXSTATS_EIO;
     } else if (m) {
@@ -390,7 +395,7 @@ static int kafka_add_keyed(void *self, txstats_amount_t amount, int64_t ts, cons
  * node to read it back from every partition, so that its next GET shows it. */
 static int local_clear(struct srv_cluster *k, char *err, size_t n)
 {
-    struct srv_outbox_rec r = {0, 0, 0, srv_now_ms(), OUTBOX_CLEAR, {NULL, 0}};
+    struct srv_outbox_rec r = {0, 0, 0, srv_now_ms(), 0, OUTBOX_CLEAR, {NULL, 0}};
     uint64_t seq;
     if (srv_outbox_append(k->outbox, &r, 1, &seq) != 0) {
         snprintf(err, n, "this node's outbox journal cannot be written (%s)", srv_os_reason(errno));
@@ -725,6 +730,33 @@ static const struct srv_backend_ops kafka_ops = {
     .dist = kafka_dist,
 };
 
+/* --kafka-ack kafka: an outbox left by an earlier --kafka-ack local run must be shipped first
+ * (its records were answered 201); 0 when there is none or it is empty. */
+static int outbox_left(struct srv_cluster *k)
+{
+    char dir[1100], err[512];
+    struct stat st;
+    snprintf(dir, sizeof(dir), "%s/outbox", k->opt.data_dir);
+    if (stat(dir, &st) != 0)
+        return 0;
+    struct srv_outbox_config c = {TXSTATS_FSYNC_NEVER, 100, 0};
+    struct srv_outbox *o;
+    if (srv_outbox_open(&o, dir, &c, err, sizeof(err)) != 0) {
+        srv_log(LOG_ERROR, "%s", err);
+        return -1;
+    }
+    struct srv_outbox_stats s;
+    srv_outbox_stats(o, &s);
+    srv_outbox_close(o);
+    if (s.next_seq - 1 <= s.acked)
+        return 0;
+    srv_log(LOG_ERROR,
+            "%s holds %" PRIu64 " record(s) answered 201 and not yet in Kafka: run with "
+            "--kafka-ack local until txstats_kafka_outbox_backlog is 0",
+            dir, s.next_seq - 1 - s.acked);
+    return -1;
+}
+
 /* --kafka-ack local: the outbox in DATA_DIR/outbox, with the journal's fsync settings. */
 static int open_outbox(struct srv_cluster *k)
 {
@@ -741,9 +773,9 @@ static int open_outbox(struct srv_cluster *k)
     }
     struct srv_outbox_stats st;
     srv_outbox_stats(k->outbox, &st);
-    k->node_id = st.node_id;
-    srv_log(LOG_INFO, "outbox %s: node %016" PRIx64 ", %" PRIu64 " record(s) to ship%s", dir,
-            st.node_id, st.next_seq - 1 - st.acked, st.torn ? " (a torn tail was cut)" : "");
+    k->node_id = st.origin;
+    srv_log(LOG_INFO, "outbox %s: origin %016" PRIx64 ", %" PRIu64 " record(s) to ship%s", dir,
+            st.origin, st.next_seq - 1 - st.acked, st.torn ? " (a torn tail was cut)" : "");
     return 0;
 }
 
@@ -771,7 +803,8 @@ int srv_backend_kafka_start(const struct srv_options *o, struct srv_backend *out
     k->ckpt_cursor = INT32_MAX; /* the first round after one interval */
     k->ckpt_next_ms = srv_now_ms() + o->kafka_checkpoint_interval_ms;
     bool local = o->kafka_ack == KAFKA_ACK_LOCAL;
-    if ((local && open_outbox(k) != 0) || open_checkpoints(k) != 0 || kafka_connect(k) != 0) {
+    if ((local ? open_outbox(k) : outbox_left(k)) != 0 || open_checkpoints(k) != 0 ||
+        kafka_connect(k) != 0) {
         kafka_free(k);
         return -1;
     }

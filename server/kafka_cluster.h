@@ -27,6 +27,9 @@ struct srv_shipper;
 /* The last sequence applied from one node in one partition (records with an identity). */
 struct origin {
     uint64_t node, last;
+    int64_t
+        seen_ms; /* when a record of it was last read (an origin unseen for longer than the
+                    window plus the margin is forgotten: whatever it could resend has expired) */
 };
 struct origins {
     struct origin *v;
@@ -51,7 +54,7 @@ struct srv_cluster {
     /* --kafka-ack local */
     struct srv_outbox *outbox;
     struct srv_shipper *ship;
-    uint64_t node_id;        /* this node's identity in its records; 0 in kafka mode */
+    uint64_t node_id;        /* this run's origin in its records (outbox.h); 0 in kafka mode */
     struct origins *origins; /* per partition (reader thread) */
     _Atomic uint64_t *mine;  /* per partition: the last of this node's seqs read back */
     _Atomic uint64_t lag_count[LAG_BUCKETS + 1], lag_sum_us;

@@ -20,6 +20,20 @@ static const double lag_le[LAG_BUCKETS] = {0.001, 0.002, 0.005, 0.01, 0.02, 0.05
 
 /* ---- consuming ------------------------------------------------------------------------------ */
 
+/* Every run of a node is an origin: past 64 in a partition, drop those unseen for longer than
+ * the window plus the margin. */
+static void forget_old_origins(struct srv_cluster *k, struct origins *o)
+{
+    if (o->n < 64)
+        return;
+    int64_t old = srv_now_ms() - k->opt.window_ms - MARGIN_MS;
+    size_t kept = 0;
+    for (size_t i = 0; i < o->n; i++)
+        if (o->v[i].seen_ms >= old)
+            o->v[kept++] = o->v[i];
+    o->n = kept;
+}
+
 /* A record identity (node, seq) seen for the first time in partition p? Records of one node
  * reach a partition in sequence order, however often they are shipped. Node 0: no identity. */
 static bool first_time(struct srv_cluster *k, int32_t p, uint64_t node, uint64_t seq)
@@ -31,6 +45,7 @@ static bool first_time(struct srv_cluster *k, int32_t p, uint64_t node, uint64_t
     while (i < o->n && o->v[i].node != node)
         i++;
     if (i == o->n) {
+        forget_old_origins(k, o);
         if (o->n == o->cap) {
             size_t cap = o->cap ? 2 * o->cap : 8;
             struct origin *v = realloc(o->v, cap * sizeof(*v));
@@ -39,8 +54,9 @@ static bool first_time(struct srv_cluster *k, int32_t p, uint64_t node, uint64_t
             o->v = v;
             o->cap = cap;
         }
-        o->v[o->n++] = (struct origin){node, 0};
+        o->v[o->n++] = (struct origin){node, 0, 0};
     }
+    o->v[i].seen_ms = srv_now_ms();
     if (node == k->node_id && seq > atomic_load(&k->mine[p]))
         atomic_store(&k->mine[p], seq); /* a keyed POST waits for this */
     if (seq <= o->v[i].last)
@@ -303,7 +319,7 @@ static void adopt(struct srv_cluster *k, int p, struct srv_ckpt_meta *m)
     }
     o->n = o->cap = m->norigins;
     for (size_t i = 0; i < m->norigins; i++) {
-        o->v[i] = (struct origin){m->origins[i].node, m->origins[i].last};
+        o->v[i] = (struct origin){m->origins[i].node, m->origins[i].last, srv_now_ms()};
         if (m->origins[i].node == k->node_id && k->node_id != 0)
             atomic_store(&k->mine[p], m->origins[i].last);
     }
@@ -411,9 +427,9 @@ void srv_kafka_checkpoint_metrics(struct srv_cluster *k, struct srv_text *t)
                  (unsigned long long)atomic_load(&k->ckpt_written));
     srv_text_put(t, "txstats_kafka_checkpoints_total{result=\"failed\"} %llu\n",
                  (unsigned long long)atomic_load(&k->ckpt_failed));
-    srv_text_family(t, "txstats_kafka_checkpoint_seconds", "gauge",
+    srv_text_family(t, "txstats_kafka_checkpoint_last_write_seconds", "gauge",
                     "Duration of the last partition checkpoint (the reader waits meanwhile).");
-    srv_text_put(t, "txstats_kafka_checkpoint_seconds %.6f\n",
+    srv_text_put(t, "txstats_kafka_checkpoint_last_write_seconds %.6f\n",
                  (double)atomic_load(&k->ckpt_last_us) / 1e6);
     srv_text_family(t, "txstats_kafka_checkpoint_seconds_total", "counter",
                     "Time spent writing partition checkpoints.");

@@ -20,7 +20,6 @@ struct srv_shipper {
     rd_kafka_topic_t *topic;
     int partitions;
     struct srv_outbox *outbox;
-    uint64_t node_id;
     pthread_t thread;
     atomic_bool stop, failed;
     _Atomic uint32_t pending[RING]; /* by seq % RING: deliveries still to come */
@@ -29,13 +28,13 @@ struct srv_shipper {
     struct srv_outbox_rec rec[READ_MAX];
 };
 
-int srv_ship_format(char *buf, size_t n, const struct srv_outbox_rec *r, uint64_t node_id)
+int srv_ship_format(char *buf, size_t n, const struct srv_outbox_rec *r)
 {
     if (r->kind == OUTBOX_CLEAR)
         return snprintf(buf, n, "C %" PRIu64 " %016" PRIx64 " %" PRIu64 " %" PRId64, r->seq,
-                        node_id, r->seq, r->accepted_ms);
+                        r->origin, r->seq, r->accepted_ms);
     return snprintf(buf, n, "A %" PRId64 " %" PRId64 " %016" PRIx64 " %" PRIu64 " %" PRId64,
-                    r->timestamp_ms, r->amount, node_id, r->seq, r->accepted_ms);
+                    r->timestamp_ms, r->amount, r->origin, r->seq, r->accepted_ms);
 }
 
 void srv_shipper_delivered(struct srv_shipper *s, void *opaque, rd_kafka_resp_err_t err)
@@ -77,7 +76,7 @@ static bool produce(struct srv_shipper *s, int32_t partition, const struct srv_o
 static bool ship(struct srv_shipper *s, const struct srv_outbox_rec *r)
 {
     char value[128];
-    int len = srv_ship_format(value, sizeof(value), r, s->node_id);
+    int len = srv_ship_format(value, sizeof(value), r);
     int copies = r->kind == OUTBOX_CLEAR ? s->partitions : 1;
     atomic_store(&s->pending[r->seq % RING], (uint32_t)copies);
     if (r->kind == OUTBOX_CLEAR) {
@@ -157,7 +156,6 @@ int srv_shipper_start(struct srv_shipper **out, rd_kafka_t *producer, rd_kafka_t
     s->topic = topic;
     s->partitions = partitions;
     s->outbox = outbox;
-    s->node_id = st.node_id;
     s->acked = st.acked;
     s->next = st.acked + 1;
     *out = s; /* before the first delivery report can look for it */

@@ -3,14 +3,14 @@
  * The shipper of `--kafka-ack local` (kafka_ship.c): one thread that sends the outbox's records
  * to Kafka in sequence order and marks them acknowledged once every one before them is.
  *
- * Each record becomes a message with this node's identity and its sequence ("A <timestamp ms>
- * <amount micros> <node hex> <seq> <accepted ms>", or "C <seq> <node hex> <seq> <accepted ms>" to
- * every partition for a clear); an idempotency key is the message key and picks the partition
- * (murmur2), else the partition is seq mod partitions. The producer is idempotent with no
- * message timeout, so within a run each partition gets a node's records once and in order. When a
- * delivery fails anyway (a fatal producer error, a purge), everything after the last contiguous
- * acknowledgement is purged and shipped again; after a crash, shipping resumes after the outbox's
- * `acked` mark. Either way a record may reach Kafka twice, always in sequence order per
+ * Each record becomes a message with its origin (the run that appended it) and sequence ("A
+ * <timestamp ms> <amount micros> <node hex> <seq> <accepted ms>", or "C <seq> <node hex> <seq>
+ * <accepted ms>" to every partition for a clear); an idempotency key is the message key and picks
+ * the partition (murmur2), else the partition is seq mod partitions. The producer is idempotent
+ * with no message timeout, so within a run each partition gets a node's records once and in order.
+ * When a delivery fails anyway (a fatal producer error, a purge), everything after the last
+ * contiguous acknowledgement is purged and shipped again; after a crash, shipping resumes after the
+ * outbox's `acked` mark. Either way a record may reach Kafka twice, always in sequence order per
  * partition: consumers apply a (node, seq) only when seq is above the last one they applied from
  * that node in that partition.
  */
@@ -36,7 +36,7 @@ void srv_shipper_stop(struct srv_shipper *s, int flush_ms);
 void srv_shipper_delivered(struct srv_shipper *s, void *opaque, rd_kafka_resp_err_t err);
 
 /* The value text of a shipped record (also parsed back by the consumers); its length. */
-int srv_ship_format(char *buf, size_t n, const struct srv_outbox_rec *r, uint64_t node_id);
+int srv_ship_format(char *buf, size_t n, const struct srv_outbox_rec *r);
 
 /* Counters for /metrics. */
 struct srv_shipper_stats {

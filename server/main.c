@@ -52,6 +52,8 @@ static int check_kafka(const struct srv_options *o)
     if (!o->kafka_brokers[0]) {
         if (o->kafka_property.n > 0 || o->kafka_properties_file[0])
             srv_log(LOG_WARN, "Kafka properties are ignored without --kafka-brokers");
+        if (o->kafka_ack != KAFKA_ACK_KAFKA)
+            srv_log(LOG_WARN, "--kafka-ack is ignored without --kafka-brokers");
         return 0;
     }
     if (srv_kafka_conf_check(o, why, sizeof(why)) != 0) {

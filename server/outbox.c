@@ -20,7 +20,7 @@
 #include "outbox.h"
 
 #define HEADER     8u  /* u32 length, u32 CRC-32 */
-#define FIXED      34u /* seq, ts, amount, accepted: 4 x 8; kind, key length */
+#define FIXED      42u /* seq, ts, amount, accepted, origin: 5 x 8; kind, key length */
 #define MAX_RECORD (HEADER + FIXED + TXSTATS_MAX_KEY_BYTES)
 #define READ_BUF   (256u << 10)
 
@@ -35,7 +35,7 @@ struct srv_outbox {
     pthread_mutex_t lock;
     struct segment *seg; /* oldest first; the last one is written */
     size_t nseg, capseg;
-    uint64_t next_seq, acked, syncs, torn, node_id, acked_saved;
+    uint64_t next_seq, acked, syncs, torn, origin, acked_saved;
     int fsync;
     int64_t interval_ms, last_sync_ms, acked_saved_ms;
     uint64_t segment_bytes; /* a segment is closed past this size */
@@ -85,8 +85,9 @@ static size_t encode(unsigned char *p, const struct srv_outbox_rec *r)
     put64(p + HEADER + 8, (uint64_t)r->timestamp_ms);
     put64(p + HEADER + 16, (uint64_t)r->amount);
     put64(p + HEADER + 24, (uint64_t)r->accepted_ms);
-    p[HEADER + 32] = (unsigned char)r->kind;
-    p[HEADER + 33] = (unsigned char)r->key.len;
+    put64(p + HEADER + 32, r->origin);
+    p[HEADER + 40] = (unsigned char)r->kind;
+    p[HEADER + 41] = (unsigned char)r->key.len;
     if (r->key.len)
         memcpy(p + HEADER + FIXED, r->key.key, r->key.len);
     put32(p, (uint32_t)len);
@@ -104,14 +105,15 @@ static long decode(const unsigned char *p, size_t avail, struct srv_outbox_rec *
         return -1;
     if (avail < HEADER + len)
         return 0;
-    if (get32(p + 4) != (uint32_t)crc32(0L, p + HEADER, len) || p[HEADER + 33] != len - FIXED ||
-        p[HEADER + 32] > OUTBOX_CLEAR)
+    if (get32(p + 4) != (uint32_t)crc32(0L, p + HEADER, len) || p[HEADER + 41] != len - FIXED ||
+        p[HEADER + 40] > OUTBOX_CLEAR)
         return -1;
     r->seq = get64(p + HEADER);
     r->timestamp_ms = (int64_t)get64(p + HEADER + 8);
     r->amount = (txstats_amount_t)get64(p + HEADER + 16);
     r->accepted_ms = (int64_t)get64(p + HEADER + 24);
-    r->kind = p[HEADER + 32];
+    r->origin = get64(p + HEADER + 32);
+    r->kind = p[HEADER + 40];
     r->key = (txstats_key_t){len > FIXED ? (const char *)p + HEADER + FIXED : NULL, len - FIXED};
     return (long)(HEADER + len);
 }
@@ -173,7 +175,27 @@ static int list_segments(struct srv_outbox *o, char *err, size_t n)
     return rc;
 }
 
-/* Check segment i record by record; the last one's torn or damaged tail is cut. */
+/* Where the records of buf (got bytes) stop being whole and in order: their end. *last gets
+ * the last seq; *damaged whether what follows is damage rather than a torn tail: a whole record
+ * with a later seq starts somewhere after it (the library's journal uses the same rule). */
+static uint64_t whole_records(const unsigned char *buf, uint64_t got, uint64_t *last, bool *damaged)
+{
+    uint64_t off = 0;
+    struct srv_outbox_rec r;
+    long len;
+    while ((len = decode(buf + off, got - off, &r)) > 0 && r.seq > *last) {
+        off += (uint64_t)len;
+        *last = r.seq;
+    }
+    *damaged = false;
+    for (uint64_t at = off + 1; at + HEADER + FIXED <= got && !*damaged; at++)
+        *damaged = decode(buf + at, got - at, &r) > 0 && r.seq > *last;
+    return off;
+}
+
+/* Check segment i record by record: sequences increase (they may skip: records numbered after an
+ * `acked` mark that was ahead of a lost tail); the last segment's torn tail is cut; damage before
+ * the end of a segment refuses to open (records after it would be lost). */
 static int scan_segment(struct srv_outbox *o, size_t i, char *err, size_t n)
 {
     char path[1100];
@@ -184,17 +206,17 @@ static int scan_segment(struct srv_outbox *o, size_t i, char *err, size_t n)
     struct stat st;
     unsigned char *buf = fstat(fd, &st) == 0 ? malloc((size_t)st.st_size + 1) : NULL;
     ssize_t got = buf ? pread(fd, buf, (size_t)st.st_size, 0) : -1;
-    uint64_t off = 0, want = o->seg[i].first;
-    struct srv_outbox_rec r;
-    long len = 0;
-    while (got >= 0 && (len = decode(buf + off, (size_t)got - off, &r)) > 0 && r.seq == want) {
-        off += (uint64_t)len;
-        want++;
-    }
+    uint64_t last = o->next_seq - 1, off = 0;
+    bool damaged = false;
+    if (got >= 0)
+        off = whole_records(buf, (uint64_t)got, &last, &damaged);
     int rc = got < 0 ? fail(err, n, "cannot read", path) : 0;
     if (rc == 0 && off < (uint64_t)got) {
-        if (i + 1 < o->nseg) {
-            snprintf(err, n, "outbox: %s is damaged at byte %" PRIu64 " (not its tail)", path, off);
+        if (damaged || i + 1 < o->nseg) {
+            snprintf(err, n,
+                     "outbox: %s is damaged at byte %" PRIu64 " of %zd (records after it would be "
+                     "lost: restore the file, or move it away to drop them)",
+                     path, off, got);
             rc = -1;
         } else if (ftruncate(fd, (off_t)off) != 0) {
             rc = fail(err, n, "cannot cut the torn tail of", path);
@@ -202,36 +224,19 @@ static int scan_segment(struct srv_outbox *o, size_t i, char *err, size_t n)
         o->torn += (uint64_t)got - off;
     }
     o->seg[i].bytes = off;
-    o->next_seq = want;
+    o->next_seq = last + 1;
     free(buf);
     close(fd);
     return rc;
 }
 
-static int node_identity(struct srv_outbox *o, char *err, size_t n)
+/* This run's origin: a fresh random identity, so that two processes started from copies of one
+ * directory never share one, and records kept from earlier runs keep theirs. */
+static int new_origin(struct srv_outbox *o, char *err, size_t n)
 {
-    char path[1100], text[32] = "";
-    snprintf(path, sizeof(path), "%s/node-id", o->dir);
-    FILE *f = fopen(path, "r");
-    if (f) {
-        bool ok = fgets(text, sizeof(text), f) && sscanf(text, "%" SCNx64, &o->node_id) == 1;
-        fclose(f);
-        if (!ok || !o->node_id) {
-            snprintf(err, n, "outbox: %s does not hold a node identity", path);
-            return -1;
-        }
-        return 0;
-    }
-    while (!o->node_id)
-        if (getrandom(&o->node_id, sizeof(o->node_id), 0) != sizeof(o->node_id))
-            return fail(err, n, "no random bytes for", path);
-    f = fopen(path, "wx");
-    if (!f || fprintf(f, "%016" PRIx64 "\n", o->node_id) < 0 || fflush(f) || fsync(fileno(f))) {
-        if (f)
-            fclose(f);
-        return fail(err, n, "cannot write", path);
-    }
-    fclose(f);
+    while (!o->origin)
+        if (getrandom(&o->origin, sizeof(o->origin), 0) != sizeof(o->origin))
+            return fail(err, n, "no random bytes for the origin of", o->dir);
     return 0;
 }
 
@@ -297,7 +302,7 @@ int srv_outbox_open(struct srv_outbox **out, const char *dir, const struct srv_o
     o->next_seq = 1;
     pthread_mutex_init(&o->lock, NULL);
     int rc = lock_dir(o, err, n);
-    rc = rc ? rc : node_identity(o, err, n);
+    rc = rc ? rc : new_origin(o, err, n);
     rc = rc ? rc : list_segments(o, err, n);
     for (size_t i = 0; rc == 0 && i < o->nseg; i++)
         rc = scan_segment(o, i, err, n);
@@ -408,6 +413,7 @@ int srv_outbox_append(struct srv_outbox *o, struct srv_outbox_rec *r, size_t n, 
     size_t len = 0;
     for (size_t i = 0; rc == 0 && i < n; i++) {
         r[i].seq = o->next_seq + i;
+        r[i].origin = o->origin;
         len += encode(buf + len, &r[i]);
     }
     rc = rc ? rc : write_all(o, buf, len);
@@ -527,8 +533,7 @@ void srv_outbox_acked(struct srv_outbox *o, uint64_t seq)
 void srv_outbox_stats(struct srv_outbox *o, struct srv_outbox_stats *s)
 {
     pthread_mutex_lock(&o->lock);
-    *s =
-        (struct srv_outbox_stats){o->next_seq, o->acked, o->nseg, 0, o->syncs, o->torn, o->node_id};
+    *s = (struct srv_outbox_stats){o->next_seq, o->acked, o->nseg, 0, o->syncs, o->torn, o->origin};
     for (size_t i = 0; i < o->nseg; i++)
         s->bytes += o->seg[i].bytes;
     pthread_mutex_unlock(&o->lock);

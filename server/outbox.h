@@ -8,10 +8,12 @@
  *
  * Files in DIR: `outbox-<first seq, 20 digits>.log` segments of records (each `u32 length`,
  * `u32 CRC-32` of the payload (zlib's, ISO 3309), payload: seq, timestamp ms, amount micros,
- * accepted-at ms as little-endian 64-bit integers, a kind byte, a key length byte, the key),
- * `acked` (the highest sequence Kafka acknowledged, as text; may lag: shipping again what was
- * acknowledged is harmless, as consumers apply each (node, seq) once), `node-id` (this node's
- * identity, 16 hex digits, made once), `lock` (flock against a second process).
+ * accepted-at ms, origin as little-endian 64-bit integers, a kind byte, a key length byte, the
+ * key), `acked` (the highest sequence Kafka acknowledged, as text; may lag: shipping again what
+ * was acknowledged is harmless, as consumers apply each (origin, seq) once), `lock` (flock against
+ * a second process). The origin is the identity of the run that appended the record (random,
+ * new at every open): records keep it when a later run ships them again, and two processes
+ * started from copies of one directory never share one.
  *
  * Thread-safety: append from any thread; read/acked from one shipper thread.
  */
@@ -32,6 +34,7 @@ struct srv_outbox_rec {
     int64_t timestamp_ms;
     txstats_amount_t amount;
     int64_t accepted_ms; /* when this node accepted it (replication lag is measured from it) */
+    uint64_t origin;     /* the run that appended it (set by append) */
     int kind;            /* enum srv_outbox_kind */
     txstats_key_t key;   /* idempotency key, or {NULL, 0} */
 };
@@ -43,7 +46,7 @@ struct srv_outbox_stats {
     uint64_t bytes;    /* bytes of those files */
     uint64_t syncs;    /* fdatasync calls */
     uint64_t torn;     /* bytes cut from a torn tail at open */
-    uint64_t node_id;  /* this node's identity */
+    uint64_t origin;   /* this run's identity, in the records it appends */
 };
 
 struct srv_outbox;

@@ -59,7 +59,7 @@ static int post_answer(struct srv *s, struct mg_connection *c, const struct srv_
         return srv_error(c, 422, h, "'amount' is out of range: |amount| must be below 10^12");
     default:
         count_post(s, POST_UNAVAILABLE);
-        return srv_error(c, 503, "Retry-After: 1\r\n", "transaction not recorded: %s", err);
+        return srv_error(c, 503, "Retry-After: 1\r\n", "transaction not confirmed: %s", err);
     }
 }
 

@@ -48,8 +48,14 @@ static struct srv_outbox_rec rec(int i, char *keybuf)
     size_t kl = key_lens[i % 7];
     for (size_t j = 0; j < kl; j++)
         keybuf[j] = (char)('!' + (i + j) % 90);
-    return (struct srv_outbox_rec){0,      1700000000000 + i, (txstats_amount_t)i * 1234567 - 99,
-                                   42 + i, i % 11 == 10,      {kl ? keybuf : NULL, kl}};
+    return (struct srv_outbox_rec){0,
+                                   1700000000000 + i,
+                                   (txstats_amount_t)i * 1234567 - 99,
+                                   42 + i,
+                                   0,
+                                   i % 11 == 10,
+                                   {kl ? keybuf : NULL, kl}};
+    ;
 }
 
 static void append_range(struct srv_outbox *o, int from, int to, int per_call)
@@ -148,7 +154,8 @@ static void test_torn_tail_at_every_byte(void **state)
     }
 }
 
-/* A flipped byte in the tail record cuts it; in an earlier segment it refuses to open. */
+/* A flipped byte in an earlier segment, or before the end of the last one, refuses to open
+ * (the records after it would be lost); only a damaged record at the very end is a torn tail. */
 static void test_damage(void **state)
 {
     (void)state;
@@ -164,6 +171,68 @@ static void test_damage(void **state)
     struct srv_outbox_config c = {TXSTATS_FSYNC_INTERVAL, 10, 200};
     assert_int_equal(srv_outbox_open(&o, dir, &c, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "damaged"));
+}
+
+static void test_damage_in_last_segment(void **state)
+{
+    (void)state;
+    struct srv_outbox *o = open_ok(0);
+    append_range(o, 0, 6, 1);
+    srv_outbox_close(o);
+    char seg[400], err[256];
+    snprintf(seg, sizeof(seg), "%s/outbox-%020d.log", dir, 1);
+    off_t size = file_size(seg);
+    struct srv_outbox_config c = {TXSTATS_FSYNC_INTERVAL, 10, 0};
+    static const off_t at[] = {0, 5, 12, 60, 100, 120, 400}; /* headers, payloads, keys */
+    for (size_t k = 0; k < sizeof(at) / sizeof(at[0]); k++) {
+        int fd = open(seg, O_RDWR);
+        unsigned char b, flipped;
+        assert_int_equal(pread(fd, &b, 1, at[k]), 1);
+        flipped = (unsigned char)(b ^ 0x5a);
+        assert_int_equal(pwrite(fd, &flipped, 1, at[k]), 1);
+        assert_int_equal(srv_outbox_open(&o, dir, &c, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "damaged"));
+        assert_int_equal(file_size(seg), size); /* nothing was cut */
+        assert_int_equal(pwrite(fd, &b, 1, at[k]), 1);
+        close(fd);
+    }
+    o = open_ok(0);
+    assert_int_equal(read_check(o, 1), 6);
+    srv_outbox_close(o);
+}
+
+/* An `acked` mark ahead of the records (their tail lost with power, the mark kept): appends go on
+ * after the mark, the gap in the sequence is accepted at every later open, nothing is cut. */
+static void test_gap_after_lost_tail(void **state)
+{
+    (void)state;
+    struct srv_outbox *o = open_ok(0);
+    append_range(o, 0, 4, 1);
+    srv_outbox_close(o);
+    char path[400];
+    snprintf(path, sizeof(path), "%s/acked", dir);
+    FILE *f = fopen(path, "w");
+    fprintf(f, "%020d\n", 10);
+    fclose(f);
+    o = open_ok(0);
+    struct srv_outbox_rec r[2];
+    char keys[2][256];
+    r[0] = rec(20, keys[0]);
+    r[1] = rec(21, keys[1]);
+    uint64_t first;
+    assert_int_equal(srv_outbox_append(o, r, 2, &first), 0);
+    assert_int_equal(first, 11);
+    srv_outbox_close(o);
+    o = open_ok(0);
+    struct srv_outbox_stats s;
+    srv_outbox_stats(o, &s);
+    assert_int_equal(s.next_seq, 13);
+    assert_int_equal(s.torn, 0);
+    struct srv_outbox_rec got[8];
+    assert_int_equal(srv_outbox_read(o, 11, got, 8), 2);
+    assert_int_equal(got[0].seq, 11);
+    assert_int_equal(got[1].amount, r[1].amount);
+    srv_outbox_close(o);
 }
 
 /* Acknowledged segments are deleted, the mark survives a reopen, the sequence never goes back. */
@@ -192,8 +261,9 @@ static void test_acked(void **state)
     srv_outbox_close(o);
 }
 
-/* A second process (here: a second open) is refused; the node identity is stable. */
-static void test_lock_and_identity(void **state)
+/* A second process (here: a second open) is refused; every open is a new origin, and records
+ * keep the origin of the run that appended them. */
+static void test_lock_and_origin(void **state)
 {
     (void)state;
     struct srv_outbox *a = open_ok(0), *b = NULL;
@@ -203,13 +273,18 @@ static void test_lock_and_identity(void **state)
     assert_int_equal(errno, EBUSY);
     struct srv_outbox_stats s1, s2;
     srv_outbox_stats(a, &s1);
-    assert_true(s1.node_id != 0);
+    assert_true(s1.origin != 0);
+    append_range(a, 0, 2, 1);
     srv_outbox_close(a);
     assert_int_equal(srv_outbox_open(&b, dir, &c, err, sizeof(err)), 0);
-    append_range(b, 0, 3, 3);
+    append_range(b, 2, 5, 3);
     srv_outbox_stats(b, &s2);
-    assert_int_equal(s2.node_id, s1.node_id);
+    assert_true(s2.origin != 0 && s2.origin != s1.origin);
     assert_true(s2.syncs >= 1); /* fsync always */
+    struct srv_outbox_rec r[8];
+    assert_int_equal(srv_outbox_read(b, 1, r, 8), 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(r[i].origin, i < 2 ? s1.origin : s2.origin);
     srv_outbox_close(b);
 }
 
@@ -220,7 +295,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_torn_tail_at_every_byte, setup, teardown),
         cmocka_unit_test_setup_teardown(test_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_acked, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_lock_and_identity, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_damage_in_last_segment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_gap_after_lost_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock_and_origin, setup, teardown),
     };
     return cmocka_run_group_tests_name("outbox", tests, NULL, NULL);
 }
