@@ -474,12 +474,13 @@ static int seek_reader(struct srv_outbox *o, uint64_t from)
     return o->rfd < 0 ? -1 : 0;
 }
 
-/* Bytes of the reader's segment that hold whole records, and whether a later segment exists. */
+/* Bytes of the reader's segment that hold whole records, and whether a later segment exists. A
+ * segment acknowledged and deleted under the reader counts as read to its end. */
 static uint64_t readable(struct srv_outbox *o, bool *later)
 {
     pthread_mutex_lock(&o->lock);
-    uint64_t bytes = 0;
-    *later = false;
+    uint64_t bytes = o->roff;
+    *later = true;
     for (size_t i = 0; i < o->nseg; i++)
         if (o->seg[i].first == o->rfirst) {
             bytes = o->seg[i].bytes;
