@@ -112,6 +112,8 @@ static void rewind_shipping(struct srv_shipper *s)
     while (rd_kafka_outq_len(s->producer) > 0 && !atomic_load(&s->stop))
         rd_kafka_poll(s->producer, 10);
     advance(s);
+    for (uint64_t q = s->acked + 1; q < s->next; q++) /* purged: no report will come */
+        atomic_store(&s->pending[q % RING], 0);
     s->next = s->acked + 1;
     atomic_store(&s->failed, false);
     atomic_fetch_add(&s->rewinds, 1);
