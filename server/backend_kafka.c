@@ -612,8 +612,10 @@ static void outbox_metrics(struct srv_cluster *k, struct srv_text *t)
                  (unsigned long long)(o.next_seq - 1 - o.acked));
     srv_text_family(t, "txstats_kafka_outbox_bytes", "gauge", "Bytes of the outbox's segments.");
     srv_text_put(t, "txstats_kafka_outbox_bytes %llu\n", (unsigned long long)o.bytes);
-    srv_text_family(t, "txstats_kafka_outbox_shipped_total", "counter",
-                    "Messages sent to Kafka from the outbox (a clear once per partition).");
+    srv_text_family(
+        t, "txstats_kafka_outbox_shipped_total", "counter",
+        "Messages handed to the Kafka producer from the outbox (a clear once per partition); "
+        "the backlog counts those not yet acknowledged.");
     srv_text_put(t, "txstats_kafka_outbox_shipped_total %llu\n", (unsigned long long)sh.shipped);
     srv_text_family(t, "txstats_kafka_outbox_rewinds_total", "counter",
                     "Times shipping restarted from the last acknowledged record after a failure.");
@@ -774,8 +776,13 @@ static int open_outbox(struct srv_cluster *k)
     struct srv_outbox_stats st;
     srv_outbox_stats(k->outbox, &st);
     k->node_id = st.origin;
-    srv_log(LOG_INFO, "outbox %s: origin %016" PRIx64 ", %" PRIu64 " record(s) to ship%s", dir,
-            st.origin, st.next_seq - 1 - st.acked, st.torn ? " (a torn tail was cut)" : "");
+    srv_log(LOG_INFO, "outbox %s: origin %016" PRIx64 ", %" PRIu64 " record(s) to ship", dir,
+            st.origin, st.next_seq - 1 - st.acked);
+    if (st.torn) /* a record being written when the process died (it got no 201), or damage */
+        srv_log(LOG_WARN,
+                "outbox %s: cut %" PRIu64
+                " byte(s) at its end: an incomplete or damaged last record",
+                dir, st.torn);
     return 0;
 }
 
