@@ -272,6 +272,7 @@ int http_request(int fd, const char *method, const char *path, const char *heade
 
 int http(int port, const char *method, const char *path, const char *body, struct resp *r)
 {
+    memset(r, 0, sizeof(*r)); /* resp_free() is safe after a failed connect too */
     int fd = http_connect(port);
     if (fd < 0)
         return -1;

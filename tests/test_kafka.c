@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "harness.h"
+#include "kafka_harness.h"
 
 /* How long nodes may take to converge: generous, as sanitizer builds and a broker that was down
  * (the clients' reconnect backoff) slow them; waits end as soon as the nodes agree. */
@@ -23,56 +23,14 @@
 static const char *mock_bin;
 static const char *ack = "kafka"; /* --kafka-ack of every node: kafka or local (argv[3]) */
 static bool local_mode;
-static pid_t mock_pid;
-static FILE *mock_in, *mock_out;
-static char brokers[512];
+static struct kmock mock;
 static struct server node[NODES];
-
-static int mock_command(const char *cmd)
-{
-    char line[64];
-    fprintf(mock_in, "%s\n", cmd);
-    fflush(mock_in);
-    return fgets(line, sizeof(line), mock_out) && !strncmp(line, "ok", 2) ? 0 : -1;
-}
-
-static int start_mock(void)
-{
-    int in[2], out[2];
-    if (pipe(in) != 0 || pipe(out) != 0)
-        return -1;
-    mock_pid = fork();
-    if (mock_pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        close(in[1]);
-        close(out[0]);
-        execl(mock_bin, mock_bin, "transactions", (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    mock_in = fdopen(in[1], "w");
-    mock_out = fdopen(out[0], "r");
-    if (!fgets(brokers, sizeof(brokers), mock_out))
-        return -1;
-    brokers[strcspn(brokers, "\n")] = '\0';
-    return 0;
-}
-
-static int healthy(struct server *s)
-{
-    struct resp r = {0};
-    int ok = http(s->port, "GET", "/healthz", NULL, &r) == 0 && r.status == 200;
-    resp_free(&r);
-    return ok;
-}
 
 static int start_node(int i)
 {
     /* A long window: nothing expires during the test, however long a broker stays down. */
     const char *args[] = {"--kafka-brokers",
-                          brokers,
+                          mock.brokers,
                           "--kafka-topic",
                           "transactions",
                           "--window-ms",
@@ -88,7 +46,7 @@ static int start_node(int i)
         return -1;
     }
     for (int k = 0; k < 300; k++) { /* ready once it has read the topic back */
-        if (healthy(&node[i]))
+        if (node_healthy(&node[i]))
             return 0;
         sleep_ms(50);
     }
@@ -98,7 +56,7 @@ static int start_node(int i)
 
 static int setup(void **state)
 {
-    if (start_mock() != 0)
+    if (kmock_start(&mock, mock_bin, "3") != 0)
         return -1;
     for (int i = 0; i < NODES; i++) {
         server_init(&node[i]);
@@ -110,30 +68,10 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
-    int failed = 0;
-    for (int i = 0; i < NODES; i++) { /* each node stops cleanly (and, under ASan, leak-free) */
-        int st = server_stop(&node[i], SIGTERM);
-        if (st != 0) {
-            fprintf(stderr, "node %d exited with %d\n", i, st);
-            failed = 1;
-        }
-        server_cleanup(&node[i]);
-    }
-    fclose(mock_in); /* the mock exits at end of input */
-    waitpid(mock_pid, NULL, 0);
-    fclose(mock_out);
-    return failed ? -1 : 0;
-}
-
-static int post_to(int i, const char *amount, int64_t ts)
-{
-    char t[32], body[128];
-    struct resp r = {0};
-    txstats_timestamp_format(ts, t, sizeof(t));
-    snprintf(body, sizeof(body), "{\"amount\":\"%s\",\"timestamp\":\"%s\"}", amount, t);
-    int st = http(node[i].port, "POST", "/transactions", body, &r) == 0 ? r.status : -1;
-    resp_free(&r);
-    return st;
+    (void)state;
+    int rc = nodes_stop(node, NODES);
+    kmock_stop(&mock);
+    return rc;
 }
 
 /* A keyed POST to node i: the status (replayed: whether Idempotent-Replayed came back). */
@@ -170,25 +108,16 @@ static int post_keyed_retrying(int i, const char *key, const char *amount, int64
     return st;
 }
 
-static void stats_of(int i, char *out, size_t n)
-{
-    struct resp r = {0};
-    out[0] = '\0';
-    if (http(node[i].port, "GET", "/statistics", NULL, &r) == 0 && r.status == 200)
-        snprintf(out, n, "%s", r.body);
-    resp_free(&r);
-}
-
 /* Every node reports `want` (or, with want NULL, the same thing) within `ms`. */
 static int agree(const char *want, int ms, char *seen, size_t n)
 {
     int64_t until = now_ms() + ms;
     for (;;) {
         char first[256], other[256];
-        stats_of(0, first, sizeof(first));
+        node_stats(&node[0], first, sizeof(first));
         int same = first[0] && (!want || !strcmp(first, want)); /* an answer, and the right one */
         for (int i = 1; i < NODES && same; i++) {
-            stats_of(i, other, sizeof(other));
+            node_stats(&node[i], other, sizeof(other));
             same = !strcmp(first, other);
         }
         if (seen)
@@ -207,20 +136,12 @@ static int cmp_ll(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static long long count_of(int i)
-{
-    char s[256];
-    stats_of(i, s, sizeof(s));
-    const char *c = strstr(s, "\"count\":");
-    return c ? atoll(c + 8) : -1;
-}
-
 /* Node i counts `want` within ms; its count in the end. */
 static long long wait_count(int i, long long want, int ms)
 {
     int64_t until = now_ms() + ms;
     long long c;
-    while ((c = count_of(i)) != want && now_ms() < until)
+    while ((c = node_count(&node[i])) != want && now_ms() < until)
         sleep_ms(20);
     return c;
 }
@@ -232,7 +153,7 @@ static void test_global_statistics(void **state)
     for (int k = 1; k <= 300; k++) { /* round-robin, unique amounts 0.01 .. 3.00 */
         char a[16];
         snprintf(a, sizeof(a), "%d.%02d", k / 100, k % 100);
-        assert_int_equal(post_to(k % NODES, a, t - k), 201);
+        assert_int_equal(node_post(&node[k % NODES], a, t - k), 201);
         cents += k;
     }
     char want[256], seen[256];
@@ -257,11 +178,11 @@ static void test_global_statistics(void **state)
     long long lag[40];
     for (int k = 0; k < 40; k++) {
         int from = k % NODES, to = (k + 1) % NODES;
-        long long before = count_of(to);
+        long long before = node_count(&node[to]);
         int64_t t0 = now_ms();
-        assert_int_equal(post_to(from, "1", now_ms()), 201);
+        assert_int_equal(node_post(&node[from], "1", now_ms()), 201);
         int64_t acked = now_ms();
-        while (count_of(to) == before && now_ms() - t0 < 5000)
+        while (node_count(&node[to]) == before && now_ms() - t0 < 5000)
             ;
         lag[k] = now_ms() - acked;
     }
@@ -305,7 +226,7 @@ static void *load_main(void *arg)
 {
     struct load *l = arg;
     for (int k = 0; !__atomic_load_n(&l->stop, __ATOMIC_RELAXED); k++) {
-        int st = post_to(k % 2 ? 2 : 0, "2", now_ms());
+        int st = node_post(&node[k % 2 ? 2 : 0], "2", now_ms());
         l->sent++;
         l->acked += st == 201;
         if (st != 201) {
@@ -318,7 +239,7 @@ static void *load_main(void *arg)
 
 static void test_node_rebuilds_after_kill(void **state)
 {
-    long long before = count_of(0);
+    long long before = node_count(&node[0]);
     struct load l = {0, 0, 0};
     pthread_t th;
     pthread_create(&th, NULL, load_main, &l);
@@ -337,33 +258,33 @@ static void test_node_rebuilds_after_kill(void **state)
 
 static void test_broker_down(void **state)
 {
-    long long before = count_of(0);
+    long long before = node_count(&node[0]);
     for (int i = 0; i < NODES; i++) {
         char st[256];
-        stats_of(i, st, sizeof(st));
+        node_stats(&node[i], st, sizeof(st));
         print_message("node %d before: %s\n", i, st);
     }
-    assert_int_equal(mock_command("down 1"), 0);
+    assert_int_equal(kmock_command(&mock, "down 1"), 0);
     int sent = 0, acked = 0, refused = 0;
     for (int k = 0; k < 10; k++) {
-        int st = post_to(k % NODES, "1", now_ms());
+        int st = node_post(&node[k % NODES], "1", now_ms());
         sent++;
         acked += st == 201;
         refused += st == 503;
         assert_true(st == 201 || st == 503);
     }
-    assert_int_equal(mock_command("up 1"), 0);
+    assert_int_equal(kmock_command(&mock, "up 1"), 0);
     /* Every acknowledged POST arrives; a refused one may arrive too (Kafka may have kept it). */
     int64_t until = now_ms() + 5000;
-    while (count_of(0) - before < acked && now_ms() < until)
+    while (node_count(&node[0]) - before < acked && now_ms() < until)
         sleep_ms(20);
     sleep_ms(500);
     char seen[256];
     assert_int_equal(agree(NULL, 5000, seen, sizeof(seen)), 0);
-    long long now = count_of(0);
+    long long now = node_count(&node[0]);
     for (int i = 0; i < NODES; i++) {
         char st[256];
-        stats_of(i, st, sizeof(st));
+        node_stats(&node[i], st, sizeof(st));
         print_message("node %d after: %s\n", i, st);
     }
     print_message("broker 1 down: %d posts, %d acknowledged, %d refused; counted %lld\n", sent,
@@ -377,8 +298,8 @@ static void test_broker_down(void **state)
 static void test_malformed_records(void **state)
 {
     char before[256], seen[256];
-    stats_of(0, before, sizeof(before));
-    assert_int_equal(mock_command("garbage 0"), 0);
+    node_stats(&node[0], before, sizeof(before));
+    assert_int_equal(kmock_command(&mock, "garbage 0"), 0);
     int64_t until = now_ms() + 10000; /* the brokers may still be settling after the outage */
     int counted = 0;
     while (!counted && now_ms() < until) {
@@ -396,7 +317,7 @@ static void test_malformed_records(void **state)
     assert_int_equal(agree(before, CONVERGE_MS, seen, sizeof(seen)),
                      0); /* skipped, nothing changed */
     for (int i = 0; i < NODES; i++)
-        assert_true(healthy(&node[i]));
+        assert_true(node_healthy(&node[i]));
 }
 
 /* A client posts to node 0, "times out", retries the same key on nodes 1 and 2: counted once on
@@ -406,7 +327,7 @@ static void test_retry_on_other_nodes(void **state)
     (void)state;
     long long before[NODES];
     for (int i = 0; i < NODES; i++)
-        before[i] = count_of(i);
+        before[i] = node_count(&node[i]);
     int64_t ts = now_ms();
     int replayed = 0;
     assert_int_equal(post_keyed_retrying(0, "retry-elsewhere", "12.34", ts, &replayed), 201);
@@ -419,7 +340,7 @@ static void test_retry_on_other_nodes(void **state)
         assert_int_equal(wait_count(i, before[i] + 1, CONVERGE_MS), before[i] + 1);
     sleep_ms(300); /* nothing more arrives later */
     for (int i = 0; i < NODES; i++)
-        assert_int_equal(count_of(i), before[i] + 1);
+        assert_int_equal(node_count(&node[i]), before[i] + 1);
 }
 
 struct racer {
@@ -446,7 +367,7 @@ static void test_same_key_at_once(void **state)
     (void)state;
     long long before[NODES];
     for (int i = 0; i < NODES; i++)
-        before[i] = count_of(i);
+        before[i] = node_count(&node[i]);
     int64_t ts = now_ms();
     struct racer r[NODES] = {{0, "1.00", ts, 0}, {1, "1.00", ts, 0}, {2, "2.00", ts, 0}};
     pthread_t th[NODES];
@@ -496,7 +417,7 @@ static void test_batch_across_nodes(void **state)
     (void)state;
     long long before[NODES];
     for (int i = 0; i < NODES; i++)
-        before[i] = count_of(i);
+        before[i] = node_count(&node[i]);
     char ts[32], body[2048] = "", out[4096];
     txstats_timestamp_format(now_ms(), ts, sizeof(ts));
     for (int i = 0; i < 10; i++) {
@@ -518,37 +439,23 @@ static void test_batch_across_nodes(void **state)
         assert_int_equal(wait_count(i, before[i] + 10, CONVERGE_MS), before[i] + 10);
 }
 
-/* The value of metric `name` (a line "name value") on node i, or -1. */
-static long long metric_of(int i, const char *name)
-{
-    struct resp r = {0};
-    long long v = -1;
-    if (http(node[i].port, "GET", "/metrics", NULL, &r) == 0 && r.status == 200) {
-        char want[128];
-        snprintf(want, sizeof(want), "\n%s ", name);
-        const char *p = strstr(r.body, want);
-        v = p ? atoll(p + strlen(want)) : -1;
-    }
-    resp_free(&r);
-    return v;
-}
-
 /* Every broker away for a few seconds: in local mode POSTs keep getting 201 (the outbox keeps
  * them, the backlog shows it); once the brokers return every node counts every one, exactly.
  * In kafka mode they get 503 and none is counted twice. */
 static void test_all_brokers_down(void **state)
 {
     (void)state;
-    long long before = count_of(0);
+    long long before = node_count(&node[0]);
     for (int b = 1; b <= 3; b++)
-        assert_int_equal(mock_command(b == 1 ? "down 1" : b == 2 ? "down 2" : "down 3"), 0);
+        assert_int_equal(kmock_command(&mock, b == 1 ? "down 1" : b == 2 ? "down 2" : "down 3"), 0);
     int acked = 0, sent = 0;
     for (int k = 0; k < 30; k++, sent++)
-        acked += post_to(k % NODES, "3", now_ms()) == 201;
-    long long backlog = local_mode ? metric_of(0, "txstats_kafka_outbox_backlog") : 0;
+        acked += node_post(&node[k % NODES], "3", now_ms()) == 201;
+    long long backlog =
+        local_mode ? (long long)node_metric(&node[0], "txstats_kafka_outbox_backlog") : 0;
     sleep_ms(2000);
     for (int b = 1; b <= 3; b++)
-        assert_int_equal(mock_command(b == 1 ? "up 1" : b == 2 ? "up 2" : "up 3"), 0);
+        assert_int_equal(kmock_command(&mock, b == 1 ? "up 1" : b == 2 ? "up 2" : "up 3"), 0);
     print_message("all brokers down: %d posts, %d acknowledged, node 0 backlog %lld\n", sent, acked,
                   backlog);
     if (local_mode) {
@@ -558,13 +465,14 @@ static void test_all_brokers_down(void **state)
             assert_int_equal(wait_count(i, before + sent, CONVERGE_MS), before + sent);
         for (int i = 0; i < NODES; i++) /* shipped: nothing waits any more */
             for (int64_t until = now_ms() + CONVERGE_MS;
-                 metric_of(i, "txstats_kafka_outbox_backlog") != 0 && now_ms() < until;)
+                 (long long)node_metric(&node[i], "txstats_kafka_outbox_backlog") != 0 &&
+                 now_ms() < until;)
                 sleep_ms(50);
-        assert_int_equal(metric_of(1, "txstats_kafka_outbox_backlog"), 0);
+        assert_int_equal((long long)node_metric(&node[1], "txstats_kafka_outbox_backlog"), 0);
     }
     char seen[256];
     assert_int_equal(agree(NULL, CONVERGE_MS, seen, sizeof(seen)), 0);
-    long long counted = count_of(0) - before;
+    long long counted = node_count(&node[0]) - before;
     assert_true(counted >= acked && counted <= sent);
 }
 
@@ -583,7 +491,7 @@ static void *idload_main(void *arg)
         int id = l->next++;
         char amount[16];
         snprintf(amount, sizeof(amount), "%d", ID0 + id);
-        int st = post_to(id % 2, amount, now_ms()); /* node 1 is the one killed */
+        int st = node_post(&node[id % 2], amount, now_ms()); /* node 1 is the one killed */
         l->acked[id] = st == 201;
         /* Paced (and more so while a node restarts): librdkafka's mock cluster serves a fetch by
          * walking the partition's message sets from the start, so a restarted node's catch-up

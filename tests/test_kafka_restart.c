@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Cluster restarts with per-partition checkpoints (server/kafka_checkpoint.h), on the mock Kafka
- * cluster (3 brokers, 3 partitions): node 0 never stops and writes no checkpoint (the reference);
- * node 1 (--kafka-ack local, checkpoints every 200 ms) is stopped with SIGTERM and killed with
- * SIGKILL at random moments under load, restarted from its checkpoints, and must end with exactly
- * node 0's statistics: records shipped twice from its outbox counted once, clears across a
- * checkpoint applied, a damaged checkpoint or one older than the window replaced by reading Kafka.
- * usage: test_kafka_restart PATH-TO-txstats-server PATH-TO-kafka_mock
+ * cluster (3 brokers, 3 partitions): node 0 never stops and writes no checkpoint (the
+ * reference); node 1 (--kafka-ack local, checkpoints every 200 ms) is stopped with SIGTERM and
+ * killed with SIGKILL at random moments under load, restarted from its checkpoints, and must end
+ * with exactly node 0's statistics: records shipped twice from its outbox counted once, clears
+ * across a checkpoint applied, a damaged checkpoint or one older than the window replaced by
+ * reading Kafka. usage: test_kafka_restart PATH-TO-txstats-server PATH-TO-kafka_mock
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -21,7 +21,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "harness.h"
+#include "kafka_harness.h"
 #include "helpers.h"
 
 #define CONVERGE_MS 20000
@@ -29,55 +29,21 @@
 #define NODES       2
 #define CYCLES      8 /* kill -9 and restart */
 static const char *mock_bin;
-static pid_t mock_pid;
-static FILE *mock_in, *mock_out;
-static char brokers[512];
+static struct kmock mock;
 static struct server node[NODES];
-
-static int start_mock(void)
-{
-    int in[2], out[2];
-    if (pipe(in) != 0 || pipe(out) != 0)
-        return -1;
-    mock_pid = fork();
-    if (mock_pid == 0) {
-        dup2(in[0], 0);
-        dup2(out[1], 1);
-        close(in[1]);
-        close(out[0]);
-        execl(mock_bin, mock_bin, "transactions", "3", (char *)NULL);
-        _exit(127);
-    }
-    close(in[0]);
-    close(out[1]);
-    mock_in = fdopen(in[1], "w");
-    mock_out = fdopen(out[0], "r");
-    if (!fgets(brokers, sizeof(brokers), mock_out))
-        return -1;
-    brokers[strcspn(brokers, "\n")] = '\0';
-    return 0;
-}
-
-static int healthy(struct server *s)
-{
-    struct resp r = {0};
-    int ok = http(s->port, "GET", "/healthz", NULL, &r) == 0 && r.status == 200;
-    resp_free(&r);
-    return ok;
-}
 
 /* Node 0: the reference, no checkpoints. Node 1: local acknowledgements, checkpoints. */
 static int start_node(int i)
 {
     const char *ref[] = {"--kafka-brokers",
-                         brokers,
+                         mock.brokers,
                          "--window-ms",
                          WINDOW,
                          "--kafka-checkpoint-interval-ms",
                          "0",
                          NULL};
     const char *ckpt[] = {"--kafka-brokers",
-                          brokers,
+                          mock.brokers,
                           "--window-ms",
                           WINDOW,
                           "--kafka-ack",
@@ -93,7 +59,7 @@ static int start_node(int i)
     if (st != 0)
         return -1;
     for (int k = 0; k < 600; k++) { /* ready once it has read the topic back */
-        if (healthy(&node[i]))
+        if (node_healthy(&node[i]))
             return 0;
         sleep_ms(50);
     }
@@ -103,7 +69,7 @@ static int start_node(int i)
 static int setup(void **state)
 {
     (void)state;
-    if (start_mock() != 0)
+    if (kmock_start(&mock, mock_bin, "3") != 0)
         return -1;
     for (int i = 0; i < NODES; i++) {
         server_init(&node[i]);
@@ -116,52 +82,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    int failed = 0;
-    for (int i = 0; i < NODES; i++) {
-        int st = server_stop(&node[i], SIGTERM);
-        if (st != 0) {
-            fprintf(stderr, "node %d exited with %d\n", i, st);
-            failed = 1;
-        }
-        server_cleanup(&node[i]);
-    }
-    fclose(mock_in); /* the mock exits at end of input */
-    waitpid(mock_pid, NULL, 0);
-    fclose(mock_out);
-    return failed ? -1 : 0;
-}
-
-static int post_to(int i, const char *amount, int64_t ts)
-{
-    char t[32], body[128];
-    struct resp r = {0};
-    txstats_timestamp_format(ts, t, sizeof(t));
-    snprintf(body, sizeof(body), "{\"amount\":\"%s\",\"timestamp\":\"%s\"}", amount, t);
-    int st = http(node[i].port, "POST", "/transactions", body, &r) == 0 ? r.status : -1;
-    resp_free(&r);
-    return st;
-}
-
-static void stats_of(int i, char *out, size_t n)
-{
-    struct resp r = {0};
-    out[0] = '\0';
-    if (http(node[i].port, "GET", "/statistics", NULL, &r) == 0 && r.status == 200)
-        snprintf(out, n, "%s", r.body);
-    resp_free(&r);
-}
-
-static long long count_in(const char *stats)
-{
-    const char *c = strstr(stats, "\"count\":");
-    return c ? atoll(c + 8) : -1;
-}
-
-static long long count_of(int i)
-{
-    char s[256];
-    stats_of(i, s, sizeof(s));
-    return count_in(s);
+    int rc = nodes_stop(node, NODES);
+    kmock_stop(&mock);
+    return rc;
 }
 
 /* Both nodes report the same statistics, counting at least `least` transactions, within
@@ -171,32 +94,15 @@ static void assert_agree(const char *when, long long least)
     char a[256], b[256];
     int64_t until = now_ms() + CONVERGE_MS;
     for (;;) {
-        stats_of(0, a, sizeof(a));
-        stats_of(1, b, sizeof(b));
-        if (a[0] && !strcmp(a, b) && count_in(a) >= least)
+        node_stats(&node[0], a, sizeof(a));
+        node_stats(&node[1], b, sizeof(b));
+        if (a[0] && !strcmp(a, b) && stats_count(a) >= least)
             break;
         if (now_ms() > until)
             fail_msg("%s: node 0 %s, node 1 %s", when, a, b);
         sleep_ms(20);
     }
     print_message("%s: both nodes %s\n", when, a);
-}
-
-/* A gauge or counter of node i's /metrics (the first line starting with `name`), or -1. */
-static double metric(int i, const char *name)
-{
-    struct resp r = {0};
-    double v = -1;
-    if (http(node[i].port, "GET", "/metrics", NULL, &r) == 0 && r.body) {
-        size_t n = strlen(name);
-        for (const char *p = r.body; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
-            if (!strncmp(p, name, n) && p[n] == ' ') {
-                v = atof(p + n + 1);
-                break;
-            }
-    }
-    resp_free(&r);
-    return v;
 }
 
 static void restart(int sig)
@@ -213,7 +119,7 @@ static void post_some(int n, int base)
     for (int k = 0; k < n; k++) {
         char a[32];
         snprintf(a, sizeof(a), "%d.%02d", base + k / 100, k % 100);
-        assert_int_equal(post_to(k % NODES, a, t - k), 201);
+        assert_int_equal(node_post(&node[k % NODES], a, t - k), 201);
     }
 }
 
@@ -223,12 +129,12 @@ static void test_sigterm_restart(void **state)
     post_some(300, 1);
     assert_agree("before", 300);
     restart(SIGTERM);
-    assert_int_equal(metric(1, "txstats_kafka_checkpoint_restored_partitions"), 3);
-    assert_true(metric(1, "txstats_kafka_checkpoint_restored_transactions") >= 300);
+    assert_int_equal(node_metric(&node[1], "txstats_kafka_checkpoint_restored_partitions"), 3);
+    assert_true(node_metric(&node[1], "txstats_kafka_checkpoint_restored_transactions") >= 300);
     assert_agree("after SIGTERM and a restart from the checkpoints", 300);
     /* A second process on the same data directory is refused (the checkpoint lock). */
     struct server other = node[1];
-    assert_true(server_start(&other, (const char *[]){"--kafka-brokers", brokers, NULL}) != 0);
+    assert_true(server_start(&other, (const char *[]){"--kafka-brokers", mock.brokers, NULL}) != 0);
 }
 
 struct load {
@@ -241,7 +147,7 @@ static void *load_main(void *arg)
     for (int k = 0; !__atomic_load_n(&l->stop, __ATOMIC_RELAXED); k++) {
         char a[32];
         snprintf(a, sizeof(a), "%d.%02d", 3 + k % 7, k % 100);
-        int st = post_to(k % NODES, a, now_ms());
+        int st = node_post(&node[k % NODES], a, now_ms());
         __atomic_add_fetch(&l->sent, 1, __ATOMIC_RELAXED);
         if (st == 201)
             __atomic_add_fetch(&l->acked, 1, __ATOMIC_RELAXED);
@@ -256,7 +162,7 @@ static void *load_main(void *arg)
 static void test_sigkill_cycles(void **state)
 {
     (void)state;
-    long long before = count_of(0);
+    long long before = node_count(&node[0]);
     static struct load l; /* static: the thread may outlive a failed assertion */
     pthread_t th;
     unsigned seed = (unsigned)now_ms();
@@ -266,18 +172,18 @@ static void test_sigkill_cycles(void **state)
     for (int cycle = 0; cycle < CYCLES; cycle++) {
         sleep_ms(200 + rand_r(&seed) % 600);
         restart(SIGKILL);
-        restored += metric(1, "txstats_kafka_checkpoint_restored_partitions") > 0;
+        restored += node_metric(&node[1], "txstats_kafka_checkpoint_restored_partitions") > 0;
     }
     sleep_ms(300);
     __atomic_store_n(&l.stop, 1, __ATOMIC_RELAXED);
     pthread_join(th, NULL);
     assert_agree("after kill -9 cycles under load", before + l.acked);
-    long long counted = count_of(0) - before;
+    long long counted = node_count(&node[0]) - before;
     print_message("%d POSTs, %d acknowledged, %lld counted; %d of %d restarts used checkpoints\n",
                   l.sent, l.acked, counted, restored, CYCLES);
     print_message("records read again and dropped by identity: node 0 %.0f, node 1 %.0f\n",
-                  metric(0, "txstats_kafka_records_total{result=\"resent\"}"),
-                  metric(1, "txstats_kafka_records_total{result=\"resent\"}"));
+                  node_metric(&node[0], "txstats_kafka_records_total{result=\"resent\"}"),
+                  node_metric(&node[1], "txstats_kafka_records_total{result=\"resent\"}"));
     assert_true(counted >= l.acked); /* an unanswered one may have been kept */
     assert_true(counted <= l.sent);
     assert_true(restored >= CYCLES - 1); /* checkpoints every 200 ms: a kill finds one */
@@ -293,18 +199,18 @@ static void test_clear_across_checkpoint(void **state)
     resp_free(&r);
     post_some(50, 20);
     assert_agree("cleared, then 50 more", 50);
-    assert_int_equal(count_of(0), 50);
+    assert_int_equal(node_count(&node[0]), 50);
     restart(SIGTERM); /* the checkpoints hold the cleared windows */
     assert_agree("restarted after the clear", 50);
     assert_int_equal(server_stop(&node[1], SIGTERM), 0);
     assert_int_equal(http(node[0].port, "DELETE", "/transactions", NULL, &r), 0);
     resp_free(&r);
     for (int k = 0; k < 20; k++)
-        assert_int_equal(post_to(0, "30.00", now_ms()), 201);
+        assert_int_equal(node_post(&node[0], "30.00", now_ms()), 201);
     assert_int_equal(start_node(1), 0); /* restores pre-clear windows, then reads the clear */
-    assert_int_equal(metric(1, "txstats_kafka_checkpoint_restored_partitions"), 3);
+    assert_int_equal(node_metric(&node[1], "txstats_kafka_checkpoint_restored_partitions"), 3);
     assert_agree("a clear after the checkpoint", 20);
-    assert_int_equal(count_of(1), 20);
+    assert_int_equal(node_count(&node[1]), 20);
 }
 
 static void ckpt_path(char *out, size_t n, const char *name)
@@ -333,7 +239,7 @@ static void snapshot_of(int p, char *out, size_t n)
 static void test_damaged_checkpoint(void **state)
 {
     (void)state;
-    long long want = count_of(0) + 30;
+    long long want = node_count(&node[0]) + 30;
     post_some(30, 40);
     assert_agree("before the damage", want);
     assert_int_equal(server_stop(&node[1], SIGTERM), 0);
@@ -348,10 +254,10 @@ static void test_damaged_checkpoint(void **state)
     assert_int_equal(pwrite(fd, "X", 1, 40), 1); /* the CRC no longer matches */
     close(fd);
     assert_int_equal(start_node(1), 0);
-    assert_int_equal(metric(1, "txstats_kafka_checkpoint_restored_partitions"), 1);
+    assert_int_equal(node_metric(&node[1], "txstats_kafka_checkpoint_restored_partitions"), 1);
     assert_agree("restarted with a damaged checkpoint", want);
     restart(SIGTERM); /* fresh checkpoints replace the damaged ones */
-    assert_int_equal(metric(1, "txstats_kafka_checkpoint_restored_partitions"), 3);
+    assert_int_equal(node_metric(&node[1], "txstats_kafka_checkpoint_restored_partitions"), 3);
     assert_agree("restarted again", want);
 }
 
@@ -385,14 +291,14 @@ static void age_meta(int p, int64_t ms)
 static void test_old_checkpoint_ignored(void **state)
 {
     (void)state;
-    long long want = count_of(0) + 30;
+    long long want = node_count(&node[0]) + 30;
     post_some(30, 50);
     assert_agree("before ageing", want);
     assert_int_equal(server_stop(&node[1], SIGTERM), 0);
     age_meta(0, 600000 + 10000); /* older than the window and its margin */
     age_meta(1, 1000);           /* still young: used */
     assert_int_equal(start_node(1), 0);
-    assert_int_equal(metric(1, "txstats_kafka_checkpoint_restored_partitions"), 2);
+    assert_int_equal(node_metric(&node[1], "txstats_kafka_checkpoint_restored_partitions"), 2);
     assert_agree("restarted with a checkpoint older than the window", want);
 }
 
