@@ -159,11 +159,7 @@ static const char *produce_and_wait(struct srv_cluster *k, struct waiter *w)
 
 static int admit(const struct srv_cluster *k, txstats_amount_t amount, int64_t ts)
 {
-    txstats_config_t cfg;
-    txstats_config_init(&cfg);
-    cfg.window_ms = k->opt.window_ms;
-    cfg.max_skew_ms = k->opt.max_skew_ms;
-    return txstats_admit(&cfg, amount, ts, srv_now_ms());
+    return txstats_admit(&k->admission, amount, ts, srv_now_ms());
 }
 
 /* A key's partition: the same on every node (librdkafka's murmur2, as Java clients use). */
@@ -174,16 +170,22 @@ static int32_t partition_of(const struct srv_cluster *k, const txstats_key_t *ke
 }
 
 /* Wait until this node's reader has applied `offset` of `partition` (or the timeout). */
-static bool wait_applied(struct srv_cluster *k, int32_t partition, int64_t offset)
+/* Wait (polling each ms) until the reader has moved *v to at least `want`, or `until` (ms). */
+static bool wait_reaches(_Atomic int64_t *v, int64_t want, int64_t until)
 {
-    int64_t until = srv_now_ms() + k->opt.kafka_timeout_ms + 2000; /* as long as a delivery */
-    while (atomic_load(&k->next_offset[partition]) <= offset) {
+    while (atomic_load(v) < want) {
         if (srv_now_ms() > until)
             return false;
         struct timespec ms = {0, 1000000};
         nanosleep(&ms, NULL);
     }
     return true;
+}
+
+static bool wait_applied(struct srv_cluster *k, int32_t partition, int64_t offset)
+{
+    return wait_reaches(&k->next_offset[partition], offset + 1,
+                        srv_now_ms() + k->opt.kafka_timeout_ms + 2000); /* as long as a delivery */
 }
 
 /* Before producing: a key this node already knows is answered here. TXSTATS_OK to produce. */
@@ -219,13 +221,7 @@ static int keyed_outcome(struct srv_cluster *k, const struct kmsg *m, const txst
 /* --kafka-ack local: wait until this node has read back its own record `seq` of `partition`. */
 static bool wait_mine(struct srv_cluster *k, int32_t partition, uint64_t seq, int64_t until)
 {
-    while (atomic_load(&k->mine[partition]) < seq) {
-        if (srv_now_ms() > until)
-            return false;
-        struct timespec ms = {0, 1000000};
-        nanosleep(&ms, NULL);
-    }
-    return true;
+    return wait_reaches(&k->mine[partition], (int64_t)seq, until);
 }
 
 /* Admission by this node's clock and, with a key, what this node already knows of the key:
@@ -806,6 +802,9 @@ int srv_backend_kafka_start(const struct srv_options *o, struct srv_backend *out
     if (!k)
         return -1;
     k->opt = *o;
+    txstats_config_init(&k->admission);
+    k->admission.window_ms = o->window_ms;
+    k->admission.max_skew_ms = o->max_skew_ms;
     k->ckpt_fd = -1;
     k->ckpt_cursor = INT32_MAX; /* the first round after one interval */
     k->ckpt_next_ms = srv_now_ms() + o->kafka_checkpoint_interval_ms;

@@ -41,6 +41,7 @@ struct origins {
 
 struct srv_cluster {
     struct srv_options opt;
+    txstats_config_t admission; /* this node's window and skew, for txstats_admit() */
     rd_kafka_t *producer, *consumer;
     rd_kafka_topic_t *topic;
     int partitions;
@@ -56,7 +57,7 @@ struct srv_cluster {
     struct srv_shipper *ship;
     uint64_t node_id;        /* this run's origin in its records (outbox.h); 0 in kafka mode */
     struct origins *origins; /* per partition (reader thread) */
-    _Atomic uint64_t *mine;  /* per partition: the last of this node's seqs read back */
+    _Atomic int64_t *mine;   /* per partition: the last of this node's seqs read back */
     _Atomic uint64_t lag_count[LAG_BUCKETS + 1], lag_sum_us;
     /* per-partition checkpoints (kafka_checkpoint.h), written by the reader thread */
     char ckpt_dir[1400];

@@ -57,8 +57,8 @@ static bool first_time(struct srv_cluster *k, int32_t p, uint64_t node, uint64_t
         o->v[o->n++] = (struct origin){node, 0, 0};
     }
     o->v[i].seen_ms = srv_now_ms();
-    if (node == k->node_id && seq > atomic_load(&k->mine[p]))
-        atomic_store(&k->mine[p], seq); /* a keyed POST waits for this */
+    if (node == k->node_id && (int64_t)seq > atomic_load(&k->mine[p]))
+        atomic_store(&k->mine[p], (int64_t)seq); /* a keyed POST waits for this */
     if (seq <= o->v[i].last)
         return false;
     o->v[i].last = seq;
@@ -321,7 +321,7 @@ static void adopt(struct srv_cluster *k, int p, struct srv_ckpt_meta *m)
     for (size_t i = 0; i < m->norigins; i++) {
         o->v[i] = (struct origin){m->origins[i].node, m->origins[i].last, srv_now_ms()};
         if (m->origins[i].node == k->node_id && k->node_id != 0)
-            atomic_store(&k->mine[p], m->origins[i].last);
+            atomic_store(&k->mine[p], (int64_t)m->origins[i].last);
     }
     atomic_store(&k->next_offset[p], m->offset);
     k->start_offset[p] = k->ckpt_offset[p] = m->offset;
