@@ -33,12 +33,9 @@ node_start() { # $1 port, $2 data dir, then extra options
     done
     echo "node on $port not ready" >&2; exit 1
 }
-run_wrk() { # $1 conns, $2 port: "req/s p50_ms p99_ms"
-    wrk -t2 -c"$1" -d"${dur}s" --latency -s "$here/wrk/post.lua" "http://127.0.0.1:$2/" 2>&1 |
-        awk 'function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; return v * 1000 }
-             /Requests\/sec/ {r=$2} $1=="50%" {p50=ms($2)} $1=="99%" {p99=ms($2)}
-             /Non-2xx/ {bad=$NF}
-             END {printf "%s %.2f %.2f%s\n", r, p50, p99, bad ? " non-2xx=" bad : ""}'
+. "$here/common.sh"
+run_wrk() { # $1 conns, $2 port: "req/s p50_ms p99_ms errors"
+    wrk -t2 -c"$1" -d"${dur}s" --latency -s "$here/wrk/post.lua" "http://127.0.0.1:$2/" 2>&1 | wrk_summary
 }
 measure() { # $1 mode (standalone, kafka, local), $2 conns
     local port; port=$(free_port)
@@ -59,7 +56,6 @@ for r in $(seq "$rounds"); do
     done
 done | tee "$work/rows"
 echo "== medians (req/s, p50 ms, p99 ms) and ratio to standalone"
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 col() { awk -v c="c=$1" -v m="$2" -v f="$3" '$3==c && $4==m {print $f}' "$work/rows" | median; }
 for c in 64 256; do
     s=$(col $c standalone 5)

@@ -30,7 +30,7 @@ rps() { # $1 connections, $2 script: requests per second
     wrk -t2 -c"$1" -d"${dur}s" -s "$here/wrk/$2" "http://127.0.0.1:$port/" 2>&1 |
         awk '/Requests\/sec/ {print $2}'
 }
-median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
+. "$here/common.sh"
 
 : >"$work/plain"; : >"$work/keyed"; : >"$work/single"; : >"$work/batch"
 for r in $(seq "$rounds"); do

@@ -47,16 +47,11 @@ bare_start() { taskset -c "$2" "$bare" $P_BARE "$1" & pids+=($!); sleep 0.3; }
 stop_all() { for p in "${pids[@]:-}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; pids=(); }
 
 # wrk: prints "req/s p50_ms p99_ms errors"
+. "$here/common.sh"
 run_wrk() { # $1 cpus, $2 threads, $3 conns, $4 port, $5 script
-    local out
-    out=$(taskset -c "$1" wrk -t"$2" -c"$3" -d"${dur}s" --latency -s "$here/wrk/$5" "http://127.0.0.1:$4/" 2>&1)
-    local rps p50 p99 err
-    rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-    p50=$(echo "$out" | awk '$1=="50%" {print $2}'); p99=$(echo "$out" | awk '$1=="99%" {print $2}')
-    err=$(echo "$out" | awk '/Non-2xx|Socket errors/ {s=s $0 "; "} END {print s}')
-    echo "$rps $(to_ms "$p50") $(to_ms "$p99") ${err:-none}"
+    taskset -c "$1" wrk -t"$2" -c"$3" -d"${dur}s" --latency -s "$here/wrk/$5" "http://127.0.0.1:$4/" 2>&1 |
+        wrk_summary
 }
-to_ms() { echo "$1" | awk '{v=$1; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; printf "%.2f", v}'; }
 
 echo "== library micro-benchmark"
 "$build/bench/bench_lib" | tee "$work/lib.txt"
