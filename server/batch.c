@@ -129,9 +129,10 @@ static void end_line(struct batch *b)
         b->too_many = true;
         return;
     }
-    if (too_long) {
+    if (too_long) { /* judged on its own (413), and no sign that the body is not NDJSON */
         srv_count_post(&b->s->counters, POST_TOO_LARGE);
         reject(b, no, 413, "line longer than --max-body-bytes");
+        b->json++;
         return;
     }
     struct srv_tx tx;

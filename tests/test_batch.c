@@ -151,6 +151,14 @@ static void test_limits(void **state)
         r.body,
         "{\"stored\":1,\"expired\":0,\"replayed\":0,\"rejected\":[{\"line\":1,\"status\":413"));
     resp_free(&r);
+    /* A batch whose only line is too long: that line's 413, not "not NDJSON". */
+    snprintf(body, sizeof(body), "{\"amount\":\"1\",\"timestamp\":\"%s\",\"pad\":\"%0120d\"}\n", ts,
+             0);
+    r = batch(s, body, strlen(body), 200);
+    assert_non_null(strstr(
+        r.body,
+        "{\"stored\":0,\"expired\":0,\"replayed\":0,\"rejected\":[{\"line\":1,\"status\":413"));
+    resp_free(&r);
     /* Whitespace past --max-body-bytes is not content: a blank line is skipped, a line with
      * trailing blanks is the transaction before them. */
     snprintf(body, sizeof(body), "%150s\n{\"amount\":\"3\",\"timestamp\":\"%s\"}%150s\n", "", ts,
