@@ -336,10 +336,9 @@ static int local_add_batch(struct srv_cluster *k, const txstats_tx_t *tx, const 
  * every one of them is reported TXSTATS_EIO (some may have been delivered: with keys, a retry
  * is safe). A keyed one then waits until this node has applied it, to answer what the cluster
  * made of it. */
-static int kafka_add_batch(void *self, const txstats_tx_t *tx, const txstats_key_t *keys, size_t n,
-                           int *results, int *firsts, char *err, size_t errn)
+static int add_distinct(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *keys,
+                        size_t n, int *results, int *firsts, char *err, size_t errn)
 {
-    struct srv_cluster *k = self;
     if (k->outbox)
         return local_add_batch(k, tx, keys, n, results, firsts, err, errn);
     struct waiter *w = waiter_new((int)n); /* the request's one allocation */
@@ -362,6 +361,80 @@ static int kafka_add_batch(void *self, const txstats_tx_t *tx, const txstats_key
         snprintf(err, errn, "Kafka did not confirm it (%s)", fail);
     if (w)
         waiter_release(w);
+    return TXSTATS_OK;
+}
+
+/* Lines of a batch that repeat the idempotency key of an earlier line: rep[i] is the first line
+ * with that key, or -1. Returns how many repeat. */
+static size_t find_repeats(const txstats_key_t *keys, size_t n, long *rep, uint64_t *h)
+{
+    size_t found = 0;
+    for (size_t i = 0; i < n; i++) {
+        rep[i] = -1;
+        const txstats_key_t *key = key_of(keys, i);
+        h[i] = 1469598103934665603u; /* FNV-1a: compare hashes first */
+        for (size_t c = 0; key && c < key->len; c++)
+            h[i] = (h[i] ^ ((const unsigned char *)key->key)[c]) * 1099511628211u;
+        for (size_t j = 0; key && j < i && rep[i] < 0; j++)
+            if (h[j] == h[i] && rep[j] < 0 && key_of(keys, j) && keys[j].len == key->len &&
+                !memcmp(keys[j].key, key->key, key->len))
+                rep[i] = (long)j;
+        found += rep[i] >= 0;
+    }
+    return found;
+}
+
+/* A repeated line is answered from its first line, as the library answers a batch: the same
+ * transaction is a replay of the first's outcome, another one a conflict. */
+static void settle_repeats(const txstats_tx_t *tx, const long *rep, size_t n, int *results,
+                           int *firsts)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (rep[i] < 0)
+            continue;
+        size_t j = (size_t)rep[i];
+        int r = results[j];
+        bool same = tx[i].amount == tx[j].amount && tx[i].timestamp_ms == tx[j].timestamp_ms;
+        bool remembered = r == TXSTATS_OK || r == TXSTATS_EXPIRED || r == TXSTATS_EFUTURE;
+        if (r == TXSTATS_DUPLICATE || remembered) {
+            results[i] = same ? TXSTATS_DUPLICATE : TXSTATS_ECONFLICT;
+            firsts[i] = r == TXSTATS_DUPLICATE ? firsts[j] : r;
+        } else {
+            results[i] = r; /* not recorded (503), out of range, conflicting: the same answer */
+        }
+    }
+}
+
+/* A batch: lines that repeat a key within it are not sent on (they would count as stored), the
+ * others are, then the repeats are answered from their first line. */
+static int kafka_add_batch(void *self, const txstats_tx_t *tx, const txstats_key_t *keys, size_t n,
+                           int *results, int *firsts, char *err, size_t errn)
+{
+    struct srv_cluster *k = self;
+    long *rep = keys && n > 1 ? malloc(n * (sizeof(long) + sizeof(uint64_t) + sizeof(*tx) +
+                                            sizeof(*keys) + 2 * sizeof(int)))
+                              : NULL;
+    if (!rep || find_repeats(keys, n, rep, (uint64_t *)(rep + n)) == 0) {
+        free(rep);
+        return add_distinct(k, tx, keys, n, results, firsts, err, errn);
+    }
+    txstats_tx_t *tx2 = (txstats_tx_t *)((uint64_t *)(rep + n) + n);
+    txstats_key_t *keys2 = (txstats_key_t *)(tx2 + n);
+    int *res2 = (int *)(keys2 + n), *first2 = res2 + n;
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (rep[i] < 0) {
+            tx2[m] = tx[i];
+            keys2[m++] = keys[i];
+        }
+    add_distinct(k, tx2, keys2, m, res2, first2, err, errn);
+    for (size_t i = 0, j = 0; i < n; i++)
+        if (rep[i] < 0) {
+            results[i] = res2[j];
+            firsts[i] = first2[j++];
+        }
+    settle_repeats(tx, rep, n, results, firsts);
+    free(rep);
     return TXSTATS_OK;
 }
 

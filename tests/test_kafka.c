@@ -439,6 +439,30 @@ static void test_batch_across_nodes(void **state)
         assert_int_equal(wait_count(i, before[i] + 10, CONVERGE_MS), before[i] + 10);
 }
 
+/* A batch that repeats a key: counted once, the repeat answered as a replay and a different
+ * transaction under the key as a conflict, as a standalone node answers. */
+static void test_batch_repeats_a_key(void **state)
+{
+    (void)state;
+    long long before[NODES];
+    for (int i = 0; i < NODES; i++)
+        before[i] = node_count(&node[i]);
+    char ts[32], body[512], out[1024];
+    txstats_timestamp_format(now_ms(), ts, sizeof(ts));
+    snprintf(body, sizeof(body),
+             "{\"amount\":\"4\",\"timestamp\":\"%s\",\"idempotency_key\":\"rep-1\"}\n"
+             "{\"amount\":\"4\",\"timestamp\":\"%s\",\"idempotency_key\":\"rep-1\"}\n"
+             "{\"amount\":\"5\",\"timestamp\":\"%s\",\"idempotency_key\":\"rep-1\"}\n"
+             "{\"amount\":\"6\",\"timestamp\":\"%s\",\"idempotency_key\":\"rep-2\"}\n",
+             ts, ts, ts, ts);
+    batch_until_answered(2, body, out, sizeof(out));
+    if (!strstr(out, "{\"stored\":2,\"expired\":0,\"replayed\":1,\"rejected\":[{\"line\":3,"
+                     "\"status\":422"))
+        fail_msg("%s", out);
+    for (int i = 0; i < NODES; i++)
+        assert_int_equal(wait_count(i, before[i] + 2, CONVERGE_MS), before[i] + 2);
+}
+
 /* Every broker away for a few seconds: in local mode POSTs keep getting 201 (the outbox keeps
  * them, the backlog shows it); once the brokers return every node counts every one, exactly.
  * In kafka mode they get 503 and none is counted twice. */
@@ -586,6 +610,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_retry_on_other_nodes),
         cmocka_unit_test(test_same_key_at_once),
         cmocka_unit_test(test_batch_across_nodes),
+        cmocka_unit_test(test_batch_repeats_a_key),
         cmocka_unit_test(test_all_brokers_down),
         cmocka_unit_test(test_kill_cycles),
     };
