@@ -491,12 +491,21 @@ static int kafka_clear(void *self, char *err, size_t n)
                  now.tv_nsec);
         w->msg[i].partition = i;
     }
+    int cleared = 0;
     if (w) {
         fail = produce_and_wait(k, w);
+        pthread_mutex_lock(&w->lock); /* late reports may still come */
+        for (int i = 0; i < w->n; i++)
+            cleared += w->msg[i].offset >= 0;
+        pthread_mutex_unlock(&w->lock);
         waiter_release(w);
     }
-    if (fail)
-        snprintf(err, n, "not every partition confirmed the clear (%s); retry", fail);
+    if (fail) /* Kafka has no all-partitions write: say what happened */
+        snprintf(err, n,
+                 "the clear reached %d of %d partitions (emptied on every node); the others did "
+                 "not confirm it (%s): retry to clear them too (a retry also clears what was "
+                 "posted since)",
+                 cleared, k->partitions, fail);
     else
         srv_log(LOG_INFO, "all transactions deleted (cluster-wide)");
     return fail ? TXSTATS_EIO : TXSTATS_OK;
@@ -822,8 +831,9 @@ static int outbox_left(struct srv_cluster *k)
     if (s.next_seq - 1 <= s.acked)
         return 0;
     srv_log(LOG_ERROR,
-            "%s holds %" PRIu64 " record(s) answered 201 and not yet in Kafka: run with "
-            "--kafka-ack local until txstats_kafka_outbox_backlog is 0",
+            "%s holds up to %" PRIu64 " record(s) answered 201 that may not be in Kafka yet (its "
+            "acknowledgement mark lags a little): run with --kafka-ack local until "
+            "txstats_kafka_outbox_backlog is 0",
             dir, s.next_seq - 1 - s.acked);
     return -1;
 }
@@ -833,7 +843,7 @@ static int open_outbox(struct srv_cluster *k)
 {
     char dir[1100], err[512];
     snprintf(dir, sizeof(dir), "%s/outbox", k->opt.data_dir);
-    if (mkdir(k->opt.data_dir, 0755) != 0 && errno != EEXIST) {
+    if (mkdir(k->opt.data_dir, 0700) != 0 && errno != EEXIST) {
         srv_log(LOG_ERROR, "cannot create %s: %s", k->opt.data_dir, srv_os_reason(errno));
         return -1;
     }

@@ -154,7 +154,8 @@ static int local_clear(void *self, char *err, size_t n)
     struct local *l = self;
     int rc = txstats_clear_ex(l->t);
     if (rc != TXSTATS_OK)
-        snprintf(err, n, "the clear could not be written to the journal (%s)", strerror(errno));
+        snprintf(err, n, "nothing deleted: the clear could not be written to the journal (%s)",
+                 strerror(errno));
     return rc;
 }
 

@@ -44,12 +44,12 @@ int srv_ckpt_open(const char *data_dir, const char *topic, char *dir, size_t dir
         snprintf(err, errn, "checkpoint: directory name too long");
         return -1;
     }
-    if (mkdir(data_dir, 0755) != 0 && errno != EEXIST)
+    if (mkdir(data_dir, 0700) != 0 && errno != EEXIST)
         return fail(err, errn, "cannot create", data_dir);
-    if (mkdir(base, 0755) != 0 && errno != EEXIST)
+    if (mkdir(base, 0700) != 0 && errno != EEXIST)
         return fail(err, errn, "cannot create", base);
     snprintf(lock, sizeof(lock), "%s/lock", base);
-    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0)
         return fail(err, errn, "cannot open", lock);
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -58,7 +58,7 @@ int srv_ckpt_open(const char *data_dir, const char *topic, char *dir, size_t dir
         errno = EBUSY;
         return -1;
     }
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
         close(fd);
         return fail(err, errn, "cannot create", dir);
     }
@@ -111,7 +111,7 @@ static int write_atomic(const char *dir, const char *name, const char *data, siz
     char tmp[1400], path[1400];
     snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
     snprintf(path, sizeof(path), "%s/%s", dir, name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0)
         return fail(err, errn, "cannot create", tmp);
     bool ok = write(fd, data, len) == (ssize_t)len && fsync(fd) == 0;

@@ -49,7 +49,7 @@ static const struct opt opts[] = {
     {"max-batch-bytes", "TXSTATS_MAX_BATCH_BYTES", "BYTES", INT, O(max_batch_bytes), 64, 1 << 30,
      "4194304", "largest POST /transactions/batch body (413 beyond)", NULL},
     {"max-idempotency-keys", "TXSTATS_MAX_IDEMPOTENCY_KEYS", "N", INT, O(max_idempotency_keys), 0,
-     1 << 30, "1048576", "idempotency keys remembered at once (48 to 56 bytes each); 503 beyond",
+     1 << 30, "1048576", "idempotency keys remembered at once (43 to 64 bytes each); 503 beyond",
      NULL},
     {"idempotency-ttl-ms", "TXSTATS_IDEMPOTENCY_TTL_MS", "MS", INT, O(idempotency_ttl_ms), 0,
      86400000, "0",

@@ -244,7 +244,7 @@ static int read_acked(struct srv_outbox *o, char *err, size_t n)
 {
     char path[1100], text[32] = "";
     snprintf(path, sizeof(path), "%s/acked", o->dir);
-    o->acked_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    o->acked_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (o->acked_fd < 0)
         return fail(err, n, "cannot open", path);
     ssize_t got = pread(o->acked_fd, text, sizeof(text) - 1, 0);
@@ -264,17 +264,17 @@ static int open_tail(struct srv_outbox *o, char *err, size_t n)
     }
     char path[1100];
     seg_path(o, o->seg[o->nseg - 1].first, path, sizeof(path));
-    o->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    o->fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     return o->fd < 0 ? fail(err, n, "cannot open", path) : 0;
 }
 
 static int lock_dir(struct srv_outbox *o, char *err, size_t n)
 {
     char path[1100];
-    if (mkdir(o->dir, 0755) != 0 && errno != EEXIST)
+    if (mkdir(o->dir, 0700) != 0 && errno != EEXIST)
         return fail(err, n, "cannot create", o->dir);
     snprintf(path, sizeof(path), "%s/lock", o->dir);
-    o->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    o->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (o->lock_fd < 0)
         return fail(err, n, "cannot open", path);
     if (flock(o->lock_fd, LOCK_EX | LOCK_NB) != 0) {
@@ -361,7 +361,7 @@ static int rotate(struct srv_outbox *o)
 {
     char path[1100];
     seg_path(o, o->next_seq, path, sizeof(path));
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (fd < 0 || add_segment(o, o->next_seq, 0) != 0) {
         if (fd >= 0) {
             close(fd);

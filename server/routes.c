@@ -301,7 +301,7 @@ static int delete_transactions(struct srv *s, struct mg_connection *c)
     }
     char why[256] = "";
     if (s->backend.ops->clear(s->backend.self, why, sizeof(why)) != TXSTATS_OK)
-        return srv_error(c, 503, "Retry-After: 1\r\n", "nothing deleted: %s", why);
+        return srv_error(c, 503, "Retry-After: 1\r\n", "DELETE not completed: %s", why);
     srv_history_forget(s);
     srv_log(LOG_INFO, "all transactions deleted by %s", mg_get_request_info(c)->remote_addr);
     return srv_reply_empty(c, 204);
