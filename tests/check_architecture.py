@@ -15,11 +15,12 @@ import sys
 # The layers of libtxstats/src/internal.h: a file calls only files of lower layers.
 LAYERS = {
     "alloc.c": 0, "amount.c": 0, "crc32c.c": 0, "error.c": 0, "time.c": 0,
-    "fileio.c": 1, "distribution.c": 1,
-    "window.c": 2, "journal.c": 2, "keys.c": 2, "snapshot.c": 2,
+    "fileio.c": 1, "distribution.c": 1, "image.c": 1,
+    "window.c": 2, "journal.c": 2, "keys.c": 2, "snapshot.c": 2, "image_json.c": 2,
     "txstats.c": 3,
-    "persist.c": 4, "quantile.c": 4,
-    "recover.c": 5,
+    "collect.c": 4, "install.c": 4, "quantile.c": 4,
+    "persist.c": 5,
+    "recover.c": 6,
 }
 
 NAME = re.compile(r"\b(txstats_[a-z0-9_]+)\s*\(")

@@ -347,6 +347,48 @@ void txstats__dist_put(struct txstats__dist *d, struct txstats__dchunk **tail, u
     memcpy(&k->b[1], &run, sizeof(run));
 }
 
+void txstats__dist_tally(const struct txstats__dchunk *tail, uint64_t *hist, uint16_t *touched,
+                         size_t *ntouched)
+{
+    for (const struct txstats__dchunk *k = tail; k; k = k->next) {
+        bool run = k->n == RUN;
+        uint32_t n = run ? 1 : k->n;
+        for (uint32_t i = 0; i < n; i++) {
+            uint16_t b = k->b[i];
+            if (hist[b] == 0)
+                touched[(*ntouched)++] = b;
+            hist[b] += run ? run_of(k) : 1;
+        }
+    }
+}
+
+int txstats__dist_stage(struct txstats__dist *d, struct txstats__dchunk **tail, uint32_t bucket,
+                        uint64_t n)
+{
+    if (n >= TXSTATS__DCHUNK_CAP) {
+        struct txstats__dchunk *k = chunk_take(d);
+        if (!k)
+            return TXSTATS_ENOMEM;
+        k->next = *tail;
+        *tail = k;
+        k->n = RUN;
+        k->b[0] = (uint16_t)bucket;
+        memcpy(&k->b[1], &n, sizeof(n));
+        return TXSTATS_OK;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        struct txstats__dchunk *k = *tail;
+        if (!k || k->n >= TXSTATS__DCHUNK_CAP) { /* full, or a run */
+            if (!(k = chunk_take(d)))
+                return TXSTATS_ENOMEM; /* the entries before stay: the caller drops the list */
+            k->next = *tail;
+            *tail = k;
+        }
+        k->b[k->n++] = (uint16_t)bucket;
+    }
+    return TXSTATS_OK;
+}
+
 /* The public distribution. */
 
 int txstats_dist_create(txstats_dist_t **out, const txstats_config_t *cfg)

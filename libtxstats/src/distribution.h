@@ -121,6 +121,17 @@ uint64_t txstats__dist_chunks_for(uint64_t count, uint64_t nkept);
 void txstats__dist_put(struct txstats__dist *d, struct txstats__dchunk **tail, uint64_t count,
                        const txstats_amount_t *known, uint64_t nknown, __int128 rest_sum);
 
+/* Images (image.h): a list's buckets as counts. Adds each bucket's amounts to hist[bucket] and
+ * lists every bucket whose count was 0 before in touched[*ntouched ...] (TXSTATS__DIST_BUCKETS
+ * entries suffice). O(chunks in the list). */
+void txstats__dist_tally(const struct txstats__dchunk *tail, uint64_t *hist, uint16_t *touched,
+                         size_t *ntouched);
+/* A loaded cell's list gets `n` more amounts of `bucket`, not counted yet: one run chunk when n
+ * fills a chunk or more, else one entry each. Chunks come from the free list, or are allocated:
+ * TXSTATS_OK or TXSTATS_ENOMEM (some entries may have been added: the caller drops the list). */
+int txstats__dist_stage(struct txstats__dist *d, struct txstats__dchunk **tail, uint32_t bucket,
+                        uint64_t n);
+
 /* Quantiles of the union of `nparts` count sets whose exact extremes are min and max (see
  * txstats_dist_quantiles()). TXSTATS_OK or TXSTATS_EINVAL (a q above TXSTATS_Q_SCALE). */
 int txstats__quantiles(const struct txstats__dcounts *const *parts, unsigned nparts,

@@ -7,13 +7,17 @@
  *   0  alloc.c  amount.c  crc32c.c  error.c  time.c
  *   1  fileio.c (the file layer: whole writes, atomic replacement, whole reads)
  *      distribution.c (amount buckets, their counts, per-cell bucket lists, txstats_dist_t)
- *   2  window.c (one shard's ring)  journal.c (records, one stream of segments)  snapshot.c (codec)
- *      keys.c (the idempotency-key table)
+ *      image.c (the image format of checkpoints and snapshots: blocks of records)
+ *   2  window.c (one shard's ring)  journal.c (records, one stream of segments)
+ *      keys.c (the idempotency-key table)  snapshot.c (the older formats, read into images)
+ *      image_json.c (an image as JSON text and back)
  *   3  txstats.c   locks, clock, add = lock -> reserve -> journal append -> apply/cancel -> unlock
  *                  -> commit; stats; get; clear
- *   4  persist.c   save, load, checkpoint, the background checkpointer
+ *   4  collect.c   the image writer: shards in short holds, keys, journal cuts
+ *      install.c   the image reader: a checking pass, then the install under every lock
  *      quantile.c  txstats_quantiles, txstats_dist_collect (all shards at one moment)
- *   5  recover.c   txstats_open_dir: read the checkpoint and the journal, replay, attach
+ *   5  persist.c   save, load, checkpoint, the background checkpointer
+ *   6  recover.c   txstats_open_dir: read the checkpoint and the journal, replay, attach
  */
 #ifndef TXSTATS_INTERNAL_H
 #define TXSTATS_INTERNAL_H
@@ -57,6 +61,9 @@ struct txstats {
     int64_t key_ttl;                  /* ms a key lives after its timestamp (or first sight) */
     struct txstats__journal *journal; /* NULL unless txstats_open_dir() attached one */
     uint64_t clear_id;                /* last journaled clear; under all shard locks */
+    /* Changes, under every shard lock, whenever the contents are replaced as a whole (a clear,
+     * a load): an image written in pieces across it is void. */
+    _Atomic uint64_t generation;
     struct txstats__durable *durable; /* persist.c's, with the journal */
     /* Set by the layer that attached the journal: stops and frees what it started (threads,
      * journal). txstats_destroy() calls it first; the live layer never calls upward by name. */

@@ -74,6 +74,7 @@ size_t txstats__jrec_decode(const uint8_t *r, size_t avail, struct txstats__jrec
     out->value = (int64_t)get64(r + 16);
     out->key[0] = keyed ? get64(r + 32) : 0;
     out->key[1] = keyed ? get64(r + 40) : 0;
+    out->seq = get64(r + 24);
     if (out->type == TXSTATS__REC_CLEAR)
         return len;
     return out->value > -TXSTATS_AMOUNT_LIMIT && out->value < TXSTATS_AMOUNT_LIMIT ? len : 0;

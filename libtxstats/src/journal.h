@@ -34,6 +34,7 @@ struct txstats__jrec {
     int type;
     int64_t ts, value;
     uint64_t key[2]; /* TXSTATS__REC_ADD_KEYED */
+    uint64_t seq;    /* decoded: its sequence number in its stream */
 };
 
 /* Record codec. encode: the length written (TXSTATS__REC_SIZE or TXSTATS__REC_MAX). decode, from

@@ -122,6 +122,7 @@ static int rebuild(struct txstats__keys *k, struct txstats__key_sub *s, uint64_t
     s->slots = fresh;
     s->nslots = nslots;
     s->used = 0;
+    s->moves++;
     s->min_expiry = INT64_MAX;
     for (uint64_t i = 0; i < n; i++) {
         if (!live(&old[i], now))
@@ -217,6 +218,7 @@ void txstats__keys_clear(struct txstats__keys *k)
             memset(s->slots, 0, s->nslots * sizeof(*s->slots));
         s->used = 0;
         s->min_expiry = INT64_MAX;
+        s->moves++;
     }
     atomic_store(&k->held, 0);
 }
@@ -243,6 +245,31 @@ int txstats__keys_each(struct txstats__keys *k, int64_t now, txstats__key_fn fn,
         }
         pthread_mutex_unlock(&s->lock);
     }
+    return rc;
+}
+
+int txstats__keys_each_from(struct txstats__keys *k, unsigned i, int64_t now, uint64_t *from,
+                            size_t max, uint64_t *moves, txstats__key_fn fn, void *ctx)
+{
+    struct txstats__key_sub *s = &k->sub[i];
+    int rc = 0;
+    size_t seen = 0;
+    pthread_mutex_lock(&s->lock);
+    uint64_t j = *from;
+    for (; j < s->nslots && seen < max; j++) {
+        const struct txstats__key_entry *e = &s->slots[j];
+        if (!live(e, now))
+            continue;
+        struct txstats__key key = {{e->h[0], e->h[1]}};
+        struct txstats__key_info info;
+        info_of(e, &info);
+        if ((rc = fn(ctx, &key, &info)) != 0)
+            break; /* not taken: the next piece starts with it */
+        seen++;
+    }
+    *from = j < s->nslots ? j : UINT64_MAX;
+    *moves = s->moves;
+    pthread_mutex_unlock(&s->lock);
     return rc;
 }
 
@@ -275,6 +302,8 @@ void txstats__keys_swap(struct txstats__keys *a, struct txstats__keys *b)
         y->nslots = t.nslots;
         y->used = t.used;
         y->min_expiry = t.min_expiry;
+        x->moves++;
+        y->moves++;
     }
     uint64_t held = atomic_load(&a->held);
     atomic_store(&a->held, atomic_load(&b->held));

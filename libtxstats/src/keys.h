@@ -42,6 +42,7 @@ struct txstats__key_sub {
     uint64_t nslots;    /* 0 before the first key */
     uint64_t used;      /* occupied slots, live or dead */
     int64_t min_expiry; /* no entry expires before this (a lower bound) */
+    uint64_t moves;     /* changes whenever entries change slots (rebuild, clear, swap) */
 } __attribute__((aligned(64)));
 
 struct txstats__keys {
@@ -88,6 +89,13 @@ void txstats__keys_swap(struct txstats__keys *a, struct txstats__keys *b);
 typedef int (*txstats__key_fn)(void *ctx, const struct txstats__key *key,
                                const struct txstats__key_info *info);
 int txstats__keys_each(struct txstats__keys *k, int64_t now, txstats__key_fn fn, void *ctx);
+/* A piece of sub-table `i` (locked while it is visited): its live keys from slot *from on, at
+ * most `max` of them, through `fn`, until fn returns non-zero (that key not taken); *from becomes
+ * the slot to go on from (UINT64_MAX once the sub-table is done) and *moves the sub-table's move
+ * count, which the caller compares between pieces (the slots of a moved sub-table must be
+ * visited again from 0). Returns fn's non-zero return, else 0. */
+int txstats__keys_each_from(struct txstats__keys *k, unsigned i, int64_t now, uint64_t *from,
+                            size_t max, uint64_t *moves, txstats__key_fn fn, void *ctx);
 /* Every sub-table's lock, in order (a batch), and the sub-table of a key without locking. */
 void txstats__keys_lock_all(struct txstats__keys *k);
 void txstats__keys_unlock_all(struct txstats__keys *k);

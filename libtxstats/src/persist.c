@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Persistence: txstats_save() and txstats_load() (JSON snapshots anywhere), and the checkpoints
- * of a journaled directory. A checkpoint rotates every shard's journal stream to a fresh segment
- * while copying that shard under the same lock, so the checkpoint covers exactly the older
- * segments, which are then deleted. Its cost is proportional to what the window holds: the
- * copy grows with the cells and amounts it meets, and the binary encoding is a few words each.
+ * Persistence: txstats_save(), txstats_save_bin() and txstats_load() (snapshots anywhere), and
+ * the checkpoints of a journaled directory. Every one is an image (image.h) written by the
+ * collector in short holds of each shard's lock (collect.h) and read back in two bounded passes
+ * (install.h): memory beyond the window stays within a few megabytes whatever the window holds.
+ * A checkpoint moves each shard's journal stream to a fresh segment at its first hold and
+ * records the cuts that say which later records it already holds; the segments below are then
+ * deleted.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -14,7 +16,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "collect.h"
 #include "fileio.h"
+#include "image_json.h"
+#include "install.h"
 #include "persist.h"
 
 #define SNAPSHOT_MAX ((uint64_t)1 << 32) /* refuse to read more than 4 GiB */
@@ -30,198 +35,150 @@ struct txstats__durable {
     pthread_cond_t cond;
 };
 
-/* Copy one shard's cells (active and future, in timestamp order) into `sn`; its lock held. */
-static int copy_window(const struct txstats__window *w, struct txstats__snap *sn)
+/* Write an image (or what `produce` makes of one) atomically, again while a clear or a load
+ * voids it meanwhile. */
+static int write_image(txstats_t *t, int dirfd, const char *name, txstats__produce_fn produce,
+                       void *ctx)
 {
-    int64_t lo = w->now - w->g->window_ms + 1, hi = w->now + w->g->skew_ms;
-    for (int64_t ts = txstats__window_next_used(w, lo, hi); ts != INT64_MAX;
-         ts = txstats__window_next_used(w, ts + 1, hi)) {
-        const struct txstats__cell *c = txstats__window_cell(w, ts);
-        txstats_amount_t *out = txstats__snap_push(sn, ts, c);
-        struct txstats__kept_iter it;
-        const txstats_amount_t *a;
-        uint32_t n;
-        if (!out)
-            return TXSTATS_ENOMEM;
-        txstats__kept_begin(c, &it);
-        while ((a = txstats__kept_next(&it, &n))) {
-            memcpy(out, a, n * sizeof(*a));
-            out += n;
-        }
+    int rc;
+    for (int tries = 0;; tries++) {
+        errno = 0;
+        rc = dirfd == AT_FDCWD
+                 ? txstats__write_atomic_path(&t->mem, t->cfg.io, name, produce, ctx, NULL)
+                 : txstats__write_atomic(&t->mem, t->cfg.io, dirfd, name, produce, ctx, NULL);
+        if (rc != TXSTATS_EIO || errno != EAGAIN || tries >= 16)
+            break;
     }
-    return TXSTATS_OK;
+    return rc == TXSTATS_EIO && errno == ENOMEM ? TXSTATS_ENOMEM : rc;
 }
 
-static int push_key(void *ctx, const struct txstats__key *key, const struct txstats__key_info *info)
+/* The image as JSON text (image_json.h). */
+struct json_produce {
+    struct txstats__collect *c;
+    struct txstats__img_json j;
+};
+
+static int produce_json(void *ctx, txstats__emit_fn emit, void *emit_ctx)
 {
-    struct txstats__snap_key k = {{key->h[0], key->h[1]}, info->fp, info->expires, info->status};
-    return txstats__snap_push_key(ctx, &k);
+    struct json_produce *p = ctx;
+    txstats__img_json_start(&p->j, emit, emit_ctx);
+    if (txstats__collect_produce(p->c, txstats__img_json_emit, &p->j) != 0)
+        return -1;
+    return txstats__img_json_finish(&p->j);
 }
 
-/* Every shard into `sn`, one lock at a time; with `bound`, each shard's journal stream moves to
- * a fresh segment under the same lock and bound[i] receives its number. */
-static int collect(txstats_t *t, struct txstats__snap *sn, uint64_t *bound)
-{
-    int64_t now = txstats__now(t);
-    int rc = TXSTATS_OK;
-    sn->window_ms = t->cfg.window_ms;
-    sn->saved_at_ms = now;
-    for (unsigned i = 0; i < t->nshards && rc == TXSTATS_OK; i++) {
-        struct txstats__shard *s = &t->shards[i];
-        pthread_mutex_lock(&s->lock);
-        if (bound) {
-            rc = txstats__jstream_rotate(t->journal, s->js);
-            bound[i] = s->js->seg;
-        }
-        txstats__window_advance(&s->w, now);
-        if (rc == TXSTATS_OK)
-            rc = copy_window(&s->w, sn);
-        pthread_mutex_unlock(&s->lock);
-    }
-    if (rc == TXSTATS_OK) /* after the shards: a stored transaction's key is older than it */
-        rc = txstats__keys_each(&t->keys, now, push_key, sn);
-    return rc == TXSTATS_OK ? txstats__snap_sort(sn) : rc;
-}
-
-static int produce_json(void *ctx, txstats__emit_fn emit, void *ectx)
-{
-    return txstats__snap_encode_json(ctx, emit, ectx);
-}
-
-static int produce_bin(void *ctx, txstats__emit_fn emit, void *ectx)
-{
-    return txstats__snap_encode_bin(ctx, emit, ectx);
-}
-
-static int save_as(txstats_t *t, const char *path, txstats__produce_fn produce)
+static int save_as(txstats_t *t, const char *path, bool json)
 {
     if (!t || !path || !*path)
         return TXSTATS_EINVAL;
-    struct txstats__snap sn;
-    txstats__snap_init(&sn, &t->mem);
-    int rc = collect(t, &sn, NULL);
-    if (rc == TXSTATS_OK)
-        rc = txstats__write_atomic_path(&t->mem, t->cfg.io, path, produce, &sn, NULL);
+    struct txstats__collect *c;
+    int rc = txstats__collect_new(t, false, 0, &c);
+    if (rc != TXSTATS_OK)
+        return rc;
+    struct json_produce p = {.c = c};
+    rc = json ? write_image(t, AT_FDCWD, path, produce_json, &p)
+              : write_image(t, AT_FDCWD, path, txstats__collect_produce, c);
     int e = errno;
-    txstats__snap_free(&sn);
+    txstats__collect_free(c);
     errno = e;
     return rc;
 }
 
 int txstats_save(txstats_t *t, const char *path)
 {
-    return save_as(t, path, produce_json);
+    return save_as(t, path, true);
 }
 
 int txstats_save_bin(txstats_t *t, const char *path)
 {
-    return save_as(t, path, produce_bin);
+    return save_as(t, path, false);
 }
 
-/* The snapshot's live keys in a private table, ready to swap in. */
-static int load_keys(txstats_t *t, const struct txstats__snap *sn, struct txstats__keys *k)
+/* An older file (a 0.x JSON snapshot, a TXCKPT01 checkpoint) or a JSON snapshot, read whole and
+ * turned into an image in memory. */
+static int open_whole(txstats_t *t, int dirfd, const char *name, struct txstats__source *src)
 {
-    int64_t now = txstats__now(t);
-    int rc = txstats__keys_init(k, &t->mem, t->cfg.max_keys);
-    for (size_t i = 0; i < sn->nkeys && rc == TXSTATS_OK; i++) {
-        const struct txstats__snap_key *e = &sn->keys[i];
-        struct txstats__key key = {{e->h[0], e->h[1]}};
-        struct txstats__key_info info = {e->fp, e->status, e->expires};
-        if (e->expires <= now)
-            continue;
-        rc = txstats__keys_put(k, txstats__keys_sub(k, &key), &key, &info, now);
-        rc = rc == TXSTATS_EFULL ? TXSTATS_OK : rc; /* a smaller max_keys now: keep what fits */
+    char *data = NULL;
+    size_t len = 0;
+    int rc = txstats__read_all(&t->mem, dirfd, name, SNAPSHOT_MAX, &data, &len);
+    if (rc != TXSTATS_OK)
+        return rc;
+    rc = txstats__snap_is_bin(data, len)
+             ? TXSTATS_EINVAL
+             : txstats__img_from_json(&t->mem, data, len, &src->mem, &src->len);
+    if (rc == TXSTATS_EINVAL) { /* an older format */
+        struct txstats__snap sn;
+        txstats__snap_init(&sn, &t->mem);
+        rc = txstats__snap_is_bin(data, len) ? txstats__snap_decode_bin(&sn, data, len)
+                                             : txstats__snap_decode_json(&sn, data, len);
+        if (rc == TXSTATS_OK)
+            rc = txstats__snap_to_image(&sn, t->nshards, &src->mem, &src->len, &src->approximate);
+        txstats__snap_free(&sn);
     }
-    return rc;
+    txstats__free(&t->mem, data);
+    return rc == TXSTATS_OK ? txstats__img_in_mem(&src->in, src->mem, src->len) : rc;
 }
 
-/* Under all locks: empty every window, then put each cell inside the window into a shard (cell
- * i into shard i % nshards, whose distribution adopted the chunks those cells may need). */
-static void install(txstats_t *t, const struct txstats__snap *sn, struct txstats__chunk *pool,
-                    struct txstats__dslab **dslabs, uint64_t *dropped)
+int txstats__source_open(txstats_t *t, int dirfd, const char *name, struct txstats__source *src)
 {
-    txstats__lock_all(t);
-    int64_t now = txstats__now(t);
-    for (unsigned i = 0; i < t->nshards; i++) {
-        txstats__window_advance(&t->shards[i].w, now);
-        txstats__window_reset(&t->shards[i].w);
-        txstats__dist_adopt(&t->shards[i].w.dist, dslabs[i]);
+    char magic[8];
+    memset(src, 0, sizeof(*src));
+    src->fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+    if (src->fd < 0)
+        return TXSTATS_EIO;
+    ssize_t n = pread(src->fd, magic, sizeof(magic), 0);
+    if (n < 0) {
+        int e = errno;
+        txstats__source_close(t, src);
+        errno = e;
+        return TXSTATS_EIO;
     }
-    for (size_t i = 0; i < sn->ncells; i++) {
-        const struct txstats__snap_cell *c = &sn->cells[i];
-        if (c->ts <= now - t->cfg.window_ms || c->ts > now + t->cfg.max_skew_ms) {
-            *dropped += c->agg.count;
-            continue;
-        }
-        struct txstats__window *w = &t->shards[i % t->nshards].w;
-        txstats__window_put_cell(w, c->ts, &c->agg, &sn->amounts[c->off], c->nkept, &pool);
-    }
-    txstats__window_adopt_chunks(&t->shards[0].w, pool);
-    txstats__unlock_all(t);
-}
-
-/* Everything a load will need, allocated before anything changes: the chunks of the retained
- * amounts, and per shard the bucket chunks of its cells (cell i goes to shard i % nshards). */
-static int alloc_for_load(txstats_t *t, const struct txstats__snap *sn,
-                          struct txstats__chunk **pool, struct txstats__dslab **dslabs)
-{
-    uint64_t chunks = 0, dchunks[TXSTATS__MAX_SHARDS] = {0};
-    for (size_t i = 0; i < sn->ncells; i++) {
-        chunks += (sn->cells[i].nkept + TXSTATS__CHUNK_CAP - 1) / TXSTATS__CHUNK_CAP;
-        dchunks[i % t->nshards] +=
-            txstats__dist_chunks_for(sn->cells[i].agg.count, sn->cells[i].nkept);
-    }
-    int rc = txstats__chunks_alloc(&t->mem, chunks, pool);
-    for (unsigned s = 0; rc == TXSTATS_OK && s < t->nshards; s++)
-        rc = txstats__dslab_alloc(&t->mem, dchunks[s], &dslabs[s]);
+    int rc = txstats__img_is(magic, (size_t)n) ? txstats__img_in_fd(&src->in, &t->mem, src->fd)
+                                               : open_whole(t, dirfd, name, src);
     if (rc != TXSTATS_OK) {
-        txstats__chunks_free(&t->mem, *pool);
-        *pool = NULL;
-        for (unsigned s = 0; s < t->nshards; s++)
-            txstats__dslab_free(&t->mem, dslabs[s]);
+        int e = errno;
+        txstats__source_close(t, src);
+        errno = e;
     }
     return rc;
 }
 
-int txstats__snapshot_install(txstats_t *t, const struct txstats__snap *sn, uint64_t *dropped)
+void txstats__source_close(txstats_t *t, struct txstats__source *src)
 {
-    struct txstats__chunk *pool = NULL;
-    struct txstats__dslab *dslabs[TXSTATS__MAX_SHARDS] = {NULL};
-    struct txstats__keys keys;
-    uint64_t gone = 0;
-    int rc = load_keys(t, sn, &keys);
+    txstats__img_in_fini(&src->in);
+    if (src->fd >= 0)
+        close(src->fd);
+    src->fd = -1;
+    txstats__free(&t->mem, src->mem);
+    src->mem = NULL;
+}
+
+int txstats_load_ex(txstats_t *t, const char *path, txstats_load_info_t *info)
+{
+    if (!t || !path)
+        return TXSTATS_EINVAL;
+    struct txstats__source src;
+    struct txstats__load *l = NULL;
+    txstats_load_info_t out = {0};
+    int rc = txstats__source_open(t, AT_FDCWD, path, &src);
+    if (rc != TXSTATS_OK)
+        return rc;
+    rc = txstats__load_check(t, &src.in, &l);
     if (rc == TXSTATS_OK)
-        rc = alloc_for_load(t, sn, &pool, dslabs);
-    if (rc == TXSTATS_OK) {
-        txstats__keys_lock_all(&t->keys); /* lock order everywhere: keys, then shards */
-        install(t, sn, pool, dslabs, &gone);
-        txstats__keys_swap(&t->keys, &keys);
-        txstats__keys_unlock_all(&t->keys);
-    }
-    txstats__keys_fini(&keys);
-    if (dropped)
-        *dropped = gone;
+        rc = txstats__load_commit(l, &out.transactions, &out.expired);
+    int e = errno;
+    out.approximate = src.approximate;
+    txstats__load_free(l);
+    txstats__source_close(t, &src);
+    if (rc == TXSTATS_OK && info)
+        *info = out;
+    errno = e;
     return rc;
 }
 
 int txstats_load(txstats_t *t, const char *path)
 {
-    if (!t || !path)
-        return TXSTATS_EINVAL;
-    char *data = NULL;
-    size_t len = 0;
-    int rc = txstats__read_all(&t->mem, AT_FDCWD, path, SNAPSHOT_MAX, &data, &len);
-    if (rc != TXSTATS_OK)
-        return rc;
-    struct txstats__snap sn;
-    txstats__snap_init(&sn, &t->mem);
-    rc = txstats__snap_is_bin(data, len) ? txstats__snap_decode_bin(&sn, data, len)
-                                         : txstats__snap_decode_json(&sn, data, len);
-    txstats__free(&t->mem, data);
-    if (rc == TXSTATS_OK)
-        rc = txstats__snapshot_install(t, &sn, NULL);
-    txstats__snap_free(&sn);
-    return rc;
+    return txstats_load_ex(t, path, NULL);
 }
 
 /* ---- checkpoints ---------------------------------------------------------------------------- */
@@ -238,27 +195,22 @@ static uint64_t journal_records(const txstats_t *t)
 /* Write the checkpoint; ckpt held. */
 static int checkpoint_locked(txstats_t *t, struct txstats__durable *d)
 {
-    struct txstats__snap sn;
     struct txstats__journal *j = t->journal;
-    txstats__snap_init(&sn, &t->mem);
-    /* Streams beyond the current shards come from an earlier run with more shards: everything
-     * they hold was replayed at open, so every one of their segments is covered. */
-    sn.nbound = d->known_streams;
-    for (unsigned i = t->nshards; i < d->known_streams; i++)
-        sn.bound[i] = atomic_load(&j->next_seg);
+    struct txstats__collect *c;
     uint64_t records = journal_records(t);
-    int rc = collect(t, &sn, sn.bound);
+    int rc = txstats__collect_new(t, true, d->known_streams, &c);
     if (rc == TXSTATS_OK)
-        rc = txstats__write_atomic(&t->mem, t->cfg.io, j->dirfd, TXSTATS__CHECKPOINT_NAME,
-                                   produce_bin, &sn, NULL);
+        rc = write_image(t, j->dirfd, TXSTATS__CHECKPOINT_NAME, txstats__collect_produce, c);
     int e = errno;
     if (rc == TXSTATS_OK) {
+        uint64_t bound[TXSTATS__MAX_STREAMS];
+        unsigned n = txstats__collect_bounds(c, bound);
         unlinkat(j->dirfd, TXSTATS__LEGACY_SNAPSHOT, 0); /* superseded */
-        d->live_segments = txstats__journal_delete_covered(j, sn.bound, sn.nbound);
+        d->live_segments = txstats__journal_delete_covered(j, bound, n);
         d->checkpoints++;
         d->records_at_ckpt = records;
     }
-    txstats__snap_free(&sn);
+    txstats__collect_free(c);
     errno = e;
     return rc;
 }
@@ -347,24 +299,6 @@ int txstats__attach(txstats_t *t, struct txstats__journal *j, unsigned known_str
             return TXSTATS_ENOMEM;
         d->running = true;
     }
-    return rc;
-}
-
-int txstats__checkpoint_read(txstats_t *t, int dirfd, struct txstats__snap *sn)
-{
-    char *data = NULL;
-    size_t len = 0;
-    bool legacy = false;
-    int rc = txstats__read_all(&t->mem, dirfd, TXSTATS__CHECKPOINT_NAME, SNAPSHOT_MAX, &data, &len);
-    if (rc == TXSTATS_EIO && errno == ENOENT) {
-        legacy = true;
-        rc = txstats__read_all(&t->mem, dirfd, TXSTATS__LEGACY_SNAPSHOT, SNAPSHOT_MAX, &data, &len);
-    }
-    if (rc != TXSTATS_OK)
-        return rc;
-    rc =
-        legacy ? txstats__snap_decode_json(sn, data, len) : txstats__snap_decode_bin(sn, data, len);
-    txstats__free(&t->mem, data);
     return rc;
 }
 

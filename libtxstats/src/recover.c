@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "fileio.h"
+#include "install.h"
 #include "persist.h"
 
 struct segfile {
@@ -169,8 +170,10 @@ static uint64_t complete_clear(const struct recovery *r)
     return 0;
 }
 
-/* Apply the records of every stream after the clear `cleared` (0: all of them). */
-static int replay(txstats_t *t, const struct recovery *r, uint64_t cleared, txstats_recovery_t *rep)
+/* Apply the records of every stream after the clear `cleared` (0: all of them), but those the
+ * checkpoint `l` (may be NULL) holds already. */
+static int replay(txstats_t *t, const struct recovery *r, uint64_t cleared,
+                  const struct txstats__load *l, txstats_recovery_t *rep)
 {
     for (unsigned i = 0; i < r->nstreams; i++) {
         const struct stream *st = &r->streams[i];
@@ -183,7 +186,8 @@ static int replay(txstats_t *t, const struct recovery *r, uint64_t cleared, txst
         for (size_t k = from; k < st->n; k++) {
             const struct txstats__jrec *rec = &st->recs[k];
             struct txstats__key key = {{rec->key[0], rec->key[1]}};
-            if (rec->type == TXSTATS__REC_CLEAR)
+            if (rec->type == TXSTATS__REC_CLEAR ||
+                (l && txstats__load_covers(l, i, rec->ts, rec->seq)))
                 continue;
             int rc = rec->type == TXSTATS__REC_ADD_KEYED
                          ? txstats__replay_keyed(t, rec->value, rec->ts, &key)
@@ -207,14 +211,29 @@ static void recovery_free(struct recovery *r)
 }
 
 /* The checkpoint into the window (unless a complete clear supersedes it). */
-static int restore_checkpoint(txstats_t *t, const struct txstats__snap *sn, txstats_recovery_t *rep)
+static int restore_checkpoint(struct txstats__load *l, const struct txstats__source *src,
+                              txstats_recovery_t *rep)
 {
-    uint64_t dropped = 0;
-    int rc = txstats__snapshot_install(t, sn, &dropped);
-    txstats_summary_t s;
-    txstats_stats(t, &s);
-    rep->snapshot_transactions = s.count;
+    uint64_t loaded = 0, dropped = 0;
+    int rc = txstats__load_commit(l, &loaded, &dropped);
+    rep->snapshot_transactions = loaded;
     rep->expired += dropped;
+    rep->approximate = src->approximate;
+    return rc;
+}
+
+/* The checkpoint, if any: opened and checked (its first pass), so that its bounds and cuts are
+ * known before the journal is read. */
+static int open_checkpoint(txstats_t *t, int dirfd, struct txstats__source *src,
+                           struct txstats__load **l)
+{
+    int rc = txstats__source_open(t, dirfd, TXSTATS__CHECKPOINT_NAME, src);
+    if (rc == TXSTATS_EIO && errno == ENOENT)
+        rc = txstats__source_open(t, dirfd, TXSTATS__LEGACY_SNAPSHOT, src);
+    if (rc == TXSTATS_EIO && errno == ENOENT)
+        return TXSTATS_OK; /* none */
+    if (rc == TXSTATS_OK)
+        rc = txstats__load_check(t, &src->in, l);
     return rc;
 }
 
@@ -222,29 +241,30 @@ static int restore_checkpoint(txstats_t *t, const struct txstats__snap *sn, txst
 static int rebuild(txstats_t *t, int dirfd, const txstats_durability_t *d, struct recovery *r,
                    txstats_recovery_t *rep)
 {
-    struct txstats__snap sn;
-    txstats__snap_init(&sn, &t->mem);
-    int rc = txstats__checkpoint_read(t, dirfd, &sn);
-    bool have_snap = rc == TXSTATS_OK;
-    if (rc == TXSTATS_EIO && errno == ENOENT)
-        rc = TXSTATS_OK;
+    struct txstats__source src = {.fd = -1};
+    struct txstats__load *l = NULL;
+    int rc = open_checkpoint(t, dirfd, &src, &l);
     if (rc == TXSTATS_OK)
         rc = list_segments(dirfd, r);
     for (size_t i = 0; i < r->nfiles && rc == TXSTATS_OK; i++) {
         const struct segfile *f = &r->files[i];
-        if (!have_snap || f->stream >= sn.nbound || f->seg >= sn.bound[f->stream])
+        uint64_t bound;
+        if (!l || !txstats__load_bound(l, f->stream, &bound) || f->seg >= bound)
             rc = read_segment(r, dirfd, f, &r->streams[f->stream], d->skip_corrupt, rep);
     }
     uint64_t cleared = rc == TXSTATS_OK ? complete_clear(r) : 0;
     rep->cleared = cleared != 0;
     txstats_clear(t); /* no journal yet: memory only */
-    if (rc == TXSTATS_OK && have_snap && !cleared)
-        rc = restore_checkpoint(t, &sn, rep);
-    txstats__snap_free(&sn);
+    if (rc == TXSTATS_OK && l && !cleared)
+        rc = restore_checkpoint(l, &src, rep);
     if (rc == TXSTATS_OK)
-        rc = replay(t, r, cleared, rep);
+        rc = replay(t, r, cleared, cleared ? NULL : l, rep);
+    int e = errno;
+    txstats__load_free(l);
+    txstats__source_close(t, &src);
     if (rc != TXSTATS_OK)
         txstats_clear(t);
+    errno = e;
     return rc;
 }
 

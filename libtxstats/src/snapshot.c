@@ -8,6 +8,7 @@
 
 #include "amount.h"
 #include "crc32c.h"
+#include "distribution.h"
 #include "snapshot.h"
 
 #define JSON_FORMAT  "libtxstats-snapshot"
@@ -573,4 +574,106 @@ int txstats__snap_decode_bin(struct txstats__snap *sn, const char *data, size_t 
     if (rc != TXSTATS_OK)
         txstats__snap_free(sn);
     return rc;
+}
+
+/* ---- as an image ---------------------------------------------------------------------------- */
+
+/* A cell's amounts in 'A' records of at most a block each. */
+static void image_amounts(struct txstats__img_mem *m, const struct txstats__snap_cell *c,
+                          const txstats_amount_t *a)
+{
+    const uint64_t per = TXSTATS__IMG_BLOCK_MAX / 8 - 3;
+    for (uint64_t done = 0; done < c->nkept;) {
+        uint64_t n = c->nkept - done < per ? c->nkept - done : per;
+        txstats__img_mem_need(m, 8 * (3 + n));
+        txstats__img_mem_put(m, TXSTATS__IMG_AMOUNTS);
+        txstats__img_mem_put(m, (uint64_t)c->ts);
+        txstats__img_mem_put(m, n);
+        for (uint64_t k = 0; k < n; k++)
+            txstats__img_mem_put(m, (uint64_t)a[done + k]);
+        done += n;
+    }
+}
+
+/* The 'C' record; the amounts not retained at their mean. Returns how many those are. */
+static uint64_t image_close(struct txstats__img_mem *m, const struct txstats__snap *sn,
+                            const struct txstats__snap_cell *c)
+{
+    const txstats_amount_t *a = &sn->amounts[c->off];
+    txstats__i128 rest = c->agg.sum;
+    uint64_t nk = c->nkept < c->agg.count ? c->nkept : c->agg.count, run = c->agg.count - nk;
+    for (uint64_t k = 0; k < nk; k++)
+        rest -= a[k];
+    uint64_t f[8] = {TXSTATS__IMG_CELL,
+                     (uint64_t)c->ts,
+                     c->agg.count,
+                     (uint64_t)c->agg.sum,
+                     (uint64_t)(c->agg.sum >> 64),
+                     (uint64_t)c->agg.min,
+                     (uint64_t)c->agg.max,
+                     run ? 1 : 0};
+    txstats__img_mem_need(m, 8 * 9);
+    for (int k = 0; k < 8; k++)
+        txstats__img_mem_put(m, f[k]);
+    if (run) {
+        txstats_amount_t mean = (txstats_amount_t)(rest / (txstats__i128)run);
+        txstats__img_mem_put(m, run << 16 | txstats__dist_bucket(mean));
+    }
+    return run;
+}
+
+static void image_keys(struct txstats__img_mem *m, const struct txstats__snap *sn)
+{
+    const size_t per = TXSTATS__IMG_BLOCK_MAX / 40 - 1;
+    for (size_t done = 0; done < sn->nkeys;) {
+        size_t n = sn->nkeys - done < per ? sn->nkeys - done : per;
+        txstats__img_mem_need(m, 16 + 40 * n);
+        txstats__img_mem_put(m, TXSTATS__IMG_KEYS);
+        txstats__img_mem_put(m, n);
+        for (size_t i = done; i < done + n; i++) {
+            const struct txstats__snap_key *k = &sn->keys[i];
+            uint64_t f[5] = {k->h[0], k->h[1], k->fp, (uint64_t)k->expires,
+                             (uint64_t)(int64_t)k->status};
+            for (int j = 0; j < 5; j++)
+                txstats__img_mem_put(m, f[j]);
+        }
+        done += n;
+    }
+}
+
+int txstats__snap_to_image(const struct txstats__snap *sn, unsigned sections, uint8_t **data,
+                           size_t *len, uint64_t *approximate)
+{
+    struct txstats__img_mem m;
+    uint64_t count = 0, kept = 0, run = 0;
+    txstats__img_mem_init(&m, sn->mem);
+    uint64_t h[5] = {TXSTATS__IMG_HEADER, (uint64_t)(sn->window_ms > 0 ? sn->window_ms : 1),
+                     (uint64_t)sn->saved_at_ms, sections,
+                     sn->nbound ? TXSTATS__IMG_JOURNAL_CKPT : 0};
+    for (int k = 0; k < 5; k++)
+        txstats__img_mem_put(&m, h[k]);
+    for (unsigned s = 0; s < sections; s++) {
+        txstats__img_mem_need(&m, 16);
+        txstats__img_mem_put(&m, TXSTATS__IMG_SECTION);
+        txstats__img_mem_put(&m, s);
+        for (size_t i = s; i < sn->ncells; i += sections) {
+            image_amounts(&m, &sn->cells[i], &sn->amounts[sn->cells[i].off]);
+            run += image_close(&m, sn, &sn->cells[i]);
+            count += sn->cells[i].agg.count;
+            kept += sn->cells[i].nkept;
+        }
+    }
+    image_keys(&m, sn);
+    for (unsigned i = 0; i < sn->nbound; i++) {
+        uint64_t j[4] = {TXSTATS__IMG_JOURNAL, i, sn->bound[i], 0};
+        txstats__img_mem_need(&m, 32);
+        for (int k = 0; k < 4; k++)
+            txstats__img_mem_put(&m, j[k]);
+    }
+    uint64_t e[5] = {TXSTATS__IMG_END, sn->ncells, count, kept, sn->nkeys};
+    txstats__img_mem_need(&m, 40);
+    for (int k = 0; k < 5; k++)
+        txstats__img_mem_put(&m, e[k]);
+    *approximate = run;
+    return txstats__img_mem_finish(&m, data, len);
 }

@@ -21,6 +21,7 @@
 #define TXSTATS_SNAPSHOT_H
 
 #include "fileio.h"
+#include "image.h"
 #include "window.h" /* the cell type only: the codec calls nothing of the window */
 
 #define TXSTATS__MAX_BOUNDS 256
@@ -70,6 +71,14 @@ int txstats__snap_encode_bin(const struct txstats__snap *sn, txstats__emit_fn em
 /* Decoders into an initialised, empty `sn`: TXSTATS_OK, TXSTATS_EFORMAT, TXSTATS_ENOMEM. */
 int txstats__snap_decode_json(struct txstats__snap *sn, const char *data, size_t len);
 int txstats__snap_decode_bin(struct txstats__snap *sn, const char *data, size_t len);
+/* The snapshot as an image (image.h) in memory, its cells dealt round-robin into `sections`
+ * (cell i into section i mod sections): the amounts it did not retain become one bucket entry
+ * each at their cell's mean, and *approximate counts them. A checkpoint's bounds become 'J'
+ * records without cuts. TXSTATS_OK or TXSTATS_ENOMEM; *data is freed with the snapshot's
+ * allocator. */
+int txstats__snap_to_image(const struct txstats__snap *sn, unsigned sections, uint8_t **data,
+                           size_t *len, uint64_t *approximate);
+
 /* Whether `data` starts as the binary format does (then decode it with _decode_bin). */
 bool txstats__snap_is_bin(const char *data, size_t len);
 

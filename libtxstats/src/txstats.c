@@ -198,7 +198,7 @@ static struct txstats__shard *lock_some_shard(txstats_t *t)
 static struct txstats__jrec add_record(txstats_amount_t amount, int64_t ts,
                                        const struct txstats__key *key)
 {
-    struct txstats__jrec rec = {TXSTATS__REC_ADD, ts, amount, {0, 0}};
+    struct txstats__jrec rec = {TXSTATS__REC_ADD, ts, amount, {0, 0}, 0};
     if (key) {
         rec.type = TXSTATS__REC_ADD_KEYED;
         rec.key[0] = key->h[0];
@@ -658,8 +658,10 @@ int txstats_clear_ex(txstats_t *t)
     int rc = t->journal ? journal_clear(t, seqs) : TXSTATS_OK;
     for (unsigned i = 0; i < t->nshards && rc == TXSTATS_OK; i++)
         txstats__window_reset(&t->shards[i].w);
-    if (rc == TXSTATS_OK)
+    if (rc == TXSTATS_OK) {
         txstats__keys_clear(&t->keys);
+        atomic_fetch_add(&t->generation, 1);
+    }
     txstats__unlock_all(t);
     txstats__keys_unlock_all(&t->keys);
     for (unsigned i = 0; t->journal && i < t->nshards && rc == TXSTATS_OK; i++)

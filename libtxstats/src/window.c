@@ -350,6 +350,100 @@ void txstats__window_put_cell(struct txstats__window *w, int64_t ts,
         activate_cell(w, ts);
 }
 
+int txstats__window_stage_kept(struct txstats__window *w, struct txstats__stage *st,
+                               txstats_amount_t amount)
+{
+    struct txstats__cell *c = &st->c;
+    if (!take_credit(w))
+        return txstats__window_stage_buckets(w, st, txstats__dist_bucket(amount), 1);
+    struct txstats__chunk *fresh = NULL;
+    if ((!c->tail || c->tail->n == TXSTATS__CHUNK_CAP) && !(fresh = chunk_take(w))) {
+        give_credit(w, 1);
+        return TXSTATS_ENOMEM;
+    }
+    chain_append(c, fresh, amount);
+    c->count++;
+    return TXSTATS_OK;
+}
+
+int txstats__window_stage_buckets(struct txstats__window *w, struct txstats__stage *st,
+                                  uint32_t bucket, uint64_t n)
+{
+    int rc = txstats__dist_stage(&w->dist, &st->c.dtail, bucket, n);
+    if (rc == TXSTATS_OK)
+        st->c.count += n;
+    return rc;
+}
+
+/* The staged chain after the cell's own (both circular), and the staged bucket list before the
+ * cell's (both end at their oldest chunk). */
+static void splice(struct txstats__cell *c, struct txstats__cell *s)
+{
+    if (s->tail) {
+        if (c->tail) {
+            struct txstats__chunk *head = c->tail->next;
+            c->tail->next = s->tail->next;
+            s->tail->next = head;
+        }
+        c->tail = s->tail;
+    }
+    if (s->dtail) {
+        struct txstats__dchunk *k = s->dtail;
+        while (k->next)
+            k = k->next;
+        k->next = c->dtail;
+        c->dtail = s->dtail;
+    }
+    c->kept += s->kept;
+}
+
+void txstats__window_stage_close(struct txstats__window *w, int64_t ts, struct txstats__stage *st,
+                                 const struct txstats__cell *agg)
+{
+    int64_t slot = ts & w->g->mask;
+    struct txstats__cell *c = &w->cells[slot];
+    bool active = ts <= w->now;
+    if (c->count && active) { /* uncounted, then counted again whole */
+        w->count -= c->count;
+        w->sum -= c->sum;
+        w->kept -= c->kept;
+        count_cell(w, c, false);
+    }
+    if (c->count == 0) {
+        c->min = agg->min;
+        c->max = agg->max;
+    }
+    c->min = agg->min < c->min ? agg->min : c->min;
+    c->max = agg->max > c->max ? agg->max : c->max;
+    c->count += agg->count;
+    c->sum += agg->sum;
+    splice(c, &st->c);
+    memset(st, 0, sizeof(*st));
+    w->bits[slot >> 6] |= UINT64_C(1) << (slot & 63);
+    if (active)
+        activate_cell(w, ts);
+}
+
+void txstats__window_stage_drop(struct txstats__window *w, struct txstats__stage *st)
+{
+    release_chain(w, &st->c);
+    txstats__dist_release(&w->dist, &st->c.dtail);
+    give_credit(w, st->c.kept);
+    memset(st, 0, sizeof(*st));
+}
+
+void txstats__window_return_credit(struct txstats__window *w)
+{
+    atomic_fetch_add_explicit(&w->ret->pool, w->credit, memory_order_relaxed);
+    w->credit = 0;
+}
+
+bool txstats__window_used(const struct txstats__window *w, int64_t ts)
+{
+    return ts > w->now - w->g->window_ms && ts <= w->now + w->g->skew_ms &&
+           txstats__window_next_used(w, ts, ts) == ts;
+}
+
 void txstats__window_adopt_chunks(struct txstats__window *w, struct txstats__chunk *pool)
 {
     while (pool) {

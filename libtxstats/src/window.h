@@ -122,6 +122,31 @@ void txstats__kept_begin(const struct txstats__cell *c, struct txstats__kept_ite
 /* The next run of amounts (*n of them), or NULL at the end. */
 const txstats_amount_t *txstats__kept_next(struct txstats__kept_iter *it, uint32_t *n);
 
+/* A cell being loaded from an image: built outside the ring, then closed into it. Its retained
+ * amounts take the retention budget as adds do; those that find none, and the buckets of the
+ * amounts the image did not retain, go to its bucket list. Nothing of it is counted until it is
+ * closed. */
+struct txstats__stage {
+    struct txstats__cell c; /* count: amounts staged so far */
+};
+/* TXSTATS_OK or TXSTATS_ENOMEM (drop the stage). Chunks come from the window's free lists
+ * (txstats__window_adopt_chunks(), txstats__dist_adopt()), or are allocated. */
+int txstats__window_stage_kept(struct txstats__window *w, struct txstats__stage *st,
+                               txstats_amount_t amount);
+int txstats__window_stage_buckets(struct txstats__window *w, struct txstats__stage *st,
+                                  uint32_t bucket, uint64_t n);
+/* Into the ring at ts with the aggregates of `agg` (count, sum, min, max), merged with what the
+ * cell there holds; counted when ts <= the window's now. `st` is empty afterwards. */
+void txstats__window_stage_close(struct txstats__window *w, int64_t ts, struct txstats__stage *st,
+                                 const struct txstats__cell *agg);
+/* Give back what a stage holds (chunks, budget). */
+void txstats__window_stage_drop(struct txstats__window *w, struct txstats__stage *st);
+/* The window's unused retention credit back to the shared budget (a load, every lock held: so
+ * that no window's batch of credit keeps another from retaining what the image retained). */
+void txstats__window_return_credit(struct txstats__window *w);
+/* Whether ts is inside the window or ahead of it within the skew, with a used cell. */
+bool txstats__window_used(const struct txstats__window *w, int64_t ts);
+
 /* `n` chunks (TXSTATS__CHUNK_CAP amounts each), allocated up front: a load must not fail
  * half-way. TXSTATS_OK or TXSTATS_ENOMEM (nothing allocated). */
 int txstats__chunks_alloc(const struct txstats__mem *mem, uint64_t n, struct txstats__chunk **pool);

@@ -368,6 +368,27 @@ TXSTATS_API int txstats_save_bin(txstats_t *t, const char *path);
  */
 TXSTATS_API int txstats_load(txstats_t *t, const char *path);
 
+/** What txstats_load_ex() loaded. */
+typedef struct {
+    uint64_t transactions; /**< now in the window, from the snapshot */
+    uint64_t expired;      /**< in the snapshot but outside the window now: dropped */
+    uint64_t approximate;  /**< of `transactions`, those whose amounts the file did not keep
+                                (written by libtxstats 0.x, whose files stored neither those
+                                amounts nor their buckets): each counts at its millisecond's mean
+                                in the distribution, so quantiles are approximate until they
+                                leave the window; 0 for files of this version */
+    uint64_t reserved[5];
+} txstats_load_info_t;
+
+/**
+ * txstats_load(), telling what it loaded. Memory beyond the window while it loads: one block of
+ * the file (2 MiB) for files of this version; the whole file and its decoding for older files
+ * and JSON snapshots.
+ * @param info may be NULL; filled on success.
+ * @return as txstats_load().
+ */
+TXSTATS_API int txstats_load_ex(txstats_t *t, const char *path, txstats_load_info_t *info);
+
 /* ---- Durability: snapshot + write-ahead journal in a directory --------------------------------
  */
 
@@ -409,7 +430,11 @@ typedef struct {
     uint64_t segments;              /**< journal segments read */
     int cleared;                    /**< a journaled clear emptied the snapshot */
     int64_t duration_ms;            /**< time the recovery took */
-    uint64_t reserved[8];
+    uint64_t approximate; /**< transactions of a checkpoint written by libtxstats 0.x whose
+                               amounts it did not keep: they count at their millisecond's mean in
+                               the distribution until they leave the window (see
+                               txstats_load_info_t); 0 for checkpoints of this version */
+    uint64_t reserved[7];
 } txstats_recovery_t;
 
 /** Journal counters, for monitoring. */

@@ -1,0 +1,381 @@
+/* SPDX-License-Identifier: MIT */
+/* The image writer: shards in short holds, then keys, then journal cuts (collect.h). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <string.h>
+
+#include "collect.h"
+#include "image.h"
+
+#define HOLD_BYTES ((size_t)1 << 20) /* cell bytes copied under one hold of a shard's lock */
+/* A 'C' record at most: 8 words and one per bucket. */
+#define CELL_MAX_BYTES (8 * (8 + (size_t)TXSTATS__DIST_BUCKETS))
+#define KEY_RESTARTS   8 /* pieces of a sub-table that moved under us, before one whole hold */
+
+_Static_assert(HOLD_BYTES + CELL_MAX_BYTES + 64 <= TXSTATS__IMG_BLOCK_MAX, "a hold fits a block");
+
+struct cut {
+    int64_t hi;
+    uint64_t seq;
+};
+
+struct cuts {
+    uint64_t bound;
+    struct cut *v;
+    size_t n, cap;
+};
+
+struct txstats__collect {
+    txstats_t *t;
+    bool checkpoint;
+    unsigned streams;
+    uint64_t generation;
+    txstats__emit_fn emit;
+    void *ectx;
+    struct txstats__img_out out;
+    uint64_t *hist;    /* TXSTATS__DIST_BUCKETS counts, zero between cells */
+    uint16_t *touched; /* the buckets a cell's tally made non-zero */
+    uint64_t cells, count, kept, keys;
+    struct cuts cuts[TXSTATS__MAX_SHARDS];
+    uint64_t old_bound; /* for streams beyond the shards */
+    /* The cursor in the shard being written. */
+    int64_t from; /* the next timestamp to visit */
+    bool mid;     /* cell `from` is open: its amounts before (chunk, idx) are written */
+    const struct txstats__chunk *chunk;
+    uint32_t idx;
+    /* The open 'K' record. */
+    size_t key_at;
+    uint64_t key_n;
+    bool flush_in_key; /* a sub-table that kept moving: its keys flush under its lock */
+};
+
+int txstats__collect_new(txstats_t *t, bool checkpoint, unsigned streams,
+                         struct txstats__collect **out)
+{
+    struct txstats__collect *c = txstats__calloc(&t->mem, 1, sizeof(*c));
+    *out = NULL;
+    if (!c)
+        return TXSTATS_ENOMEM;
+    c->t = t;
+    c->checkpoint = checkpoint;
+    c->streams = streams > t->nshards ? streams : t->nshards;
+    c->hist = txstats__calloc(&t->mem, TXSTATS__DIST_BUCKETS, sizeof(*c->hist));
+    c->touched = txstats__alloc(&t->mem, TXSTATS__DIST_BUCKETS * sizeof(*c->touched));
+    if (!c->hist || !c->touched || txstats__img_out_init(&c->out, &t->mem) != TXSTATS_OK) {
+        txstats__collect_free(c);
+        return TXSTATS_ENOMEM;
+    }
+    *out = c;
+    return TXSTATS_OK;
+}
+
+void txstats__collect_free(struct txstats__collect *c)
+{
+    if (!c)
+        return;
+    const struct txstats__mem *mem = &c->t->mem;
+    for (unsigned i = 0; i < TXSTATS__MAX_SHARDS; i++)
+        txstats__free(mem, c->cuts[i].v);
+    txstats__free(mem, c->hist);
+    txstats__free(mem, c->touched);
+    txstats__img_out_fini(&c->out, mem);
+    txstats__free(mem, c);
+}
+
+unsigned txstats__collect_bounds(const struct txstats__collect *c, uint64_t *bound)
+{
+    for (unsigned i = 0; i < c->streams; i++)
+        bound[i] = i < c->t->nshards ? c->cuts[i].bound : c->old_bound;
+    return c->streams;
+}
+
+/* The block so far out to the file (no lock held): 0 or -1 with errno. */
+static int flush(struct txstats__collect *c)
+{
+    if (c->out.n == 0)
+        return 0;
+    size_t size = txstats__img_seal(&c->out);
+    c->out.n = 0;
+    return c->emit(c->ectx, c->out.buf, size);
+}
+
+static void put(struct txstats__collect *c, uint64_t v)
+{
+    txstats__img_put(&c->out, v);
+}
+
+/* ---- cells ---------------------------------------------------------------------------------- */
+
+/* 'A' records of the open cell's amounts from the cursor on, while the hold has room: true once
+ * every amount is written. */
+static bool amounts(struct txstats__collect *c, const struct txstats__cell *cl, int64_t ts)
+{
+    if (!c->chunk)
+        return true; /* nothing retained */
+    if (c->out.n + 32 > HOLD_BYTES)
+        return false;
+    size_t at = c->out.n;
+    uint64_t n = 0;
+    put(c, TXSTATS__IMG_AMOUNTS);
+    put(c, (uint64_t)ts);
+    put(c, 0);
+    for (;;) {
+        const struct txstats__chunk *k = c->chunk;
+        for (; c->idx < k->n && c->out.n < HOLD_BYTES; n++)
+            put(c, (uint64_t)k->amounts[c->idx++]);
+        if (c->idx < k->n || k == cl->tail)
+            break;
+        c->chunk = k->next;
+        c->idx = 0;
+    }
+    txstats__img_patch(&c->out, at + 16, n);
+    if (n == 0)
+        c->out.n = at;
+    c->kept += n;
+    return c->chunk == cl->tail && c->idx == cl->tail->n;
+}
+
+/* The 'C' record: aggregates, and the bucket counts of the list of amounts not retained. */
+static void close_cell(struct txstats__collect *c, const struct txstats__cell *cl, int64_t ts)
+{
+    size_t nt = 0;
+    txstats__dist_tally(cl->dtail, c->hist, c->touched, &nt);
+    uint64_t f[8] = {
+        TXSTATS__IMG_CELL,         (uint64_t)ts,      cl->count,         (uint64_t)cl->sum,
+        (uint64_t)(cl->sum >> 64), (uint64_t)cl->min, (uint64_t)cl->max, nt};
+    for (int i = 0; i < 8; i++)
+        put(c, f[i]);
+    for (size_t i = 0; i < nt; i++) {
+        uint16_t b = c->touched[i];
+        put(c, c->hist[b] << 16 | b);
+        c->hist[b] = 0;
+    }
+    c->cells++;
+    c->count += cl->count;
+}
+
+/* Cell ts from the cursor: true when closed, false when the hold is full first. */
+static bool cell(struct txstats__collect *c, const struct txstats__window *w, int64_t ts)
+{
+    const struct txstats__cell *cl = txstats__window_cell(w, ts);
+    if (!c->mid) {
+        c->chunk = cl->tail ? cl->tail->next : NULL;
+        c->idx = 0;
+        c->mid = true;
+    }
+    if (!amounts(c, cl, ts))
+        return false;
+    close_cell(c, cl, ts);
+    c->mid = false;
+    return true;
+}
+
+/* Cells from the cursor on while the hold has room. Returns the cut's ts_hi: the first
+ * timestamp not wholly written (INT64_MAX once the shard is done, with *done). */
+static int64_t copy(struct txstats__collect *c, const struct txstats__window *w, bool *done)
+{
+    int64_t lo = w->now - w->g->window_ms + 1, hi = w->now + w->g->skew_ms;
+    if (c->mid && !txstats__window_used(w, c->from)) { /* the open cell left the window */
+        put(c, TXSTATS__IMG_VANISH);
+        put(c, (uint64_t)c->from);
+        c->mid = false;
+        c->from++;
+    }
+    int64_t ts = c->mid ? c->from : txstats__window_next_used(w, c->from > lo ? c->from : lo, hi);
+    for (; ts != INT64_MAX; ts = txstats__window_next_used(w, ts + 1, hi)) {
+        if ((!c->mid && c->out.n >= HOLD_BYTES) || !cell(c, w, ts)) {
+            c->from = ts;
+            return ts;
+        }
+    }
+    *done = true;
+    return INT64_MAX;
+}
+
+static int add_cut(struct txstats__collect *c, unsigned i, int64_t hi, uint64_t seq)
+{
+    struct cuts *k = &c->cuts[i];
+    if (txstats__reserve(&c->t->mem, (void **)&k->v, &k->cap, k->n + 1, sizeof(*k->v)) != 0)
+        return errno = ENOMEM, -1;
+    k->v[k->n++] = (struct cut){hi, seq};
+    return 0;
+}
+
+/* One hold of shard i's lock. 0 or -1 with errno. */
+static int hold(struct txstats__collect *c, unsigned i, bool first, bool *done)
+{
+    txstats_t *t = c->t;
+    struct txstats__shard *s = &t->shards[i];
+    int64_t now = txstats__now(t);
+    int rc = 0;
+    pthread_mutex_lock(&s->lock);
+    if (atomic_load(&t->generation) != c->generation)
+        rc = (errno = EAGAIN, -1);
+    else if (first && c->checkpoint && txstats__jstream_rotate(t->journal, s->js) != TXSTATS_OK)
+        rc = -1;
+    if (rc == 0) {
+        if (first && c->checkpoint)
+            c->cuts[i].bound = s->js->seg;
+        txstats__window_advance(&s->w, now);
+        if (first) {
+            put(c, TXSTATS__IMG_SECTION);
+            put(c, i);
+        }
+        int64_t hi = copy(c, &s->w, done);
+        if (c->checkpoint)
+            rc = add_cut(c, i, hi, s->js->seq);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int shard(struct txstats__collect *c, unsigned i)
+{
+    bool done = false;
+    c->from = INT64_MIN;
+    c->mid = false;
+    c->cuts[i].n = 0;
+    for (bool first = true; !done; first = false)
+        if (hold(c, i, first, &done) != 0 || flush(c) != 0)
+            return -1;
+    return 0;
+}
+
+/* ---- keys and journal ----------------------------------------------------------------------- */
+
+static void keys_open(struct txstats__collect *c)
+{
+    c->key_at = c->out.n;
+    c->key_n = 0;
+    put(c, TXSTATS__IMG_KEYS);
+    put(c, 0);
+}
+
+static void keys_close(struct txstats__collect *c)
+{
+    txstats__img_patch(&c->out, c->key_at + 8, c->key_n);
+    if (c->key_n == 0)
+        c->out.n = c->key_at;
+    c->keys += c->key_n;
+}
+
+static int key_put(void *ctx, const struct txstats__key *key, const struct txstats__key_info *info)
+{
+    struct txstats__collect *c = ctx;
+    if (txstats__img_room(&c->out) < 8 * TXSTATS__IMG_KEY_WORDS) {
+        if (!c->flush_in_key)
+            return 1; /* the next piece */
+        keys_close(c);
+        if (flush(c) != 0)
+            return -1;
+        keys_open(c);
+    }
+    uint64_t f[TXSTATS__IMG_KEY_WORDS] = {key->h[0], key->h[1], info->fp, (uint64_t)info->expires,
+                                          (uint64_t)(int64_t)info->status};
+    for (int i = 0; i < TXSTATS__IMG_KEY_WORDS; i++)
+        put(c, f[i]);
+    c->key_n++;
+    return 0;
+}
+
+/* Sub-table i in pieces; visited again from its first slot whenever its slots moved between two
+ * pieces (a key seen twice is loaded once), and in one hold after KEY_RESTARTS such moves. */
+static int sub_table(struct txstats__collect *c, unsigned i, int64_t now)
+{
+    uint64_t from = 0, moves = 0, m;
+    int restarts = 0;
+    for (bool first = true; from != UINT64_MAX; first = false) {
+        c->flush_in_key = restarts >= KEY_RESTARTS;
+        size_t max = c->flush_in_key ? SIZE_MAX : txstats__img_room(&c->out) / 40;
+        keys_open(c);
+        int rc = txstats__keys_each_from(&c->t->keys, i, now, &from, max, &m, key_put, c);
+        keys_close(c);
+        if (rc < 0 || flush(c) != 0)
+            return -1;
+        if (atomic_load(&c->t->generation) != c->generation)
+            return errno = EAGAIN, -1;
+        if (!first && m != moves) {
+            from = 0;
+            restarts++;
+        }
+        moves = m;
+    }
+    return 0;
+}
+
+/* 'J' records of one stream, as many as its cuts need. */
+static int journal_stream(struct txstats__collect *c, unsigned s, uint64_t bound,
+                          const struct cuts *k)
+{
+    size_t done = 0;
+    do {
+        if (txstats__img_room(&c->out) < 64 && flush(c) != 0)
+            return -1;
+        size_t n = (txstats__img_room(&c->out) - 32) / 16;
+        n = n < k->n - done ? n : k->n - done;
+        put(c, TXSTATS__IMG_JOURNAL);
+        put(c, s);
+        put(c, bound);
+        put(c, n);
+        for (size_t j = done; j < done + n; j++) {
+            put(c, (uint64_t)k->v[j].hi);
+            put(c, k->v[j].seq);
+        }
+        done += n;
+    } while (done < k->n);
+    return 0;
+}
+
+static int journal(struct txstats__collect *c)
+{
+    static const struct cuts none;
+    for (unsigned s = 0; c->checkpoint && s < c->streams; s++) {
+        bool live = s < c->t->nshards;
+        if (journal_stream(c, s, live ? c->cuts[s].bound : c->old_bound,
+                           live ? &c->cuts[s] : &none) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- the whole image ------------------------------------------------------------------------ */
+
+static void header(struct txstats__collect *c, txstats__emit_fn emit, void *ectx)
+{
+    txstats_t *t = c->t;
+    c->emit = emit;
+    c->ectx = ectx;
+    c->out.n = 0;
+    c->cells = c->count = c->kept = c->keys = 0;
+    c->generation = atomic_load(&t->generation);
+    if (c->checkpoint) /* everything the older streams held was replayed at open */
+        c->old_bound = atomic_load(&t->journal->next_seg);
+    uint64_t f[5] = {TXSTATS__IMG_HEADER, (uint64_t)t->cfg.window_ms, (uint64_t)txstats__now(t),
+                     t->nshards, c->checkpoint ? TXSTATS__IMG_JOURNAL_CKPT : 0};
+    for (int i = 0; i < 5; i++)
+        put(c, f[i]);
+}
+
+int txstats__collect_produce(void *collect, txstats__emit_fn emit, void *emit_ctx)
+{
+    struct txstats__collect *c = collect;
+    txstats_t *t = c->t;
+    if (emit(emit_ctx, TXSTATS__IMG_MAGIC, 8) != 0)
+        return -1;
+    header(c, emit, emit_ctx);
+    for (unsigned i = 0; i < t->nshards; i++)
+        if (shard(c, i) != 0)
+            return -1;
+    int64_t now = txstats__now(t); /* a stored transaction's key is older than it */
+    for (unsigned i = 0; i < TXSTATS__KEY_SUBTABLES; i++)
+        if (sub_table(c, i, now) != 0)
+            return -1;
+    if (journal(c) != 0)
+        return -1;
+    if (txstats__img_room(&c->out) < 64 && flush(c) != 0)
+        return -1;
+    uint64_t f[5] = {TXSTATS__IMG_END, c->cells, c->count, c->kept, c->keys};
+    for (int i = 0; i < 5; i++)
+        put(c, f[i]);
+    return flush(c);
+}

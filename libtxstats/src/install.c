@@ -1,0 +1,438 @@
+/* SPDX-License-Identifier: MIT */
+/* The image reader: a checking pass, then the install under every lock (install.h). */
+#include <string.h>
+
+#include "distribution.h"
+#include "install.h"
+
+struct cut {
+    int64_t hi;
+    uint64_t seq;
+};
+
+struct stream {
+    bool present;
+    uint64_t bound;
+    struct cut *v;
+    size_t n, cap;
+};
+
+struct txstats__load {
+    txstats_t *t;
+    struct txstats__img_in *in;
+    bool apply; /* the second pass */
+    int64_t now;
+    struct txstats__keys keys; /* the image's keys, swapped in by the second pass */
+    struct stream streams[TXSTATS__MAX_STREAMS];
+    /* What the cells inside the window need, per shard: retained-amount chunks, bucket chunks
+     * when every amount finds budget (best) or none does (worst). */
+    uint64_t chunks[TXSTATS__MAX_SHARDS], dbest[TXSTATS__MAX_SHARDS], dworst[TXSTATS__MAX_SHARDS];
+    uint64_t kept_inside;
+    /* The walk. */
+    bool headed, ended, sectioned, open, skip;
+    unsigned sections, section;
+    int64_t ts, prev;
+    uint64_t nkept; /* amounts of the open cell */
+    txstats_amount_t amin, amax;
+    txstats__i128 asum;
+    struct txstats__stage st;
+    uint64_t cells, count, kept, nkeys, loaded, dropped;
+};
+
+static struct txstats__window *target(const struct txstats__load *l)
+{
+    return &l->t->shards[l->section % l->t->nshards].w;
+}
+
+static bool inside(const struct txstats__load *l, int64_t ts)
+{
+    return ts > l->now - l->t->cfg.window_ms && ts <= l->now + l->t->cfg.max_skew_ms;
+}
+
+static int on_header(struct txstats__load *l, const struct txstats__img_rec *r)
+{
+    if (l->headed || (int64_t)r->f[0] < 1 || r->f[2] < 1 || r->f[2] > TXSTATS__MAX_SHARDS)
+        return TXSTATS_EFORMAT;
+    l->headed = true;
+    l->sections = (unsigned)r->f[2];
+    return TXSTATS_OK;
+}
+
+static int on_section(struct txstats__load *l, const struct txstats__img_rec *r)
+{
+    if (l->open || r->f[0] >= l->sections)
+        return TXSTATS_EFORMAT;
+    if (l->apply && l->sectioned)
+        txstats__window_return_credit(target(l));
+    l->sectioned = true;
+    l->section = (unsigned)r->f[0];
+    l->prev = INT64_MIN;
+    return TXSTATS_OK;
+}
+
+/* A cell's first record: ts after the section's last, inside the clock's range. */
+static int open_cell(struct txstats__load *l, int64_t ts)
+{
+    if (!l->sectioned || ts <= l->prev || ts > 2 * TXSTATS__CLOCK_LIMIT ||
+        ts < -2 * TXSTATS__CLOCK_LIMIT)
+        return TXSTATS_EFORMAT;
+    l->open = true;
+    l->ts = ts;
+    l->nkept = 0;
+    l->amin = INT64_MAX;
+    l->amax = INT64_MIN;
+    l->asum = 0;
+    l->skip = !inside(l, ts);
+    return TXSTATS_OK;
+}
+
+static int enter(struct txstats__load *l, int64_t ts)
+{
+    if (!l->open)
+        return open_cell(l, ts);
+    return ts == l->ts ? TXSTATS_OK : TXSTATS_EFORMAT;
+}
+
+static int on_amounts(struct txstats__load *l, const struct txstats__img_rec *r)
+{
+    int rc = enter(l, (int64_t)r->f[0]);
+    for (uint64_t i = 0; i < r->n && rc == TXSTATS_OK; i++) {
+        txstats_amount_t a = (txstats_amount_t)txstats__img_word(r->arr, i);
+        if (a <= -TXSTATS_AMOUNT_LIMIT || a >= TXSTATS_AMOUNT_LIMIT)
+            return TXSTATS_EFORMAT;
+        l->amin = a < l->amin ? a : l->amin;
+        l->amax = a > l->amax ? a : l->amax;
+        l->asum += a;
+        if (l->apply && !l->skip)
+            rc = txstats__window_stage_kept(target(l), &l->st, a);
+    }
+    l->nkept += r->n;
+    l->kept += r->n;
+    return rc;
+}
+
+/* Every invariant of a 'C' record against what its 'A' records said; *indiv and *runs: the
+ * bucket entries and run chunks its list will take. */
+static int check_cell(const struct txstats__load *l, const struct txstats__img_rec *r,
+                      const struct txstats__cell *agg, uint64_t *indiv, uint64_t *runs)
+{
+    if (agg->count < 1 || agg->min > agg->max || agg->min <= -TXSTATS_AMOUNT_LIMIT ||
+        agg->max >= TXSTATS_AMOUNT_LIMIT ||
+        (l->nkept && (l->amin < agg->min || l->amax > agg->max)))
+        return TXSTATS_EFORMAT;
+    if (agg->sum < (txstats__i128)agg->min * (txstats__i128)agg->count ||
+        agg->sum > (txstats__i128)agg->max * (txstats__i128)agg->count)
+        return TXSTATS_EFORMAT;
+    uint32_t blo = txstats__dist_bucket(agg->min), bhi = txstats__dist_bucket(agg->max);
+    uint64_t total = l->nkept;
+    *indiv = *runs = 0;
+    for (uint64_t i = 0; i < r->n; i++) {
+        uint64_t w = txstats__img_word(r->arr, i), n = w >> 16, b = w & 0xffff;
+        if (n < 1 || b < blo || b > bhi || n > agg->count - total)
+            return TXSTATS_EFORMAT;
+        total += n;
+        *indiv += n < TXSTATS__DCHUNK_CAP ? n : 0;
+        *runs += n >= TXSTATS__DCHUNK_CAP;
+    }
+    if (total != agg->count)
+        return TXSTATS_EFORMAT;
+    /* A cell that retains every amount has exactly their sum and extremes. */
+    bool whole = r->n == 0;
+    return !whole || (l->asum == agg->sum && l->amin == agg->min && l->amax == agg->max)
+               ? TXSTATS_OK
+               : TXSTATS_EFORMAT;
+}
+
+/* The bucket list of a cell being installed: single entries first, then runs. */
+static int stage_hist(struct txstats__load *l, const struct txstats__img_rec *r)
+{
+    int rc = TXSTATS_OK;
+    for (int runs = 0; runs < 2; runs++) {
+        for (uint64_t i = 0; i < r->n && rc == TXSTATS_OK; i++) {
+            uint64_t w = txstats__img_word(r->arr, i), n = w >> 16;
+            if ((n >= TXSTATS__DCHUNK_CAP) == runs)
+                rc = txstats__window_stage_buckets(target(l), &l->st, (uint32_t)(w & 0xffff), n);
+        }
+    }
+    return rc;
+}
+
+static uint64_t ceil_div(uint64_t a, uint64_t b)
+{
+    return (a + b - 1) / b;
+}
+
+static void need(struct txstats__load *l, uint64_t indiv, uint64_t runs)
+{
+    unsigned s = l->section % l->t->nshards;
+    l->chunks[s] += ceil_div(l->nkept, TXSTATS__CHUNK_CAP);
+    l->dbest[s] += ceil_div(indiv, TXSTATS__DCHUNK_CAP) + runs;
+    l->dworst[s] += ceil_div(indiv + l->nkept, TXSTATS__DCHUNK_CAP) + runs;
+    l->kept_inside += l->nkept;
+}
+
+static int on_cell(struct txstats__load *l, const struct txstats__img_rec *r)
+{
+    struct txstats__cell agg = {0};
+    uint64_t indiv, runs;
+    int rc = enter(l, (int64_t)r->f[0]);
+    agg.count = r->f[1];
+    agg.sum = (txstats__i128)(((unsigned __int128)r->f[3] << 64) | r->f[2]);
+    agg.min = (txstats_amount_t)r->f[4];
+    agg.max = (txstats_amount_t)r->f[5];
+    if (rc == TXSTATS_OK)
+        rc = check_cell(l, r, &agg, &indiv, &runs);
+    if (rc == TXSTATS_OK && l->apply && !l->skip)
+        rc = stage_hist(l, r);
+    if (rc != TXSTATS_OK)
+        return rc;
+    if (l->apply && !l->skip)
+        txstats__window_stage_close(target(l), l->ts, &l->st, &agg);
+    if (!l->apply && !l->skip)
+        need(l, indiv, runs);
+    *(l->skip ? &l->dropped : &l->loaded) += agg.count;
+    l->cells++;
+    l->count += agg.count;
+    l->open = false;
+    l->prev = l->ts;
+    return TXSTATS_OK;
+}
+
+static int on_vanish(struct txstats__load *l, const struct txstats__img_rec *r)
+{
+    int rc = enter(l, (int64_t)r->f[0]);
+    if (rc == TXSTATS_OK && l->apply)
+        txstats__window_stage_drop(target(l), &l->st);
+    l->open = false;
+    l->prev = l->ts;
+    return rc;
+}
+
+static int on_keys(struct txstats__load *l, const struct txstats__img_rec *r)
+{
+    for (uint64_t i = 0; i < r->n && !l->apply; i++) {
+        const uint8_t *e = r->arr + 8 * TXSTATS__IMG_KEY_WORDS * i;
+        struct txstats__key key = {{txstats__img_word(e, 0), txstats__img_word(e, 1)}};
+        int64_t status = (int64_t)txstats__img_word(e, 4);
+        struct txstats__key_info info = {txstats__img_word(e, 2), (int)status,
+                                         (int64_t)txstats__img_word(e, 3)};
+        if ((!key.h[0] && !key.h[1]) || info.expires <= -4 * TXSTATS__CLOCK_LIMIT ||
+            info.expires >= 4 * TXSTATS__CLOCK_LIMIT ||
+            (status != TXSTATS_OK && status != TXSTATS_EXPIRED && status != TXSTATS_EFUTURE &&
+             status != TXSTATS_ERANGE))
+            return TXSTATS_EFORMAT;
+        if (info.expires <= l->now)
+            continue;
+        int rc =
+            txstats__keys_put(&l->keys, txstats__keys_sub(&l->keys, &key), &key, &info, l->now);
+        if (rc == TXSTATS_ENOMEM)
+            return rc; /* TXSTATS_EFULL: a smaller max_keys now, keep what fits */
+    }
+    l->nkeys += r->n;
+    return TXSTATS_OK;
+}
+
+static int on_journal(struct txstats__load *l, const struct txstats__img_rec *r)
+{
+    if (r->f[0] >= TXSTATS__MAX_STREAMS)
+        return TXSTATS_EFORMAT;
+    struct stream *s = &l->streams[r->f[0]];
+    if (l->apply)
+        return TXSTATS_OK;
+    if (s->present && s->bound != r->f[1])
+        return TXSTATS_EFORMAT;
+    s->present = true;
+    s->bound = r->f[1];
+    if (txstats__reserve(&l->t->mem, (void **)&s->v, &s->cap, s->n + r->n, sizeof(*s->v)) != 0)
+        return TXSTATS_ENOMEM;
+    for (uint64_t i = 0; i < r->n; i++) {
+        struct cut c = {(int64_t)txstats__img_word(r->arr, 2 * i),
+                        txstats__img_word(r->arr, 2 * i + 1)};
+        if (s->n && c.hi <= s->v[s->n - 1].hi)
+            return TXSTATS_EFORMAT;
+        s->v[s->n++] = c;
+    }
+    return TXSTATS_OK;
+}
+
+static int on_end(struct txstats__load *l, const struct txstats__img_rec *r)
+{
+    if (l->open || r->f[0] != l->cells || r->f[1] != l->count || r->f[2] != l->kept ||
+        r->f[3] != l->nkeys)
+        return TXSTATS_EFORMAT;
+    if (l->apply && l->sectioned)
+        txstats__window_return_credit(target(l));
+    l->ended = true;
+    return TXSTATS_OK;
+}
+
+static int record(struct txstats__load *l, const struct txstats__img_rec *r)
+{
+    if (l->ended || (!l->headed && r->type != TXSTATS__IMG_HEADER))
+        return TXSTATS_EFORMAT;
+    switch (r->type) {
+    case TXSTATS__IMG_HEADER:
+        return on_header(l, r);
+    case TXSTATS__IMG_SECTION:
+        return on_section(l, r);
+    case TXSTATS__IMG_AMOUNTS:
+        return on_amounts(l, r);
+    case TXSTATS__IMG_CELL:
+        return on_cell(l, r);
+    case TXSTATS__IMG_VANISH:
+        return on_vanish(l, r);
+    case TXSTATS__IMG_KEYS:
+        return l->open ? TXSTATS_EFORMAT : on_keys(l, r);
+    case TXSTATS__IMG_JOURNAL:
+        return l->open ? TXSTATS_EFORMAT : on_journal(l, r);
+    default:
+        return on_end(l, r);
+    }
+}
+
+static int block(struct txstats__load *l, const uint8_t *payload, size_t len)
+{
+    const uint8_t *p = payload, *end = payload + len;
+    struct txstats__img_rec rec;
+    int k, rc = TXSTATS_OK;
+    while (rc == TXSTATS_OK && (k = txstats__img_next(&p, end, &rec)) == 1)
+        rc = record(l, &rec);
+    return rc != TXSTATS_OK ? rc : k < 0 ? TXSTATS_EFORMAT : TXSTATS_OK;
+}
+
+static int walk(struct txstats__load *l)
+{
+    l->headed = l->ended = l->sectioned = l->open = false;
+    l->cells = l->count = l->kept = l->nkeys = l->loaded = l->dropped = 0;
+    int rc = txstats__img_rewind(l->in), r = 0;
+    const uint8_t *payload;
+    size_t len;
+    while (rc == TXSTATS_OK && (r = txstats__img_block(l->in, &payload, &len)) == 1)
+        rc = block(l, payload, len);
+    if (rc == TXSTATS_OK && r < 0)
+        rc = r;
+    if (rc == TXSTATS_OK && !l->ended)
+        rc = TXSTATS_EFORMAT;
+    return rc;
+}
+
+int txstats__load_check(txstats_t *t, struct txstats__img_in *in, struct txstats__load **out)
+{
+    struct txstats__load *l = txstats__calloc(&t->mem, 1, sizeof(*l));
+    *out = NULL;
+    if (!l)
+        return TXSTATS_ENOMEM;
+    l->t = t;
+    l->in = in;
+    l->now = txstats__now(t);
+    int rc = txstats__keys_init(&l->keys, &t->mem, t->cfg.max_keys);
+    if (rc == TXSTATS_OK)
+        rc = walk(l);
+    if (rc != TXSTATS_OK) {
+        txstats__load_free(l);
+        return rc;
+    }
+    *out = l;
+    return TXSTATS_OK;
+}
+
+void txstats__load_free(struct txstats__load *l)
+{
+    if (!l)
+        return;
+    txstats__keys_fini(&l->keys);
+    for (unsigned i = 0; i < TXSTATS__MAX_STREAMS; i++)
+        txstats__free(&l->t->mem, l->streams[i].v);
+    txstats__free(&l->t->mem, l);
+}
+
+/* Everything the install needs, before anything changes: per shard its retained-amount chunks
+ * and its bucket chunks (for amounts that may find no retention budget, too, when the image
+ * retained more than max_retained allows now). */
+static int prealloc(struct txstats__load *l, struct txstats__chunk **pools,
+                    struct txstats__dslab **slabs)
+{
+    txstats_t *t = l->t;
+    bool tight = l->kept_inside > (uint64_t)t->cfg.max_retained;
+    int rc = TXSTATS_OK;
+    for (unsigned i = 0; i < t->nshards && rc == TXSTATS_OK; i++) {
+        rc = txstats__chunks_alloc(&t->mem, l->chunks[i], &pools[i]);
+        if (rc == TXSTATS_OK)
+            rc = txstats__dslab_alloc(&t->mem, tight ? l->dworst[i] : l->dbest[i], &slabs[i]);
+    }
+    for (unsigned i = 0; i < t->nshards && rc != TXSTATS_OK; i++) {
+        txstats__chunks_free(&t->mem, pools[i]);
+        txstats__dslab_free(&t->mem, slabs[i]);
+    }
+    return rc;
+}
+
+/* Every lock held: the windows emptied and given the preallocated chunks. */
+static void empty(struct txstats__load *l, struct txstats__chunk **pools,
+                  struct txstats__dslab **slabs)
+{
+    txstats_t *t = l->t;
+    l->now = txstats__now(t);
+    for (unsigned i = 0; i < t->nshards; i++) {
+        struct txstats__window *w = &t->shards[i].w;
+        txstats__window_advance(w, l->now);
+        txstats__window_reset(w);
+        txstats__window_return_credit(w);
+        txstats__window_adopt_chunks(w, pools[i]);
+        txstats__dist_adopt(&w->dist, slabs[i]);
+    }
+    atomic_fetch_add(&t->generation, 1);
+}
+
+int txstats__load_commit(struct txstats__load *l, uint64_t *loaded, uint64_t *dropped)
+{
+    txstats_t *t = l->t;
+    struct txstats__chunk *pools[TXSTATS__MAX_SHARDS] = {NULL};
+    struct txstats__dslab *slabs[TXSTATS__MAX_SHARDS] = {NULL};
+    int rc = prealloc(l, pools, slabs);
+    if (rc != TXSTATS_OK)
+        return rc;
+    txstats__keys_lock_all(&t->keys); /* lock order everywhere: keys, then shards */
+    txstats__lock_all(t);
+    empty(l, pools, slabs);
+    l->apply = true;
+    rc = walk(l);
+    if (rc == TXSTATS_OK) {
+        txstats__keys_swap(&t->keys, &l->keys);
+    } else {
+        if (l->open)
+            txstats__window_stage_drop(target(l), &l->st);
+        for (unsigned i = 0; i < t->nshards; i++)
+            txstats__window_reset(&t->shards[i].w);
+        txstats__keys_clear(&t->keys);
+    }
+    txstats__unlock_all(t);
+    txstats__keys_unlock_all(&t->keys);
+    *loaded = l->loaded;
+    *dropped = l->dropped;
+    return rc;
+}
+
+bool txstats__load_bound(const struct txstats__load *l, unsigned s, uint64_t *bound)
+{
+    if (s >= TXSTATS__MAX_STREAMS || !l->streams[s].present)
+        return false;
+    *bound = l->streams[s].bound;
+    return true;
+}
+
+bool txstats__load_covers(const struct txstats__load *l, unsigned s, int64_t ts, uint64_t seq)
+{
+    if (s >= TXSTATS__MAX_STREAMS || !l->streams[s].present)
+        return false;
+    const struct stream *st = &l->streams[s];
+    size_t lo = 0, hi = st->n; /* the first cut with ts < cut.hi */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ts < st->v[mid].hi)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    return lo < st->n && seq <= st->v[lo].seq;
+}
