@@ -2,7 +2,8 @@
 # The costs of the newer paths, each against its reference in the same run (ratios; medians of
 # ROUNDS alternating runs): POSTs with an Idempotency-Key vs without, POST /transactions/batch of
 # 1,000 vs single POSTs, the library's batch and keyed adds vs single adds, bytes per key and per
-# retained transaction, and what a checkpoint of a full window costs under saturating adds.
+# retained transaction, what a checkpoint of a full window costs under saturating adds, and what
+# checkpoints, snapshots and recovery cost in memory and in waiting adds (bench_persist).
 # Prints a Markdown section; bench/run.sh puts it into bench/RESULTS.md.
 # usage: bench/features.sh BUILD_DIR [SECONDS_PER_RUN] [ROUNDS]
 set -euo pipefail
@@ -47,6 +48,12 @@ mem=$("$build/bench/bench_memory")
 ckpt=$("$build/bench/bench_checkpoint" 2 1000000 load)
 ckpt_idle=$("$build/bench/bench_checkpoint" 2 1000000)
 ckpt_one=$("$build/bench/bench_checkpoint" 16 1)
+persist=$(for args in "ckpt 1000000 0" "ckpt 10000000 0" "ckpt 10000000 10000000" \
+    "recover 1000000 0" "recover 10000000 0" "recover 10000000 10000000" \
+    "wait 1000000 3" "wait 10000000 3" "rss 1000000 5" "rss 10000000 5"; do
+    # shellcheck disable=SC2086 # the arguments split on purpose
+    "$build/bench/bench_persist" $args
+done)
 
 awk -v p="$plain" -v k="$keyed" -v s="$single" -v b="$batch" -v d="$dur" -v n="$rounds" 'BEGIN {
     printf "### Idempotency keys and batches over HTTP\n\n"
@@ -81,4 +88,13 @@ echo '```'
 echo "$ckpt"
 echo "$ckpt_idle"
 echo "$ckpt_one"
+echo '```'
+echo
+echo '`build-bench/bench/bench_persist ckpt|recover|wait|rss ...` (issues 25 and 28: the extra peak of a'
+echo 'checkpoint, txstats_save_bin and txstats_save counted through the allocator; recovery in a fresh'
+echo 'process, its VmHWM against the VmRSS before the stop; the longest add while checkpoints run back'
+echo 'to back; VmRSS with checkpoints every second and without; medians of 3):'
+echo
+echo '```'
+echo "$persist"
 echo '```'
