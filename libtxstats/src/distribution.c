@@ -309,44 +309,6 @@ void txstats__dist_release(struct txstats__dist *d, struct txstats__dchunk **tai
     *tail = NULL;
 }
 
-uint64_t txstats__dist_chunks_for(uint64_t count, uint64_t nkept)
-{
-    nkept = nkept < count ? nkept : count;
-    return (nkept + TXSTATS__DCHUNK_CAP - 1) / TXSTATS__DCHUNK_CAP + (count > nkept);
-}
-
-/* A chunk from the free list, which txstats__dist_adopt() filled for the load. */
-static struct txstats__dchunk *put_chunk(struct txstats__dist *d, struct txstats__dchunk **tail)
-{
-    struct txstats__dchunk *k = d->free_chunks;
-    d->free_chunks = k->next;
-    k->n = 0;
-    k->next = *tail;
-    *tail = k;
-    return k;
-}
-
-void txstats__dist_put(struct txstats__dist *d, struct txstats__dchunk **tail, uint64_t count,
-                       const txstats_amount_t *known, uint64_t nknown, __int128 rest_sum)
-{
-    nknown = nknown < count ? nknown : count;
-    for (uint64_t i = 0; i < nknown; i++) {
-        if (!*tail || (*tail)->n >= TXSTATS__DCHUNK_CAP)
-            put_chunk(d, tail);
-        (*tail)->b[(*tail)->n++] = (uint16_t)txstats__dist_bucket(known[i]);
-    }
-    if (count == nknown)
-        return;
-    /* Amounts the snapshot did not keep: their mean stands for each (exact when one), in one
-     * run chunk. */
-    uint64_t run = count - nknown;
-    txstats_amount_t mean = (txstats_amount_t)(rest_sum / (__int128)run);
-    struct txstats__dchunk *k = put_chunk(d, tail);
-    k->n = RUN;
-    k->b[0] = (uint16_t)txstats__dist_bucket(mean);
-    memcpy(&k->b[1], &run, sizeof(run));
-}
-
 void txstats__dist_tally(const struct txstats__dchunk *tail, uint64_t *hist, uint16_t *touched,
                          size_t *ntouched)
 {

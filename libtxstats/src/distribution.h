@@ -113,13 +113,6 @@ void txstats__dist_release(struct txstats__dist *d, struct txstats__dchunk **tai
 int txstats__dslab_alloc(const struct txstats__mem *mem, uint64_t n, struct txstats__dslab **out);
 void txstats__dslab_free(const struct txstats__mem *mem, struct txstats__dslab *s);
 void txstats__dist_adopt(struct txstats__dist *d, struct txstats__dslab *s); /* NULL ok */
-/* Chunks a loaded cell of `count` amounts, `nkept` of them known, needs at most. */
-uint64_t txstats__dist_chunks_for(uint64_t count, uint64_t nkept);
-/* The list of a loaded cell for the `count` amounts its chain does not hold, not counted yet:
- * `nknown` of them known, the rest estimated from their sum `rest_sum` (exact when one) in one
- * run chunk. Chunks come from the free list (txstats__dist_adopt() put enough there). */
-void txstats__dist_put(struct txstats__dist *d, struct txstats__dchunk **tail, uint64_t count,
-                       const txstats_amount_t *known, uint64_t nknown, __int128 rest_sum);
 
 /* Images (image.h): a list's buckets as counts. Adds each bucket's amounts to hist[bucket] and
  * lists every bucket whose count was 0 before in touched[*ntouched ...] (TXSTATS__DIST_BUCKETS

@@ -51,6 +51,7 @@ struct txstats {
     unsigned nshards;
     struct txstats__shard *shards; /* 64-byte aligned inside shards_mem: no false sharing */
     void *shards_mem;
+    void *self_mem;           /* the allocation this instance sits in, 64-byte aligned */
     _Atomic int64_t last_now; /* high-water mark of the clock: time never runs backwards here */
     /* Written now and then: 64 bytes of padding on each side keep it off the read-mostly lines
      * above whatever the allocation's alignment. */

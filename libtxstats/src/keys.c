@@ -228,26 +228,6 @@ uint64_t txstats__keys_count(struct txstats__keys *k)
     return atomic_load(&k->held);
 }
 
-int txstats__keys_each(struct txstats__keys *k, int64_t now, txstats__key_fn fn, void *ctx)
-{
-    int rc = 0;
-    for (int i = 0; i < TXSTATS__KEY_SUBTABLES && rc == 0; i++) {
-        struct txstats__key_sub *s = &k->sub[i];
-        pthread_mutex_lock(&s->lock);
-        for (uint64_t j = 0; j < s->nslots && rc == 0; j++) {
-            const struct txstats__key_entry *e = &s->slots[j];
-            if (!live(e, now))
-                continue;
-            struct txstats__key key = {{e->h[0], e->h[1]}};
-            struct txstats__key_info info;
-            info_of(e, &info);
-            rc = fn(ctx, &key, &info);
-        }
-        pthread_mutex_unlock(&s->lock);
-    }
-    return rc;
-}
-
 int txstats__keys_each_from(struct txstats__keys *k, unsigned i, int64_t now, uint64_t *from,
                             size_t max, uint64_t *moves, txstats__key_fn fn, void *ctx)
 {

@@ -84,11 +84,9 @@ void txstats__keys_clear(struct txstats__keys *k);
 uint64_t txstats__keys_count(struct txstats__keys *k);
 /* Exchange the contents of two tables (not their locks); every lock of `a` held, `b` private. */
 void txstats__keys_swap(struct txstats__keys *a, struct txstats__keys *b);
-/* Every live key, sub-table by sub-table (each locked while it is visited): `fn` returns 0 to go
- * on; its first non-zero return is returned. */
+/* What a visit of the keys is given (txstats__keys_each_from): 0 to go on. */
 typedef int (*txstats__key_fn)(void *ctx, const struct txstats__key *key,
                                const struct txstats__key_info *info);
-int txstats__keys_each(struct txstats__keys *k, int64_t now, txstats__key_fn fn, void *ctx);
 /* A piece of sub-table `i` (locked while it is visited): its live keys from slot *from on, at
  * most `max` of them, through `fn`, until fn returns non-zero (that key not taken); *from becomes
  * the slot to go on from (UINT64_MAX once the sub-table is done) and *moves the sub-table's move

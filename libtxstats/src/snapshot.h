@@ -1,21 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Internal: the snapshot codec (leaf: it knows no window, no lock and no file; it writes through
- * a callback and reads from bytes). Two encodings of the same content:
+ * Internal: the older formats, read only (leaf: it knows no window, no lock and no file; it reads
+ * from bytes and turns what it read into an image, image.h, which is what every load installs).
+ * Files of libtxstats 0.x:
  *
- * - JSON, the public format of txstats_save()/txstats_load(), versioned and readable:
+ * - JSON version 1, what txstats_save() wrote (version 2 is image_json.h):
  *   {"format":"libtxstats-snapshot","version":1,"window_ms":60000,"saved_at_ms":T,
  *    "count":N,"sum":"S","journal":[[stream,segment],...],
  *    "cells":[[ts,count,"sum","min","max",["amount",...]],...],
  *    "keys":[["<32 hex digits of the key digest>","<16 hex fingerprint>",expires_ms,status],...]}
- * - binary, the checkpoint of a journaled directory (checkpoint.bin), compact and cheap to write:
- *   "TXCKPT01", then little-endian u64 fields: window_ms, saved_at_ms, nbound, bound[nbound],
- *   ncells, and per cell ts, count, sum (lo, hi), min, max, nkept, amounts[nkept]; nkeys, and per
- *   key its digest (2 words), fingerprint, expiry, status; last the CRC32C of everything before
- *   it (u32).
+ * - binary "TXCKPT01" (checkpoint.bin and txstats_save_bin()), then little-endian u64 fields:
+ *   window_ms, saved_at_ms, nbound, bound[nbound], ncells, and per cell ts, count, sum (lo, hi),
+ *   min, max, nkept, amounts[nkept]; nkeys, and per key its digest (2 words), fingerprint,
+ *   expiry, status; last the CRC32C of everything before it (u32).
  *
  * Cells are in increasing timestamp order, one per millisecond. Both decoders check every
- * invariant (sums, counts, min <= kept <= max, order) before anything is used.
+ * invariant (sums, counts, min <= kept <= max, order) before anything is used. Neither format
+ * kept the buckets of the amounts it did not retain: those count at their cell's mean.
  */
 #ifndef TXSTATS_SNAPSHOT_H
 #define TXSTATS_SNAPSHOT_H
@@ -61,13 +62,7 @@ txstats_amount_t *txstats__snap_push(struct txstats__snap *sn, int64_t ts,
                                      const struct txstats__cell *agg);
 /* Append a key: TXSTATS_OK or TXSTATS_ENOMEM. */
 int txstats__snap_push_key(struct txstats__snap *sn, const struct txstats__snap_key *key);
-/* Sort cells by timestamp and merge cells of the same millisecond (several shards), keeping push
- * order within a millisecond. TXSTATS_OK or TXSTATS_ENOMEM (unchanged). */
-int txstats__snap_sort(struct txstats__snap *sn);
 
-/* Encoders: 0, or -1 with errno from `emit`. */
-int txstats__snap_encode_json(const struct txstats__snap *sn, txstats__emit_fn emit, void *ctx);
-int txstats__snap_encode_bin(const struct txstats__snap *sn, txstats__emit_fn emit, void *ctx);
 /* Decoders into an initialised, empty `sn`: TXSTATS_OK, TXSTATS_EFORMAT, TXSTATS_ENOMEM. */
 int txstats__snap_decode_json(struct txstats__snap *sn, const char *data, size_t len);
 int txstats__snap_decode_bin(struct txstats__snap *sn, const char *data, size_t len);

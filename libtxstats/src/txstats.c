@@ -111,16 +111,20 @@ int txstats_create(txstats_t **out, const txstats_config_t *cfg)
     if (check_config(cfg) != TXSTATS_OK)
         return TXSTATS_EINVAL;
     struct txstats__mem boot = {cfg->alloc, cfg->free, cfg->alloc_ud};
-    txstats_t *t = txstats__alloc(&boot, sizeof(*t));
-    if (!t)
+    /* The instance holds 64-byte aligned members (shards, key sub-tables): aligned here, since
+     * malloc and a caller's allocator promise only 16. */
+    void *self = txstats__alloc(&boot, sizeof(txstats_t) + 63);
+    if (!self)
         return TXSTATS_ENOMEM;
+    txstats_t *t = (void *)(((uintptr_t)self + 63) & ~(uintptr_t)63);
     memset(t, 0, sizeof(*t));
+    t->self_mem = self;
     init_geometry(t, cfg);
     t->shards_mem = txstats__alloc(&t->mem, t->nshards * sizeof(*t->shards) + 63);
     t->shards = (void *)(((uintptr_t)t->shards_mem + 63) & ~(uintptr_t)63);
     if (!t->shards_mem || init_shards(t) != TXSTATS_OK) {
         txstats__free(&boot, t->shards_mem);
-        txstats__free(&boot, t);
+        txstats__free(&boot, self);
         return TXSTATS_ENOMEM;
     }
     if (txstats__keys_init(&t->keys, &t->mem, cfg->max_keys) != TXSTATS_OK) {
@@ -145,7 +149,7 @@ void txstats_destroy(txstats_t *t)
     txstats__keys_fini(&t->keys);
     struct txstats__mem mem = t->mem;
     txstats__free(&mem, t->shards_mem);
-    txstats__free(&mem, t);
+    txstats__free(&mem, t->self_mem);
 }
 
 static int admit(const txstats_config_t *cfg, txstats_amount_t amount, int64_t ts, int64_t now)

@@ -319,37 +319,6 @@ void txstats__window_apply(struct txstats__window *w, const struct txstats__rese
     }
 }
 
-void txstats__window_put_cell(struct txstats__window *w, int64_t ts,
-                              const struct txstats__cell *agg, const txstats_amount_t *kept,
-                              uint64_t nkept, struct txstats__chunk **pool)
-{
-    int64_t slot = ts & w->g->mask;
-    struct txstats__cell *c = &w->cells[slot];
-    txstats__i128 rest = agg->sum;
-    nkept = nkept < agg->count ? nkept : agg->count;
-    for (uint64_t i = 0; i < nkept; i++)
-        rest -= kept[i];
-    uint64_t i = 0;
-    for (; i < nkept && take_credit(w); i++) {
-        struct txstats__chunk *fresh = NULL;
-        if (!c->tail || c->tail->n == TXSTATS__CHUNK_CAP) {
-            fresh = *pool;
-            *pool = fresh->next;
-            fresh->n = 0;
-        }
-        chain_append(c, fresh, kept[i]);
-    }
-    /* What the chain does not hold goes to the distribution's list (counted when active). */
-    txstats__dist_put(&w->dist, &c->dtail, agg->count - i, kept + i, nkept - i, rest);
-    c->count = agg->count;
-    c->sum = agg->sum;
-    c->min = agg->min;
-    c->max = agg->max;
-    w->bits[slot >> 6] |= UINT64_C(1) << (slot & 63);
-    if (ts <= w->now)
-        activate_cell(w, ts);
-}
-
 int txstats__window_stage_kept(struct txstats__window *w, struct txstats__stage *st,
                                txstats_amount_t amount)
 {

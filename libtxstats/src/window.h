@@ -151,12 +151,6 @@ bool txstats__window_used(const struct txstats__window *w, int64_t ts);
  * half-way. TXSTATS_OK or TXSTATS_ENOMEM (nothing allocated). */
 int txstats__chunks_alloc(const struct txstats__mem *mem, uint64_t n, struct txstats__chunk **pool);
 void txstats__chunks_free(const struct txstats__mem *mem, struct txstats__chunk *pool);
-/* Install a whole cell at ts (count, sum, min, max from `agg`; `nkept` amounts, as far as the
- * retention budget allows); chunks come from *pool, which holds enough, and the distribution's
- * from w->dist's free list (txstats__dist_adopt() a block of txstats__dist_chunks_for()). */
-void txstats__window_put_cell(struct txstats__window *w, int64_t ts,
-                              const struct txstats__cell *agg, const txstats_amount_t *kept,
-                              uint64_t nkept, struct txstats__chunk **pool);
 /* Give the rest of a pool to the window's free list. */
 void txstats__window_adopt_chunks(struct txstats__window *w, struct txstats__chunk *pool);
 
