@@ -62,6 +62,12 @@ static void log_recovery(const struct local *l)
             (unsigned long long)r->replayed, (unsigned long long)r->expired,
             (unsigned long long)r->torn_bytes, (unsigned long long)r->corrupt_records,
             r->cleared ? ", a journaled DELETE applied" : "", (unsigned long long)sum.count);
+    if (r->approximate)
+        srv_log(LOG_WARN,
+                "the checkpoint was written by an older version that kept neither the amounts "
+                "nor the buckets of %llu transaction(s): quantiles count them at their "
+                "millisecond's mean until they leave the window",
+                (unsigned long long)r->approximate);
     if (r->corrupt_records)
         srv_log(LOG_WARN, "%llu damaged journal records were skipped (--recover skip-corrupt)",
                 (unsigned long long)r->corrupt_records);

@@ -258,11 +258,15 @@ int srv_ckpt_read(const char *dir, int32_t p, struct srv_ckpt_meta *m, char *err
     return 0;
 }
 
-int srv_ckpt_load(const char *dir, const struct srv_ckpt_meta *m, txstats_t *w)
+int srv_ckpt_load(const char *dir, const struct srv_ckpt_meta *m, txstats_t *w,
+                  uint64_t *approximate)
 {
     char path[1400];
+    txstats_load_info_t info = {0};
     snprintf(path, sizeof(path), "%s/%s", dir, m->snapshot);
-    return txstats_load(w, path); /* either format */
+    int rc = txstats_load_ex(w, path, &info); /* any format the library wrote */
+    *approximate = rc == TXSTATS_OK ? info.approximate : 0;
+    return rc;
 }
 
 void srv_ckpt_meta_free(struct srv_ckpt_meta *m)

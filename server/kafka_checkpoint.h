@@ -63,8 +63,10 @@ int srv_ckpt_write(const char *dir, txstats_t *w, struct srv_ckpt_meta *m, char 
  * srv_ckpt_meta_free), 1 when there is none, or -1 with a message in err (damaged). */
 int srv_ckpt_read(const char *dir, int32_t p, struct srv_ckpt_meta *m, char *err, size_t errn);
 
-/* Load the snapshot m names into `w` (all or nothing). Returns a txstats status. */
-int srv_ckpt_load(const char *dir, const struct srv_ckpt_meta *m, txstats_t *w);
+/* Load the snapshot m names into `w` (all or nothing). Returns a txstats status; *approximate:
+ * transactions whose buckets the file, written by an older version, did not keep. */
+int srv_ckpt_load(const char *dir, const struct srv_ckpt_meta *m, txstats_t *w,
+                  uint64_t *approximate);
 
 void srv_ckpt_meta_free(struct srv_ckpt_meta *m);
 

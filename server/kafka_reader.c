@@ -257,7 +257,8 @@ void *srv_kafka_reader_main(void *arg)
 struct restore {
     struct srv_ckpt_meta meta;
     bool usable;
-    int rc; /* txstats_load's */
+    int rc;               /* txstats_load_ex's */
+    uint64_t approximate; /* its info.approximate */
 };
 struct restore_set {
     struct srv_cluster *k;
@@ -304,7 +305,8 @@ static void *restore_main(void *arg)
     struct srv_cluster *k = set->k;
     for (int p; (p = atomic_fetch_add(&set->next, 1)) < k->partitions;)
         if (set->r[p].usable)
-            set->r[p].rc = srv_ckpt_load(k->ckpt_dir, &set->r[p].meta, k->part[p]);
+            set->r[p].rc =
+                srv_ckpt_load(k->ckpt_dir, &set->r[p].meta, k->part[p], &set->r[p].approximate);
     return NULL;
 }
 
@@ -352,10 +354,13 @@ int srv_kafka_restore_all(struct srv_cluster *k)
         restore_main(&set);
     for (int i = 0; i < started; i++)
         pthread_join(th[i], NULL);
+    uint64_t approximate = 0;
     for (int p = 0; p < k->partitions; p++) {
-        if (r[p].usable && r[p].rc == TXSTATS_OK)
+        if (r[p].usable && r[p].rc == TXSTATS_OK) {
             adopt(k, p, &r[p].meta);
-        else if (r[p].usable)
+            approximate += r[p].approximate;
+        }
+        if (r[p].usable && r[p].rc != TXSTATS_OK)
             srv_log(LOG_WARN,
                     "partition %d: checkpoint %s cannot be loaded (%s): reading it from "
                     "Kafka",
@@ -363,6 +368,12 @@ int srv_kafka_restore_all(struct srv_cluster *k)
         srv_ckpt_meta_free(&r[p].meta);
     }
     free(r);
+    if (approximate)
+        srv_log(LOG_WARN,
+                "checkpoints: %llu restored transaction(s) come from files of an older version "
+                "that kept neither their amounts nor their buckets: quantiles count them at their "
+                "millisecond's mean until they leave the window",
+                (unsigned long long)approximate);
     k->restore_ms = srv_now_ms() - t0;
     srv_log(LOG_INFO,
             "checkpoints: %d of %d partition(s) restored from %s, %llu transaction(s), in %.3f s",
