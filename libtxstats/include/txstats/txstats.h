@@ -341,27 +341,36 @@ TXSTATS_API void txstats_clear(txstats_t *t);
 TXSTATS_API int txstats_clear_ex(txstats_t *t);
 
 /**
- * Write the window (exact per-millisecond aggregates and the retained transactions) to `path` as a
- * versioned JSON document, atomically: a temporary file in the same directory, fsync, rename over
- * `path`, fsync of the directory. On failure `path` is untouched.
- * @return TXSTATS_OK; TXSTATS_EIO (errno tells why); TXSTATS_ENOMEM; TXSTATS_EINVAL.
- * Adds proceed while the file is written; each shard is copied under its lock, then formatted.
+ * Write the window (exact per-millisecond aggregates, the retained transactions, the bucket
+ * counts of the amounts not retained, the idempotency keys) to `path` as a versioned JSON
+ * document (version 2: one array per record of the binary format), atomically: a temporary file
+ * in the same directory, fsync, rename over `path`, fsync of the directory. On failure `path` is
+ * untouched. txstats_load() of the file gives back every answer: statistics, quantiles, histogram
+ * counts and listing.
+ * Adds proceed while the file is written: each shard is copied in holds of its lock of at most
+ * 1 MiB of cells each, written out after the lock is released; memory beyond the window stays
+ * about 3 MiB whatever the window holds.
+ * @return TXSTATS_OK; TXSTATS_EIO (errno tells why; EAGAIN when a clear or a load kept replacing
+ *         the contents during 16 attempts); TXSTATS_ENOMEM; TXSTATS_EINVAL.
  */
 TXSTATS_API int txstats_save(txstats_t *t, const char *path);
 
 /**
- * As txstats_save(), in the compact binary format of txstats_checkpoint() (little-endian words,
- * a CRC-32C over the whole file) instead of JSON: for a window of 333,000 transactions, about 2×
- * faster to write and 4× faster to load. txstats_load() reads either format.
+ * As txstats_save(), in the compact binary format of txstats_checkpoint() ("TXCKPT02": blocks of
+ * at most 2 MiB of little-endian words, each with its CRC-32C) instead of JSON: about 2× faster
+ * to write and read back. txstats_load() reads either format, and those of libtxstats 0.x.
  * @return as txstats_save().
  */
 TXSTATS_API int txstats_save_bin(txstats_t *t, const char *path);
 
 /**
- * Replace the instance's contents with the snapshot at `path` (JSON from txstats_save() or binary
- * from txstats_save_bin()), dropping entries that have expired
- * (and, beyond max_retained, listing entries; statistics stay exact). All or nothing: on any error
- * the instance is as it was.
+ * Replace the instance's contents with the snapshot at `path` (JSON from txstats_save(), binary
+ * from txstats_save_bin(), or either format of libtxstats 0.x), dropping entries that have
+ * expired (and, beyond max_retained, listing entries; statistics stay exact). The file is read
+ * twice, a block at a time: first checked whole (every CRC, every cell's invariants), then
+ * installed, with every shard locked (adds wait for the install) after what the window needs was
+ * allocated. All or nothing: on any error before the install the instance is as it was; a file
+ * changed on disk between the two readings leaves it empty (TXSTATS_EIO or TXSTATS_EFORMAT).
  * @return TXSTATS_OK; TXSTATS_EIO (cannot open or read; errno tells why); TXSTATS_EFORMAT
  *         (not a snapshot, corrupt, truncated, empty, or an unsupported version); TXSTATS_ENOMEM;
  *         TXSTATS_EINVAL.
@@ -479,10 +488,14 @@ TXSTATS_API int txstats_open_dir(txstats_t *t, const char *dir, const txstats_du
  * Write a checkpoint of the window (`checkpoint.bin`, atomically) to the directory of
  * txstats_open_dir(), recording the journal position it covers, then delete the journal segments
  * it makes unnecessary, so that disk use is bounded by the traffic between checkpoints rather
- * than by uptime. Adds continue meanwhile: each shard is locked only while it is copied. The
- * cost is proportional to what the window holds (about 8 bytes per retained transaction and 56
- * per used millisecond), not to the ring or the caps.
- * @return TXSTATS_OK; TXSTATS_EIO; TXSTATS_ENOMEM; TXSTATS_EINVAL (no directory attached).
+ * than by uptime. Adds continue meanwhile: each shard is locked for holds of at most 1 MiB of
+ * cells, and no file I/O happens under a lock; memory beyond the window stays about 3 MiB
+ * whatever it holds. The file's size is what the window holds (8 bytes per retained transaction,
+ * 64 per used millisecond plus 8 per distinct bucket of its amounts not retained, 40 per key),
+ * not the ring or the caps. Recovery replays exactly the journal records the checkpoint does not
+ * hold, whatever adds ran while it was written.
+ * @return TXSTATS_OK; TXSTATS_EIO (errno; EAGAIN when clears or loads kept voiding it);
+ *         TXSTATS_ENOMEM; TXSTATS_EINVAL (no directory attached).
  */
 TXSTATS_API int txstats_checkpoint(txstats_t *t);
 
