@@ -77,8 +77,6 @@ static int keys(struct txstats__img_json *j, const struct txstats__img_rec *r)
 static int record(struct txstats__img_json *j, const struct txstats__img_rec *r)
 {
     char buf[160];
-    const long long *f = (const long long *)NULL;
-    (void)f;
     if (text(j, j->any ? ",\n" : "\n") != 0)
         return -1;
     j->any = true;
