@@ -13,7 +13,7 @@
  * So a bounded step (an arena, a buffer sized once) passes only when it came early enough to be
  * followed by a flat second half; a step late in the run, or a creep, fails. Before the clock
  * starts, every worker thread serves one request of each kind, so that the stacks they touch
- * (up to about 30 KiB each, 256 threads) are not counted as growth.
+ * (about 20 KiB each, 256 threads) are not counted as growth.
  *
  * usage: soak PATH-TO-txstats-server SECONDS WINDOW_MS
  */
