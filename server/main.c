@@ -207,12 +207,14 @@ static int run(struct srv *s)
                 s->opt.listen);
         return 1;
     }
-    write_port_file(s, ctx);
-    if (!is_loopback(s->opt.listen) && s->admin_token_len == 0)
+    if (s->admin_token_len == 0) /* on stderr, the log, unless --log-level error */
         srv_log(LOG_WARN,
-                "listening on %s, beyond loopback, with no admin token: anyone who "
-                "can connect may DELETE all transactions",
-                s->opt.listen);
+                "no admin token (--admin-token-file or TXSTATS_ADMIN_TOKEN): anyone who can "
+                "connect to %s%s may DELETE all transactions",
+                s->opt.listen,
+                is_loopback(s->opt.listen) ? " (any user or process on this machine)"
+                                           : ", beyond loopback,");
+    write_port_file(s, ctx);
     sigset_t set;
     int sig = 0;
     sigemptyset(&set);
