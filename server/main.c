@@ -236,8 +236,9 @@ static int run(struct srv *s)
  * while every arena may keep freed memory of its own; glibc's default is 8 per core (16 on 2
  * cores, 512 on 64). And a fixed mmap threshold: glibc raises it to the size of any large
  * block freed (up to 32 MiB), after which blocks of that size come from an arena and their
- * memory may stay there after free (the checkpoint's copy of the window: +27 MiB in the soak of
- * issue 23). Fixed, a block of 256 KiB or more is always mapped and unmapped. MALLOC_ARENA_MAX,
+ * memory may stay there after free (likely the +27 MiB step of issue 23, when a checkpoint
+ * still copied the whole window). Fixed, a block of 256 KiB or more is always mapped and
+ * unmapped. MALLOC_ARENA_MAX,
  * MALLOC_MMAP_THRESHOLD_ or GLIBC_TUNABLES in the environment override either. */
 #define SRV_ARENA_MAX      4
 #define SRV_MMAP_THRESHOLD (256 * 1024)
