@@ -197,6 +197,28 @@ static bool parse_epoch_ms(const char *t, size_t n, int64_t *out)
     return true;
 }
 
+/* An integer below 10^11 ms is before 1973-03-03T09:46:40Z: almost surely epoch seconds (today is
+ * about 1.8 * 10^9 s), whose data would otherwise be dropped as expired with a 204. */
+#define SRV_MIN_EPOCH_MS 100000000000LL
+
+static int epoch_ms_check(int64_t ms, char *err, size_t errlen)
+{
+    if (ms >= SRV_MIN_EPOCH_MS)
+        return 0;
+    if (ms <= 0)
+        snprintf(err, errlen,
+                 "'timestamp' %lld is no recent time: as a number it is epoch milliseconds, at "
+                 "least 10^11 (1973-03-03T09:46:40Z)",
+                 (long long)ms);
+    else
+        snprintf(err, errlen,
+                 "'timestamp' %lld looks like epoch seconds: as a number it is epoch "
+                 "milliseconds, at least 10^11 (1973-03-03T09:46:40Z); send %lld000, or an "
+                 "RFC 3339 string",
+                 (long long)ms, (long long)ms);
+    return 422;
+}
+
 static int parse_timestamp(const cJSON *root, const char *body, size_t len, int64_t *out, char *err,
                            size_t errlen)
 {
@@ -221,8 +243,8 @@ static int parse_timestamp(const cJSON *root, const char *body, size_t len, int6
             !parse_epoch_ms(text, n, out))
             return fail(err, errlen, 422,
                         "'timestamp' as a number must be an integer of epoch milliseconds "
-                        "of at most 16 digits");
-        return 0;
+                        "of at most 16 digits, not epoch seconds with a fraction");
+        return epoch_ms_check(*out, err, errlen);
     }
     return fail(err, errlen, 422, "'timestamp' must be an RFC 3339 string or epoch milliseconds");
 }

@@ -64,4 +64,26 @@ if [ "$(id -u)" -ne 0 ] || [ -n "$as_user" ]; then
         fail "no plain reason for an unwritable directory"
 fi
 if grep -q "input/output error" "$work/err"; then fail "a terse library error text"; fi
+
+echo "== no admin token: a warning at start, none with one"
+# $1: "warn" or "quiet"; the rest: the environment for the server.
+token_warning() {
+    want="$1"; shift
+    rm -rf "$work/tok" && mkdir "$work/tok"
+    env "$@" "$bin" --listen 127.0.0.1:0 --data-dir "$work/tok/data" \
+        --port-file "$work/tok/port" 2>"$work/tok/err" &
+    pid=$!
+    i=0
+    while [ ! -s "$work/tok/port" ] && [ $i -lt 500 ]; do sleep 0.02; i=$((i + 1)); done
+    kill -TERM "$pid"
+    wait "$pid" || fail "the server exited $? ($(cat "$work/tok/err"))"
+    if grep -q "no admin token.*may DELETE all transactions" "$work/tok/err"; then
+        [ "$want" = warn ] || fail "a warning although a token is set: $(cat "$work/tok/err")"
+    else
+        [ "$want" = quiet ] || fail "no warning without a token: $(cat "$work/tok/err")"
+    fi
+}
+token_warning warn -u TXSTATS_ADMIN_TOKEN -u TXSTATS_ADMIN_TOKEN_FILE
+grep "no admin token" "$work/tok/err"
+token_warning quiet TXSTATS_ADMIN_TOKEN=correct-horse-battery
 echo "cli: ok"

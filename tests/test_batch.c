@@ -118,6 +118,39 @@ static void test_not_ndjson(void **state)
     assert_int_equal(server_stop(s, SIGTERM), 0);
 }
 
+/* Integer timestamps are epoch milliseconds; below 10^11 (epoch seconds, 0, negative) a line is
+ * 422 naming the unit, never counted as expired. */
+static void test_epoch_seconds(void **state)
+{
+    struct server *s = *state;
+    start(s, NULL);
+    char body[1024] = "";
+    long long now = (long long)now_ms();
+    line(body, sizeof(body), "{\"amount\":\"1\",\"timestamp\":%lld}\n", now / 1000); /* 1 */
+    line(body, sizeof(body), "{\"amount\":\"2\",\"timestamp\":%lld}\n", now);        /* 2 */
+    line(body, sizeof(body), "{\"amount\":\"3\",\"timestamp\":0}\n");                /* 3 */
+    line(body, sizeof(body), "{\"amount\":\"4\",\"timestamp\":-5}\n");               /* 4 */
+    line(body, sizeof(body), "{\"amount\":\"5\",\"timestamp\":99999999999}\n");      /* 5 */
+    line(body, sizeof(body), "{\"amount\":\"6\",\"timestamp\":100000000000}\n");     /* 6 */
+    line(body, sizeof(body), "{\"amount\":\"7\",\"timestamp\":%lld.5}\n", now / 1000);
+    struct resp r = batch(s, body, strlen(body), 200);
+    assert_non_null(strstr(r.body, "{\"stored\":1,\"expired\":1,\"replayed\":0,"));
+    char want[128];
+    snprintf(want, sizeof(want),
+             "{\"line\":1,\"status\":422,\"error\":\"'timestamp' %lld looks "
+             "like epoch seconds",
+             now / 1000);
+    if (!strstr(r.body, want))
+        fail_msg("no %s in %s", want, r.body);
+    for (int no = 3; no <= 7; no++) {
+        snprintf(want, sizeof(want), "{\"line\":%d,\"status\":422,", no);
+        if ((no == 6) != !strstr(r.body, want))
+            fail_msg("line %d: %s", no, r.body);
+    }
+    resp_free(&r);
+    assert_int_equal(server_stop(s, SIGTERM), 0);
+}
+
 /* Over --max-batch lines or --max-batch-bytes: 413, nothing stored, the connection closed; a
  * line over --max-body-bytes is rejected on its own. */
 static void test_limits(void **state)
@@ -207,6 +240,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         T(test_every_kind_of_line),
         T(test_not_ndjson),
+        T(test_epoch_seconds),
         T(test_limits),
         T(test_answered_batch_survives_kill),
     };

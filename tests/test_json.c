@@ -42,14 +42,55 @@ static void test_fuzz_regression(void **state)
 
 static void test_number_text_exact(void **state)
 {
-    static const char *bodies[] = {"{\"amount\":0.1,\"timestamp\":1}",
-                                   "{ \"amount\" : 0.1 , \"timestamp\" : 1 }",
-                                   "{\"x\":{\"amount\":5},\"amount\":0.1,\"timestamp\":1}"};
+    static const char *bodies[] = {
+        "{\"amount\":0.1,\"timestamp\":1531821591312}",
+        "{ \"amount\" : 0.1 , \"timestamp\" : 1531821591312 }",
+        "{\"x\":{\"amount\":5},\"amount\":0.1,\"timestamp\":1531821591312}"};
     for (int i = 0; i < 3; i++) {
         struct srv_tx tx;
         assert_int_equal(parse(bodies[i], strlen(bodies[i]), &tx), 0);
         assert_int_equal(tx.amount, 100000);
-        assert_int_equal(tx.timestamp_ms, 1);
+        assert_int_equal(tx.timestamp_ms, 1531821591312);
+    }
+}
+
+/* A number is epoch milliseconds; below 10^11 (before 1973-03-03) it is 422, and the message
+ * names the likely mistake: epoch seconds read as milliseconds would be a 204 in 1970. */
+static void test_epoch_units(void **state)
+{
+    static const struct {
+        const char *ts; /* the timestamp member's text */
+        int status;
+        long long ms;     /* when accepted */
+        const char *says; /* in the error, when refused */
+    } cases[] = {
+        {"1796518054", 422, 0, "looks like epoch seconds"}, /* seconds, 2026 */
+        {"1796518054", 422, 0, "send 1796518054000"},
+        {"1796518054000", 0, 1796518054000LL, NULL}, /* the same instant in ms */
+        {"1531821591312", 0, 1531821591312LL, NULL},
+        {"99999999999", 422, 0, "looks like epoch seconds"}, /* 10^11 - 1 */
+        {"100000000000", 0, 100000000000LL, NULL},           /* 10^11: 1973-03-03T09:46:40Z */
+        {"1", 422, 0, "looks like epoch seconds"},
+        {"0", 422, 0, "no recent time"},
+        {"-0", 422, 0, "no recent time"},
+        {"-1", 422, 0, "no recent time"},
+        {"-1796518054000", 422, 0, "no recent time"},
+        {"1796518054.5", 422, 0, "not epoch seconds with a fraction"},
+        {"1796518054000.0", 422, 0, "integer of epoch milliseconds"},
+        {"1.796518054e12", 422, 0, "integer of epoch milliseconds"},
+        {"12345678901234567", 422, 0, "at most 16 digits"},
+        {"\"1796518054\"", 422, 0, "RFC 3339"},
+        {"\"2026-12-06T10:00:00Z\"", 0, 1796551200000LL, NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char body[128], err[256] = "";
+        int n = snprintf(body, sizeof(body), "{\"amount\":\"1\",\"timestamp\":%s}", cases[i].ts);
+        struct srv_tx tx;
+        int st = srv_parse_transaction(body, (size_t)n, &tx, err, sizeof(err));
+        if (st != cases[i].status || (st == 0 && tx.timestamp_ms != cases[i].ms) ||
+            (cases[i].says && !strstr(err, cases[i].says)))
+            fail_msg("timestamp %s: status %d, %lld, '%s'", cases[i].ts, st,
+                     st == 0 ? (long long)tx.timestamp_ms : 0LL, err);
     }
 }
 
@@ -59,6 +100,7 @@ int main(void)
         cmocka_unit_test(test_control_whitespace),
         cmocka_unit_test(test_fuzz_regression),
         cmocka_unit_test(test_number_text_exact),
+        cmocka_unit_test(test_epoch_units),
     };
     return cmocka_run_group_tests_name("json", tests, NULL, NULL);
 }

@@ -155,6 +155,11 @@ static void test_validation(void **state)
         {"{\"amount\":\"1\",\"timestamp\":\"2018-07-17T09:59:51.312\"}", 422},
         {"{\"amount\":\"1\",\"timestamp\":\"2018-02-30T09:59:51.312Z\"}", 422},
         {"{\"amount\":\"1\",\"timestamp\":1.5}", 422},
+        {"{\"amount\":\"1\",\"timestamp\":1796518054}", 422}, /* epoch seconds */
+        {"{\"amount\":\"1\",\"timestamp\":1796518054.123}", 422},
+        {"{\"amount\":\"1\",\"timestamp\":99999999999}", 422}, /* below 10^11 ms */
+        {"{\"amount\":\"1\",\"timestamp\":0}", 422},
+        {"{\"amount\":\"1\",\"timestamp\":-1}", 422},
         {"{\"amount\":\"1\",\"timestamp\":true}", 422},
         {"{\"amount\":\"1\",\"timestamp\":\"yesterday\"}", 422},
     };
@@ -165,9 +170,13 @@ static void test_validation(void **state)
             fail_msg("%s: no error body: %s", body, r.body);
         resp_free(&r);
     }
+    struct resp r =
+        expect(s, "POST", "/transactions", "{\"amount\":\"1\",\"timestamp\":1796518054}", 422);
+    assert_non_null(strstr(r.body, "looks like epoch seconds"));
+    resp_free(&r);
     /* future: 422; expired: 204 */
     snprintf(body, sizeof(body), "{\"amount\":\"1\",\"timestamp\":\"%s\"}", future);
-    struct resp r = expect(s, "POST", "/transactions", body, 422);
+    r = expect(s, "POST", "/transactions", body, 422);
     assert_non_null(strstr(r.body, "future"));
     resp_free(&r);
     snprintf(body, sizeof(body), "{\"amount\":\"1\",\"timestamp\":\"%s\"}", old);
