@@ -37,6 +37,7 @@ struct txstats__load {
     txstats__i128 asum;
     struct txstats__stage st;
     uint64_t cells, count, kept, nkeys, loaded, dropped;
+    uint64_t listed; /* of `loaded`, the amounts given by bucket counts, not retained */
 };
 
 static struct txstats__window *target(const struct txstats__load *l)
@@ -191,6 +192,7 @@ static int on_cell(struct txstats__load *l, const struct txstats__img_rec *r)
     if (!l->apply && !l->skip)
         need(l, indiv, runs);
     *(l->skip ? &l->dropped : &l->loaded) += agg.count;
+    l->listed += l->skip ? 0 : agg.count - l->nkept;
     l->cells++;
     l->count += agg.count;
     l->open = false;
@@ -303,7 +305,7 @@ static int block(struct txstats__load *l, const uint8_t *payload, size_t len)
 static int walk(struct txstats__load *l)
 {
     l->headed = l->ended = l->sectioned = l->open = false;
-    l->cells = l->count = l->kept = l->nkeys = l->loaded = l->dropped = 0;
+    l->cells = l->count = l->kept = l->nkeys = l->loaded = l->dropped = l->listed = 0;
     int rc = txstats__img_rewind(l->in), r = 0;
     const uint8_t *payload;
     size_t len;
@@ -384,7 +386,8 @@ static void empty(struct txstats__load *l, struct txstats__chunk **pools,
     atomic_fetch_add(&t->generation, 1);
 }
 
-int txstats__load_commit(struct txstats__load *l, uint64_t *loaded, uint64_t *dropped)
+int txstats__load_commit(struct txstats__load *l, uint64_t *loaded, uint64_t *dropped,
+                         uint64_t *by_bucket)
 {
     txstats_t *t = l->t;
     struct txstats__chunk *pools[TXSTATS__MAX_SHARDS] = {NULL};
@@ -410,6 +413,7 @@ int txstats__load_commit(struct txstats__load *l, uint64_t *loaded, uint64_t *dr
     txstats__keys_unlock_all(&t->keys);
     *loaded = l->loaded;
     *dropped = l->dropped;
+    *by_bucket = l->listed;
     return rc;
 }
 

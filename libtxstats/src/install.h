@@ -24,8 +24,10 @@ struct txstats__load;
 int txstats__load_check(txstats_t *t, struct txstats__img_in *in, struct txstats__load **out);
 /* The second pass: the contents replaced. TXSTATS_OK; TXSTATS_ENOMEM before anything changed;
  * TXSTATS_EIO or TXSTATS_EFORMAT when the input changed since the first pass (the contents are
- * then empty). *loaded and *dropped (outside the window now) count transactions. */
-int txstats__load_commit(struct txstats__load *l, uint64_t *loaded, uint64_t *dropped);
+ * then empty). *loaded and *dropped (outside the window now) count transactions; *by_bucket, of
+ * those loaded, the ones whose amounts came as bucket counts (not retained). */
+int txstats__load_commit(struct txstats__load *l, uint64_t *loaded, uint64_t *dropped,
+                         uint64_t *by_bucket);
 void txstats__load_free(struct txstats__load *l);
 /* Whether the image is a journal checkpoint that covers stream s: its segments below *bound. */
 bool txstats__load_bound(const struct txstats__load *l, unsigned s, uint64_t *bound);

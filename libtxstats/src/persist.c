@@ -163,14 +163,15 @@ int txstats_load_ex(txstats_t *t, const char *path, txstats_load_info_t *info)
     struct txstats__source src;
     struct txstats__load *l = NULL;
     txstats_load_info_t out = {0};
+    uint64_t by_bucket = 0;
     int rc = txstats__source_open(t, AT_FDCWD, path, &src);
     if (rc != TXSTATS_OK)
         return rc;
     rc = txstats__load_check(t, &src.in, &l);
     if (rc == TXSTATS_OK)
-        rc = txstats__load_commit(l, &out.transactions, &out.expired);
+        rc = txstats__load_commit(l, &out.transactions, &out.expired, &by_bucket);
     int e = errno;
-    out.approximate = src.approximate;
+    out.approximate = src.approximate ? by_bucket : 0; /* an older file's buckets are means */
     txstats__load_free(l);
     txstats__source_close(t, &src);
     if (rc == TXSTATS_OK && info)

@@ -214,11 +214,11 @@ static void recovery_free(struct recovery *r)
 static int restore_checkpoint(struct txstats__load *l, const struct txstats__source *src,
                               txstats_recovery_t *rep)
 {
-    uint64_t loaded = 0, dropped = 0;
-    int rc = txstats__load_commit(l, &loaded, &dropped);
+    uint64_t loaded = 0, dropped = 0, by_bucket = 0;
+    int rc = txstats__load_commit(l, &loaded, &dropped, &by_bucket);
     rep->snapshot_transactions = loaded;
     rep->expired += dropped;
-    rep->approximate = src->approximate;
+    rep->approximate = src->approximate ? by_bucket : 0; /* an older file's buckets are means */
     return rc;
 }
 

@@ -68,7 +68,8 @@ int txstats__snap_decode_json(struct txstats__snap *sn, const char *data, size_t
 int txstats__snap_decode_bin(struct txstats__snap *sn, const char *data, size_t len);
 /* The snapshot as an image (image.h) in memory, its cells dealt round-robin into `sections`
  * (cell i into section i mod sections): the amounts it did not retain become one bucket entry
- * each at their cell's mean, and *approximate counts them. A checkpoint's bounds become 'J'
+ * each at their cell's mean, and *approximate counts them (all cells, whether a load will keep
+ * them or not). A checkpoint's bounds become 'J'
  * records without cuts. TXSTATS_OK or TXSTATS_ENOMEM; *data is freed with the snapshot's
  * allocator. */
 int txstats__snap_to_image(const struct txstats__snap *sn, unsigned sections, uint8_t **data,
