@@ -18,6 +18,7 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
+#include <glob.h>
 #include <math.h>
 #include <poll.h>
 #include <signal.h>
@@ -641,6 +642,19 @@ static void wait_count(const struct server *s, long long want)
 
 #define KCKPTS "txstats_kafka_checkpoints_total{result=\"written\"}"
 
+/* Partitions with a checkpoint on disk. Unkeyed records go to partitions the way librdkafka's
+ * sticky partitioner picks (a whole batch to one), so a partition may have had no record. */
+static int checkpointed_partitions(const struct server *s)
+{
+    char pattern[600];
+    glob_t g;
+    snprintf(pattern, sizeof(pattern), "%s/partitions/*/p*.meta", s->data_dir);
+    int n = glob(pattern, 0, NULL, &g) == 0 ? (int)g.gl_pathc : 0;
+    if (n)
+        globfree(&g);
+    return n;
+}
+
 static void kafka_case(void **state, int sig)
 {
     struct server *s = *state;
@@ -661,12 +675,13 @@ static void kafka_case(void **state, int sig)
     record(s, &before, 1);
     double c2 = metric(s, KCKPTS);
     assert_int_equal(server_stop(s, sig), sig == SIGTERM ? 0 : 128 + sig);
+    int on_disk = checkpointed_partitions(s);
     start_node(s);
     wait_count(s, a.count);
     double restored = metric(s, "txstats_kafka_checkpoint_restored_partitions");
     say("%s: %lld transactions; checkpoints written %.0f after the fill, %.0f at the "
-        "stop; %.0f of 3 partitions restored from checkpoints\n",
-        when, a.count, c1, c2, restored);
+        "stop; %.0f of %d checkpointed partitions (of 3) restored from checkpoints\n",
+        when, a.count, c1, c2, restored, on_disk);
     assert_acked(when, s, &a);
     record(s, &after, 1);
     struct mismatches m;
@@ -676,7 +691,8 @@ static void kafka_case(void **state, int sig)
     answers_free(&after);
     assert_int_equal(server_stop(s, SIGTERM), 0);
     kmock_stop(&mock);
-    assert_int_equal(restored, 3); /* else it read Kafka, which proves nothing */
+    assert_true(on_disk >= 1);
+    assert_int_equal(restored, on_disk); /* else it read Kafka, which proves nothing */
     assert_int_equal(total(&m), 0);
 }
 
