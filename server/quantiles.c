@@ -128,9 +128,9 @@ int srv_distribution_json(const txstats_dist_t *d, const struct srv_qlist *q, ch
         PUT("%s\"%s\":\"%s\"", i ? "," : "", q->text[i], m);
     }
     PUT("},\"histogram\":[");
-    for (size_t i = 0; i < nb; i++) {
+    for (size_t i = 0; i < nb; i++) { /* exact: bounds below a cent must not print alike */
         char m[48];
-        srv_money(b[i], m);
+        txstats_amount_format(b[i], m, sizeof(m));
         PUT("%s{\"le\":\"%s\",\"count\":%llu}", i ? "," : "", m, (unsigned long long)c[i]);
     }
     PUT("]}");

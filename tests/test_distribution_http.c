@@ -146,8 +146,14 @@ static void test_parse_and_write(void **state)
                              "\"0.5\":\"0.00\",\"1\":\"2.35\"},\"histogram\":["
                              "{\"le\":\"0.00\",\"count\":1},{\"le\":\"0.01\",\"count\":2},"
                              "{\"le\":\"0.10\",\"count\":2},{\"le\":\"1.00\",\"count\":2},"
-                             "{\"le\":\"2.35\",\"count\":4}]}");
+                             "{\"le\":\"2.345\",\"count\":4}]}");
     assert_int_equal(srv_distribution_json(d, &q, buf, 20), -1);
+    /* Bounds print exactly: below a cent they differ (the quantiles stay in cents). */
+    txstats_dist_clear(d);
+    assert_int_equal(txstats_dist_add(d, amt("0.001"), 1), TXSTATS_OK);
+    assert_int_equal(txstats_dist_add(d, amt("0.000512"), 1), TXSTATS_OK);
+    assert_true(srv_distribution_json(d, &q, buf, sizeof(buf)) > 0);
+    assert_non_null(strstr(buf, "{\"le\":\"0.001\",\"count\":2}"));
     txstats_dist_destroy(d);
 }
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Distribution queries over an instance: quantiles straight from the shards' bucket counts, and
- * txstats_dist_collect() into a combinable txstats_dist_t. Both lock every shard, like
- * txstats_stats(), so they describe one moment.
+ * txstats_dist_collect() into a combinable txstats_dist_t. Quantiles lock every shard, like
+ * txstats_stats(), to describe one moment; a collection takes one shard at a time (scrapes).
  */
 #include <string.h>
 
@@ -48,15 +48,20 @@ int txstats_dist_collect(txstats_t *t, txstats_dist_t *d)
 {
     if (!t || !d)
         return TXSTATS_EINVAL;
-    struct txstats__minmax mm;
+    struct txstats__minmax mm = {INT64_MAX, INT64_MIN};
     uint64_t total = 0;
-    txstats__lock_all(t);
-    advance_all(t, &mm);
-    for (unsigned i = 0; i < t->nshards; i++) {
-        txstats__dcounts_merge(&d->k, &t->shards[i].w.dist.k);
-        total += t->shards[i].w.dist.k.total;
+    int64_t now = txstats__now(t);
+    for (unsigned i = 0; i < t->nshards; i++) { /* one lock at a time: writers elsewhere go on */
+        struct txstats__shard *s = &t->shards[i];
+        pthread_mutex_lock(&s->lock);
+        txstats__window_advance(&s->w, now);
+        struct txstats__minmax e = txstats__window_extremes(&s->w);
+        txstats__dcounts_merge(&d->k, &s->w.dist.k);
+        total += s->w.dist.k.total;
+        pthread_mutex_unlock(&s->lock);
+        mm.min = e.min < mm.min ? e.min : mm.min;
+        mm.max = e.max > mm.max ? e.max : mm.max;
     }
-    txstats__unlock_all(t);
     if (total) {
         d->min = mm.min < d->min ? mm.min : d->min;
         d->max = mm.max > d->max ? mm.max : d->max;

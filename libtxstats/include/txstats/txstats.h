@@ -575,8 +575,12 @@ TXSTATS_API int txstats_dist_create(txstats_dist_t **out, const txstats_config_t
 TXSTATS_API void txstats_dist_destroy(txstats_dist_t *d); /**< NULL ok */
 TXSTATS_API void txstats_dist_clear(txstats_dist_t *d);   /**< empty again; NULL ok */
 /**
- * Add the window of `t` (all its shards, at one moment) to `d`: call it with several instances
- * (partitions, nodes' own instances) to get their combined distribution. O(occupied buckets).
+ * Add the window of `t` to `d`: call it with several instances (partitions, nodes' own
+ * instances) to get their combined distribution. O(occupied buckets). Every shard is read at the
+ * same `now`, one after another, each locked only while its counts are added, so adds to the
+ * other shards go on (a scrape costs writers one shard's merge, never all of them at once); an
+ * add that lands meanwhile in a shard already read is counted as if it came just after.
+ * txstats_quantiles() instead locks every shard at once and describes one instant.
  * @return TXSTATS_OK or TXSTATS_EINVAL (NULL argument).
  */
 TXSTATS_API int txstats_dist_collect(txstats_t *t, txstats_dist_t *d);
