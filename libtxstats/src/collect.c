@@ -192,9 +192,14 @@ static int64_t copy(struct txstats__collect *c, const struct txstats__window *w,
     return INT64_MAX;
 }
 
+/* A hold that ends inside (or just before) the cell the previous hold ended at cuts at the same
+ * ts_hi: the earlier cut is the one the rule picks for every ts below it (the cells before it were
+ * all written by then), and the reader wants ts_hi increasing, so the later one is not kept. */
 static int add_cut(struct txstats__collect *c, unsigned i, int64_t hi, uint64_t seq)
 {
     struct cuts *k = &c->cuts[i];
+    if (k->n && k->v[k->n - 1].hi == hi)
+        return 0;
     if (txstats__reserve(&c->t->mem, (void **)&k->v, &k->cap, k->n + 1, sizeof(*k->v)) != 0)
         return errno = ENOMEM, -1;
     k->v[k->n++] = (struct cut){hi, seq};
