@@ -696,21 +696,13 @@ static void run_round(const struct profile *p, uint64_t seed, enum mode mode)
 
 /*
  * Tight profiles: max_retained far below the window, so that some amounts are listable and most
- * are not, and the image carries both. Statistics, buckets and keys are compared exactly; the
- * listing is not: the journal does not record whether an add found retention budget, and replay
- * judges each record again against the budget left at the recovered instance's clock, stream by
- * stream (not in the live interleaving), with amounts that expired since (or that a shard had
- * not yet dropped, lazily) no longer holding budget, so it retains other amounts than the live
- * instance did. What holds then: the recovered listing lists only transactions that were stored
- * and are in the window, each at most as often, within max_retained. -DTEST_IMAGE_STRICT_LISTING
- * compares it exactly anyway. Roomy profiles: the budget never binds, the listing is exact.
+ * are not, and the image carries both; roomy ones: the budget never binds. Everything is compared
+ * exactly, the listing too: each journal record says whether the live window retained the add,
+ * and replay retains exactly those (before that flag, replay judged each record again against
+ * the budget left at the recovered clock and listed other amounts than the live instance).
  */
-#ifdef TEST_IMAGE_STRICT_LISTING
 #define TIGHT_EXACT true
-#else
-#define TIGHT_EXACT false
-#endif
-#define ROOMY ((size_t)1 << 20)
+#define ROOMY       ((size_t)1 << 20)
 static const struct profile profiles[] = {
     {"tight", {1000, 2, 3000}, 25, 8, 0, ROUND_OPS, TIGHT_EXACT},
     {"roomy", {1000, 2, ROOMY}, 25, 8, 0, ROUND_OPS, true},

@@ -73,10 +73,10 @@ struct txstats {
 
 /* The current time: max(clock, every earlier reading), clamped. */
 int64_t txstats__now(txstats_t *t);
-/* A keyed journal record replayed at recovery: its key remembered as stored, then the add (no
- * journal attached yet). What txstats_add() returns. */
-int txstats__replay_keyed(txstats_t *t, txstats_amount_t amount, int64_t ts,
-                          const struct txstats__key *key);
+/* A journal add replayed at recovery (no journal attached yet): a keyed one's key remembered as
+ * stored, then the add, retained for listing only if the live window retained it (when the
+ * record says). What txstats_add() returns. */
+int txstats__replay(txstats_t *t, const struct txstats__jrec *rec);
 /* Every shard's lock, in index order (and back). */
 void txstats__lock_all(txstats_t *t);
 void txstats__unlock_all(txstats_t *t);

@@ -44,6 +44,7 @@ size_t txstats__jrec_encode(uint8_t *r, const struct txstats__jrec *rec, uint64_
     memset(r, 0, len);
     r[4] = (uint8_t)rec->type;
     r[5] = (uint8_t)len;
+    r[6] = (uint8_t)(rec->type == TXSTATS__REC_CLEAR ? 0 : rec->keep);
     put64(r + 8, (uint64_t)rec->ts);
     put64(r + 16, (uint64_t)rec->value);
     put64(r + 24, seq);
@@ -63,7 +64,8 @@ size_t txstats__jrec_decode(const uint8_t *r, size_t avail, struct txstats__jrec
         return 0;
     size_t len = r[5];
     bool keyed = r[4] == TXSTATS__REC_ADD_KEYED;
-    if (len != (keyed ? TXSTATS__REC_MAX : REC_SIZE) || len > avail || r[6] || r[7] ||
+    if (len != (keyed ? TXSTATS__REC_MAX : REC_SIZE) || len > avail || r[6] > TXSTATS__KEEP_NO ||
+        r[7] || (r[4] == TXSTATS__REC_CLEAR && r[6]) ||
         (r[4] != TXSTATS__REC_ADD && r[4] != TXSTATS__REC_CLEAR && !keyed))
         return 0;
     uint32_t c = (uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16 | (uint32_t)r[3] << 24;
@@ -75,6 +77,7 @@ size_t txstats__jrec_decode(const uint8_t *r, size_t avail, struct txstats__jrec
     out->key[0] = keyed ? get64(r + 32) : 0;
     out->key[1] = keyed ? get64(r + 40) : 0;
     out->seq = get64(r + 24);
+    out->keep = r[6];
     if (out->type == TXSTATS__REC_CLEAR)
         return len;
     return out->value > -TXSTATS_AMOUNT_LIMIT && out->value < TXSTATS_AMOUNT_LIMIT ? len : 0;

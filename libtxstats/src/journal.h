@@ -9,7 +9,8 @@
  *
  * Record, 32 or 64 bytes, little-endian, always at a multiple of 32 in its segment:
  *   0  crc32c of bytes 4..length-1   4  type (1 add, 2 clear, 3 keyed add)   5  length (32, 64)
- *   6  zero (2 bytes)   8  timestamp ms (adds)   16  amount (adds) or clear id   24  sequence
+ *   6  listing (adds): 1 retained for listing, 2 not, 0 not said (libtxstats 0.x)   7  zero
+ *   8  timestamp ms (adds)   16  amount (adds) or clear id   24  sequence
  *   32 (keyed add only) the key's 128-bit digest, then 16 zero bytes
  */
 #ifndef TXSTATS_JOURNAL_H
@@ -34,8 +35,15 @@ struct txstats__jrec {
     int type;
     int64_t ts, value;
     uint64_t key[2]; /* TXSTATS__REC_ADD_KEYED */
+    int keep;        /* adds: TXSTATS__KEEP_YES or _NO when the window decided, else 0 */
     uint64_t seq;    /* decoded: its sequence number in its stream */
 };
+
+/* Whether an add was retained for listing, journaled so that a replay decides as the live
+ * window did (window.h: a reservation's hint). */
+#define TXSTATS__KEEP_ASK 0 /* decide by the retention budget */
+#define TXSTATS__KEEP_YES 1
+#define TXSTATS__KEEP_NO  2
 
 /* Record codec. encode: the length written (TXSTATS__REC_SIZE or TXSTATS__REC_MAX). decode, from
  * `avail` bytes: the length read, or 0 for a damaged or cut record or an impossible value. */

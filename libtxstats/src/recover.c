@@ -185,13 +185,10 @@ static int replay(txstats_t *t, const struct recovery *r, uint64_t cleared,
             continue;
         for (size_t k = from; k < st->n; k++) {
             const struct txstats__jrec *rec = &st->recs[k];
-            struct txstats__key key = {{rec->key[0], rec->key[1]}};
             if (rec->type == TXSTATS__REC_CLEAR ||
                 (l && txstats__load_covers(l, i, rec->ts, rec->seq)))
                 continue;
-            int rc = rec->type == TXSTATS__REC_ADD_KEYED
-                         ? txstats__replay_keyed(t, rec->value, rec->ts, &key)
-                         : txstats_add(t, rec->value, rec->ts);
+            int rc = txstats__replay(t, rec);
             if (rc == TXSTATS_OK)
                 rep->replayed++;
             else if (rc == TXSTATS_EXPIRED || rc == TXSTATS_EFUTURE)

@@ -258,7 +258,8 @@ static void chain_append(struct txstats__cell *c, struct txstats__chunk *fresh, 
 }
 
 int txstats__window_reserve(struct txstats__window *w, txstats_amount_t amount, int64_t ts,
-                            struct txstats__reservation *r, struct txstats__pending *pend)
+                            struct txstats__reservation *r, struct txstats__pending *pend,
+                            bool may_keep)
 {
     if (ts <= w->now - w->g->window_ms)
         return TXSTATS_EXPIRED;
@@ -266,7 +267,7 @@ int txstats__window_reserve(struct txstats__window *w, txstats_amount_t amount, 
     uint32_t pk = pend ? pend->keep : 0, pd = pend ? pend->dist : 0;
     r->amount = amount;
     r->ts = ts;
-    r->keep = take_credit(w);
+    r->keep = may_keep && take_credit(w);
     r->fresh = NULL;
     r->dfresh = NULL;
     /* The tail as the pending reservations will leave it: full means a fresh chunk. */

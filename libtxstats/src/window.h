@@ -102,9 +102,12 @@ struct txstats__pending {
     uint32_t keep, dist;
 };
 /* TXSTATS_OK, TXSTATS_EXPIRED (older than the window's now) or TXSTATS_ENOMEM. `pend`: the
- * caller's pending reservations in this cell, updated (NULL: none). */
+ * caller's pending reservations in this cell, updated (NULL: none). `may_keep` false: not
+ * retained for listing whatever the budget (a replay of an add the live window did not retain);
+ * r->keep says what was decided. */
 int txstats__window_reserve(struct txstats__window *w, txstats_amount_t amount, int64_t ts,
-                            struct txstats__reservation *r, struct txstats__pending *pend);
+                            struct txstats__reservation *r, struct txstats__pending *pend,
+                            bool may_keep);
 void txstats__window_apply(struct txstats__window *w, const struct txstats__reservation *r);
 void txstats__window_cancel(struct txstats__window *w, const struct txstats__reservation *r);
 /* Min and max of the active cells (INT64_MAX/INT64_MIN when empty); O(1). */
