@@ -94,6 +94,6 @@ struct srv_verdict srv_message_length(const struct mg_request_info *ri)
     if (v.status)
         return v;
     if (host > 1 || (host == 0 && !http10))
-        return refuse(400, "an HTTP/1.1 request needs exactly one Host (RFC 9112 §3.2)");
+        return refuse(400, "exactly one Host field is needed (RFC 9112 §3.2)");
     return refuse(0, NULL);
 }
