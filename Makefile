@@ -8,7 +8,7 @@ PREFIX     ?= /usr/local
 DESTDIR    ?=
 
 .PHONY: all deps deps-test build test check run test-sanitize test-browser test-api test-deb deb \
-	crash-test fuzz soak bench bench-features install clean format format-check
+	crash-test fuzz fuzz-http soak bench bench-features install clean format format-check
 
 all: build
 
@@ -48,6 +48,12 @@ test-sanitize: deps-test
 	cmake -S . -B $(BUILD)-tsan -DTXSTATS_WERROR=ON -DTXSTATS_SANITIZE=thread -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(BUILD)-tsan -j $(JOBS)
 	cd $(BUILD)-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -L concurrency
+
+# The request-framing differential test against Node's llhttp, STREAMS streams from SEED.
+STREAMS ?= 200000
+SEED    ?= $(shell date +%s)
+fuzz-http: build
+	node tests/smuggling/differential.js $(BUILD)/server/txstats-server $(STREAMS) $(SEED) 8
 
 # kill -9 the server at random moments, N times (make test runs 20).
 N ?= 200

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 #define _GNU_SOURCE
 #include <poll.h>
+#include <stdio.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -15,7 +17,12 @@
 static _Thread_local struct {
     bool head;      /* HEAD: headers only (RFC 9110 §9.3.2) */
     bool body_read; /* the request body was read to its end */
+    bool closing;   /* a response said "Connection: close" (RFC 9112 §9.6) */
 } cur;
+
+/* Every response: the content is what Content-Type says, never sniffed (a JSON error body that
+ * quotes request text must not be run as HTML by a browser). */
+#define NOSNIFF "X-Content-Type-Options: nosniff\r\n"
 
 static const char *reason(int status)
 {
@@ -42,12 +49,18 @@ static const char *reason(int status)
         return "Content Too Large";
     case 417:
         return "Expectation Failed";
+    case 431:
+        return "Request Header Fields Too Large";
     case 422:
         return "Unprocessable Entity";
     case 500:
         return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
     case 503:
         return "Service Unavailable";
+    case 505:
+        return "HTTP Version Not Supported";
     default:
         return "Unknown";
     }
@@ -55,8 +68,8 @@ static const char *reason(int status)
 
 int srv_reply_empty(struct mg_connection *c, int status)
 {
-    static const char created[] = "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n";
-    static const char none[] = "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n";
+    static const char created[] = "HTTP/1.1 201 Created\r\n" NOSNIFF "Content-Length: 0\r\n\r\n";
+    static const char none[] = "HTTP/1.1 204 No Content\r\n" NOSNIFF "Content-Length: 0\r\n\r\n";
     if (srv_body_unread(c)) /* e.g. a DELETE with a body: it says Connection: close */
         return srv_reply(c, status, NULL, NULL, 0);
     if (status == 201)
@@ -79,9 +92,12 @@ int srv_reply_as(struct mg_connection *c, int status, const char *type, const ch
 {
     char head[1024];
     bool has_body = status != 204 && len > 0;
+    bool said_close = headers && strcasestr(headers, "Connection: close");
     bool closing = srv_body_unread(c) && !(headers && strcasestr(headers, "Connection:"));
-    int n = snprintf(head, sizeof(head), "HTTP/1.1 %d %s\r\n%s%s%s%s%sContent-Length: %zu\r\n\r\n",
-                     status, reason(status), has_body ? "Content-Type: " : "", has_body ? type : "",
+    cur.closing |= said_close || closing;
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\n" NOSNIFF "%s%s%s%s%sContent-Length: %zu\r\n\r\n", status,
+                     reason(status), has_body ? "Content-Type: " : "", has_body ? type : "",
                      has_body ? "\r\n" : "", headers ? headers : "",
                      closing ? "Connection: close\r\n" : "", has_body ? len : (size_t)0);
     if (n < 0 || (size_t)n >= sizeof(head))
@@ -162,30 +178,7 @@ void srv_request_begin(struct mg_connection *c, bool head)
     (void)c;
     cur.head = head;
     cur.body_read = false;
-}
-
-/* RFC 9112 §6.3: a request whose framing is ambiguous (Content-Length twice with different
- * values, or both Content-Length and Transfer-Encoding) is an error and the connection must be
- * closed, or a front proxy that reads the other length would see other request boundaries. 0, or
- * 400 (sent, the connection closed). */
-int srv_framing(struct mg_connection *c)
-{
-    const struct mg_request_info *ri = mg_get_request_info(c);
-    const char *cl = NULL;
-    bool te = false, ambiguous = false;
-    for (int i = 0; i < ri->num_headers; i++) {
-        const char *name = ri->http_headers[i].name, *v = ri->http_headers[i].value;
-        if (!strcasecmp(name, "Transfer-Encoding"))
-            te = true;
-        else if (!strcasecmp(name, "Content-Length"))
-            ambiguous |= cl && strcmp(cl, v) != 0, cl = v;
-    }
-    if (!ambiguous && !(te && cl))
-        return 0;
-    return srv_error(c, 400, "Connection: close\r\n",
-                     "ambiguous request framing: %s (RFC 9112 §6.3)",
-                     ambiguous ? "Content-Length given twice with different values"
-                               : "both Content-Length and Transfer-Encoding");
+    cur.closing = false;
 }
 
 /* RFC 9110 §10.1.1: "100-continue" is the only expectation; an HTTP/1.0 request's is ignored. */
@@ -202,11 +195,26 @@ int srv_expectation(struct mg_connection *c)
     if (!e || strcmp(mg_get_request_info(c)->http_version, "1.0") == 0 ||
         strcasecmp(e, "100-continue") == 0)
         return 0;
-    return srv_error(c, 417, NULL, "unsupported expectation '%.100s' (only 100-continue)", e);
+    return srv_error(c, 417, NULL, "unsupported expectation '%.32s' (only 100-continue)", e);
 }
 
 /* mg_read until `declared` bytes (or, chunked, the last chunk), each piece to the sink: 0, an
  * HTTP status (413 past `max`, or the sink's), or -1 (a timeout, the client gone, bad framing). */
+/* civetweb 1.15 takes the head's length from the first empty line in its buffer, empty lines
+ * before the request line included (read_message), but parses the request after them: with
+ * "\r\n\r\n" before the request line it hands out the request's own head as its body, and then
+ * frames the next request inside the real body. Such a body starts with optional whitespace and
+ * the method that civetweb ended with a NUL; no JSON or NDJSON body does (RFC 9112 §2.2 lets a
+ * server ignore empty lines before a request, not count them as one). */
+static bool head_as_body(const struct mg_connection *c, const char *p, size_t n)
+{
+    const char *m = mg_get_request_info(c)->request_method;
+    size_t ml = strlen(m) + 1, i = 0;
+    while (i < n && p[i] && strchr(" \t\r\n\v\f", p[i]))
+        i++;
+    return n - i >= ml && memcmp(p + i, m, ml) == 0;
+}
+
 static int pump(struct mg_connection *c, int64_t max, long long declared, char *buf, size_t size,
                 srv_body_sink sink, void *ctx)
 {
@@ -219,6 +227,8 @@ static int pump(struct mg_connection *c, int64_t max, long long declared, char *
             return 0; /* the last chunk */
         if (r <= 0)   /* a timeout (guard.c), the client gone, or bad chunked framing */
             return -1;
+        if (got == 0 && head_as_body(c, buf, (size_t)r))
+            return -2;
         if ((got += r) > max)
             return 413;
         int st = sink(ctx, buf, (size_t)r);
@@ -243,8 +253,10 @@ int srv_read_body_stream(struct mg_connection *c, int64_t max, char *buf, size_t
     srv_guard_body(c, true);
     int st = pump(c, max, declared, buf, size, sink, ctx);
     srv_guard_body(c, false);
-    if (st < 0) /* RFC 9110 §15.5.9: 408 when the request timeout ran out */
+    if (st == -1) /* RFC 9110 §15.5.9: 408 when the request timeout ran out */
         st = srv_now_ms() - t0 >= s->opt.request_timeout_ms - 100 ? 408 : 400;
+    if (st == -2) /* the head read as its own body: the framing is not civetweb's to trust */
+        st = 400;
     if (st == 0)
         cur.body_read = true;
     return st;
@@ -323,18 +335,67 @@ static void close_lingering(int fd)
 
 void srv_request_end(struct mg_connection *c)
 {
-    if (!srv_body_unread(c))
+    if (!srv_body_unread(c) && !cur.closing)
         return;
+    cur.closing = true;
     int fd = srv_guard_fd(c);
     if (fd >= 0)
         close_lingering(fd);
+}
+
+/* civetweb 1.15 decides after the handler whether to read another request on the connection
+ * (should_keep_alive): from the request's own "Connection" field and its HTTP version, never from
+ * the response, and it then parses whatever it had already buffered behind this request, even
+ * after the socket's reading side was shut down. The request's field table lives in the
+ * connection, not in the read-only buffer the const of mg_get_request_info suggests: its first
+ * entry is made to say "Connection: close", and civetweb ends the connection (RFC 9112 §9.6: no
+ * further request is processed, however many bytes were already read). Called last, once
+ * nothing reads the request's fields any more. */
+void srv_request_finish(struct mg_connection *c)
+{
+    if (!cur.closing)
+        return;
+    struct mg_request_info *ri = (struct mg_request_info *)(uintptr_t)mg_get_request_info(c);
+    ri->http_headers[0].name = "Connection";
+    ri->http_headers[0].value = "close";
+    if (ri->num_headers < 1)
+        ri->num_headers = 1;
+}
+
+/* civetweb's own refusals, made before any handler runs (its parser failed: get_request). Sent
+ * here instead of civetweb's text page, which quotes the request's version: a constant JSON
+ * reason, nosniff, "Connection: close". 411 (a Content-Length civetweb cannot read, such as -5 or
+ * empty) becomes 400 (RFC 9112 §6.3); 413 (a head filling the buffer) becomes 431 (RFC 6585
+ * §5), though a head past max_request_size mostly reaches here as a 400 (read_message). civetweb
+ * closes the connection after it (must_close); the lingering close lets the client read the answer
+ * first. Returns 0: handled. */
+int srv_http_error(struct mg_connection *c, int status, const char *msg)
+{
+    (void)msg; /* may quote the request */
+    int st = status == 411 ? 400 : status == 413 ? 431 : status;
+    const char *why = st == 400   ? "malformed request (RFC 9112)"
+                      : st == 431 ? "request head larger than 16 KiB"
+                      : st == 505 ? "HTTP version not supported (only HTTP/1.0 and HTTP/1.1)"
+                                  : "request refused";
+    char buf[512];
+    int len = (int)strlen(why) + 12;
+    int n = snprintf(buf, sizeof(buf),
+                     "HTTP/1.1 %d %s\r\n" NOSNIFF "Content-Type: application/json\r\n"
+                     "Connection: close\r\nContent-Length: %d\r\n\r\n{\"error\":\"%s\"}",
+                     st, reason(st), len, why);
+    mg_write(c, buf, (size_t)n);
+    int fd = srv_guard_fd(c);
+    if (fd >= 0)
+        close_lingering(fd);
+    return 0;
 }
 
 int srv_chunked_start(struct mg_connection *c, int status, const char *content_type)
 {
     char head[256];
     int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n",
+                     "HTTP/1.1 %d %s\r\n" NOSNIFF
+                     "Content-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n",
                      status, reason(status), content_type);
     return mg_write(c, head, (size_t)n) == n ? 0 : -1;
 }

@@ -41,10 +41,12 @@ int srv_read_body_stream(struct mg_connection *c, int64_t max, char *buf, size_t
  * is unread carry "Connection: close". */
 void srv_request_begin(struct mg_connection *c, bool head);
 void srv_request_end(struct mg_connection *c);
+/* After the access log: when a response said "Connection: close", civetweb reads no further
+ * request on the connection, not even one it already buffered (RFC 9112 §9.6). */
+void srv_request_finish(struct mg_connection *c);
+/* civetweb's http_error callback: its own refusals as JSON with nosniff, closing (0: handled). */
+int srv_http_error(struct mg_connection *c, int status, const char *msg);
 bool srv_body_unread(const struct mg_connection *c);
-/* RFC 9112 §6.3: 0, or 400 (sent; the connection is closed) for ambiguous framing:
- * Content-Length twice with different values, or Content-Length and Transfer-Encoding. */
-int srv_framing(struct mg_connection *c);
 /* RFC 9110 §10.1.1: 0, or 417 (sent) for an expectation other than 100-continue. */
 int srv_expectation(struct mg_connection *c);
 /* Chunked responses: the header, then chunks, then the end. Each is one write. */

@@ -117,6 +117,7 @@ static struct mg_context *start_http(struct srv *s)
     cb.connection_close = connection_closed;
     cb.begin_request = srv_guard_begin;
     cb.end_request = srv_guard_end;
+    cb.http_error = srv_http_error;
     struct mg_context *ctx = mg_start(&cb, s, options);
     if (!ctx)
         return NULL;

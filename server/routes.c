@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "batch.h"
+#include "framing.h"
 #include "history.h"
 #include "idempotency.h"
 #include "json.h"
@@ -149,6 +150,7 @@ static int get_stream(struct srv *s, struct mg_connection *c)
                          s->opt.max_streams);
     }
     static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                               "X-Content-Type-Options: nosniff\r\n"
                                "Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
     bool ok = mg_write(c, head, sizeof(head) - 1) > 0 && srv_chunk(c, "retry: 1000\n\n", 13) == 0;
     int64_t start = srv_now_ms(), beat = start, next = start;
@@ -393,7 +395,7 @@ static int dispatch(struct srv *s, struct mg_connection *c, int *route)
                                                           : !strcmp(m, "DELETE")    ? r->del
                                                                                     : NULL;
         if (fn && !query_ok(ri->query_string, param_of(fn)))
-            return srv_error(c, 400, NULL, "unknown query parameter in '%s' (%s%s)",
+            return srv_error(c, 400, NULL, "unknown query parameter in '%.64s' (%s%s)",
                              ri->query_string, param_of(fn) ? "only " : "this route takes none",
                              param_of(fn) ? param_of(fn) : "");
         if (fn)
@@ -421,5 +423,6 @@ int srv_handle(struct mg_connection *c, void *cbdata)
     /* A stream lasts minutes: not a request duration. */
     srv_count_request(&s->counters, route, status, route == ROUTE_STREAM ? -1 : ns);
     srv_access_log_line(s, c, status, (double)ns / 1e9);
+    srv_request_finish(c);
     return status;
 }

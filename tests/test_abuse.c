@@ -317,7 +317,8 @@ static void test_garbage_json(void **state)
 static void test_headers(void **state)
 {
     struct ctx *c = *state;
-    /* 200 headers, beyond civetweb's table of 64: it serves the request and ignores the rest */
+    /* 200 headers, beyond civetweb's table of 64: refused (431) rather than served with the
+     * fields past the 64th dropped, which could hide a Content-Length (RFC 6585 §5) */
     char *req = malloc(200 * 32 + 128);
     int n = sprintf(req, "GET /statistics HTTP/1.1\r\nHost: x\r\n");
     for (int i = 0; i < 200; i++)
@@ -325,10 +326,10 @@ static void test_headers(void **state)
     n += sprintf(req + n, "\r\n");
     int fd = http_connect(c->s.port);
     assert_int_equal(send_raw(fd, req, (size_t)n), 0);
-    assert_int_equal(read_status(fd, 5000), 200);
+    assert_int_equal(read_status(fd, 5000), 431);
     close(fd);
     free(req);
-    /* a 64 KiB header line, past max_request_size (16 KiB): 400 */
+    /* a 64 KiB header line, past max_request_size (16 KiB): civetweb's parser gives up (400) */
     req = malloc(70000);
     n = sprintf(req, "GET /statistics HTTP/1.1\r\nHost: x\r\nX-Long: ");
     memset(req + n, 'a', 65536);

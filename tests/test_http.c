@@ -80,7 +80,8 @@ static void test_head(void **state)
             assert_memory_equal(get, head, h);
         const char *again = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
         assert_int_equal(raw_exchange(fd, again, strlen(again), 300, head, sizeof(head), &hn), 0);
-        assert_string_equal(head, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        assert_string_equal(head, "HTTP/1.1 200 OK\r\nX-Content-Type-Options: "
+                                  "nosniff\r\nContent-Type: application/json\r\n"
                                   "Content-Length: 15\r\n\r\n{\"status\":\"ok\"}");
         close(fd);
     }
@@ -88,8 +89,10 @@ static void test_head(void **state)
     size_t n;
     const char *req = "HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
     exchange(c, req, strlen(req), 300, out, sizeof(out), &n);
-    assert_string_equal(out, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                             "Content-Length: 15\r\n\r\n");
+    assert_string_equal(
+        out,
+        "HTTP/1.1 200 OK\r\nX-Content-Type-Options: nosniff\r\nContent-Type: application/json\r\n"
+        "Content-Length: 15\r\n\r\n");
     req = "HEAD /nowhere HTTP/1.1\r\nHost: x\r\n\r\n";
     exchange(c, req, strlen(req), 300, out, sizeof(out), &n);
     assert_int_equal(strncmp(out, "HTTP/1.1 404 ", 13), 0);
@@ -103,11 +106,13 @@ static void test_options_and_allow(void **state)
     size_t n;
     const char *req = "OPTIONS /transactions HTTP/1.1\r\nHost: x\r\n\r\n";
     assert_int_equal(exchange(c, req, strlen(req), 300, out, sizeof(out), &n), 0);
-    assert_string_equal(out, "HTTP/1.1 204 No Content\r\nAllow: GET, HEAD, POST, DELETE, "
+    assert_string_equal(out, "HTTP/1.1 204 No Content\r\nX-Content-Type-Options: nosniff\r\nAllow: "
+                             "GET, HEAD, POST, DELETE, "
                              "OPTIONS\r\nContent-Length: 0\r\n\r\n");
     req = "OPTIONS /statistics HTTP/1.1\r\nHost: x\r\n\r\n";
     exchange(c, req, strlen(req), 300, out, sizeof(out), &n);
-    assert_string_equal(out, "HTTP/1.1 204 No Content\r\nAllow: GET, HEAD, OPTIONS\r\n"
+    assert_string_equal(out, "HTTP/1.1 204 No Content\r\nX-Content-Type-Options: nosniff\r\nAllow: "
+                             "GET, HEAD, OPTIONS\r\n"
                              "Content-Length: 0\r\n\r\n");
     req = "PATCH /statistics HTTP/1.1\r\nHost: x\r\n\r\n";
     exchange(c, req, strlen(req), 300, out, sizeof(out), &n);
@@ -130,7 +135,9 @@ static void test_expect(void **state)
     assert_string_equal(out, "HTTP/1.1 100 Continue\r\n\r\n"); /* at once, before the body */
     assert_true(now_ms() - t0 < 900);
     assert_int_equal(raw_exchange(fd, c->body, strlen(c->body), 300, out, sizeof(out), &n), 0);
-    assert_string_equal(out, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
+    assert_string_equal(
+        out,
+        "HTTP/1.1 201 Created\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 0\r\n\r\n");
     close(fd);
     /* refused at once: the final status, no 100, and the unsent body never read */
     const char *big = "POST /transactions HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
@@ -154,7 +161,9 @@ static void test_chunked(void **state)
                        "\r\n%zx\r\n%s\r\n0\r\n\r\n",
                        strlen(c->body), c->body);
     assert_int_equal(exchange(c, req, (size_t)len, 300, out, sizeof(out), &n), 0);
-    assert_string_equal(out, "HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
+    assert_string_equal(
+        out,
+        "HTTP/1.1 201 Created\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 0\r\n\r\n");
     /* A chunk extension (RFC 9112 §7.1.1) breaks civetweb 1.15's chunked reader, which the
      * handler cannot get around (the bytes it buffered are out of reach): 400, and the
      * connection closed since the body was not read. Through the nginx front it is 201. */
@@ -179,13 +188,16 @@ static void test_unread_body_closes(void **state)
     int64_t t0 = now_ms();
     assert_int_equal(exchange(c, req, (size_t)len + 70000, 3000, out, sizeof(out), &n), 1);
     assert_true(now_ms() - t0 < 2500);
-    assert_string_equal(out, "HTTP/1.1 413 Content Too Large\r\nContent-Type: application/json\r\n"
+    assert_string_equal(out, "HTTP/1.1 413 Content Too Large\r\nX-Content-Type-Options: "
+                             "nosniff\r\nContent-Type: application/json\r\n"
                              "Connection: close\r\nContent-Length: 51\r\n\r\n"
                              "{\"error\":\"request body is larger than 65536 bytes\"}");
     const char *get = "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
     assert_int_equal(exchange(c, get, strlen(get), 3000, out, sizeof(out), &n), 1);
-    assert_string_equal(out, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                             "Connection: close\r\nContent-Length: 15\r\n\r\n{\"status\":\"ok\"}");
+    assert_string_equal(
+        out,
+        "HTTP/1.1 200 OK\r\nX-Content-Type-Options: nosniff\r\nContent-Type: application/json\r\n"
+        "Connection: close\r\nContent-Length: 15\r\n\r\n{\"status\":\"ok\"}");
 }
 
 /* RFC 9112 §6.3: ambiguous framing is 400 and the connection closed, so a request smuggled
@@ -210,8 +222,9 @@ static void test_ambiguous_framing(void **state)
     const char *del = "DELETE /transactions HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"
                       "0123456789GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
     assert_int_equal(exchange(c, del, strlen(del), 1500, out, sizeof(out), &n), 1);
-    assert_string_equal(out, "HTTP/1.1 204 No Content\r\nConnection: close\r\n"
-                             "Content-Length: 0\r\n\r\n");
+    assert_string_equal(
+        out, "HTTP/1.1 204 No Content\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n"
+             "Content-Length: 0\r\n\r\n");
 }
 
 /* A client that stops mid-body is answered 408 and dropped at the request timeout (1 s). */
