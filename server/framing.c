@@ -46,7 +46,11 @@ static bool is_token(const char *s)
 static const char *request_line_end(const struct mg_request_info *ri, struct verdict *v)
 {
     const char *m = ri->request_method, *t = ri->request_uri, *ver = ri->http_version;
-    if (!is_token(m) || t != m + strlen(m) + 1 || ver - 5 != t + strlen(t) + 1)
+    /* civetweb cuts the target at '?' (a NUL there) and points query_string after it. */
+    const char *q = ri->query_string, *t_end = t + strlen(t);
+    if (q && q == t_end + 1)
+        t_end = q + strlen(q);
+    if (!is_token(m) || t != m + strlen(m) + 1 || ver - 5 != t_end + 1)
         *v = refuse(400, "malformed request line (RFC 9112 §3: one SP between its parts)");
     return ver + strlen(ver);
 }
