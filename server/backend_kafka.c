@@ -45,7 +45,8 @@ static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaqu
     (void)rk;
     struct srv_cluster *k = opaque;
     if (k->opt.kafka_ack == KAFKA_ACK_LOCAL) { /* every message is the shipper's */
-        srv_shipper_delivered(k->ship, m->_private, m->err);
+        if (k->ship) /* none once stopped: what is not acknowledged stays in the outbox */
+            srv_shipper_delivered(k->ship, m->_private, m->err);
         return;
     }
     srv_kafka_ack_delivered(m);
@@ -258,17 +259,33 @@ static int make_windows(struct srv_cluster *k)
     return 0;
 }
 
-static void kafka_free(struct srv_cluster *k)
+/* Milliseconds left until `deadline` (ms), at least 0. */
+static int left_ms(int64_t deadline)
 {
+    int64_t left = deadline - srv_now_ms();
+    return left > 0 ? (int)left : 0;
+}
+
+/* Stop the threads and the clients within STOP_BUDGET_MS whatever the brokers do: what Kafka has
+ * not acknowledged by then is given up here (local: it stays in the outbox, shipped at the next
+ * start; kafka: every request was answered already, a 503 for what was not confirmed). */
+static void close_clients(struct srv_cluster *k)
+{
+    int64_t deadline = srv_now_ms() + STOP_BUDGET_MS;
+    atomic_store(&k->closing, true);
     atomic_store(&k->stop, true);
     if (k->reader)
         pthread_join(k->reader, NULL);
-    srv_shipper_stop(k->ship, 5000); /* first: the flush below would report to it */
-    if (k->producer)
-        rd_kafka_flush(k->producer, 5000);
-    if (k->poller)
+    if (k->poller) /* within 50 ms; from here the flushes below serve the delivery reports */
         pthread_join(k->poller, NULL);
-    if (k->consumer) {
+    srv_shipper_stop(k->ship, left_ms(deadline)); /* before the purge: it would rewind */
+    k->ship = NULL;
+    if (k->producer) {
+        rd_kafka_flush(k->producer, left_ms(deadline));
+        rd_kafka_purge(k->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_flush(k->producer, 100); /* the purged messages' reports free their requests */
+    }
+    if (k->consumer) { /* no group to leave (manual assignment) */
         rd_kafka_consumer_close(k->consumer);
         rd_kafka_destroy(k->consumer);
     }
@@ -276,6 +293,11 @@ static void kafka_free(struct srv_cluster *k)
         rd_kafka_topic_destroy(k->topic);
     if (k->producer)
         rd_kafka_destroy(k->producer);
+}
+
+static void kafka_free(struct srv_cluster *k)
+{
+    close_clients(k);
     for (int i = 0; k->part && i < k->partitions; i++)
         txstats_destroy(k->part[i]);
     free(k->part);
@@ -290,6 +312,13 @@ static void kafka_free(struct srv_cluster *k)
     srv_ckpt_unlock(k->ckpt_fd);
     srv_outbox_close(k->outbox);
     free(k);
+}
+
+/* SIGTERM: the requests in flight answer now (503 for what Kafka has not confirmed yet). */
+static void kafka_stopping(void *self)
+{
+    struct srv_cluster *k = self;
+    atomic_store(&k->closing, true);
 }
 
 static int kafka_stop(void *self)
@@ -443,6 +472,7 @@ static const struct srv_backend_ops kafka_ops = {
     .list = kafka_list,
     .ready = kafka_ready,
     .metrics = kafka_metrics,
+    .stopping = kafka_stopping,
     .stop = kafka_stop,
     .dist = kafka_dist,
 };

@@ -8,6 +8,7 @@
 #define _GNU_SOURCE
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,23 @@ void srv_kafka_ack_delivered(const rd_kafka_message_t *m)
     waiter_release(w);
 }
 
+/* Wait for the delivery reports of `w` (its lock held): until after message.timeout.ms, or no
+ * longer once the node is stopping (looked at every 50 ms). */
+static void wait_reports(struct srv_cluster *k, struct waiter *w)
+{
+    int64_t until = srv_now_ms() + k->opt.kafka_timeout_ms + 2000;
+    while (w->pending > 0 && !atomic_load(&k->closing) && srv_now_ms() < until) {
+        struct timespec slice;
+        clock_gettime(CLOCK_REALTIME, &slice);
+        slice.tv_nsec += 50 * 1000000L;
+        if (slice.tv_nsec >= 1000000000L) {
+            slice.tv_sec++;
+            slice.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&w->done_cond, &w->lock, &slice);
+    }
+}
+
 /* Produce every message of `w` (keys[i] as the message key, or none) and wait for all of their
  * delivery reports. Returns 0 or an error text; on success every msg has its offset. */
 static const char *produce_and_wait(struct srv_cluster *k, struct waiter *w)
@@ -103,14 +121,10 @@ static const char *produce_and_wait(struct srv_cluster *k, struct waiter *w)
             pthread_mutex_unlock(&w->lock);
         }
     }
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += k->opt.kafka_timeout_ms / 1000 + 2; /* after message.timeout.ms */
     pthread_mutex_lock(&w->lock);
-    while (w->pending > 0 && pthread_cond_timedwait(&w->done_cond, &w->lock, &until) == 0)
-        ;
+    wait_reports(k, w);
     if (!fail && w->pending > 0)
-        fail = "no delivery report in time";
+        fail = atomic_load(&k->closing) ? "this node is stopping" : "no delivery report in time";
     if (!fail && w->err)
         fail = rd_kafka_err2str(w->err);
     pthread_mutex_unlock(&w->lock);
@@ -119,7 +133,7 @@ static const char *produce_and_wait(struct srv_cluster *k, struct waiter *w)
 
 static bool wait_applied(struct srv_cluster *k, int32_t partition, int64_t offset)
 {
-    return srv_kafka_wait_reaches(&k->next_offset[partition], offset + 1,
+    return srv_kafka_wait_reaches(k, &k->next_offset[partition], offset + 1,
                                   srv_now_ms() + k->opt.kafka_timeout_ms +
                                       2000); /* as long as a delivery */
 }

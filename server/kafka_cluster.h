@@ -25,6 +25,8 @@ struct srv_outbox;
 struct srv_shipper;
 
 #define MARGIN_MS 5000
+/* Stopping: how long the producer may still deliver (SIGTERM returns within 2 s). */
+#define STOP_BUDGET_MS 1000
 
 /* The last sequence applied from one node in one partition (records with an identity). */
 struct origin {
@@ -53,6 +55,7 @@ struct srv_cluster {
     atomic_int ends;              /* partitions read to their end once */
     pthread_t poller, reader;
     atomic_bool stop;
+    atomic_bool closing; /* stopping: requests in flight wait no longer (503) */
     atomic_uint_fast64_t applied, expired, malformed, clears, duplicates, resent;
     /* --kafka-ack local */
     struct srv_outbox *outbox;
@@ -95,8 +98,9 @@ int srv_kafka_judge(struct srv_cluster *k, const txstats_tx_t *tx, const txstats
 /* Once read back: what `partition`'s window made of the keyed transaction. */
 int srv_kafka_key_outcome(struct srv_cluster *k, int32_t partition, const txstats_tx_t *tx,
                           const txstats_key_t *key, int *first);
-/* Wait (polling each ms) until the reader has moved *v to at least `want`, or `until` (ms). */
-bool srv_kafka_wait_reaches(_Atomic int64_t *v, int64_t want, int64_t until);
+/* Wait (polling each ms) until the reader has moved *v to at least `want`: false at `until` (ms)
+ * or once the node is stopping. */
+bool srv_kafka_wait_reaches(struct srv_cluster *k, _Atomic int64_t *v, int64_t want, int64_t until);
 
 /* ---- --kafka-ack kafka (kafka_ack.c) ---- */
 /* Transactions without repeated keys, as the backend's add_batch. */

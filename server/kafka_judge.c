@@ -25,10 +25,10 @@ int32_t srv_kafka_partition_of(const struct srv_cluster *k, const txstats_key_t 
 }
 
 /* Wait (polling each ms) until the reader has moved *v to at least `want`, or `until` (ms). */
-bool srv_kafka_wait_reaches(_Atomic int64_t *v, int64_t want, int64_t until)
+bool srv_kafka_wait_reaches(struct srv_cluster *k, _Atomic int64_t *v, int64_t want, int64_t until)
 {
     while (atomic_load(v) < want) {
-        if (srv_now_ms() > until)
+        if (srv_now_ms() > until || atomic_load(&k->closing))
             return false;
         struct timespec ms = {0, 1000000};
         nanosleep(&ms, NULL);

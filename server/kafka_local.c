@@ -21,7 +21,7 @@
 /* --kafka-ack local: wait until this node has read back its own record `seq` of `partition`. */
 static bool wait_mine(struct srv_cluster *k, int32_t partition, uint64_t seq, int64_t until)
 {
-    return srv_kafka_wait_reaches(&k->mine[partition], (int64_t)seq, until);
+    return srv_kafka_wait_reaches(k, &k->mine[partition], (int64_t)seq, until);
 }
 
 /* --kafka-ack local, after the append: a keyed transaction is answered once this node has read
