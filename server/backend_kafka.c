@@ -388,6 +388,7 @@ static void kafka_metrics(void *self, struct srv_text *t)
         srv_kafka_checkpoint_metrics(k, t);
     if (k->outbox)
         srv_kafka_outbox_metrics(k, t);
+    srv_refusals_metrics(&k->refused, t);
 }
 
 /* ---- the merged window ---------------------------------------------------------------------- */

@@ -19,6 +19,7 @@
 #include <txstats/txstats.h>
 
 #include "options.h"
+#include "refusals.h"
 #include "text.h"
 
 struct srv_outbox;
@@ -60,9 +61,10 @@ struct srv_cluster {
     /* --kafka-ack local */
     struct srv_outbox *outbox;
     struct srv_shipper *ship;
-    uint64_t node_id;        /* this run's origin in its records (outbox.h); 0 in kafka mode */
-    struct origins *origins; /* per partition (reader thread) */
-    _Atomic int64_t *mine;   /* per partition: the last of this node's seqs read back */
+    struct srv_refusals refused; /* writes the outbox did not take */
+    uint64_t node_id;            /* this run's origin in its records (outbox.h); 0 in kafka mode */
+    struct origins *origins;     /* per partition (reader thread) */
+    _Atomic int64_t *mine;       /* per partition: the last of this node's seqs read back */
     _Atomic uint64_t lag_count[LAG_BUCKETS + 1], lag_sum_us;
     /* per-partition checkpoints (kafka_checkpoint.h), written by the reader thread */
     char ckpt_dir[1400];

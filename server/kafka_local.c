@@ -17,6 +17,7 @@
 #include "kafka_ship.h"
 #include "log.h"
 #include "outbox.h"
+#include "refusals.h"
 
 /* --kafka-ack local: wait until this node has read back its own record `seq` of `partition`. */
 static bool wait_mine(struct srv_cluster *k, int32_t partition, uint64_t seq, int64_t until)
@@ -82,6 +83,7 @@ void srv_kafka_local_add(struct srv_cluster *k, const txstats_tx_t *tx, const tx
     }
     uint64_t first = 0;
     if (m && srv_outbox_append(k->outbox, rec, m, &first) != 0) {
+        srv_refused(&k->refused, errno, m);
         snprintf(err, errn, "this node's outbox journal cannot be written (%s)",
                  srv_os_reason(errno));
         srv_log(LOG_WARN, "%s", err);
@@ -101,6 +103,7 @@ int srv_kafka_local_clear(struct srv_cluster *k, char *err, size_t n)
     struct srv_outbox_rec r = {0, 0, 0, srv_now_ms(), 0, OUTBOX_CLEAR, {NULL, 0}};
     uint64_t seq;
     if (srv_outbox_append(k->outbox, &r, 1, &seq) != 0) {
+        srv_refused(&k->refused, errno, 1);
         snprintf(err, n, "this node's outbox journal cannot be written (%s)", srv_os_reason(errno));
         return TXSTATS_EIO;
     }
