@@ -42,6 +42,9 @@ struct srv_backend_ops {
     bool (*ready)(void *self);
     /* Its own metric families. */
     void (*metrics)(void *self, struct srv_text *t);
+    /* SIGTERM arrived, before the HTTP server finishes the requests in flight: they wait no
+     * longer on anything outside this node (cluster: Kafka); NULL when nothing waits. */
+    void (*stopping)(void *self);
     /* Stop, write what must be written, free. 0, or 1 when the final write failed. */
     int (*stop)(void *self);
     /* Add the window's distribution of amounts into `out` (txstats_dist_collect()). */

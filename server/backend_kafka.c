@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Cluster mode: Kafka is the log and every node rebuilds the global window from it. This file:
- * the requests, the clients, the merged queries; the consuming side is kafka_reader.c.
+ * the backend interface, the clients, start and stop, the merged queries. The request paths are
+ * kafka_ack.c (--kafka-ack kafka) and kafka_local.c (--kafka-ack local), what both judge alike
+ * kafka_judge.c; the consuming side is kafka_reader.c.
  *
  * - A POST is checked against this node's clock (txstats_admit), then, with --kafka-ack kafka,
  *   produced (idempotent producer, acks=all) and answered 201 once its delivery report succeeds
@@ -21,98 +23,33 @@
  * "C <clear id> [<node hex> <seq> <accepted ms>]" (node 0: no identity).
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backend.h"
 #include "kafka_checkpoint.h"
+#include "kafka_cluster.h"
 #include "kafka_conf.h"
 #include "kafka_ship.h"
 #include "log.h"
-#include "kafka_cluster.h"
 #include "options.h"
 #include "outbox.h"
-
-/* One record to produce; the delivery report fills in where it went. */
-struct kmsg {
-    struct waiter *w;
-    char value[96];
-    int32_t partition; /* asked for (or RD_KAFKA_PARTITION_UA), then the actual one */
-    int64_t offset;    /* -1 until delivered */
-    rd_kafka_resp_err_t err;
-    txstats_key_t key; /* the message key (an idempotency key), or none */
-    size_t which;      /* the transaction of the request it carries */
-};
-
-/* A POST, batch or DELETE waiting for its delivery reports; freed by whoever finishes last. */
-struct waiter {
-    pthread_mutex_t lock;
-    pthread_cond_t done_cond;
-    int pending; /* delivery reports still to come */
-    int refs;    /* the request and the reports */
-    rd_kafka_resp_err_t err;
-    int n;
-    struct kmsg msg[];
-};
-
-static struct waiter *waiter_new(int n)
-{
-    struct waiter *w = calloc(1, sizeof(*w) + (size_t)(n > 0 ? n : 1) * sizeof(w->msg[0]));
-    if (!w)
-        return NULL;
-    pthread_mutex_init(&w->lock, NULL);
-    pthread_cond_init(&w->done_cond, NULL);
-    w->refs = 1;
-    w->n = n;
-    for (int i = 0; i < n; i++)
-        w->msg[i] = (struct kmsg){
-            w, "", RD_KAFKA_PARTITION_UA, -1, RD_KAFKA_RESP_ERR_NO_ERROR, {NULL, 0}, 0};
-    return w;
-}
-
-static void waiter_release(struct waiter *w)
-{
-    pthread_mutex_lock(&w->lock);
-    bool last = --w->refs == 0;
-    pthread_mutex_unlock(&w->lock);
-    if (last) {
-        pthread_mutex_destroy(&w->lock);
-        pthread_cond_destroy(&w->done_cond);
-        free(w);
-    }
-}
 
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
     struct srv_cluster *k = opaque;
     if (k->opt.kafka_ack == KAFKA_ACK_LOCAL) { /* every message is the shipper's */
-        srv_shipper_delivered(k->ship, m->_private, m->err);
+        if (k->ship) /* none once stopped: what is not acknowledged stays in the outbox */
+            srv_shipper_delivered(k->ship, m->_private, m->err);
         return;
     }
-    struct kmsg *msg = m->_private;
-    if (!msg)
-        return;
-    struct waiter *w = msg->w;
-    pthread_mutex_lock(&w->lock);
-    msg->err = m->err;
-    msg->partition = m->partition;
-    msg->offset = m->err ? -1 : m->offset;
-    if (m->err && !w->err)
-        w->err = m->err;
-    w->pending--;
-    pthread_cond_signal(&w->done_cond);
-    pthread_mutex_unlock(&w->lock);
-    waiter_release(w);
+    srv_kafka_ack_delivered(m);
 }
 
 static void *poller_main(void *arg)
@@ -123,245 +60,14 @@ static void *poller_main(void *arg)
     return NULL;
 }
 
-/* Produce every message of `w` (keys[i] as the message key, or none) and wait for all of their
- * delivery reports. Returns 0 or an error text; on success every msg has its offset. */
-static const char *produce_and_wait(struct srv_cluster *k, struct waiter *w)
-{
-    const char *fail = NULL;
-    for (int i = 0; i < w->n && !fail; i++) {
-        pthread_mutex_lock(&w->lock);
-        w->pending++;
-        w->refs++;
-        pthread_mutex_unlock(&w->lock);
-        struct kmsg *m = &w->msg[i];
-        if (rd_kafka_produce(k->topic, m->partition, RD_KAFKA_MSG_F_COPY, m->value,
-                             strlen(m->value), m->key.key, m->key.len, m) != 0) {
-            fail = rd_kafka_err2str(rd_kafka_last_error());
-            pthread_mutex_lock(&w->lock);
-            w->pending--;
-            w->refs--;
-            pthread_mutex_unlock(&w->lock);
-        }
-    }
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += k->opt.kafka_timeout_ms / 1000 + 2; /* after message.timeout.ms */
-    pthread_mutex_lock(&w->lock);
-    while (w->pending > 0 && pthread_cond_timedwait(&w->done_cond, &w->lock, &until) == 0)
-        ;
-    if (!fail && w->pending > 0)
-        fail = "no delivery report in time";
-    if (!fail && w->err)
-        fail = rd_kafka_err2str(w->err);
-    pthread_mutex_unlock(&w->lock);
-    return fail;
-}
-
-static int admit(const struct srv_cluster *k, txstats_amount_t amount, int64_t ts)
-{
-    return txstats_admit(&k->admission, amount, ts, srv_now_ms());
-}
-
-/* A key's partition: the same on every node (librdkafka's murmur2, as Java clients use). */
-static int32_t partition_of(const struct srv_cluster *k, const txstats_key_t *key)
-{
-    return rd_kafka_msg_partitioner_murmur2(k->topic, key->key, key->len, k->partitions, NULL,
-                                            NULL);
-}
-
-/* Wait until this node's reader has applied `offset` of `partition` (or the timeout). */
-/* Wait (polling each ms) until the reader has moved *v to at least `want`, or `until` (ms). */
-static bool wait_reaches(_Atomic int64_t *v, int64_t want, int64_t until)
-{
-    while (atomic_load(v) < want) {
-        if (srv_now_ms() > until)
-            return false;
-        struct timespec ms = {0, 1000000};
-        nanosleep(&ms, NULL);
-    }
-    return true;
-}
-
-static bool wait_applied(struct srv_cluster *k, int32_t partition, int64_t offset)
-{
-    return wait_reaches(&k->next_offset[partition], offset + 1,
-                        srv_now_ms() + k->opt.kafka_timeout_ms + 2000); /* as long as a delivery */
-}
-
-/* Before producing: a key this node already knows is answered here. TXSTATS_OK to produce. */
-static int known_key(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *key,
-                     int *first)
-{
-    if (key->len > TXSTATS_MAX_KEY_BYTES)
-        return TXSTATS_EINVAL;
-    txstats_t *w = k->part[partition_of(k, key)];
-    return txstats_key_check(w, tx->amount, tx->timestamp_ms, key->key, key->len, first);
-}
-
-/* Once this node has read a keyed record back: what the partition's window made of it (the
- * first record of a key in offset order wins, on every node alike). */
-static int key_outcome(struct srv_cluster *k, int32_t partition, const txstats_tx_t *tx,
-                       const txstats_key_t *key, int *first)
-{
-    int rc = txstats_key_check(k->part[partition], tx->amount, tx->timestamp_ms, key->key, key->len,
-                               first);
-    if (rc == TXSTATS_DUPLICATE) /* ours, or an identical one first: the first's outcome */
-        return *first;
-    return rc == TXSTATS_OK ? TXSTATS_OK : rc; /* unknown: counted without a key (table full) */
-}
-
-static int keyed_outcome(struct srv_cluster *k, const struct kmsg *m, const txstats_tx_t *tx,
-                         const txstats_key_t *key, int *first)
-{
-    if (!wait_applied(k, m->partition, m->offset))
-        return TXSTATS_EIO;
-    return key_outcome(k, m->partition, tx, key, first);
-}
-
-/* --kafka-ack local: wait until this node has read back its own record `seq` of `partition`. */
-static bool wait_mine(struct srv_cluster *k, int32_t partition, uint64_t seq, int64_t until)
-{
-    return wait_reaches(&k->mine[partition], (int64_t)seq, until);
-}
-
-/* Admission by this node's clock and, with a key, what this node already knows of the key:
- * TXSTATS_OK to send the transaction on. */
-static int judge(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *key,
-                 int *first)
-{
-    int rc = admit(k, tx->amount, tx->timestamp_ms);
-    if (key && rc != TXSTATS_ERANGE) {
-        int known = known_key(k, tx, key, first);
-        rc = known != TXSTATS_OK ? known : rc;
-    }
-    return rc;
-}
-
-static const txstats_key_t *key_of(const txstats_key_t *keys, size_t i)
-{
-    return keys && keys[i].key && keys[i].len ? &keys[i] : NULL;
-}
-
-/* Judge each transaction; fill the waiter with the ones to produce. */
-static int prepare(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *keys,
-                   size_t n, int *results, int *firsts, struct waiter *w)
-{
-    int m = 0;
-    for (size_t i = 0; i < n; i++) {
-        const txstats_key_t *key = key_of(keys, i);
-        results[i] = judge(k, &tx[i], key, &firsts[i]);
-        if (results[i] != TXSTATS_OK)
-            continue;
-        snprintf(w->msg[m].value, sizeof(w->msg[m].value), "A %" PRId64 " %" PRId64 " 0 0 %" PRId64,
-                 tx[i].timestamp_ms, tx[i].amount, srv_now_ms()); /* no identity: node 0 */
-        w->msg[m].partition = key ? partition_of(k, key) : RD_KAFKA_PARTITION_UA;
-        w->msg[m].key = key ? *key : (txstats_key_t){NULL, 0};
-        w->msg[m++].which = i;
-    }
-    w->n = m;
-    return m;
-}
-
-/* --kafka-ack local, after the append: a keyed transaction is answered once this node has read
- * it back (what the cluster made of the key); the others are answered at once. */
-static void local_outcomes(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *keys,
-                           const size_t *which, size_t m, uint64_t first_seq, int *results,
-                           int *firsts, char *err, size_t errn)
-{
-    for (size_t j = 0; j < m; j++) {
-        size_t i = which[j];
-        const txstats_key_t *key = key_of(keys, i);
-        if (!key)
-            continue;
-        int32_t p = partition_of(k, key);
-        if (wait_mine(k, p, first_seq + j, srv_now_ms() + k->opt.kafka_timeout_ms)) {
-            results[i] = key_outcome(k, p, &tx[i], key, &firsts[i]);
-        } else {
-            results[i] = TXSTATS_EIO;
-            snprintf(err, errn,
-                     "it waits in this node's outbox and its outcome is not known yet; "
-                     "retry with the same idempotency key (it will not count twice)");
-        }
-    }
-}
-
-/* --kafka-ack local: the admitted transactions go to the outbox in one append; a 201 means they
- * are in this node's journal (as durable as a standalone node's) and will reach Kafka. */
-static int local_add_batch(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *keys,
-                           size_t n, int *results, int *firsts, char *err, size_t errn)
-{
-    struct srv_outbox_rec one, *rec = &one;
-    size_t one_which, *which = &one_which, m = 0;
-    void *mem = n > 1 ? malloc(n * (sizeof(*rec) + sizeof(*which))) : NULL;
-    if (n > 1 && !mem) {
-        for (size_t i = 0; i < n; i++)
-            results[i] = TXSTATS_ENOMEM;
-        snprintf(err, errn, "out of memory");
-        return TXSTATS_OK;
-    }
-    if (mem) {
-        rec = mem;
-        which = (size_t *)(rec + n);
-    }
-    int64_t now = srv_now_ms();
-    for (size_t i = 0; i < n; i++) {
-        const txstats_key_t *key = key_of(keys, i);
-        results[i] = judge(k, &tx[i], key, &firsts[i]);
-        if (results[i] == TXSTATS_OK) {
-            rec[m] = (struct srv_outbox_rec){0,
-                                             tx[i].timestamp_ms,
-                                             tx[i].amount,
-                                             now,
-                                             0,
-                                             OUTBOX_ADD,
-                                             key ? *key : (txstats_key_t){NULL, 0}};
-            which[m++] = i;
-        }
-    }
-    uint64_t first = 0;
-    if (m && srv_outbox_append(k->outbox, rec, m, &first) != 0) {
-        snprintf(err, errn, "this node's outbox journal cannot be written (%s)",
-                 srv_os_reason(errno));
-        srv_log(LOG_WARN, "%s", err);
-        for (size_t j = 0; j < m; j++)
-            results[which[j]] = TXSTATS_EIO;
-    } else if (m) {
-        local_outcomes(k, tx, keys, which, m, first, results, firsts, err, errn);
-    }
-    free(mem);
-    return TXSTATS_OK;
-}
-
-/* Produce the admitted transactions and wait for all their delivery reports: when any fails,
- * every one of them is reported TXSTATS_EIO (some may have been delivered: with keys, a retry
- * is safe). A keyed one then waits until this node has applied it, to answer what the cluster
- * made of it. */
-static int add_distinct(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *keys,
-                        size_t n, int *results, int *firsts, char *err, size_t errn)
+/* Both modes: the transactions of a request without repeated keys. */
+static void add_distinct(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *keys,
+                         size_t n, int *results, int *firsts, char *err, size_t errn)
 {
     if (k->outbox)
-        return local_add_batch(k, tx, keys, n, results, firsts, err, errn);
-    struct waiter *w = waiter_new((int)n); /* the request's one allocation */
-    const char *fail = NULL;
-    if (!w) {
-        for (size_t i = 0; i < n; i++)
-            results[i] = TXSTATS_ENOMEM;
-        fail = "out of memory";
-    } else if (prepare(k, tx, keys, n, results, firsts, w) > 0) {
-        fail = produce_and_wait(k, w);
-        for (int j = 0; j < w->n; j++) {
-            const struct kmsg *m = &w->msg[j];
-            if (fail)
-                results[m->which] = TXSTATS_EIO;
-            else if (m->key.key)
-                results[m->which] = keyed_outcome(k, m, &tx[m->which], &m->key, &firsts[m->which]);
-        }
-    }
-    if (fail)
-        snprintf(err, errn, "Kafka did not confirm it (%s)", fail);
-    if (w)
-        waiter_release(w);
-    return TXSTATS_OK;
+        srv_kafka_local_add(k, tx, keys, n, results, firsts, err, errn);
+    else
+        srv_kafka_ack_add(k, tx, keys, n, results, firsts, err, errn);
 }
 
 /* Lines of a batch that repeat the idempotency key of an earlier line: rep[i] is the first line
@@ -371,13 +77,13 @@ static size_t find_repeats(const txstats_key_t *keys, size_t n, long *rep, uint6
     size_t found = 0;
     for (size_t i = 0; i < n; i++) {
         rep[i] = -1;
-        const txstats_key_t *key = key_of(keys, i);
+        const txstats_key_t *key = srv_kafka_key_of(keys, i);
         h[i] = 1469598103934665603u; /* FNV-1a: compare hashes first */
         for (size_t c = 0; key && c < key->len; c++)
             h[i] = (h[i] ^ ((const unsigned char *)key->key)[c]) * 1099511628211u;
         for (size_t j = 0; key && j < i && rep[i] < 0; j++)
-            if (h[j] == h[i] && rep[j] < 0 && key_of(keys, j) && keys[j].len == key->len &&
-                !memcmp(keys[j].key, key->key, key->len))
+            if (h[j] == h[i] && rep[j] < 0 && srv_kafka_key_of(keys, j) &&
+                keys[j].len == key->len && !memcmp(keys[j].key, key->key, key->len))
                 rep[i] = (long)j;
         found += rep[i] >= 0;
     }
@@ -416,7 +122,8 @@ static int kafka_add_batch(void *self, const txstats_tx_t *tx, const txstats_key
                               : NULL;
     if (!rep || find_repeats(keys, n, rep, (uint64_t *)(rep + n)) == 0) {
         free(rep);
-        return add_distinct(k, tx, keys, n, results, firsts, err, errn);
+        add_distinct(k, tx, keys, n, results, firsts, err, errn);
+        return TXSTATS_OK;
     }
     txstats_tx_t *tx2 = (txstats_tx_t *)((uint64_t *)(rep + n) + n);
     txstats_key_t *keys2 = (txstats_key_t *)(tx2 + n);
@@ -459,56 +166,10 @@ static int kafka_add_keyed(void *self, txstats_amount_t amount, int64_t ts, cons
     return rc;
 }
 
-/* --kafka-ack local: the clear goes through the outbox, after every transaction accepted before
- * it (on each partition). Answered once in the outbox; waits (up to --kafka-timeout-ms) for this
- * node to read it back from every partition, so that its next GET shows it. */
-static int local_clear(struct srv_cluster *k, char *err, size_t n)
-{
-    struct srv_outbox_rec r = {0, 0, 0, srv_now_ms(), 0, OUTBOX_CLEAR, {NULL, 0}};
-    uint64_t seq;
-    if (srv_outbox_append(k->outbox, &r, 1, &seq) != 0) {
-        snprintf(err, n, "this node's outbox journal cannot be written (%s)", srv_os_reason(errno));
-        return TXSTATS_EIO;
-    }
-    int64_t until = srv_now_ms() + k->opt.kafka_timeout_ms;
-    for (int p = 0; p < k->partitions && wait_mine(k, p, seq, until); p++)
-        ;
-    srv_log(LOG_INFO, "all transactions deleted (cluster-wide, from this node's outbox)");
-    return TXSTATS_OK;
-}
-
 static int kafka_clear(void *self, char *err, size_t n)
 {
     struct srv_cluster *k = self;
-    if (k->outbox)
-        return local_clear(k, err, n);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    struct waiter *w = waiter_new(k->partitions);
-    const char *fail = w ? NULL : "out of memory";
-    for (int i = 0; w && i < k->partitions; i++) {
-        snprintf(w->msg[i].value, sizeof(w->msg[i].value), "C %lld%09ld", (long long)now.tv_sec,
-                 now.tv_nsec);
-        w->msg[i].partition = i;
-    }
-    int cleared = 0;
-    if (w) {
-        fail = produce_and_wait(k, w);
-        pthread_mutex_lock(&w->lock); /* late reports may still come */
-        for (int i = 0; i < w->n; i++)
-            cleared += w->msg[i].offset >= 0;
-        pthread_mutex_unlock(&w->lock);
-        waiter_release(w);
-    }
-    if (fail) /* Kafka has no all-partitions write: say what happened */
-        snprintf(err, n,
-                 "the clear reached %d of %d partitions (emptied on every node); the others did "
-                 "not confirm it (%s): retry to clear them too (a retry also clears what was "
-                 "posted since)",
-                 cleared, k->partitions, fail);
-    else
-        srv_log(LOG_INFO, "all transactions deleted (cluster-wide)");
-    return fail ? TXSTATS_EIO : TXSTATS_OK;
+    return k->outbox ? srv_kafka_local_clear(k, err, n) : srv_kafka_ack_clear(k, err, n);
 }
 
 /* The backend's own settings (its guarantees: kafka_conf.c refuses them to the operator), then
@@ -598,17 +259,33 @@ static int make_windows(struct srv_cluster *k)
     return 0;
 }
 
-static void kafka_free(struct srv_cluster *k)
+/* Milliseconds left until `deadline` (ms), at least 0. */
+static int left_ms(int64_t deadline)
 {
+    int64_t left = deadline - srv_now_ms();
+    return left > 0 ? (int)left : 0;
+}
+
+/* Stop the threads and the clients within STOP_BUDGET_MS whatever the brokers do: what Kafka has
+ * not acknowledged by then is given up here (local: it stays in the outbox, shipped at the next
+ * start; kafka: every request was answered already, a 503 for what was not confirmed). */
+static void close_clients(struct srv_cluster *k)
+{
+    int64_t deadline = srv_now_ms() + STOP_BUDGET_MS;
+    atomic_store(&k->closing, true);
     atomic_store(&k->stop, true);
     if (k->reader)
         pthread_join(k->reader, NULL);
-    srv_shipper_stop(k->ship, 5000); /* first: the flush below would report to it */
-    if (k->producer)
-        rd_kafka_flush(k->producer, 5000);
-    if (k->poller)
+    if (k->poller) /* within 50 ms; from here the flushes below serve the delivery reports */
         pthread_join(k->poller, NULL);
-    if (k->consumer) {
+    srv_shipper_stop(k->ship, left_ms(deadline)); /* before the purge: it would rewind */
+    k->ship = NULL;
+    if (k->producer) {
+        rd_kafka_flush(k->producer, left_ms(deadline));
+        rd_kafka_purge(k->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_flush(k->producer, 100); /* the purged messages' reports free their requests */
+    }
+    if (k->consumer) { /* no group to leave (manual assignment) */
         rd_kafka_consumer_close(k->consumer);
         rd_kafka_destroy(k->consumer);
     }
@@ -616,6 +293,11 @@ static void kafka_free(struct srv_cluster *k)
         rd_kafka_topic_destroy(k->topic);
     if (k->producer)
         rd_kafka_destroy(k->producer);
+}
+
+static void kafka_free(struct srv_cluster *k)
+{
+    close_clients(k);
     for (int i = 0; k->part && i < k->partitions; i++)
         txstats_destroy(k->part[i]);
     free(k->part);
@@ -630,6 +312,13 @@ static void kafka_free(struct srv_cluster *k)
     srv_ckpt_unlock(k->ckpt_fd);
     srv_outbox_close(k->outbox);
     free(k);
+}
+
+/* SIGTERM: the requests in flight answer now (503 for what Kafka has not confirmed yet). */
+static void kafka_stopping(void *self)
+{
+    struct srv_cluster *k = self;
+    atomic_store(&k->closing, true);
 }
 
 static int kafka_stop(void *self)
@@ -677,29 +366,6 @@ static bool kafka_ready(void *self)
     return atomic_load(&k->ends) >= k->partitions;
 }
 
-/* --kafka-ack local: what waits in the outbox for Kafka. */
-static void outbox_metrics(struct srv_cluster *k, struct srv_text *t)
-{
-    struct srv_outbox_stats o;
-    struct srv_shipper_stats sh;
-    srv_outbox_stats(k->outbox, &o);
-    srv_shipper_stats(k->ship, &sh);
-    srv_text_family(t, "txstats_kafka_outbox_backlog", "gauge",
-                    "Records accepted by this node (201) that Kafka has not acknowledged yet.");
-    srv_text_put(t, "txstats_kafka_outbox_backlog %llu\n",
-                 (unsigned long long)(o.next_seq - 1 - o.acked));
-    srv_text_family(t, "txstats_kafka_outbox_bytes", "gauge", "Bytes of the outbox's segments.");
-    srv_text_put(t, "txstats_kafka_outbox_bytes %llu\n", (unsigned long long)o.bytes);
-    srv_text_family(
-        t, "txstats_kafka_outbox_shipped_total", "counter",
-        "Messages handed to the Kafka producer from the outbox (a clear once per partition); "
-        "the backlog counts those not yet acknowledged.");
-    srv_text_put(t, "txstats_kafka_outbox_shipped_total %llu\n", (unsigned long long)sh.shipped);
-    srv_text_family(t, "txstats_kafka_outbox_rewinds_total", "counter",
-                    "Times shipping restarted from the last acknowledged record after a failure.");
-    srv_text_put(t, "txstats_kafka_outbox_rewinds_total %llu\n", (unsigned long long)sh.rewinds);
-}
-
 static void kafka_metrics(void *self, struct srv_text *t)
 {
     struct srv_cluster *k = self;
@@ -721,7 +387,8 @@ static void kafka_metrics(void *self, struct srv_text *t)
     if (k->ckpt_fd >= 0)
         srv_kafka_checkpoint_metrics(k, t);
     if (k->outbox)
-        outbox_metrics(k, t);
+        srv_kafka_outbox_metrics(k, t);
+    srv_refusals_metrics(&k->refused, t);
 }
 
 /* ---- the merged window ---------------------------------------------------------------------- */
@@ -806,64 +473,10 @@ static const struct srv_backend_ops kafka_ops = {
     .list = kafka_list,
     .ready = kafka_ready,
     .metrics = kafka_metrics,
+    .stopping = kafka_stopping,
     .stop = kafka_stop,
     .dist = kafka_dist,
 };
-
-/* --kafka-ack kafka: an outbox left by an earlier --kafka-ack local run must be shipped first
- * (its records were answered 201); 0 when there is none or it is empty. */
-static int outbox_left(struct srv_cluster *k)
-{
-    char dir[1100], err[512];
-    struct stat st;
-    snprintf(dir, sizeof(dir), "%s/outbox", k->opt.data_dir);
-    if (stat(dir, &st) != 0)
-        return 0;
-    struct srv_outbox_config c = {TXSTATS_FSYNC_NEVER, 100, 0};
-    struct srv_outbox *o;
-    if (srv_outbox_open(&o, dir, &c, err, sizeof(err)) != 0) {
-        srv_log(LOG_ERROR, "%s", err);
-        return -1;
-    }
-    struct srv_outbox_stats s;
-    srv_outbox_stats(o, &s);
-    srv_outbox_close(o);
-    if (s.next_seq - 1 <= s.acked)
-        return 0;
-    srv_log(LOG_ERROR,
-            "%s holds up to %" PRIu64 " record(s) answered 201 that may not be in Kafka yet (its "
-            "acknowledgement mark lags a little): run with --kafka-ack local until "
-            "txstats_kafka_outbox_backlog is 0",
-            dir, s.next_seq - 1 - s.acked);
-    return -1;
-}
-
-/* --kafka-ack local: the outbox in DATA_DIR/outbox, with the journal's fsync settings. */
-static int open_outbox(struct srv_cluster *k)
-{
-    char dir[1100], err[512];
-    snprintf(dir, sizeof(dir), "%s/outbox", k->opt.data_dir);
-    if (mkdir(k->opt.data_dir, 0700) != 0 && errno != EEXIST) {
-        srv_log(LOG_ERROR, "cannot create %s: %s", k->opt.data_dir, srv_os_reason(errno));
-        return -1;
-    }
-    struct srv_outbox_config c = {k->opt.fsync, k->opt.fsync_interval_ms, 0};
-    if (srv_outbox_open(&k->outbox, dir, &c, err, sizeof(err)) != 0) {
-        srv_log(LOG_ERROR, "%s", err);
-        return -1;
-    }
-    struct srv_outbox_stats st;
-    srv_outbox_stats(k->outbox, &st);
-    k->node_id = st.origin;
-    srv_log(LOG_INFO, "outbox %s: origin %016" PRIx64 ", %" PRIu64 " record(s) to ship", dir,
-            st.origin, st.next_seq - 1 - st.acked);
-    if (st.torn) /* a record being written when the process died (it got no 201), or damage */
-        srv_log(LOG_WARN,
-                "outbox %s: cut %" PRIu64
-                " byte(s) at its end: an incomplete or damaged last record",
-                dir, st.torn);
-    return 0;
-}
 
 /* --kafka-checkpoint-interval-ms > 0: checkpoints in DATA_DIR/partitions/TOPIC, locked. */
 static int open_checkpoints(struct srv_cluster *k)
@@ -892,8 +505,8 @@ int srv_backend_kafka_start(const struct srv_options *o, struct srv_backend *out
     k->ckpt_cursor = INT32_MAX; /* the first round after one interval */
     k->ckpt_next_ms = srv_now_ms() + o->kafka_checkpoint_interval_ms;
     bool local = o->kafka_ack == KAFKA_ACK_LOCAL;
-    if ((local ? open_outbox(k) : outbox_left(k)) != 0 || open_checkpoints(k) != 0 ||
-        kafka_connect(k) != 0) {
+    if ((local ? srv_kafka_outbox_open(k) : srv_kafka_outbox_left(k)) != 0 ||
+        open_checkpoints(k) != 0 || kafka_connect(k) != 0) {
         kafka_free(k);
         return -1;
     }

@@ -15,12 +15,14 @@
 #include "backend.h"
 #include "log.h"
 #include "options.h"
+#include "refusals.h"
 
 struct local {
     txstats_t *t;
     char dir[1024];
     txstats_recovery_t recovery;
     atomic_uint_fast64_t checkpoints_ok, checkpoints_failed;
+    struct srv_refusals refused; /* writes the journal did not take */
 };
 
 static int mkdirs(const char *dir)
@@ -113,12 +115,19 @@ static int open_data_dir(struct local *l, const struct srv_options *o)
     return 0;
 }
 
+/* `writes` refused: the journal write failed with `e`. */
+static void journal_refused(struct local *l, int e, uint64_t writes, char *err, size_t n)
+{
+    srv_refused(&l->refused, e, writes);
+    snprintf(err, n, "it could not be written to the journal (%s)", strerror(e));
+}
+
 static int local_add(void *self, txstats_amount_t amount, int64_t ts, char *err, size_t n)
 {
     struct local *l = self;
     int rc = txstats_add(l->t, amount, ts);
     if (rc == TXSTATS_EIO)
-        snprintf(err, n, "it could not be written to the journal (%s)", strerror(errno));
+        journal_refused(l, errno, 1, err, n);
     else if (rc < 0)
         snprintf(err, n, "%s", txstats_strerror(rc));
     return rc;
@@ -130,7 +139,7 @@ static int local_add_keyed(void *self, txstats_amount_t amount, int64_t ts, cons
     struct local *l = self;
     int rc = txstats_add_keyed(l->t, amount, ts, key, key_len, first);
     if (rc == TXSTATS_EIO)
-        snprintf(err, n, "it could not be written to the journal (%s)", strerror(errno));
+        journal_refused(l, errno, 1, err, n);
     else if (rc < 0)
         snprintf(err, n, "%s", txstats_strerror(rc));
     return rc;
@@ -146,12 +155,11 @@ static int local_add_batch(void *self, const txstats_tx_t *tx, const txstats_key
         results[i] = rc; /* the batch's scratch memory: nothing stored */
     if (rc != TXSTATS_OK)
         snprintf(err, errn, "%s", txstats_strerror(rc));
-    for (size_t i = 0; rc == TXSTATS_OK && i < n; i++) {
-        if (results[i] == TXSTATS_EIO) {
-            snprintf(err, errn, "it could not be written to the journal (%s)", strerror(e));
-            break;
-        }
-    }
+    uint64_t refused = 0;
+    for (size_t i = 0; rc == TXSTATS_OK && i < n; i++)
+        refused += results[i] == TXSTATS_EIO;
+    if (refused)
+        journal_refused(l, e, refused, err, errn);
     return TXSTATS_OK;
 }
 
@@ -159,9 +167,12 @@ static int local_clear(void *self, char *err, size_t n)
 {
     struct local *l = self;
     int rc = txstats_clear_ex(l->t);
+    int e = errno;
+    if (rc == TXSTATS_EIO)
+        srv_refused(&l->refused, e, 1);
     if (rc != TXSTATS_OK)
         snprintf(err, n, "nothing deleted: the clear could not be written to the journal (%s)",
-                 strerror(errno));
+                 strerror(e));
     return rc;
 }
 
@@ -206,6 +217,7 @@ static void local_metrics(void *self, struct srv_text *t)
                     "Journal writes that failed (the request got a 503).");
     srv_text_put(t, "txstats_journal_write_errors_total %llu\n",
                  (unsigned long long)js.write_errors);
+    srv_refusals_metrics(&l->refused, t);
     srv_text_family(t, "txstats_journal_segments", "gauge", "Live journal segment files.");
     srv_text_put(t, "txstats_journal_segments %llu\n", (unsigned long long)js.segments);
     uint64_t keys = 0;

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Cluster mode's shared state (internal to the kafka backend): backend_kafka.c owns the requests
- * (producing, the outbox of --kafka-ack local), the clients and the merged queries;
- * kafka_reader.c owns the consuming side (records into the partition windows, identities,
- * checkpoints of the windows, where reading starts).
+ * Cluster mode's shared state (internal to the kafka backend): backend_kafka.c owns the backend
+ * interface, the clients, start and stop and the merged queries; the requests go through
+ * kafka_ack.c (--kafka-ack kafka: produce, wait for delivery and for the reader) or kafka_local.c
+ * (--kafka-ack local: the outbox), judged alike by kafka_judge.c; kafka_reader.c owns the
+ * consuming side (records into the partition windows, identities, checkpoints of the windows,
+ * where reading starts).
  */
 #ifndef TXSTATS_SERVER_KAFKA_CLUSTER_H
 #define TXSTATS_SERVER_KAFKA_CLUSTER_H
@@ -17,12 +19,15 @@
 #include <txstats/txstats.h>
 
 #include "options.h"
+#include "refusals.h"
 #include "text.h"
 
 struct srv_outbox;
 struct srv_shipper;
 
 #define MARGIN_MS 5000
+/* Stopping: how long the producer may still deliver (SIGTERM returns within 2 s). */
+#define STOP_BUDGET_MS 1000
 
 /* The last sequence applied from one node in one partition (records with an identity). */
 struct origin {
@@ -51,13 +56,15 @@ struct srv_cluster {
     atomic_int ends;              /* partitions read to their end once */
     pthread_t poller, reader;
     atomic_bool stop;
+    atomic_bool closing; /* stopping: requests in flight wait no longer (503) */
     atomic_uint_fast64_t applied, expired, malformed, clears, duplicates, resent;
     /* --kafka-ack local */
     struct srv_outbox *outbox;
     struct srv_shipper *ship;
-    uint64_t node_id;        /* this run's origin in its records (outbox.h); 0 in kafka mode */
-    struct origins *origins; /* per partition (reader thread) */
-    _Atomic int64_t *mine;   /* per partition: the last of this node's seqs read back */
+    struct srv_refusals refused; /* writes the outbox did not take */
+    uint64_t node_id;            /* this run's origin in its records (outbox.h); 0 in kafka mode */
+    struct origins *origins;     /* per partition (reader thread) */
+    _Atomic int64_t *mine;       /* per partition: the last of this node's seqs read back */
     _Atomic uint64_t lag_count[LAG_BUCKETS + 1], lag_sum_us;
     /* per-partition checkpoints (kafka_checkpoint.h), written by the reader thread */
     char ckpt_dir[1400];
@@ -81,5 +88,38 @@ int srv_kafka_assign_all(struct srv_cluster *k);
 /* Metric families of the reading side. */
 void srv_kafka_lag_metrics(struct srv_cluster *k, struct srv_text *t);
 void srv_kafka_checkpoint_metrics(struct srv_cluster *k, struct srv_text *t);
+
+/* ---- requests, both modes (kafka_judge.c) ---- */
+/* keys[i] when keys has one there, else NULL. */
+const txstats_key_t *srv_kafka_key_of(const txstats_key_t *keys, size_t i);
+/* A key's partition: the same on every node. */
+int32_t srv_kafka_partition_of(const struct srv_cluster *k, const txstats_key_t *key);
+/* Admission by this node's clock and what it knows of the key: TXSTATS_OK to send it on. */
+int srv_kafka_judge(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *key,
+                    int *first);
+/* Once read back: what `partition`'s window made of the keyed transaction. */
+int srv_kafka_key_outcome(struct srv_cluster *k, int32_t partition, const txstats_tx_t *tx,
+                          const txstats_key_t *key, int *first);
+/* Wait (polling each ms) until the reader has moved *v to at least `want`: false at `until` (ms)
+ * or once the node is stopping. */
+bool srv_kafka_wait_reaches(struct srv_cluster *k, _Atomic int64_t *v, int64_t want, int64_t until);
+
+/* ---- --kafka-ack kafka (kafka_ack.c) ---- */
+/* Transactions without repeated keys, as the backend's add_batch. */
+void srv_kafka_ack_add(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *keys,
+                       size_t n, int *results, int *firsts, char *err, size_t errn);
+int srv_kafka_ack_clear(struct srv_cluster *k, char *err, size_t n);
+/* The producer's delivery report of a message produced by a request. */
+void srv_kafka_ack_delivered(const rd_kafka_message_t *m);
+
+/* ---- --kafka-ack local (kafka_local.c) ---- */
+void srv_kafka_local_add(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *keys,
+                         size_t n, int *results, int *firsts, char *err, size_t errn);
+int srv_kafka_local_clear(struct srv_cluster *k, char *err, size_t n);
+/* Open DATA_DIR/outbox (local mode), or refuse one still holding records (kafka mode): 0 or -1
+ * after logging why. */
+int srv_kafka_outbox_open(struct srv_cluster *k);
+int srv_kafka_outbox_left(struct srv_cluster *k);
+void srv_kafka_outbox_metrics(struct srv_cluster *k, struct srv_text *t);
 
 #endif

@@ -224,6 +224,8 @@ static int run(struct srv *s)
     sigwait(&set, &sig);
     srv_log(LOG_INFO, "%s: stopping (finishing requests in flight, then saving)", strsignal(sig));
     atomic_store(&s->stopping, true); /* streams end */
+    if (s->backend.ops->stopping)
+        s->backend.ops->stopping(s->backend.self);
     stop_quickly(ctx);
     srv_guard_stop(s);
     srv_history_stop(s);

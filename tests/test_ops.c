@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -219,6 +220,65 @@ static void test_query_rule(void **state)
     assert_int_equal(server_stop(s, SIGTERM), 0);
 }
 
+/* Write the errno name the shim (failwrite.c) fails writes with, or remove it: writes work. */
+static void fail_writes(const char *trigger, const char *err)
+{
+    if (!err) {
+        unlink(trigger);
+        return;
+    }
+    FILE *f = fopen(trigger, "w");
+    assert_non_null(f);
+    fputs(err, f);
+    fclose(f);
+}
+
+/* The value of the /metrics line that starts with `line` (labels included), or -1. */
+static long long metric(struct server *s, const char *line)
+{
+    struct resp r = call(s, "GET", "/metrics", NULL, NULL, 200);
+    const char *p = strstr(r.body, line);
+    long long v = p && p[strlen(line)] == ' ' ? atoll(p + strlen(line) + 1) : -1;
+    resp_free(&r);
+    return v;
+}
+
+/* A full disk and an I/O error (the shim makes the journal's writes fail): each POST, batch line
+ * and DELETE refused with a 503 is counted by cause in txstats_writes_refused_total. */
+static void test_writes_refused(void **state)
+{
+    struct server *s = *state;
+    char trigger[128], tx[128], lines[256], t[32];
+    snprintf(trigger, sizeof(trigger), "%s/fail-writes", s->dir);
+    setenv("LD_PRELOAD", FAILWRITE_SO, 1);
+    setenv("ASAN_OPTIONS", "verify_asan_link_order=0", 0); /* sanitizer builds */
+    setenv("TXSTATS_FAIL_WRITES", trigger, 1);
+    int started = server_start(s, NULL);
+    unsetenv("LD_PRELOAD");
+    assert_int_equal(started, 0);
+    post(s, "1", now_ms());
+    txstats_timestamp_format(now_ms(), t, sizeof(t));
+    snprintf(tx, sizeof(tx), "{\"amount\":\"2\",\"timestamp\":\"%s\"}", t);
+    snprintf(lines, sizeof(lines), "%s\n%s\n", tx, tx);
+    fail_writes(trigger, "ENOSPC");
+    struct resp r = call(s, "POST", "/transactions", NULL, tx, 503);
+    resp_free(&r);
+    r = call(s, "POST", "/transactions/batch", "Content-Type: application/x-ndjson\r\n", lines,
+             200);
+    assert_non_null(strstr(r.body, "503"));
+    resp_free(&r);
+    r = call(s, "DELETE", "/transactions", NULL, NULL, 503);
+    resp_free(&r);
+    fail_writes(trigger, "EIO");
+    r = call(s, "POST", "/transactions", NULL, tx, 503);
+    resp_free(&r);
+    fail_writes(trigger, NULL);
+    post(s, "4", now_ms());
+    assert_int_equal(metric(s, "txstats_writes_refused_total{cause=\"disk_full\"}"), 4);
+    assert_int_equal(metric(s, "txstats_writes_refused_total{cause=\"io_error\"}"), 1);
+    assert_int_equal(metric(s, "txstats_posts_total{outcome=\"stored\"}"), 2);
+}
+
 int main(int argc, char **argv)
 {
     server_bin = argc > 1 ? argv[1] : getenv("TXSTATS_SERVER_BIN");
@@ -228,10 +288,8 @@ int main(int argc, char **argv)
     }
 #define T(f) cmocka_unit_test_setup_teardown(f, server_test_setup, server_test_teardown)
     const struct CMUnitTest tests[] = {
-        T(test_access_log_combined),
-        T(test_access_log_json),
-        T(test_history),
-        T(test_query_rule),
+        T(test_access_log_combined), T(test_access_log_json), T(test_history),
+        T(test_query_rule),          T(test_writes_refused),
     };
     return cmocka_run_group_tests_name("operations", tests, NULL, NULL);
 }

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Cluster mode, what both acknowledgement modes judge alike: a transaction is admitted by this
+ * node's clock and, with an idempotency key, by what this node already knows of the key before
+ * it is sent on; once this node has read it back, the partition's window says what the cluster
+ * made of the key.
+ */
+#define _GNU_SOURCE
+#include <stdatomic.h>
+#include <time.h>
+
+#include "kafka_cluster.h"
+#include "log.h"
+
+static int admit(const struct srv_cluster *k, txstats_amount_t amount, int64_t ts)
+{
+    return txstats_admit(&k->admission, amount, ts, srv_now_ms());
+}
+
+/* A key's partition: the same on every node (librdkafka's murmur2, as Java clients use). */
+int32_t srv_kafka_partition_of(const struct srv_cluster *k, const txstats_key_t *key)
+{
+    return rd_kafka_msg_partitioner_murmur2(k->topic, key->key, key->len, k->partitions, NULL,
+                                            NULL);
+}
+
+/* Wait (polling each ms) until the reader has moved *v to at least `want`, or `until` (ms). */
+bool srv_kafka_wait_reaches(struct srv_cluster *k, _Atomic int64_t *v, int64_t want, int64_t until)
+{
+    while (atomic_load(v) < want) {
+        if (srv_now_ms() > until || atomic_load(&k->closing))
+            return false;
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+    return true;
+}
+
+/* Before producing: a key this node already knows is answered here. TXSTATS_OK to produce. */
+static int known_key(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *key,
+                     int *first)
+{
+    if (key->len > TXSTATS_MAX_KEY_BYTES)
+        return TXSTATS_EINVAL;
+    txstats_t *w = k->part[srv_kafka_partition_of(k, key)];
+    return txstats_key_check(w, tx->amount, tx->timestamp_ms, key->key, key->len, first);
+}
+
+/* Once this node has read a keyed record back: what the partition's window made of it (the
+ * first record of a key in offset order wins, on every node alike). */
+int srv_kafka_key_outcome(struct srv_cluster *k, int32_t partition, const txstats_tx_t *tx,
+                          const txstats_key_t *key, int *first)
+{
+    int rc = txstats_key_check(k->part[partition], tx->amount, tx->timestamp_ms, key->key, key->len,
+                               first);
+    if (rc == TXSTATS_DUPLICATE) /* ours, or an identical one first: the first's outcome */
+        return *first;
+    return rc == TXSTATS_OK ? TXSTATS_OK : rc; /* unknown: counted without a key (table full) */
+}
+
+/* Admission by this node's clock and, with a key, what this node already knows of the key:
+ * TXSTATS_OK to send the transaction on. */
+int srv_kafka_judge(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *key,
+                    int *first)
+{
+    int rc = admit(k, tx->amount, tx->timestamp_ms);
+    if (key && rc != TXSTATS_ERANGE) {
+        int known = known_key(k, tx, key, first);
+        rc = known != TXSTATS_OK ? known : rc;
+    }
+    return rc;
+}
+
+const txstats_key_t *srv_kafka_key_of(const txstats_key_t *keys, size_t i)
+{
+    return keys && keys[i].key && keys[i].len ? &keys[i] : NULL;
+}
