@@ -7,14 +7,31 @@
 #include "server.h"
 #include "text.h"
 
-/* The backend's distribution (all partitions in cluster mode), or NULL when out of memory. */
+/* The backend's distribution (all partitions in cluster mode), or NULL when out of memory; give
+ * it back with release(). One is kept for scrapes (433 KB made once): made and freed at every
+ * scrape it was mapped and unmapped each time (glibc maps blocks of 256 KiB and more, see
+ * main.c), and every unmap interrupts each core running the server's threads (a TLB shootdown),
+ * which writers felt (bench/scrape.sh). A scrape that finds it in use makes its own; main.c makes
+ * it before the first request and frees it after the last. */
 static txstats_dist_t *collect(struct srv *s)
 {
-    txstats_dist_t *d;
-    if (txstats_dist_create(&d, NULL) != TXSTATS_OK)
+    txstats_dist_t *d = NULL;
+    if (s->scrape_dist && !atomic_exchange(&s->scrape_busy, true)) {
+        d = s->scrape_dist;
+        txstats_dist_clear(d);
+    }
+    if (!d && txstats_dist_create(&d, NULL) != TXSTATS_OK)
         return NULL;
     s->backend.ops->dist(s->backend.self, d);
     return d;
+}
+
+static void release(struct srv *s, txstats_dist_t *d)
+{
+    if (d && d == s->scrape_dist)
+        atomic_store(&s->scrape_busy, false);
+    else
+        txstats_dist_destroy(d);
 }
 
 int srv_get_distribution(struct srv *s, struct mg_connection *c)
@@ -29,7 +46,7 @@ int srv_get_distribution(struct srv *s, struct mg_connection *c)
     int n = d ? srv_distribution_json(d, &q, body, SIZE) : -1;
     int st =
         n < 0 ? srv_error(c, 503, NULL, "out of memory") : srv_reply(c, 200, NULL, body, (size_t)n);
-    txstats_dist_destroy(d);
+    release(s, d);
     free(body);
     return st;
 }
@@ -43,7 +60,7 @@ void srv_metrics_quantiles(struct srv *s, struct srv_text *t)
     if (!d)
         return;
     txstats_dist_quantiles(d, q, 3, v);
-    txstats_dist_destroy(d);
+    release(s, d);
     /* Gauges in meaning (the window's current quantiles), typed summary: Prometheus reserves the
      * `quantile` label for summaries (promtool rejects it on a gauge); no _sum and _count. */
     srv_text_family(t, "txstats_window_amount_quantile", "summary",

@@ -201,9 +201,13 @@ static int run(struct srv *s)
 {
     if (srv_history_start(s) != 0)
         srv_log(LOG_WARN, "no statistics history for the dashboard: out of memory");
+    if (txstats_dist_create(&s->scrape_dist, NULL) != TXSTATS_OK)
+        s->scrape_dist = NULL; /* every scrape makes its own */
     struct mg_context *ctx = srv_guard_start(s) == 0 ? start_http(s) : NULL;
     if (!ctx) {
         srv_history_stop(s);
+        txstats_dist_destroy(s->scrape_dist);
+        s->scrape_dist = NULL;
         srv_log(LOG_ERROR, "cannot listen on %s (address in use, or not an address:port)",
                 s->opt.listen);
         return 1;
@@ -230,6 +234,8 @@ static int run(struct srv *s)
     srv_guard_stop(s);
     srv_history_stop(s);
     int rc = s->backend.ops->stop(s->backend.self);
+    txstats_dist_destroy(s->scrape_dist);
+    s->scrape_dist = NULL;
     srv_log(rc ? LOG_ERROR : LOG_INFO, "stopped%s", rc ? ": the final checkpoint failed" : "");
     return rc;
 }

@@ -30,6 +30,8 @@ struct srv {
     atomic_bool stopping;
     struct srv_history *history; /* history.c: the last minutes, a point per second */
     struct srv_guard *guard;     /* guard.c: held connections never starve the rest */
+    txstats_dist_t *scrape_dist; /* distribution.c: kept for scrapes (NULL: none) */
+    atomic_bool scrape_busy;     /* scrape_dist in use: a concurrent scrape makes its own */
     int64_t started_ms;
 };
 
