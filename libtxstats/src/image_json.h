@@ -13,7 +13,7 @@
  *    ["K",[["<32 hex digits of the key digest>","<16 hex fingerprint>",expires_ms,status],...]],
  *    ["E",cells,count,kept,keys]]}
  *
- * Version 1 (libtxstats 0.x: "count", "sum", "cells", "keys" members) is read by snapshot.c.
+ * Version 1 (libtxstats 0.1: "count", "sum", "cells", "keys" members) is read by snapshot.c.
  */
 #ifndef TXSTATS_IMAGE_JSON_H
 #define TXSTATS_IMAGE_JSON_H

@@ -9,7 +9,7 @@
  *
  * Record, 32 or 64 bytes, little-endian, always at a multiple of 32 in its segment:
  *   0  crc32c of bytes 4..length-1   4  type (1 add, 2 clear, 3 keyed add)   5  length (32, 64)
- *   6  listing (adds): 1 retained for listing, 2 not, 0 not said (libtxstats 0.x)   7  zero
+ *   6  listing (adds): 1 retained for listing, 2 not, 0 not said (libtxstats 0.1)   7  zero
  *   8  timestamp ms (adds)   16  amount (adds) or clear id   24  sequence
  *   32 (keyed add only) the key's 128-bit digest, then 16 zero bytes
  */

@@ -97,7 +97,7 @@ int txstats_save_bin(txstats_t *t, const char *path)
     return save_as(t, path, false);
 }
 
-/* An older file (a 0.x JSON snapshot, a TXCKPT01 checkpoint) or a JSON snapshot, read whole and
+/* An older file (a 0.1 JSON snapshot, a TXCKPT01 checkpoint) or a JSON snapshot, read whole and
  * turned into an image in memory. */
 static int open_whole(txstats_t *t, int dirfd, const char *name, struct txstats__source *src)
 {

@@ -2,7 +2,7 @@
 /*
  * Internal: the older formats, read only (leaf: it knows no window, no lock and no file; it reads
  * from bytes and turns what it read into an image, image.h, which is what every load installs).
- * Files of libtxstats 0.x:
+ * Files of libtxstats 0.1:
  *
  * - JSON version 1, what txstats_save() wrote (version 2 is image_json.h):
  *   {"format":"libtxstats-snapshot","version":1,"window_ms":60000,"saved_at_ms":T,

@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 #define TXSTATS_VERSION_MAJOR 0
-#define TXSTATS_VERSION_MINOR 1
+#define TXSTATS_VERSION_MINOR 2
 #define TXSTATS_VERSION_PATCH 0
 /** Version as 0xMMmmpp, for compile-time comparisons. */
 #define TXSTATS_VERSION_HEX                                                                        \
@@ -358,14 +358,14 @@ TXSTATS_API int txstats_save(txstats_t *t, const char *path);
 /**
  * As txstats_save(), in the compact binary format of txstats_checkpoint() ("TXCKPT02": blocks of
  * at most 2 MiB of little-endian words, each with its CRC-32C) instead of JSON: about 2× faster
- * to write and read back. txstats_load() reads either format, and those of libtxstats 0.x.
+ * to write and read back. txstats_load() reads either format, and those of libtxstats 0.1.
  * @return as txstats_save().
  */
 TXSTATS_API int txstats_save_bin(txstats_t *t, const char *path);
 
 /**
  * Replace the instance's contents with the snapshot at `path` (JSON from txstats_save(), binary
- * from txstats_save_bin(), or either format of libtxstats 0.x), dropping entries that have
+ * from txstats_save_bin(), or either format of libtxstats 0.1), dropping entries that have
  * expired (and, beyond max_retained, listing entries; statistics stay exact). The file is read
  * twice, a block at a time: first checked whole (every CRC, every cell's invariants), then
  * installed, with every shard locked (adds wait for the install) after what the window needs was
@@ -382,7 +382,7 @@ typedef struct {
     uint64_t transactions; /**< now in the window, from the snapshot */
     uint64_t expired;      /**< in the snapshot but outside the window now: dropped */
     uint64_t approximate;  /**< of `transactions`, those whose amounts the file did not keep
-                                (written by libtxstats 0.x, whose files stored neither those
+                                (written by libtxstats 0.1, whose files stored neither those
                                 amounts nor their buckets): each counts at its millisecond's mean
                                 in the distribution, so quantiles are approximate until they
                                 leave the window; 0 for files of this version */
@@ -439,7 +439,7 @@ typedef struct {
     uint64_t segments;              /**< journal segments read */
     int cleared;                    /**< a journaled clear emptied the snapshot */
     int64_t duration_ms;            /**< time the recovery took */
-    uint64_t approximate; /**< transactions of a checkpoint written by libtxstats 0.x whose
+    uint64_t approximate; /**< transactions of a checkpoint written by libtxstats 0.1 whose
                                amounts it did not keep: they count at their millisecond's mean in
                                the distribution until they leave the window (see
                                txstats_load_info_t); 0 for checkpoints of this version */
