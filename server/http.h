@@ -53,6 +53,9 @@ int srv_http_error(struct mg_connection *c, int status, const char *msg);
 bool srv_body_unread(const struct mg_connection *c);
 /* RFC 9110 §10.1.1: 0, or 417 (sent) for an expectation other than 100-continue. */
 int srv_expectation(struct mg_connection *c);
+/* coding.c, RFC 9110 §15.5.16: 0, or 415 (sent, with Accept-Encoding: identity) for request
+ * content with a Content-Encoding other than identity. */
+int srv_content_coding(struct mg_connection *c);
 /* Chunked responses: the header, then chunks, then the end. Each is one write. */
 int srv_chunked_start(struct mg_connection *c, int status, const char *content_type);
 int srv_chunk(struct mg_connection *c, const char *data, size_t len);
