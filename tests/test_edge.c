@@ -120,7 +120,7 @@ static int run_row(int port, const char *name, int want, int close_want, const c
     size_t len = expand(row, port, req, sizeof(req)), got = 0;
     int before = log_lines(last, sizeof(last));
     int fd = http_connect(port);
-    int closed = raw_exchange(fd, req, len, close_want ? 3000 : 300, out, sizeof(out), &got);
+    int closed = raw_exchange(fd, req, len, close_want ? 3000 : 1000, out, sizeof(out), &got);
     close(fd);
     bool ok = answer_ok(out, want, close_want, closed);
     bool log_ok = logged(before, want);
