@@ -47,6 +47,8 @@ static const char *reason(int status)
         return "Request Timeout";
     case 413:
         return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
     case 417:
         return "Expectation Failed";
     case 431:
@@ -312,7 +314,7 @@ int srv_read_body(struct mg_connection *c, int64_t max, char **body, size_t *len
 /* RFC 9112 §9.6: close in stages, so the client can read the response before a reset: send FIN
  * after the response, discard what the client still sends (up to 1 s or 1 MiB), then end the
  * reading side so that civetweb sees the end of the stream and closes the connection. */
-static void close_lingering(int fd)
+void srv_close_lingering(int fd)
 {
     char junk[16384];
     size_t drained = 0;
@@ -340,7 +342,7 @@ void srv_request_end(struct mg_connection *c)
     cur.closing = true;
     int fd = srv_guard_fd(c);
     if (fd >= 0)
-        close_lingering(fd);
+        srv_close_lingering(fd);
 }
 
 /* civetweb 1.15 decides after the handler whether to read another request on the connection
@@ -360,34 +362,6 @@ void srv_request_finish(struct mg_connection *c)
     ri->http_headers[0].value = "close";
     if (ri->num_headers < 1)
         ri->num_headers = 1;
-}
-
-/* civetweb's own refusals, made before any handler runs (its parser failed: get_request). Sent
- * here instead of civetweb's text page, which quotes the request's version: a constant JSON
- * reason, nosniff, "Connection: close". 411 (a Content-Length civetweb cannot read, such as -5 or
- * empty) becomes 400 (RFC 9112 §6.3); 413 (a head filling the buffer) becomes 431 (RFC 6585
- * §5), though a head past max_request_size mostly reaches here as a 400 (read_message). civetweb
- * closes the connection after it (must_close); the lingering close lets the client read the answer
- * first. Returns 0: handled. */
-int srv_http_error(struct mg_connection *c, int status, const char *msg)
-{
-    (void)msg; /* may quote the request */
-    int st = status == 411 ? 400 : status == 413 ? 431 : status;
-    const char *why = st == 400   ? "malformed request (RFC 9112)"
-                      : st == 431 ? "request head larger than 16 KiB"
-                      : st == 505 ? "HTTP version not supported (only HTTP/1.0 and HTTP/1.1)"
-                                  : "request refused";
-    char buf[512];
-    int len = (int)strlen(why) + 12;
-    int n = snprintf(buf, sizeof(buf),
-                     "HTTP/1.1 %d %s\r\n" NOSNIFF "Content-Type: application/json\r\n"
-                     "Connection: close\r\nContent-Length: %d\r\n\r\n{\"error\":\"%s\"}",
-                     st, reason(st), len, why);
-    mg_write(c, buf, (size_t)n);
-    int fd = srv_guard_fd(c);
-    if (fd >= 0)
-        close_lingering(fd);
-    return 0;
 }
 
 int srv_chunked_start(struct mg_connection *c, int status, const char *content_type)

@@ -44,11 +44,18 @@ void srv_request_end(struct mg_connection *c);
 /* After the access log: when a response said "Connection: close", civetweb reads no further
  * request on the connection, not even one it already buffered (RFC 9112 §9.6). */
 void srv_request_finish(struct mg_connection *c);
-/* civetweb's http_error callback: its own refusals as JSON with nosniff, closing (0: handled). */
+/* RFC 9112 §9.6: FIN after the response, what the client still sends discarded (up to 1 s or
+ * 1 MiB), then the reading side ended so that civetweb closes the connection. */
+void srv_close_lingering(int fd);
+/* edge.c, civetweb's http_error callback: its own refusals (made before any handler runs) as the
+ * server's JSON errors with nosniff and "Connection: close", logged and counted (0: handled). */
 int srv_http_error(struct mg_connection *c, int status, const char *msg);
 bool srv_body_unread(const struct mg_connection *c);
 /* RFC 9110 §10.1.1: 0, or 417 (sent) for an expectation other than 100-continue. */
 int srv_expectation(struct mg_connection *c);
+/* coding.c, RFC 9110 §15.5.16: 0, or 415 (sent, with Accept-Encoding: identity) for request
+ * content with a Content-Encoding other than identity. */
+int srv_content_coding(struct mg_connection *c);
 /* Chunked responses: the header, then chunks, then the end. Each is one write. */
 int srv_chunked_start(struct mg_connection *c, int status, const char *content_type);
 int srv_chunk(struct mg_connection *c, const char *data, size_t len);

@@ -68,6 +68,7 @@ static int connection_opened(const struct mg_connection *c, void **data)
 {
     struct srv *s = mg_get_user_data(mg_get_context(c));
     atomic_fetch_add(&s->connections, 1);
+    srv_edge_open();
     return srv_guard_open(c, data);
 }
 
@@ -76,6 +77,12 @@ static void connection_closed(const struct mg_connection *c)
     struct srv *s = mg_get_user_data(mg_get_context(c));
     srv_guard_close(c);
     atomic_fetch_sub(&s->connections, 1);
+}
+
+static void request_ended(const struct mg_connection *c, int status)
+{
+    srv_edge_request_end(c);
+    srv_guard_end(c, status);
 }
 
 static int log_civetweb(const struct mg_connection *c, const char *msg)
@@ -91,6 +98,8 @@ static struct mg_context *start_http(struct srv *s)
     snprintf(threads, sizeof(threads), "%d", s->opt.threads);
     snprintf(req_to, sizeof(req_to), "%lld", (long long)s->opt.request_timeout_ms);
     snprintf(ka_to, sizeof(ka_to), "%lld", (long long)s->opt.keep_alive_timeout_ms);
+    /* enable_auth_domain_check no: an absolute-form target naming this port is served whatever
+     * its host (RFC 9112 §3.2.2: a server MUST accept the absolute form). */
     const char *options[] = {"listening_ports",
                              s->opt.listen,
                              "num_threads",
@@ -109,6 +118,8 @@ static struct mg_context *start_http(struct srv *s)
                              "1024",
                              "max_request_size",
                              "16384",
+                             "enable_auth_domain_check",
+                             "no",
                              NULL};
     struct mg_callbacks cb;
     memset(&cb, 0, sizeof(cb));
@@ -116,7 +127,7 @@ static struct mg_context *start_http(struct srv *s)
     cb.init_connection = connection_opened;
     cb.connection_close = connection_closed;
     cb.begin_request = srv_guard_begin;
-    cb.end_request = srv_guard_end;
+    cb.end_request = request_ended;
     cb.http_error = srv_http_error;
     struct mg_context *ctx = mg_start(&cb, s, options);
     if (!ctx)

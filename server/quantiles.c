@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "quantiles.h"
+#include "query.h"
 
 /* One level: "0" | "1" | "0." digits{1,9} | "1." zeros{1,9}; its value in parts per billion and
  * its canonical text (no trailing zeros). */
@@ -35,18 +36,14 @@ static bool parse_level(const char *s, size_t len, uint32_t *q, char text[16])
 
 int srv_quantiles_parse(const char *query, struct srv_qlist *out, char *err, size_t n)
 {
+    char list[512];
     memset(out, 0, sizeof(*out));
-    if (!query || !*query)
-        query = "q=0.5,0.9,0.99";
-    if (strncmp(query, "q=", 2) != 0) {
-        snprintf(err, n, "bad query: only 'q=' with a comma-separated list of levels in [0, 1]");
+    int has = srv_query_param(query, "q", list, sizeof(list), err, n);
+    if (has < 0)
         return -1;
-    }
-    const char *p = query + 2;
+    const char *p = has ? list : "0.5,0.9,0.99";
     for (;;) {
-        const char *end = p;
-        while (*end && *end != ',' && *end != '%')
-            end++;
+        const char *end = p + strcspn(p, ",");
         if (out->n == SRV_MAX_QUANTILES) {
             snprintf(err, n, "bad query: at most %d levels in 'q'", SRV_MAX_QUANTILES);
             return -1;
@@ -65,15 +62,8 @@ int srv_quantiles_parse(const char *query, struct srv_qlist *out, char *err, siz
         out->n++;
         if (!*end)
             return 0;
-        if (*end == ',')
-            p = end + 1;
-        else if (!strncmp(end, "%2C", 3) || !strncmp(end, "%2c", 3))
-            p = end + 3;
-        else
-            break;
+        p = end + 1;
     }
-    snprintf(err, n, "bad query: levels in 'q' are separated by ','");
-    return -1;
 }
 
 void srv_money(txstats_amount_t a, char out[48])

@@ -16,6 +16,7 @@
 #include "idempotency.h"
 #include "json.h"
 #include "quantiles.h"
+#include "query.h"
 #include "server.h"
 
 #define MAX_LISTINGS 4 /* concurrent GET /transactions, each holding up to max_retained x 16 B */
@@ -190,15 +191,9 @@ static int get_openapi(struct srv *s, struct mg_connection *c)
     return srv_reply(c, 200, NULL, (const char *)srv_openapi_json, srv_openapi_json_len);
 }
 
-/* "limit=N" and nothing else; N from 0, capped at max however many digits. -1 when absent, -2
- * when invalid. */
+/* The decoded value of limit: N from 0, capped at max however many digits. -2 when invalid. */
 static int64_t parse_limit(const char *q, int64_t max)
 {
-    if (!q || !*q)
-        return -1;
-    if (strncmp(q, "limit=", 6) != 0)
-        return -2;
-    q += 6;
     int64_t v = 0;
     if (!*q)
         return -2;
@@ -248,8 +243,12 @@ static int stream_list(struct mg_connection *c, const txstats_tx_t *tx, size_t n
 
 static int get_transactions(struct srv *s, struct mg_connection *c)
 {
-    const struct mg_request_info *ri = mg_get_request_info(c);
-    int64_t limit = parse_limit(ri->query_string, s->opt.max_list);
+    char v[32], err[160];
+    int has = srv_query_param(mg_get_request_info(c)->query_string, "limit", v, sizeof(v), err,
+                              sizeof(err));
+    if (has < 0)
+        return srv_error(c, 400, NULL, "%s", err);
+    int64_t limit = has ? parse_limit(v, s->opt.max_list) : -1;
     if (limit == -2)
         return srv_error(c, 400, NULL, "bad query: only 'limit=N' (N a non-negative integer)");
     if (atomic_fetch_add(&s->listings, 1) >= MAX_LISTINGS) {
@@ -350,17 +349,12 @@ static const char *param_of(int (*fn)(struct srv *, struct mg_connection *))
     return fn == get_transactions ? "limit" : fn == srv_get_distribution ? "q" : NULL;
 }
 
-/* One rule on every route: a query parameter the route does not take is a 400. */
-static bool query_ok(const char *q, const char *param)
+/* One rule on every route (RFC 3986 §2.1, §3.4): the query is percent-decoded, and a parameter
+ * the route does not take, or an invalid escape, is a 400 (query.c). */
+static bool query_ok(const char *q, const char *param, char *err, size_t n)
 {
-    size_t plen = param ? strlen(param) : 0;
-    for (; q && *q; q += *q == '&') {
-        size_t seg = strcspn(q, "&"), key = strcspn(q, "=&");
-        if (seg && !(param && key == plen && !strncmp(q, param, plen)))
-            return false;
-        q += seg;
-    }
-    return true;
+    char value[1024];
+    return srv_query_param(q, param, value, sizeof(value), err, n) >= 0;
 }
 
 /* RFC 9110 §10.2.1: the methods a route allows; HEAD wherever GET is (§9.3.2), OPTIONS always. */
@@ -381,6 +375,8 @@ static int dispatch(struct srv *s, struct mg_connection *c, int *route)
     int st = srv_framing(c);
     if (st == 0)
         st = srv_expectation(c);
+    if (st == 0)
+        st = srv_content_coding(c);
     if (st != 0)
         return st;
     if (options && ri->request_uri && !strcmp(ri->request_uri, "*")) /* RFC 9110 §9.3.7 */
@@ -394,10 +390,9 @@ static int dispatch(struct srv *s, struct mg_connection *c, int *route)
                                                           : !strcmp(m, "POST")      ? r->post
                                                           : !strcmp(m, "DELETE")    ? r->del
                                                                                     : NULL;
-        if (fn && !query_ok(ri->query_string, param_of(fn)))
-            return srv_error(c, 400, NULL, "unknown query parameter in '%.64s' (%s%s)",
-                             ri->query_string, param_of(fn) ? "only " : "this route takes none",
-                             param_of(fn) ? param_of(fn) : "");
+        char err[200];
+        if (fn && !query_ok(ri->query_string, param_of(fn), err, sizeof(err)))
+            return srv_error(c, 400, NULL, "%s", err);
         if (fn)
             return fn(s, c);
         char allow[96];

@@ -38,6 +38,14 @@ struct srv {
 /* log.c: one access-log line in --access-log-format (text, combined or json). */
 void srv_access_log_line(struct srv *s, const struct mg_connection *c, int status, double seconds);
 
+/* access_log.c: the line of a request civetweb refused before any handler ran (edge.c): the
+ * method and target when civetweb read them, else "-". */
+void srv_access_log_refused(struct srv *s, const struct mg_connection *c, int status);
+
+/* edge.c: a connection starts (init_connection); a request ended (end_request). */
+void srv_edge_open(void);
+void srv_edge_request_end(const struct mg_connection *c);
+
 /* routes.c: the request handler of every route. */
 int srv_handle(struct mg_connection *c, void *cbdata);
 
