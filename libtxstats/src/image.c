@@ -215,10 +215,24 @@ int txstats__img_in_fd(struct txstats__img_in *in, const struct txstats__mem *me
     memset(in, 0, sizeof(*in));
     in->mem = mem;
     in->fd = fd;
-    in->buf = txstats__alloc(mem, TXSTATS__IMG_BLOCK_MAX);
-    if (!in->buf)
-        return TXSTATS_ENOMEM;
     return txstats__img_rewind(in);
+}
+
+/* Room for a block of `len` bytes: the buffer grows to the largest block read, at most
+ * TXSTATS__IMG_BLOCK_MAX (small snapshots stay small). */
+static int room(struct txstats__img_in *in, size_t len)
+{
+    if (len <= in->cap)
+        return TXSTATS_OK;
+    size_t cap = len < 4096 ? 4096 : len;
+    uint8_t *b = txstats__alloc(in->mem, cap);
+    if (!b)
+        return TXSTATS_ENOMEM;
+    if (in->buf)
+        txstats__free(in->mem, in->buf);
+    in->buf = b;
+    in->cap = cap;
+    return TXSTATS_OK;
 }
 
 int txstats__img_in_mem(struct txstats__img_in *in, const uint8_t *data, size_t len)
@@ -268,6 +282,8 @@ int txstats__img_block(struct txstats__img_in *in, const uint8_t **payload, size
         *payload = in->data + in->pos + TXSTATS__IMG_FRAME;
         in->pos += TXSTATS__IMG_FRAME + *len;
     } else {
+        if (room(in, *len) != TXSTATS_OK)
+            return TXSTATS_ENOMEM;
         int r = read_exact(in->fd, in->buf, *len);
         if (r <= 0 && *len)
             return r < 0 && errno ? TXSTATS_EIO : TXSTATS_EFORMAT;

@@ -117,6 +117,7 @@ struct txstats__img_in {
     const uint8_t *data; /* memory input */
     size_t len, pos;
     uint8_t *buf; /* a block read from fd */
+    size_t cap;   /* its size */
 };
 
 /* TXSTATS_OK, TXSTATS_EFORMAT (not an image), TXSTATS_EIO (errno), TXSTATS_ENOMEM. The reader
@@ -126,7 +127,7 @@ int txstats__img_in_mem(struct txstats__img_in *in, const uint8_t *data, size_t 
 /* Back to the first block. TXSTATS_OK or TXSTATS_EIO. */
 int txstats__img_rewind(struct txstats__img_in *in);
 /* The next block's payload: 1, 0 at the end of the input, or a negative TXSTATS_EFORMAT (cut
- * short, too long, bad CRC) or TXSTATS_EIO (errno). */
+ * short, too long, bad CRC), TXSTATS_EIO (errno) or TXSTATS_ENOMEM. */
 int txstats__img_block(struct txstats__img_in *in, const uint8_t **payload, size_t *len);
 void txstats__img_in_fini(struct txstats__img_in *in);
 /* Whether `data` starts like an image. */
