@@ -8,8 +8,8 @@
 #include "image.h"
 
 #define HOLD_BYTES ((size_t)1 << 20) /* cell bytes copied under one hold of a shard's lock */
-/* A 'C' record at most: 8 words and one per bucket. */
-#define CELL_MAX_BYTES (8 * (8 + (size_t)TXSTATS__DIST_BUCKETS))
+/* A 'B' and a 'C' record at most: 3 + 8 words, and a word or a quarter of one per bucket. */
+#define CELL_MAX_BYTES (8 * (11 + (size_t)TXSTATS__DIST_BUCKETS))
 #define KEY_RESTARTS   8 /* pieces of a sub-table that moved under us, before one whole hold */
 
 _Static_assert(HOLD_BYTES + CELL_MAX_BYTES + 64 <= TXSTATS__IMG_BLOCK_MAX, "a hold fits a block");
@@ -135,11 +135,43 @@ static bool amounts(struct txstats__collect *c, const struct txstats__cell *cl, 
     return c->chunk == cl->tail && c->idx == cl->tail->n;
 }
 
-/* The 'C' record: aggregates, and the bucket counts of the list of amounts not retained. */
+/* The 'B' record: the buckets that hold one amount not retained, two bytes each (what the live
+ * list holds), packed four to a word; the others stay in touched[0 .. returned). */
+static size_t singles(struct txstats__collect *c, int64_t ts, size_t nt)
+{
+    size_t at = c->out.n, n = 0, many = 0;
+    uint64_t word = 0;
+    put(c, TXSTATS__IMG_BUCKETS);
+    put(c, (uint64_t)ts);
+    put(c, 0);
+    for (size_t i = 0; i < nt; i++) {
+        uint16_t b = c->touched[i];
+        if (c->hist[b] != 1) {
+            c->touched[many++] = b;
+            continue;
+        }
+        c->hist[b] = 0;
+        word |= (uint64_t)b << (16 * (n % 4));
+        if (++n % 4 == 0) {
+            put(c, word);
+            word = 0;
+        }
+    }
+    if (n % 4)
+        put(c, word);
+    txstats__img_patch(&c->out, at + 16, n);
+    if (n == 0)
+        c->out.n = at;
+    return many;
+}
+
+/* The 'C' record: aggregates, and the counts of the buckets holding more than one amount not
+ * retained. */
 static void close_cell(struct txstats__collect *c, const struct txstats__cell *cl, int64_t ts)
 {
     size_t nt = 0;
     txstats__dist_tally(cl->dtail, c->hist, c->touched, &nt);
+    nt = singles(c, ts, nt);
     uint64_t f[8] = {
         TXSTATS__IMG_CELL,         (uint64_t)ts,      cl->count,         (uint64_t)cl->sum,
         (uint64_t)(cl->sum >> 64), (uint64_t)cl->min, (uint64_t)cl->max, nt};

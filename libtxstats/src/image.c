@@ -147,6 +147,7 @@ static int shape(int type, unsigned *fixed, unsigned *item)
     } shapes[] = {{TXSTATS__IMG_HEADER, 4, 0},
                   {TXSTATS__IMG_SECTION, 1, 0},
                   {TXSTATS__IMG_AMOUNTS, 1, 1},
+                  {TXSTATS__IMG_BUCKETS, 1, 4}, /* item 4: n u16 in (n + 3) / 4 words */
                   {TXSTATS__IMG_CELL, 6, 1},
                   {TXSTATS__IMG_VANISH, 1, 0},
                   {TXSTATS__IMG_KEYS, 0, TXSTATS__IMG_KEY_WORDS},
@@ -178,10 +179,12 @@ int txstats__img_next(const uint8_t **pos, const uint8_t *end, struct txstats__i
     for (unsigned i = 0; i < fixed; i++)
         rec->f[i] = txstats__img_word(p, 1 + i);
     rec->n = item ? txstats__img_word(p, 1 + fixed) : 0;
-    if (item && rec->n > (words - head) / item)
+    /* item 4 marks u16 items, four to a word; else `item` words an item */
+    uint64_t need = item == 4 ? (rec->n + 3) / 4 : item ? rec->n * item : 0;
+    if (item && (rec->n > (words - head) * 4 || need > words - head))
         return -1;
     rec->arr = p + 8 * head;
-    *pos = rec->arr + 8 * rec->n * item;
+    *pos = rec->arr + 8 * need;
     return 1;
 }
 

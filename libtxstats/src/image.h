@@ -11,9 +11,13 @@
  *   'S' section                   the cells that follow belong to this section (a shard)
  *   'A' ts n amount[n]            retained amounts of the open cell `ts`, oldest first; a large
  *                                 cell has several 'A' records, written at different moments
+ *   'B' ts n word[(n + 3) / 4]    buckets (distribution.h) of n amounts of the open cell that it
+ *                                 does not retain, one each, 4 to a word (u16 little-endian,
+ *                                 unused slots zero): the buckets that hold one such amount
  *   'C' ts count sum_lo sum_hi min max n hist[n]
  *                                 closes cell `ts` with its aggregates; hist[i] = (how many << 16)
- *                                 | bucket, for the amounts it does not retain (distribution.h)
+ *                                 | bucket, for the buckets that hold two or more of the amounts
+ *                                 it does not retain
  *   'X' ts                        the open cell left the window before it could be closed: drop it
  *   'K' n key[n]                  idempotency keys, 5 words each: digest (2), fingerprint,
  *                                 expiry ms, status
@@ -44,6 +48,7 @@ enum {
     TXSTATS__IMG_HEADER = 'H',
     TXSTATS__IMG_SECTION = 'S',
     TXSTATS__IMG_AMOUNTS = 'A',
+    TXSTATS__IMG_BUCKETS = 'B',
     TXSTATS__IMG_CELL = 'C',
     TXSTATS__IMG_VANISH = 'X',
     TXSTATS__IMG_KEYS = 'K',
@@ -96,7 +101,8 @@ void txstats__img_mem_patch(struct txstats__img_mem *m, size_t at, uint64_t v);
 int txstats__img_mem_finish(struct txstats__img_mem *m, uint8_t **data, size_t *len);
 
 /* One decoded record. Fixed fields in f[] (in the order above, after the type); the array
- * (amounts, hist, keys or cuts: `n` items) at `arr`, read with txstats__img_word(). */
+ * (amounts, buckets, hist, keys or cuts: `n` items) at `arr`, read with txstats__img_word() or,
+ * for buckets, txstats__img_bucket(). */
 struct txstats__img_rec {
     int type;
     uint64_t f[7];
@@ -109,6 +115,11 @@ struct txstats__img_rec {
 int txstats__img_next(const uint8_t **pos, const uint8_t *end, struct txstats__img_rec *rec);
 /* Word i of an array. */
 uint64_t txstats__img_word(const uint8_t *arr, uint64_t i);
+/* Bucket i of a 'B' record's array. */
+static inline uint32_t txstats__img_bucket(const uint8_t *arr, uint64_t i)
+{
+    return (uint32_t)arr[2 * i] | (uint32_t)arr[2 * i + 1] << 8;
+}
 
 /* Blocks from a file descriptor or from memory, each checked against its CRC. */
 struct txstats__img_in {

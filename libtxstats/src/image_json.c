@@ -39,6 +39,18 @@ static int amounts(struct txstats__img_json *j, const struct txstats__img_rec *r
     return rc == 0 ? text(j, "]]") : rc;
 }
 
+static int buckets(struct txstats__img_json *j, const struct txstats__img_rec *r)
+{
+    char buf[64];
+    snprintf(buf, sizeof(buf), "[\"B\",%lld,[", (long long)r->f[0]);
+    int rc = text(j, buf);
+    for (uint64_t i = 0; rc == 0 && i < r->n; i++) {
+        snprintf(buf, sizeof(buf), "%s%u", i ? "," : "", (unsigned)txstats__img_bucket(r->arr, i));
+        rc = text(j, buf);
+    }
+    return rc == 0 ? text(j, "]]") : rc;
+}
+
 static int cell(struct txstats__img_json *j, const struct txstats__img_rec *r)
 {
     char buf[64];
@@ -83,6 +95,8 @@ static int record(struct txstats__img_json *j, const struct txstats__img_rec *r)
     switch (r->type) {
     case TXSTATS__IMG_AMOUNTS:
         return amounts(j, r);
+    case TXSTATS__IMG_BUCKETS:
+        return buckets(j, r);
     case TXSTATS__IMG_CELL:
         return cell(j, r);
     case TXSTATS__IMG_KEYS:
@@ -197,6 +211,34 @@ static bool json_amounts(struct txstats__img_mem *m, const cJSON *a)
     return true;
 }
 
+static bool json_buckets(struct txstats__img_mem *m, const cJSON *a)
+{
+    const cJSON *list = cJSON_GetArrayItem(a, 2);
+    int n = cJSON_GetArraySize(list);
+    uint64_t word = 0;
+    if (cJSON_GetArraySize(a) != 3 || !cJSON_IsArray(list) || n > 65536)
+        return false;
+    txstats__img_mem_need(m, 8 * (3 + ((size_t)n + 3) / 4));
+    txstats__img_mem_put(m, TXSTATS__IMG_BUCKETS);
+    if (!ints(m, a, 1, 1))
+        return false;
+    txstats__img_mem_put(m, (uint64_t)n);
+    int i = 0;
+    for (const cJSON *e = list->child; e; e = e->next, i++) {
+        int64_t b;
+        if (!get_int(e, 0, 65535, &b))
+            return false;
+        word |= (uint64_t)b << (16 * (i % 4));
+        if (i % 4 == 3) {
+            txstats__img_mem_put(m, word);
+            word = 0;
+        }
+    }
+    if (i % 4)
+        txstats__img_mem_put(m, word);
+    return true;
+}
+
 static bool json_hist(struct txstats__img_mem *m, const cJSON *list)
 {
     for (const cJSON *e = list->child; e; e = e->next) {
@@ -271,6 +313,8 @@ static bool json_record(struct txstats__img_mem *m, const cJSON *a)
     switch (t->valuestring[0]) {
     case 'A':
         return json_amounts(m, a);
+    case 'B':
+        return json_buckets(m, a);
     case 'C':
         return json_cell(m, a);
     case 'K':

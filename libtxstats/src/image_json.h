@@ -8,6 +8,7 @@
  *    ["H",window_ms,saved_at_ms,sections,0],
  *    ["S",section],
  *    ["A",ts,["amount",...]],                    amounts as decimal strings ("12.50")
+ *    ["B",ts,[bucket,...]],
  *    ["C",ts,count,"sum","min","max",[[bucket,count],...]],
  *    ["X",ts],
  *    ["K",[["<32 hex digits of the key digest>","<16 hex fingerprint>",expires_ms,status],...]],

@@ -35,6 +35,8 @@ struct txstats__load {
     uint64_t nkept; /* amounts of the open cell */
     txstats_amount_t amin, amax;
     txstats__i128 asum;
+    uint64_t nsingles; /* its buckets of one amount ('B') */
+    uint32_t bmin, bmax;
     struct txstats__stage st;
     uint64_t cells, count, kept, nkeys, loaded, dropped;
     uint64_t listed; /* of `loaded`, the amounts given by bucket counts, not retained */
@@ -83,6 +85,9 @@ static int open_cell(struct txstats__load *l, int64_t ts)
     l->amin = INT64_MAX;
     l->amax = INT64_MIN;
     l->asum = 0;
+    l->nsingles = 0;
+    l->bmin = UINT32_MAX;
+    l->bmax = 0;
     l->skip = !inside(l, ts);
     return TXSTATS_OK;
 }
@@ -112,6 +117,22 @@ static int on_amounts(struct txstats__load *l, const struct txstats__img_rec *r)
     return rc;
 }
 
+static int on_buckets(struct txstats__load *l, const struct txstats__img_rec *r)
+{
+    int rc = enter(l, (int64_t)r->f[0]);
+    for (uint64_t i = 0; i < r->n && rc == TXSTATS_OK; i++) {
+        uint32_t b = txstats__img_bucket(r->arr, i);
+        if (b >= TXSTATS__DIST_BUCKETS)
+            return TXSTATS_EFORMAT;
+        l->bmin = b < l->bmin ? b : l->bmin;
+        l->bmax = b > l->bmax ? b : l->bmax;
+        if (l->apply && !l->skip)
+            rc = txstats__window_stage_buckets(target(l), &l->st, b, 1);
+    }
+    l->nsingles += r->n;
+    return rc;
+}
+
 /* Every invariant of a 'C' record against what its 'A' records said; *indiv and *runs: the
  * bucket entries and run chunks its list will take. */
 static int check_cell(const struct txstats__load *l, const struct txstats__img_rec *r,
@@ -125,8 +146,11 @@ static int check_cell(const struct txstats__load *l, const struct txstats__img_r
         agg->sum > (txstats__i128)agg->max * (txstats__i128)agg->count)
         return TXSTATS_EFORMAT;
     uint32_t blo = txstats__dist_bucket(agg->min), bhi = txstats__dist_bucket(agg->max);
-    uint64_t total = l->nkept;
-    *indiv = *runs = 0;
+    uint64_t total = l->nkept + l->nsingles;
+    if (l->nsingles && (l->bmin < blo || l->bmax > bhi || total > agg->count))
+        return TXSTATS_EFORMAT;
+    *indiv = l->nsingles;
+    *runs = 0;
     for (uint64_t i = 0; i < r->n; i++) {
         uint64_t w = txstats__img_word(r->arr, i), n = w >> 16, b = w & 0xffff;
         if (n < 1 || b < blo || b > bhi || n > agg->count - total)
@@ -138,7 +162,7 @@ static int check_cell(const struct txstats__load *l, const struct txstats__img_r
     if (total != agg->count)
         return TXSTATS_EFORMAT;
     /* A cell that retains every amount has exactly their sum and extremes. */
-    bool whole = r->n == 0;
+    bool whole = r->n == 0 && l->nsingles == 0;
     return !whole || (l->asum == agg->sum && l->amin == agg->min && l->amax == agg->max)
                ? TXSTATS_OK
                : TXSTATS_EFORMAT;
@@ -279,6 +303,8 @@ static int record(struct txstats__load *l, const struct txstats__img_rec *r)
         return on_section(l, r);
     case TXSTATS__IMG_AMOUNTS:
         return on_amounts(l, r);
+    case TXSTATS__IMG_BUCKETS:
+        return on_buckets(l, r);
     case TXSTATS__IMG_CELL:
         return on_cell(l, r);
     case TXSTATS__IMG_VANISH:
