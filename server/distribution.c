@@ -44,8 +44,8 @@ int srv_get_distribution(struct srv *s, struct mg_connection *c)
     char *body = malloc(SIZE);
     txstats_dist_t *d = body ? collect(s) : NULL;
     int n = d ? srv_distribution_json(d, &q, body, SIZE) : -1;
-    int st =
-        n < 0 ? srv_error(c, 503, NULL, "out of memory") : srv_reply(c, 200, NULL, body, (size_t)n);
+    int st = n < 0 ? srv_error(c, 503, "Retry-After: 1\r\n", "out of memory")
+                   : srv_reply(c, 200, NULL, body, (size_t)n);
     release(s, d);
     free(body);
     return st;

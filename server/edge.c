@@ -95,12 +95,19 @@ static struct srv_verdict classify(struct mg_connection *c, int status)
                                      "outside VCHAR in the target, or a missing part"};
 }
 
+static bool ri_is_head(struct mg_connection *c)
+{
+    const char *m = mg_get_request_info(c)->request_method;
+    return m && !strcmp(m, "HEAD");
+}
+
 int srv_http_error(struct mg_connection *c, int status, const char *msg)
 {
     (void)msg; /* may quote the request */
     struct srv *s = mg_get_user_data(mg_get_context(c));
     struct srv_verdict v = classify(c, status);
-    srv_request_begin(c, false);
+    /* HEAD: the same header fields, no content (RFC 9110 §9.3.2), when civetweb read the method */
+    srv_request_begin(c, ri_is_head(c));
     srv_error(c, v.status, "Connection: close\r\n", "%s", v.why);
     srv_count_request(&s->counters, ROUTE_OTHER, v.status, 0);
     srv_access_log_refused(s, c, v.status);

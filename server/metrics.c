@@ -83,7 +83,7 @@ int srv_metrics(struct srv *s, struct mg_connection *c)
      * out of every thread's stack). */
     struct srv_text *t = malloc(sizeof(*t));
     if (!t)
-        return srv_error(c, 503, NULL, "out of memory");
+        return srv_error(c, 503, "Retry-After: 1\r\n", "out of memory");
     t->n = 0;
     window(s, t);
     srv_metrics_quantiles(s, t);

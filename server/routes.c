@@ -104,8 +104,10 @@ static int post_transaction(struct srv *s, struct mg_connection *c)
         return srv_error(c, 413, "Connection: close\r\n", "request body is larger than %lld bytes",
                          (long long)s->opt.max_body_bytes);
     }
-    if (st != 0)
-        return srv_error(c, st, "Connection: close\r\n", "could not read the request body");
+    if (st != 0) /* 408, 400 (bad framing), 503 (out of memory) */
+        return srv_error(
+            c, st, st == 503 ? "Retry-After: 1\r\nConnection: close\r\n" : "Connection: close\r\n",
+            "could not read the request body%s", st == 408 ? " in time" : "");
     int keyed = srv_idempotency_key(c, key, &key_len, err, sizeof(err));
     st = keyed < 0 ? 400 : srv_parse_transaction(body, len, &tx, err, sizeof(err));
     free(body);
@@ -265,7 +267,7 @@ static int get_transactions(struct srv *s, struct mg_connection *c)
     txstats_tx_t *tx = malloc((cap ? cap : 1) * sizeof(*tx));
     int st = 503;
     if (!tx) {
-        srv_error(c, 503, NULL, "out of memory");
+        srv_error(c, 503, "Retry-After: 1\r\n", "out of memory");
     } else {
         /* Copy under the engine's locks, then format and write with no lock held. */
         list_of(s, tx, cap, &info);
