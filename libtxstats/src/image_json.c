@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "amount.h"
+#include "json_util.h"
 #include "image_json.h"
 
 #define JSON_FORMAT "libtxstats-snapshot"
@@ -150,31 +151,9 @@ int txstats__img_json_finish(struct txstats__img_json *j)
 
 /* ---- reading -------------------------------------------------------------------------------- */
 
-/* A JSON number that is an integer in [lo, hi], exactly representable. */
-static bool get_int(const cJSON *j, double lo, double hi, int64_t *out)
-{
-    if (!cJSON_IsNumber(j) || !(j->valuedouble >= lo && j->valuedouble <= hi))
-        return false;
-    *out = (int64_t)j->valuedouble;
-    return (double)*out == j->valuedouble;
-}
-
 static bool get_money(const cJSON *j, txstats__i128 *out)
 {
     return cJSON_IsString(j) && txstats__parse_micros(j->valuestring, out) == 0;
-}
-
-static bool hex64(const char *p, uint64_t *out)
-{
-    *out = 0;
-    for (int i = 0; i < 16; i++) {
-        char c = p[i];
-        int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (v < 0)
-            return false;
-        *out = *out << 4 | (uint64_t)v;
-    }
-    return true;
 }
 
 /* Integer fields of a record, from item `from` of `a` on, as words. */
@@ -183,7 +162,7 @@ static bool ints(struct txstats__img_mem *m, const cJSON *a, int from, int n)
     const double lim = 9.007199254740992e15;
     for (int i = from; i < from + n; i++) {
         int64_t v;
-        if (!get_int(cJSON_GetArrayItem(a, i), -lim, lim, &v))
+        if (!txstats__json_int(cJSON_GetArrayItem(a, i), -lim, lim, &v))
             return false;
         txstats__img_mem_put(m, (uint64_t)v);
     }
@@ -226,7 +205,7 @@ static bool json_buckets(struct txstats__img_mem *m, const cJSON *a)
     int i = 0;
     for (const cJSON *e = list->child; e; e = e->next, i++) {
         int64_t b;
-        if (!get_int(e, 0, 65535, &b))
+        if (!txstats__json_int(e, 0, 65535, &b))
             return false;
         word |= (uint64_t)b << (16 * (i % 4));
         if (i % 4 == 3) {
@@ -243,8 +222,8 @@ static bool json_hist(struct txstats__img_mem *m, const cJSON *list)
 {
     for (const cJSON *e = list->child; e; e = e->next) {
         int64_t b, n;
-        if (cJSON_GetArraySize(e) != 2 || !get_int(e->child, 0, 65535, &b) ||
-            !get_int(e->child->next, 1, 2.8e14, &n))
+        if (cJSON_GetArraySize(e) != 2 || !txstats__json_int(e->child, 0, 65535, &b) ||
+            !txstats__json_int(e->child->next, 1, 2.8e14, &n))
             return false;
         txstats__img_mem_put(m, (uint64_t)n << 16 | (uint64_t)b);
     }
@@ -278,8 +257,9 @@ static bool json_key(struct txstats__img_mem *m, const cJSON *e)
     const cJSON *d = cJSON_GetArrayItem(e, 0), *fp = cJSON_GetArrayItem(e, 1);
     uint64_t h0, h1, f;
     if (cJSON_GetArraySize(e) != 4 || !cJSON_IsString(d) || strlen(d->valuestring) != 32 ||
-        !cJSON_IsString(fp) || strlen(fp->valuestring) != 16 || !hex64(d->valuestring, &h0) ||
-        !hex64(d->valuestring + 16, &h1) || !hex64(fp->valuestring, &f))
+        !cJSON_IsString(fp) || strlen(fp->valuestring) != 16 ||
+        !txstats__json_hex64(d->valuestring, &h0) ||
+        !txstats__json_hex64(d->valuestring + 16, &h1) || !txstats__json_hex64(fp->valuestring, &f))
         return false;
     txstats__img_mem_put(m, h0);
     txstats__img_mem_put(m, h1);
@@ -345,7 +325,7 @@ int txstats__img_from_json(const struct txstats__mem *mem, const char *data, siz
     int64_t version = 0;
     int rc = TXSTATS_EFORMAT;
     if (cJSON_IsObject(root) && cJSON_IsString(fmt) && !strcmp(fmt->valuestring, JSON_FORMAT) &&
-        get_int(cJSON_GetObjectItemCaseSensitive(root, "version"), 1, 1e9, &version))
+        txstats__json_int(cJSON_GetObjectItemCaseSensitive(root, "version"), 1, 1e9, &version))
         rc = version == 2 ? TXSTATS_OK : TXSTATS_EINVAL;
     if (rc == TXSTATS_OK && !cJSON_IsArray(recs))
         rc = TXSTATS_EFORMAT;

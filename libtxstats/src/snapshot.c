@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "amount.h"
+#include "json_util.h"
 #include "crc32c.h"
 #include "distribution.h"
 #include "snapshot.h"
@@ -69,15 +70,6 @@ static bool key_valid(const struct txstats__snap_key *k)
 
 /* ---- JSON ----------------------------------------------------------------------------------- */
 
-/* A JSON number that is an integer in [lo, hi], exactly representable. */
-static bool get_int(const cJSON *j, double lo, double hi, int64_t *out)
-{
-    if (!cJSON_IsNumber(j) || !(j->valuedouble >= lo && j->valuedouble <= hi))
-        return false;
-    *out = (int64_t)j->valuedouble;
-    return (double)*out == j->valuedouble;
-}
-
 static bool get_amount(const cJSON *j, txstats_amount_t *out)
 {
     txstats__i128 v;
@@ -118,8 +110,8 @@ static int parse_cell(struct txstats__snap *sn, const cJSON *j, int64_t prev_ts)
     if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) != 6)
         return TXSTATS_EFORMAT;
     const cJSON *f = j->child, *kept = cJSON_GetArrayItem(j, 5);
-    if (!get_int(f, -lim, lim, &ts) || ts <= prev_ts || !get_int(f->next, 1, 9e15, &n) ||
-        !cJSON_IsString(f->next->next) ||
+    if (!txstats__json_int(f, -lim, lim, &ts) || ts <= prev_ts ||
+        !txstats__json_int(f->next, 1, 9e15, &n) || !cJSON_IsString(f->next->next) ||
         txstats__parse_micros(f->next->next->valuestring, &agg.sum) != 0 ||
         !get_amount(f->next->next->next, &agg.min) ||
         !get_amount(f->next->next->next->next, &agg.max) || !cJSON_IsArray(kept))
@@ -147,16 +139,16 @@ static int parse_header(struct txstats__snap *sn, const cJSON *root, int64_t *co
     int64_t version;
     if (!cJSON_IsObject(root) || !cJSON_IsString(fmt) || strcmp(fmt->valuestring, JSON_FORMAT))
         return TXSTATS_EFORMAT;
-    if (!get_int(cJSON_GetObjectItemCaseSensitive(root, "version"), 1, 1e9, &version) ||
+    if (!txstats__json_int(cJSON_GetObjectItemCaseSensitive(root, "version"), 1, 1e9, &version) ||
         version != JSON_VERSION)
         return TXSTATS_EFORMAT;
-    if (!get_int(cJSON_GetObjectItemCaseSensitive(root, "count"), 0, 9e15, count) ||
+    if (!txstats__json_int(cJSON_GetObjectItemCaseSensitive(root, "count"), 0, 9e15, count) ||
         !cJSON_IsString(s) || txstats__parse_micros(s->valuestring, sum) != 0 ||
         !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(root, "cells")))
         return TXSTATS_EFORMAT;
-    if (w && !get_int(w, 1, 1e15, &sn->window_ms))
+    if (w && !txstats__json_int(w, 1, 1e15, &sn->window_ms))
         return TXSTATS_EFORMAT;
-    if (at && !get_int(at, -1e16, 1e16, &sn->saved_at_ms))
+    if (at && !txstats__json_int(at, -1e16, 1e16, &sn->saved_at_ms))
         return TXSTATS_EFORMAT;
     return TXSTATS_OK;
 }
@@ -171,26 +163,13 @@ static int parse_bounds(struct txstats__snap *sn, const cJSON *root)
         return TXSTATS_EFORMAT;
     for (const cJSON *e = j->child; e; e = e->next) {
         int64_t stream, seg;
-        if (cJSON_GetArraySize(e) != 2 || !get_int(e->child, 0, TXSTATS__MAX_BOUNDS - 1, &stream) ||
-            !get_int(e->child->next, 0, 9e15, &seg) || stream != (int64_t)sn->nbound)
+        if (cJSON_GetArraySize(e) != 2 ||
+            !txstats__json_int(e->child, 0, TXSTATS__MAX_BOUNDS - 1, &stream) ||
+            !txstats__json_int(e->child->next, 0, 9e15, &seg) || stream != (int64_t)sn->nbound)
             return TXSTATS_EFORMAT;
         sn->bound[sn->nbound++] = (uint64_t)seg;
     }
     return TXSTATS_OK;
-}
-
-/* 16 hex digits into a word. */
-static bool hex64(const char *p, uint64_t *out)
-{
-    *out = 0;
-    for (int i = 0; i < 16; i++) {
-        char c = p[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (d < 0)
-            return false;
-        *out = *out << 4 | (uint64_t)d;
-    }
-    return true;
 }
 
 static int parse_key(struct txstats__snap *sn, const cJSON *e)
@@ -201,10 +180,12 @@ static int parse_key(struct txstats__snap *sn, const cJSON *e)
     if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 4)
         return TXSTATS_EFORMAT;
     const cJSON *h = e->child, *fp = h->next;
-    if (!cJSON_IsString(h) || strlen(h->valuestring) != 32 || !hex64(h->valuestring, &k.h[0]) ||
-        !hex64(h->valuestring + 16, &k.h[1]) || !cJSON_IsString(fp) ||
-        strlen(fp->valuestring) != 16 || !hex64(fp->valuestring, &k.fp) ||
-        !get_int(fp->next, -lim, lim, &k.expires) || !get_int(fp->next->next, -2, 1, &status))
+    if (!cJSON_IsString(h) || strlen(h->valuestring) != 32 ||
+        !txstats__json_hex64(h->valuestring, &k.h[0]) ||
+        !txstats__json_hex64(h->valuestring + 16, &k.h[1]) || !cJSON_IsString(fp) ||
+        strlen(fp->valuestring) != 16 || !txstats__json_hex64(fp->valuestring, &k.fp) ||
+        !txstats__json_int(fp->next, -lim, lim, &k.expires) ||
+        !txstats__json_int(fp->next->next, -2, 1, &status))
         return TXSTATS_EFORMAT;
     k.status = (int)status;
     if (!key_valid(&k))
