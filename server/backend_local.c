@@ -70,6 +70,11 @@ static void log_recovery(const struct local *l)
                 "nor the buckets of %llu transaction(s): quantiles count them at their "
                 "millisecond's mean until they leave the window",
                 (unsigned long long)r->approximate);
+    if (r->missing_checkpoint)
+        srv_log(LOG_WARN,
+                "no checkpoint in %s: rebuilt from the journal alone "
+                "(--recover skip-corrupt); what the missing checkpoint held is lost",
+                l->dir);
     if (r->corrupt_records)
         srv_log(LOG_WARN, "%llu damaged journal records were skipped (--recover skip-corrupt)",
                 (unsigned long long)r->corrupt_records);
@@ -79,6 +84,13 @@ static void log_open_error(const struct local *l, int rc)
 {
     if (rc == TXSTATS_EBUSY)
         srv_log(LOG_ERROR, "data directory %s is in use by another txstats-server", l->dir);
+    else if (rc == TXSTATS_EFORMAT && errno == ENOENT)
+        srv_log(LOG_ERROR,
+                "cannot recover %s: its journal holds transactions but there is no checkpoint.bin, "
+                "so the checkpoint they follow was removed. Nothing was changed. Put it back, or "
+                "start with --recover skip-corrupt to rebuild from the journal alone (what the "
+                "checkpoint held is then lost)",
+                l->dir);
     else if (rc == TXSTATS_EFORMAT)
         srv_log(LOG_ERROR,
                 "cannot recover %s: the checkpoint or a journal record in the middle of a segment "

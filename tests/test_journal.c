@@ -397,6 +397,104 @@ static void test_disk_full(void **state)
     umount(mnt);
 }
 
+static void copy_file(const char *from, const char *to)
+{
+    char cmd[400];
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", from, to);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A checkpoint removed while the journal holds records after it: recovery refuses (EFORMAT,
+ * errno ENOENT) and changes nothing, unless skip_corrupt, which rebuilds from the journal alone
+ * and says so. Found by a user who followed "move a damaged checkpoint away". */
+static void test_missing_checkpoint(void **state)
+{
+    struct fake_clock clk;
+    txstats_recovery_t rep;
+    char ck[128];
+    txstats_t *t = open_at(&clk, dir, TXSTATS_FSYNC_NEVER, 0, TXSTATS_OK, &rep);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(txstats_add(t, amt("1"), T0 - i), TXSTATS_OK);
+    assert_int_equal(txstats_checkpoint(t), TXSTATS_OK);
+    for (int i = 0; i < 30; i++)
+        assert_int_equal(txstats_add(t, amt("2"), T0 - i), TXSTATS_OK);
+    txstats_destroy(t);
+    snprintf(ck, sizeof(ck), "%s/checkpoint.bin", dir);
+    assert_int_equal(unlink(ck), 0);
+    char names[16][64];
+    int n = segments(names, 16);
+    errno = 0;
+    assert_null(open_at(&clk, dir, TXSTATS_FSYNC_NEVER, 0, TXSTATS_EFORMAT, NULL));
+    assert_int_equal(errno, ENOENT);
+    assert_int_equal(segments(names, 16), n); /* nothing changed */
+    t = open_at(&clk, dir, TXSTATS_FSYNC_NEVER, 1, TXSTATS_OK, &rep);
+    assert_int_equal(rep.missing_checkpoint, 1);
+    assert_int_equal(count_of(t), 30); /* the journal alone */
+    txstats_destroy(t);
+}
+
+/* An older checkpoint put back (a backup): the newer runs' segments are all replayed, never
+ * taken as covered by the older checkpoint's cuts (sequence and segment numbers grow across
+ * runs). */
+static txstats_t *open_one_shard(struct fake_clock *clk, txstats_recovery_t *rep)
+{
+    txstats_t *t = make_instance(clk, T0, 60000, 0, 1); /* one stream: every cut applies */
+    assert_int_equal(txstats_open_dir(t, dir, NULL, rep), TXSTATS_OK);
+    return t;
+}
+
+static void test_older_checkpoint_put_back(void **state)
+{
+    struct fake_clock clk;
+    txstats_recovery_t rep;
+    char ck[128], saved[128];
+    snprintf(ck, sizeof(ck), "%s/checkpoint.bin", dir);
+    snprintf(saved, sizeof(saved), "%s.old", dir);
+    txstats_t *t = open_one_shard(&clk, &rep);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(txstats_add(t, amt("1"), T0 - i), TXSTATS_OK);
+    assert_int_equal(txstats_checkpoint(t), TXSTATS_OK);
+    txstats_destroy(t);
+    copy_file(ck, saved);           /* covers the 100 */
+    t = open_one_shard(&clk, &rep); /* a new run */
+    for (int i = 0; i < 200; i++)
+        assert_int_equal(txstats_add(t, amt("3"), T0 - i), TXSTATS_OK);
+    txstats_destroy(t); /* the 200 only in the journal, after this run's own checkpoint */
+    copy_file(saved, ck);
+    unlink(saved);
+    t = open_one_shard(&clk, &rep);
+    assert_int_equal(rep.replayed, 200);
+    assert_int_equal(count_of(t), 300);
+    txstats_destroy(t);
+}
+
+/* txstats_load on a journaled instance is durable: a crash after it comes back with what was
+ * loaded and the adds after it, not with the journal's older records added. */
+static void test_load_is_durable(void **state)
+{
+    struct fake_clock clk;
+    txstats_recovery_t rep;
+    char snap[128];
+    snprintf(snap, sizeof(snap), "%s.snap", dir);
+    txstats_t *other = make_instance(&clk, T0, 60000, 0, 2);
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(txstats_add(other, amt("5"), T0 - i), TXSTATS_OK);
+    assert_int_equal(txstats_save_bin(other, snap), TXSTATS_OK);
+    txstats_destroy(other);
+    txstats_t *t = open_at(&clk, dir, TXSTATS_FSYNC_NEVER, 0, TXSTATS_OK, &rep);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(txstats_add(t, amt("1"), T0 - i), TXSTATS_OK);
+    assert_int_equal(txstats_load(t, snap), TXSTATS_OK);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(txstats_add(t, amt("2"), T0 - i), TXSTATS_OK);
+    assert_int_equal(count_of(t), 10);
+    txstats_destroy(t); /* no checkpoint after the last adds: a crash */
+    unlink(snap);
+    t = open_at(&clk, dir, TXSTATS_FSYNC_NEVER, 0, TXSTATS_OK, &rep);
+    assert_stats(t, "41.00", "4.10", "5.00", "2.00", 10);
+    txstats_destroy(t);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -410,6 +508,9 @@ int main(void)
         T(test_group_commit),
         T(test_directory_lock),
         T(test_disk_full),
+        T(test_missing_checkpoint),
+        T(test_older_checkpoint_put_back),
+        T(test_load_is_durable),
     };
     return cmocka_run_group_tests_name("journal", tests, NULL, NULL);
 }

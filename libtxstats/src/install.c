@@ -421,8 +421,21 @@ int txstats__load_commit(struct txstats__load *l, uint64_t *loaded, uint64_t *dr
     int rc = prealloc(l, pools, slabs);
     if (rc != TXSTATS_OK)
         return rc;
+    uint64_t seqs[TXSTATS__MAX_SHARDS];
     txstats__keys_lock_all(&t->keys); /* lock order everywhere: keys, then shards */
     txstats__lock_all(t);
+    /* Journaled: a clear first, so that a recovery before the caller's next checkpoint does not
+     * add the journal's older records to what was loaded. */
+    rc = t->journal ? txstats__journal_clear(t, seqs) : TXSTATS_OK;
+    if (rc != TXSTATS_OK) {
+        txstats__unlock_all(t);
+        txstats__keys_unlock_all(&t->keys);
+        for (unsigned i = 0; i < t->nshards; i++) {
+            txstats__chunks_free(&t->mem, pools[i]);
+            txstats__dslab_free(&t->mem, slabs[i]);
+        }
+        return rc;
+    }
     empty(l, pools, slabs);
     l->apply = true;
     rc = walk(l);
@@ -437,6 +450,8 @@ int txstats__load_commit(struct txstats__load *l, uint64_t *loaded, uint64_t *dr
     }
     txstats__unlock_all(t);
     txstats__keys_unlock_all(&t->keys);
+    int synced = txstats__journal_commit_all(t, seqs);
+    rc = rc == TXSTATS_OK ? synced : rc;
     *loaded = l->loaded;
     *dropped = l->dropped;
     *by_bucket = l->listed;

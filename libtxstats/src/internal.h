@@ -77,6 +77,12 @@ int64_t txstats__now(txstats_t *t);
  * stored, then the add, retained for listing only if the live window retained it (when the
  * record says). What txstats_add() returns. */
 int txstats__replay(txstats_t *t, const struct txstats__jrec *rec);
+/* A clear journaled in every stream (a new clear id), all shard locks held; seqs[i] receives
+ * stream i's record number. TXSTATS_OK or TXSTATS_EIO (a clear missing from some stream is
+ * ignored at recovery). Then, the locks released, txstats__journal_commit_all() (fsync always).
+ * No journal: nothing to do. */
+int txstats__journal_clear(txstats_t *t, uint64_t *seqs);
+int txstats__journal_commit_all(txstats_t *t, const uint64_t *seqs);
 /* Every shard's lock, in index order (and back). */
 void txstats__lock_all(txstats_t *t);
 void txstats__unlock_all(txstats_t *t);

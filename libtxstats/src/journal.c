@@ -287,6 +287,10 @@ int txstats__journal_start(struct txstats__journal *j, unsigned n, uint64_t next
         struct txstats__jstream *st = &j->streams[j->nstreams];
         st->id = j->nstreams;
         st->fd = -1;
+        /* Sequence numbers grow across runs too (the first segment number of a run is above
+         * every earlier one): a checkpoint's cuts never cover a later run's records. */
+        st->seq = st->synced = next_seg << 32;
+        atomic_init(&st->seq_pub, st->seq);
         pthread_mutex_init(&st->io, NULL);
         if (txstats__jstream_rotate(j, st) != TXSTATS_OK) {
             pthread_mutex_destroy(&st->io);

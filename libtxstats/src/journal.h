@@ -88,8 +88,10 @@ struct txstats__journal {
  * is open yet: read what the directory holds, then txstats__journal_start(). */
 int txstats__journal_open(struct txstats__journal **out, const struct txstats__mem *mem,
                           const txstats_io_t *io, const char *dir, const txstats_durability_t *d);
-/* Open `n` streams on fresh segments numbered from `next_seg`, and start the flusher
- * (TXSTATS_FSYNC_INTERVAL). TXSTATS_OK, TXSTATS_EIO, TXSTATS_ENOMEM. */
+/* Open `n` streams on fresh segments numbered from `next_seg` (above every segment number a file
+ * or a checkpoint of the directory names), and start the flusher (TXSTATS_FSYNC_INTERVAL). Each
+ * stream's sequence numbers start after next_seg << 32, so they grow across runs. TXSTATS_OK,
+ * TXSTATS_EIO, TXSTATS_ENOMEM. */
 int txstats__journal_start(struct txstats__journal *j, unsigned n, uint64_t next_seg);
 /* Stop the flusher, flush and close every segment, release the directory. NULL ok. */
 void txstats__journal_close(struct txstats__journal *j);

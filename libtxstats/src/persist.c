@@ -170,6 +170,8 @@ int txstats_load_ex(txstats_t *t, const char *path, txstats_load_info_t *info)
     rc = txstats__load_check(t, &src.in, &l);
     if (rc == TXSTATS_OK)
         rc = txstats__load_commit(l, &out.transactions, &out.expired, &by_bucket);
+    if (rc == TXSTATS_OK && t->journal) /* durable: the journal's clear is covered at once */
+        rc = txstats_checkpoint(t);
     int e = errno;
     out.approximate = src.approximate ? by_bucket : 0; /* an older file's buckets are means */
     txstats__load_free(l);

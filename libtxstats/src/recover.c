@@ -207,6 +207,18 @@ static void recovery_free(struct recovery *r)
     txstats__free(r->mem, r->files);
 }
 
+/* Whether a journal segment holds a record. A directory's first open writes a checkpoint before
+ * any add can be journaled, and segments are deleted only once a checkpoint covers them, so
+ * records without a checkpoint mean it was removed (or lost with its copy): what it held would be
+ * missing without a word. */
+static bool journal_has_records(const struct recovery *r)
+{
+    for (unsigned i = 0; i < r->nstreams; i++)
+        if (r->streams[i].n)
+            return true;
+    return false;
+}
+
 /* The checkpoint into the window (unless a complete clear supersedes it). */
 static int restore_checkpoint(struct txstats__load *l, const struct txstats__source *src,
                               txstats_recovery_t *rep)
@@ -249,6 +261,16 @@ static int rebuild(txstats_t *t, int dirfd, const txstats_durability_t *d, struc
         if (!l || !txstats__load_bound(l, f->stream, &bound) || f->seg >= bound)
             rc = read_segment(r, dirfd, f, &r->streams[f->stream], d->skip_corrupt, rep);
     }
+    for (unsigned s = 0; l && s < TXSTATS__MAX_STREAMS; s++) { /* numbers never go back */
+        uint64_t bound;
+        if (txstats__load_bound(l, s, &bound) && bound > r->max_seg)
+            r->max_seg = bound;
+    }
+    if (rc == TXSTATS_OK && !l && journal_has_records(r)) {
+        rep->missing_checkpoint = 1; /* the checkpoint these records follow is gone */
+        if (!d->skip_corrupt)
+            rc = (errno = ENOENT, TXSTATS_EFORMAT);
+    }
     uint64_t cleared = rc == TXSTATS_OK ? complete_clear(r) : 0;
     rep->cleared = cleared != 0;
     txstats_clear(t); /* no journal yet: memory only */
@@ -286,7 +308,9 @@ static int open_journal(txstats_t *t, struct txstats__journal *j, const txstats_
         rc = txstats__journal_start(j, t->nshards, r->max_seg + 1);
     if (rc == TXSTATS_OK)
         return txstats__attach(t, j, known);
+    int e = errno;
     txstats__journal_close(j);
+    errno = e;
     return rc;
 }
 

@@ -647,8 +647,7 @@ int txstats_get(txstats_t *t, txstats_tx_t *buf, size_t cap, size_t *count)
     return rc;
 }
 
-/* Journal a clear in every stream; all shard locks held. */
-static int journal_clear(txstats_t *t, uint64_t *seqs)
+int txstats__journal_clear(txstats_t *t, uint64_t *seqs)
 {
     struct txstats__jrec rec = {.type = TXSTATS__REC_CLEAR, .value = (int64_t)++t->clear_id};
     for (unsigned i = 0; i < t->nshards; i++) {
@@ -666,7 +665,7 @@ int txstats_clear_ex(txstats_t *t)
     uint64_t seqs[TXSTATS__MAX_SHARDS];
     txstats__keys_lock_all(&t->keys); /* lock order everywhere: keys, then shards */
     txstats__lock_all(t);
-    int rc = t->journal ? journal_clear(t, seqs) : TXSTATS_OK;
+    int rc = t->journal ? txstats__journal_clear(t, seqs) : TXSTATS_OK;
     for (unsigned i = 0; i < t->nshards && rc == TXSTATS_OK; i++)
         txstats__window_reset(&t->shards[i].w);
     if (rc == TXSTATS_OK) {
@@ -675,6 +674,12 @@ int txstats_clear_ex(txstats_t *t)
     }
     txstats__unlock_all(t);
     txstats__keys_unlock_all(&t->keys);
+    return rc == TXSTATS_OK ? txstats__journal_commit_all(t, seqs) : rc;
+}
+
+int txstats__journal_commit_all(txstats_t *t, const uint64_t *seqs)
+{
+    int rc = TXSTATS_OK;
     for (unsigned i = 0; t->journal && i < t->nshards && rc == TXSTATS_OK; i++)
         rc = txstats__jstream_commit(t->journal, t->shards[i].js, seqs[i]);
     return rc;

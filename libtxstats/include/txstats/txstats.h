@@ -182,7 +182,10 @@ TXSTATS_API void txstats_config_init(txstats_config_t *cfg);
  */
 TXSTATS_API int txstats_create(txstats_t **out, const txstats_config_t *cfg);
 
-/** Free an instance and everything it holds. NULL is a no-op. Not concurrent with other calls. */
+/** Free an instance and everything it holds. NULL is a no-op. Not concurrent with other calls.
+ *  With a directory attached it stops the background checkpointer and flushes and closes the
+ *  journal (everything added is in it) but writes no checkpoint: call txstats_checkpoint() first
+ *  for a quick next open. */
 TXSTATS_API void txstats_destroy(txstats_t *t);
 
 /**
@@ -247,6 +250,10 @@ typedef struct {
  * also be TXSTATS_DUPLICATE, TXSTATS_ECONFLICT, TXSTATS_EFULL or TXSTATS_EINVAL (a bad key);
  * firsts (may be NULL) receives, for those, the first outcome. Still one shard lock and one
  * journal write for the batch.
+ * @return TXSTATS_OK when every transaction was judged (see results: a journal write that failed
+ *         gives TXSTATS_EIO to each transaction it held, and none of those is stored);
+ *         TXSTATS_EINVAL for a NULL t, or a NULL tx with n > 0; TXSTATS_ENOMEM when the batch's
+ *         scratch could not be allocated (nothing judged, nothing stored).
  */
 TXSTATS_API int txstats_add_batch_keyed(txstats_t *t, const txstats_tx_t *tx,
                                         const txstats_key_t *keys, size_t n, int *results,
@@ -329,7 +336,8 @@ TXSTATS_API int txstats_get_ex(txstats_t *t, txstats_tx_t *buf, size_t cap,
                                txstats_list_info_t *info);
 
 /** Remove every transaction (statistics are empty afterwards). NULL is a no-op. With a journal
- *  (txstats_open_dir), use txstats_clear_ex() to learn whether the clear was made durable. */
+ *  (txstats_open_dir) it is txstats_clear_ex() without its status: when the clear cannot be
+ *  journaled nothing is cleared, silently; use txstats_clear_ex() to know. */
 TXSTATS_API void txstats_clear(txstats_t *t);
 
 /**
@@ -371,6 +379,10 @@ TXSTATS_API int txstats_save_bin(txstats_t *t, const char *path);
  * installed, with every shard locked (adds wait for the install) after what the window needs was
  * allocated. All or nothing: on any error before the install the instance is as it was; a file
  * changed on disk between the two readings leaves it empty (TXSTATS_EIO or TXSTATS_EFORMAT).
+ * With a directory attached (txstats_open_dir()), the load is durable before it returns: a clear
+ * is journaled with the install, then a checkpoint is written; TXSTATS_EIO from that checkpoint
+ * means the contents are loaded but a crash before the next checkpoint comes back without them
+ * (cleared, with the adds made after the load).
  * @return TXSTATS_OK; TXSTATS_EIO (cannot open or read; errno tells why); TXSTATS_EFORMAT
  *         (not a snapshot, corrupt, truncated, empty, or an unsupported version); TXSTATS_ENOMEM;
  *         TXSTATS_EINVAL.
@@ -439,11 +451,14 @@ typedef struct {
     uint64_t segments;              /**< journal segments read */
     int cleared;                    /**< a journaled clear emptied the snapshot */
     int64_t duration_ms;            /**< time the recovery took */
-    uint64_t approximate; /**< transactions of a checkpoint written by libtxstats 0.1 whose
-                               amounts it did not keep: they count at their millisecond's mean in
-                               the distribution until they leave the window (see
-                               txstats_load_info_t); 0 for checkpoints of this version */
-    uint64_t reserved[7];
+    uint64_t approximate;        /**< transactions of a checkpoint written by libtxstats 0.1 whose
+                                      amounts it did not keep: they count at their millisecond's mean in
+                                      the distribution until they leave the window (see
+                                      txstats_load_info_t); 0 for checkpoints of this version */
+    uint64_t missing_checkpoint; /**< 1: no checkpoint, though journal segments held records, so
+                                      the checkpoint they follow was removed; recovery went on
+                                      from the journal alone only because skip_corrupt was set */
+    uint64_t reserved[6];
 } txstats_recovery_t;
 
 /** Journal counters, for monitoring. */
@@ -472,14 +487,16 @@ TXSTATS_API void txstats_durability_init(txstats_durability_t *d);
  * txstats_destroy().
  * @param d NULL for the defaults. @param report may be NULL.
  * @return TXSTATS_OK; TXSTATS_EBUSY (directory locked by another process); TXSTATS_EFORMAT (damaged
- *         snapshot, or a damaged journal record followed by good ones without skip_corrupt: files
- *         are left untouched); TXSTATS_EIO (errno tells why); TXSTATS_ENOMEM; TXSTATS_EINVAL
- *         (NULL, or a journal is already attached).
- * Once attached, txstats_add() returns TXSTATS_EIO, having recorded nothing, when its journal
- * record cannot be written (a full disk, say), and succeeds again once it can. With
- * TXSTATS_FSYNC_ALWAYS, TXSTATS_EIO can also come from the fdatasync after the record was
- * written: the transaction is then counted and in the journal file, but not known to be on
- * stable storage (a power loss may lose it); errno says why.
+ *         snapshot, or a damaged journal record followed by good ones without skip_corrupt, or,
+ *         with errno ENOENT, journal records but no checkpoint: the checkpoint they follow was
+ *         removed, and without skip_corrupt recovery refuses to go on from the journal alone;
+ *         files are left untouched, the instance is left empty); TXSTATS_EIO (errno tells why);
+ * TXSTATS_ENOMEM; TXSTATS_EINVAL (NULL, or a journal is already attached). Once attached,
+ * txstats_add() returns TXSTATS_EIO, having recorded nothing, when its journal record cannot be
+ * written (a full disk, say), and succeeds again once it can. With TXSTATS_FSYNC_ALWAYS,
+ * TXSTATS_EIO can also come from the fdatasync after the record was written: the transaction is
+ * then counted and in the journal file, but not known to be on stable storage (a power loss may
+ * lose it); errno says why.
  */
 TXSTATS_API int txstats_open_dir(txstats_t *t, const char *dir, const txstats_durability_t *d,
                                  txstats_recovery_t *report);
