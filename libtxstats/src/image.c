@@ -285,7 +285,7 @@ int txstats__img_block(struct txstats__img_in *in, const uint8_t **payload, size
         *payload = in->data + in->pos + TXSTATS__IMG_FRAME;
         in->pos += TXSTATS__IMG_FRAME + *len;
     } else {
-        if (room(in, *len) != TXSTATS_OK)
+        if (room(in, *len ? *len : 1) != TXSTATS_OK) /* an empty block has a payload too */
             return TXSTATS_ENOMEM;
         int r = read_exact(in->fd, in->buf, *len);
         if (r <= 0 && *len)

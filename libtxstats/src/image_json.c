@@ -334,10 +334,16 @@ int txstats__img_from_json(const struct txstats__mem *mem, const char *data, siz
         txstats__img_mem_init(&m, mem);
         for (const cJSON *a = recs->child; a && rc == TXSTATS_OK; a = a->next)
             rc = json_record(&m, a) ? TXSTATS_OK : TXSTATS_EFORMAT;
-        if (rc == TXSTATS_OK)
-            rc = txstats__img_mem_finish(&m, image, image_len);
-        else if (txstats__img_mem_finish(&m, image, image_len) == TXSTATS_OK)
-            txstats__free(mem, *image);
+        uint8_t *data = NULL;
+        size_t len = 0;
+        int done = txstats__img_mem_finish(&m, &data, &len);
+        rc = rc == TXSTATS_OK ? done : rc;
+        if (rc == TXSTATS_OK) {
+            *image = data;
+            *image_len = len;
+        } else if (done == TXSTATS_OK) {
+            txstats__free(mem, data); /* nothing handed out on failure */
+        }
     }
     cJSON_Delete(root);
     return rc;
