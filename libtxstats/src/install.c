@@ -4,6 +4,7 @@
 
 #include "distribution.h"
 #include "install.h"
+#include "snapshot.h"
 
 struct cut {
     int64_t hi;
@@ -238,15 +239,15 @@ static int on_keys(struct txstats__load *l, const struct txstats__img_rec *r)
 {
     for (uint64_t i = 0; i < r->n && !l->apply; i++) {
         const uint8_t *e = r->arr + 8 * TXSTATS__IMG_KEY_WORDS * i;
-        struct txstats__key key = {{txstats__img_word(e, 0), txstats__img_word(e, 1)}};
         int64_t status = (int64_t)txstats__img_word(e, 4);
-        struct txstats__key_info info = {txstats__img_word(e, 2), (int)status,
-                                         (int64_t)txstats__img_word(e, 3)};
-        if ((!key.h[0] && !key.h[1]) || info.expires <= -4 * TXSTATS__CLOCK_LIMIT ||
-            info.expires >= 4 * TXSTATS__CLOCK_LIMIT ||
-            (status != TXSTATS_OK && status != TXSTATS_EXPIRED && status != TXSTATS_EFUTURE &&
-             status != TXSTATS_ERANGE))
+        struct txstats__snap_key k = {{txstats__img_word(e, 0), txstats__img_word(e, 1)},
+                                      txstats__img_word(e, 2),
+                                      (int64_t)txstats__img_word(e, 3),
+                                      (int)status};
+        if (k.status != status || !txstats__snap_key_valid(&k))
             return TXSTATS_EFORMAT;
+        struct txstats__key key = {{k.h[0], k.h[1]}};
+        struct txstats__key_info info = {k.fp, k.status, k.expires};
         if (info.expires <= l->now)
             continue;
         int rc =

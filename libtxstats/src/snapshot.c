@@ -60,7 +60,7 @@ int txstats__snap_push_key(struct txstats__snap *sn, const struct txstats__snap_
     return TXSTATS_OK;
 }
 
-static bool key_valid(const struct txstats__snap_key *k)
+bool txstats__snap_key_valid(const struct txstats__snap_key *k)
 {
     return (k->h[0] || k->h[1]) &&
            (k->status == TXSTATS_OK || k->status == TXSTATS_EXPIRED ||
@@ -188,7 +188,7 @@ static int parse_key(struct txstats__snap *sn, const cJSON *e)
         !txstats__json_int(fp->next->next, -2, 1, &status))
         return TXSTATS_EFORMAT;
     k.status = (int)status;
-    if (!key_valid(&k))
+    if (!txstats__snap_key_valid(&k))
         return TXSTATS_EFORMAT;
     return txstats__snap_push_key(sn, &k);
 }
@@ -302,7 +302,7 @@ static int bin_keys(struct txstats__snap *sn, struct bin_in *in)
         k.expires = (int64_t)bin_get(in);
         int64_t status = (int64_t)bin_get(in);
         k.status = (int)status;
-        if (in->bad || status != k.status || !key_valid(&k))
+        if (in->bad || status != k.status || !txstats__snap_key_valid(&k))
             return TXSTATS_EFORMAT;
         int rc = txstats__snap_push_key(sn, &k);
         if (rc != TXSTATS_OK)

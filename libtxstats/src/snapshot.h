@@ -60,6 +60,9 @@ void txstats__snap_free(struct txstats__snap *sn);
  * and room for agg->kept amounts, returned for the caller to fill; NULL when out of memory. */
 txstats_amount_t *txstats__snap_push(struct txstats__snap *sn, int64_t ts,
                                      const struct txstats__cell *agg);
+/* Whether a remembered key can be one this library wrote: a digest, a status of those above,
+ * an expiry within the clock's range. */
+bool txstats__snap_key_valid(const struct txstats__snap_key *k);
 /* Append a key: TXSTATS_OK or TXSTATS_ENOMEM. */
 int txstats__snap_push_key(struct txstats__snap *sn, const struct txstats__snap_key *key);
 
