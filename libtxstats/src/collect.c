@@ -14,14 +14,9 @@
 
 _Static_assert(HOLD_BYTES + CELL_MAX_BYTES + 64 <= TXSTATS__IMG_BLOCK_MAX, "a hold fits a block");
 
-struct cut {
-    int64_t hi;
-    uint64_t seq;
-};
-
 struct cuts {
     uint64_t bound;
-    struct cut *v;
+    struct txstats__img_cut *v;
     size_t n, cap;
 };
 
@@ -234,7 +229,7 @@ static int add_cut(struct txstats__collect *c, unsigned i, int64_t hi, uint64_t 
         return 0;
     if (txstats__reserve(&c->t->mem, (void **)&k->v, &k->cap, k->n + 1, sizeof(*k->v)) != 0)
         return errno = ENOMEM, -1;
-    k->v[k->n++] = (struct cut){hi, seq};
+    k->v[k->n++] = (struct txstats__img_cut){hi, seq};
     return 0;
 }
 

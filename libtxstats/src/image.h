@@ -60,6 +60,13 @@ enum {
 #define TXSTATS__IMG_KEY_WORDS    5
 #define TXSTATS__IMG_CUT_WORDS    2
 
+/* A cut of a journal stream ('J' records): records of timestamps below ts_hi (and at or above the
+ * previous cut's) with sequence numbers up to seq are in the image. */
+struct txstats__img_cut {
+    int64_t hi;
+    uint64_t seq;
+};
+
 /* A block being built: words appended after the frame's room, sealed before it is written. */
 struct txstats__img_out {
     uint8_t *buf; /* TXSTATS__IMG_FRAME + TXSTATS__IMG_BLOCK_MAX bytes */

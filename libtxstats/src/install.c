@@ -6,15 +6,10 @@
 #include "install.h"
 #include "snapshot.h"
 
-struct cut {
-    int64_t hi;
-    uint64_t seq;
-};
-
 struct stream {
     bool present;
     uint64_t bound;
-    struct cut *v;
+    struct txstats__img_cut *v;
     size_t n, cap;
 };
 
@@ -273,8 +268,8 @@ static int on_journal(struct txstats__load *l, const struct txstats__img_rec *r)
     if (txstats__reserve(&l->t->mem, (void **)&s->v, &s->cap, s->n + r->n, sizeof(*s->v)) != 0)
         return TXSTATS_ENOMEM;
     for (uint64_t i = 0; i < r->n; i++) {
-        struct cut c = {(int64_t)txstats__img_word(r->arr, 2 * i),
-                        txstats__img_word(r->arr, 2 * i + 1)};
+        struct txstats__img_cut c = {(int64_t)txstats__img_word(r->arr, 2 * i),
+                                     txstats__img_word(r->arr, 2 * i + 1)};
         if (s->n && c.hi <= s->v[s->n - 1].hi)
             return TXSTATS_EFORMAT;
         s->v[s->n++] = c;
