@@ -330,6 +330,17 @@ static int total(const struct mismatches *m)
     return m->stats + m->quantiles + m->histogram + m->metrics + m->list;
 }
 
+/* Every answer before against after, reported and freed: the number of mismatches. */
+static int settle(const char *when, struct answers *before, struct answers *after)
+{
+    struct mismatches m;
+    compare(when, before, after, &m);
+    report(when, &m);
+    answers_free(before);
+    answers_free(after);
+    return total(&m);
+}
+
 /* The value of a /metrics line (labels included in `name`), or -1. */
 static double metric(const struct server *s, const char *name)
 {
@@ -397,12 +408,7 @@ static void test_sigterm(void **state)
     start_standalone(s, save);
     assert_acked("after SIGTERM", s, &a);
     record(s, &after, 1);
-    struct mismatches m;
-    compare("SIGTERM", &before, &after, &m);
-    report("SIGTERM", &m);
-    answers_free(&before);
-    answers_free(&after);
-    assert_int_equal(total(&m), 0);
+    assert_int_equal(settle("SIGTERM", &before, &after), 0);
 }
 
 static void test_sigkill_journal(void **state)
@@ -427,12 +433,7 @@ static void test_sigkill_journal(void **state)
     start_standalone(s, save);
     assert_acked("after kill -9", s, &a);
     record(s, &after, 1);
-    struct mismatches m;
-    compare("kill -9", &before, &after, &m);
-    report("kill -9", &m);
-    answers_free(&before);
-    answers_free(&after);
-    assert_int_equal(total(&m), 0);
+    assert_int_equal(settle("kill -9", &before, &after), 0);
 }
 
 /* The name of a checkpoint being written by process `pid` (fileio.c: NAME.tmp.PID.N). */
@@ -684,16 +685,12 @@ static void kafka_case(void **state, int sig)
         when, a.count, c1, c2, restored, on_disk);
     assert_acked(when, s, &a);
     record(s, &after, 1);
-    struct mismatches m;
-    compare(when, &before, &after, &m);
-    report(when, &m);
-    answers_free(&before);
-    answers_free(&after);
+    int mismatched = settle(when, &before, &after);
     assert_int_equal(server_stop(s, SIGTERM), 0);
     kmock_stop(&mock);
     assert_true(on_disk >= 1);
     assert_int_equal(restored, on_disk); /* else it read Kafka, which proves nothing */
-    assert_int_equal(total(&m), 0);
+    assert_int_equal(mismatched, 0);
 }
 
 static void test_kafka_sigterm(void **state)
