@@ -70,6 +70,11 @@ static void log_recovery(const struct local *l)
                 "nor the buckets of %llu transaction(s): quantiles count them at their "
                 "millisecond's mean until they leave the window",
                 (unsigned long long)r->approximate);
+    if (r->torn_bytes >= 32) /* more than a partly written record: a crash mid-batch, or damage */
+        srv_log(LOG_WARN,
+                "%llu bytes at the end of journal segments could not be read and were cut: "
+                "whole records among them (a crash in the middle of a batch, or damage)",
+                (unsigned long long)r->torn_bytes);
     if (r->missing_checkpoint)
         srv_log(LOG_WARN,
                 "no checkpoint in %s: rebuilt from the journal alone "

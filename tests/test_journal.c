@@ -495,6 +495,37 @@ static void test_load_is_durable(void **state)
     txstats_destroy(t);
 }
 
+/* A record appended again (a copy of a segment's first record at its end): out of its stream's
+ * order, refused; with skip_corrupt, skipped and counted, so the transaction counts once. */
+static void test_duplicated_record(void **state)
+{
+    struct fake_clock clk;
+    txstats_recovery_t rep;
+    txstats_t *t = make_instance(&clk, T0, 60000, 0, 1);
+    assert_int_equal(txstats_open_dir(t, dir, NULL, &rep), TXSTATS_OK);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(txstats_add(t, amt("1"), T0 - i), TXSTATS_OK);
+    txstats_destroy(t); /* the 10 only in the journal */
+    char names[16][64], path[160], rec[32];
+    int n = segments(names, 16);
+    int k = n - 1;
+    while (k >= 0 && file_size(names[k]) == 0)
+        k--;
+    assert_true(k >= 0);
+    snprintf(path, sizeof(path), "%s/%s", dir, names[k]);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fread(rec, 1, 32, f), 32);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    assert_int_equal(fwrite(rec, 1, 32, f), 32);
+    fclose(f);
+    assert_null(open_at(&clk, dir, TXSTATS_FSYNC_NEVER, 0, TXSTATS_EFORMAT, NULL));
+    t = open_at(&clk, dir, TXSTATS_FSYNC_NEVER, 1, TXSTATS_OK, &rep);
+    assert_int_equal(rep.corrupt_records, 1);
+    assert_int_equal(count_of(t), 10);
+    txstats_destroy(t);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -511,6 +542,7 @@ int main(void)
         T(test_missing_checkpoint),
         T(test_older_checkpoint_put_back),
         T(test_load_is_durable),
+        T(test_duplicated_record),
     };
     return cmocka_run_group_tests_name("journal", tests, NULL, NULL);
 }

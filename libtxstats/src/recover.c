@@ -5,9 +5,10 @@
  * changes until the rebuilt state has been written as a new checkpoint. The top of the library:
  * it replays through txstats_add() and checkpoints through the persistence layer.
  *
- * A damaged record followed by a good one in the same segment is corruption: recovery stops
- * (TXSTATS_EFORMAT) unless skip_corrupt. Damaged or partial records at the end of a segment are a
- * torn tail from a crash mid-write, and are cut.
+ * A damaged record followed by a good one in the same segment is corruption, and so is a record
+ * whose sequence number does not follow its stream's last (a duplicated record or segment):
+ * recovery stops (TXSTATS_EFORMAT) unless skip_corrupt. Damaged or partial records at the end of a
+ * segment are a torn tail from a crash mid-write, and are cut.
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -124,12 +125,15 @@ static int read_segment(const struct recovery *r, int dirfd, const struct segfil
     for (size_t off = 0; off < end && rc == TXSTATS_OK;) {
         struct txstats__jrec rec;
         size_t n = txstats__jrec_decode(data + off, end - off, &rec);
-        if (n) {
+        /* A stream's sequence numbers only grow (across its segments and runs): a record that
+         * does not follow the one before is a copy (a segment or record duplicated), damage. */
+        bool in_order = n && (st->n == 0 || rec.seq > st->recs[st->n - 1].seq);
+        if (in_order) {
             rc = push(r->mem, st, &rec);
             off += n;
         } else if (skip_corrupt) {
             rep->corrupt_records++;
-            off += TXSTATS__REC_SIZE;
+            off += n ? n : TXSTATS__REC_SIZE;
         } else {
             rc = TXSTATS_EFORMAT;
         }

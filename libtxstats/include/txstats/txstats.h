@@ -487,7 +487,8 @@ TXSTATS_API void txstats_durability_init(txstats_durability_t *d);
  * txstats_destroy().
  * @param d NULL for the defaults. @param report may be NULL.
  * @return TXSTATS_OK; TXSTATS_EBUSY (directory locked by another process); TXSTATS_EFORMAT (damaged
- *         snapshot, or a damaged journal record followed by good ones without skip_corrupt, or,
+ *         snapshot, or a damaged journal record followed by good ones, or a record out of its
+ *         stream's order (a record or segment duplicated), without skip_corrupt, or,
  *         with errno ENOENT, journal records but no checkpoint: the checkpoint they follow was
  *         removed, and without skip_corrupt recovery refuses to go on from the journal alone;
  *         files are left untouched, the instance is left empty); TXSTATS_EIO (errno tells why);
