@@ -55,6 +55,10 @@ typedef int64_t txstats_amount_t;
 #define TXSTATS_DEFAULT_MAX_RETAINED ((size_t)1048576)
 /** Default cap on remembered idempotency keys. */
 #define TXSTATS_DEFAULT_MAX_KEYS ((size_t)1048576)
+/** Default cap on active entities (per-key windows, txstats_add_entity()). */
+#define TXSTATS_DEFAULT_MAX_ENTITIES ((size_t)1048576)
+/** Longest entity key, in bytes. */
+#define TXSTATS_MAX_ENTITY_BYTES 128
 
 /** Opaque instance. */
 typedef struct txstats txstats_t;
@@ -75,8 +79,10 @@ enum {
                                  counted again (txstats_add_keyed) */
     TXSTATS_ECONFLICT = -9, /**< the idempotency key was seen with another transaction: nothing
                                  counted */
-    TXSTATS_EFULL = -10     /**< the idempotency-key table holds max_keys live keys: nothing
+    TXSTATS_EFULL = -10,    /**< the idempotency-key table holds max_keys live keys: nothing
                                  counted; retry once keys expire */
+    TXSTATS_ELIMIT = -11    /**< a transaction for a new entity while max_entities entities are
+                                 active: nothing recorded; known entities keep working */
 };
 
 /** Longest idempotency key, in bytes (the IETF Idempotency-Key draft leaves it open; Stripe's
@@ -117,7 +123,10 @@ typedef struct {
     int64_t key_ttl_ms;   /**< how long a key is remembered after its transaction's timestamp (or,
                                for a transaction not stored, after it was seen); at least
                                window_ms + max_skew_ms, which 0 (the default) means */
-    uint64_t reserved[5]; /**< zero; room for future fields */
+    size_t max_entities;  /**< entities (per-key windows) active at once; a transaction for a new
+                               one past it gets TXSTATS_ELIMIT; 0: entities refused; default
+                               TXSTATS_DEFAULT_MAX_ENTITIES */
+    uint64_t reserved[4]; /**< zero; room for future fields */
 } txstats_config_t;
 
 /**
@@ -262,6 +271,103 @@ TXSTATS_API int txstats_add_batch_keyed(txstats_t *t, const txstats_tx_t *tx,
 /** Idempotency keys held now (live ones and expired ones not yet reclaimed). TXSTATS_OK or
  *  TXSTATS_EINVAL. */
 TXSTATS_API int txstats_key_count(txstats_t *t, uint64_t *held);
+
+/*
+ * Entities: per-key windows. A transaction may name an entity (a card, an account, a merchant,
+ * an IP address: any opaque byte string of 1 to TXSTATS_MAX_ENTITY_BYTES bytes, compared
+ * exactly). It counts in the global window as any transaction does, and in its entity's window,
+ * which has the same span, the same millisecond-exact edge and the same exact statistics. An
+ * entity is active while it has a transaction in the window or ahead of it (max_skew_ms); its
+ * state is freed when its last transaction leaves, so memory follows the active entities, not
+ * every entity ever seen. ("Entity" keeps these apart from idempotency keys; the server calls
+ * them `key`.) Journal, checkpoints, snapshots, txstats_clear() and txstats_load() hold and
+ * restore them with the rest of the state.
+ */
+
+/** One transaction to record, for txstats_add_ex() and txstats_add_batch_ex(). */
+typedef struct {
+    txstats_amount_t amount;
+    int64_t timestamp_ms;
+    const void *entity;    /**< the entity it counts for; NULL (or entity_len 0): none */
+    size_t entity_len;     /**< 1 to TXSTATS_MAX_ENTITY_BYTES */
+    const void *idem_key;  /**< idempotency key as in txstats_add_keyed(); NULL: none */
+    size_t idem_key_len;   /**< 1 to TXSTATS_MAX_KEY_BYTES */
+} txstats_input_t;
+
+/**
+ * Record a transaction for an entity: txstats_add_ex() with only an entity.
+ * @return what txstats_add() returns; TXSTATS_ELIMIT (a new entity while max_entities are
+ *         active: nothing recorded); TXSTATS_EINVAL (NULL t or entity, or entity_len 0 or more
+ *         than TXSTATS_MAX_ENTITY_BYTES: nothing recorded).
+ */
+TXSTATS_API int txstats_add_entity(txstats_t *t, const void *entity, size_t entity_len,
+                                   txstats_amount_t amount, int64_t timestamp_ms);
+
+/**
+ * Record one transaction with an optional entity and an optional idempotency key: judged as
+ * txstats_add_keyed() judges it when it has a key, counted in the entity's window when it names
+ * one. O(1) for an entity whose amounts arrive in time order with few distinct values; at
+ * worst O(log d + 64) for an entity holding d distinct amounts.
+ * @param first may be NULL; as txstats_add_keyed()'s.
+ * @return what txstats_add_keyed() returns (txstats_add()'s without a key); TXSTATS_ELIMIT;
+ *         TXSTATS_EINVAL (NULL t or in, a bad entity or key length).
+ */
+TXSTATS_API int txstats_add_ex(txstats_t *t, const txstats_input_t *in, int *first);
+
+/**
+ * txstats_add_batch_keyed() over inputs that may name entities and idempotency keys; results[i]
+ * may also be TXSTATS_ELIMIT. Lines are judged in order. Unlike txstats_add_batch(), a batch
+ * whose lines name entities takes each line's shard lock and journal write in turn.
+ * @return as txstats_add_batch_keyed().
+ */
+TXSTATS_API int txstats_add_batch_ex(txstats_t *t, const txstats_input_t *in, size_t n,
+                                     int *results, int *firsts, size_t *stored);
+
+/**
+ * Statistics of one entity's window now, as txstats_stats() gives the global one; an entity with
+ * nothing in the window (never seen, or all expired) gets count 0 and zeros. O(1).
+ * @return TXSTATS_OK; TXSTATS_EINVAL (NULL argument, entity_len 0 or more than
+ *         TXSTATS_MAX_ENTITY_BYTES).
+ */
+TXSTATS_API int txstats_entity_stats(txstats_t *t, const void *entity, size_t entity_len,
+                                     txstats_summary_t *out);
+
+/** What txstats_top() ranks by. */
+typedef enum {
+    TXSTATS_TOP_SUM = 0,  /**< the largest exact sum first */
+    TXSTATS_TOP_COUNT = 1 /**< the most transactions first */
+} txstats_top_by_t;
+
+/** One entity of a ranking. */
+typedef struct {
+    txstats_summary_t stats; /**< its window's statistics at the ranking's moment */
+    size_t entity_len;
+    unsigned char entity[TXSTATS_MAX_ENTITY_BYTES];
+} txstats_top_entry_t;
+
+/**
+ * The `cap` entities with the largest sum (or count) in the window now, exactly: largest first;
+ * ties are ordered by the entity's bytes (memcmp, then the shorter first), so the ranking is
+ * deterministic. Entities with nothing in the window are never ranked. Scans every active
+ * entity, one shard at a time under its lock: O(active entities + cap log cap).
+ * @param buf `cap` entries; NULL only with cap 0.
+ * @param n receives how many were written (min(cap, active entities)).
+ * @return TXSTATS_OK; TXSTATS_EINVAL (NULL t or n, NULL buf with cap > 0, an unknown `by`);
+ *         TXSTATS_ENOMEM (the ranking's scratch, cap entries).
+ */
+TXSTATS_API int txstats_top(txstats_t *t, txstats_top_by_t by, txstats_top_entry_t *buf,
+                            size_t cap, size_t *n);
+
+/** Entity counters. */
+typedef struct {
+    uint64_t active;  /**< entities with a transaction in the window or ahead of it */
+    uint64_t limit;   /**< max_entities */
+    uint64_t refused; /**< transactions refused with TXSTATS_ELIMIT since creation */
+    uint64_t reserved[4];
+} txstats_entity_info_t;
+
+/** @return TXSTATS_OK or TXSTATS_EINVAL (NULL argument). */
+TXSTATS_API int txstats_entity_info(txstats_t *t, txstats_entity_info_t *out);
 
 /**
  * Record many transactions in one call, each judged on its own as txstats_add() would judge it.
