@@ -18,10 +18,15 @@
 #include <hiredis/hiredis.h>
 #include <inttypes.h>
 #include <malloc.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <txstats/txstats.h>
 
@@ -141,7 +146,7 @@ static void redis_drain(redisContext *c, long commands)
     }
 }
 
-/* Transactions [from, to) of n into Redis; seconds. */
+/* Transactions [from, to) of n into Redis through hiredis, PIPELINE at a time; seconds. */
 static double redis_ingest(redisContext *c, long from, long to, long n, long n_keys)
 {
     double t0 = now_ns();
@@ -158,16 +163,127 @@ static double redis_ingest(redisContext *c, long from, long to, long n, long n_k
     return (now_ns() - t0) / 1e9;
 }
 
+/* Transactions [from, to) of n, formatted (outside any timing). */
+static struct tx *slice_tx(long from, long to, long n, long n_keys)
+{
+    struct tx *x = malloc((size_t)(to - from) * sizeof(*x));
+    if (!x)
+        die("out of memory");
+    for (long i = from; i < to; i++)
+        x[i - from] = tx_of(i, n, n_keys);
+    return x;
+}
+
 /* The same transactions into libtxstats; seconds. */
-static double lib_ingest(txstats_t *t, long from, long to, long n, long n_keys)
+static double lib_ingest(txstats_t *t, const struct tx *x, long m)
 {
     double t0 = now_ns();
-    for (long i = from; i < to; i++) {
-        struct tx x = tx_of(i, n, n_keys);
-        if (txstats_add_entity(t, x.key, KEY_LEN, x.cents * 10000, x.ts) != TXSTATS_OK)
+    for (long i = 0; i < m; i++)
+        if (txstats_add_entity(t, x[i].key, KEY_LEN, x[i].cents * 10000, x[i].ts) != TXSTATS_OK)
             die("txstats_add_entity");
-    }
     return (now_ns() - t0) / 1e9;
+}
+
+struct buf {
+    char *p;
+    size_t len, cap;
+};
+
+static void put(struct buf *b, const char *s, size_t n)
+{
+    if (b->len + n > b->cap) {
+        b->cap = (b->len + n) * 2;
+        b->p = realloc(b->p, b->cap);
+        if (!b->p)
+            die("out of memory");
+    }
+    memcpy(b->p + b->len, s, n);
+    b->len += n;
+}
+
+/* One command in RESP, as a client library would send it. */
+static void resp(struct buf *b, int argc, const char *const *argv)
+{
+    char head[32];
+    put(b, head, (size_t)snprintf(head, sizeof(head), "*%d\r\n", argc));
+    for (int k = 0; k < argc; k++) {
+        size_t n = strlen(argv[k]);
+        put(b, head, (size_t)snprintf(head, sizeof(head), "$%zu\r\n", n));
+        put(b, argv[k], n);
+        put(b, "\r\n", 2);
+    }
+}
+
+/* ZADD and the trim of each transaction, seq from seq0. */
+static struct buf resp_slice(const struct tx *x, long m, long seq0)
+{
+    struct buf b = {NULL, 0, 0};
+    for (long i = 0; i < m; i++) {
+        char member[64], score[24], cut[24];
+        snprintf(member, sizeof(member), "%" PRId64 ":%ld:%ld.%02ld", x[i].ts, seq0 + i,
+                 x[i].cents / 100, x[i].cents % 100);
+        snprintf(score, sizeof(score), "%" PRId64, x[i].ts);
+        snprintf(cut, sizeof(cut), "%" PRId64, x[i].ts - WINDOW);
+        const char *zadd[] = {"ZADD", x[i].key, score, member};
+        const char *trim[] = {"ZREMRANGEBYSCORE", x[i].key, "-inf", cut};
+        resp(&b, 4, zadd);
+        resp(&b, 4, trim);
+    }
+    return b;
+}
+
+struct sender {
+    int fd;
+    const struct buf *b;
+};
+
+static void *send_all(void *arg)
+{
+    const struct sender *s = arg;
+    for (size_t off = 0; off < s->b->len;) {
+        ssize_t w = write(s->fd, s->b->p + off, s->b->len - off);
+        if (w <= 0)
+            die("write to redis");
+        off += (size_t)w;
+    }
+    return NULL;
+}
+
+/* Streams the commands from one thread while this one counts the replies (integers, one line
+ * each), as redis-cli --pipe does; seconds from the first byte sent to the last reply. */
+static double redis_stream(int fd, const struct buf *b, long replies)
+{
+    static char in[65536];
+    struct sender s = {fd, b};
+    pthread_t th;
+    int line_start = 1;
+    double t0 = now_ns();
+    pthread_create(&th, NULL, send_all, &s);
+    while (replies > 0) {
+        ssize_t r = read(fd, in, sizeof(in));
+        if (r <= 0)
+            die("read from redis");
+        for (ssize_t k = 0; k < r; k++) {
+            if (line_start && in[k] != ':')
+                die("a reply that is not an integer");
+            line_start = in[k] == '\n';
+            replies -= line_start;
+        }
+    }
+    double sec = (now_ns() - t0) / 1e9;
+    pthread_join(th, NULL);
+    return sec;
+}
+
+static int raw_connect(int port)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+        die("connect");
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    return fd;
 }
 
 static long used_memory(redisContext *c, const char *field)
@@ -177,6 +293,44 @@ static long used_memory(redisContext *c, const char *field)
     long v = p ? atol(p + strlen(field)) : -1;
     freeReplyObject(r);
     return v;
+}
+
+/* Seconds of CPU the redis-server process has used (INFO cpu: user + system, main thread and
+ * others). */
+static double redis_cpu(redisContext *c)
+{
+    redisReply *r = cmd(c, "INFO cpu");
+    const char *u = strstr(r->str, "used_cpu_user:"), *y = strstr(r->str, "used_cpu_sys:");
+    double v = (u ? atof(u + 14) : 0) + (y ? atof(y + 13) : 0);
+    freeReplyObject(r);
+    return v;
+}
+
+struct side {
+    redisContext *c; /* queries, INFO */
+    int fd;          /* the ingest stream */
+    txstats_t *t;
+    double wall, cpu; /* Redis: seconds of ingest, of its CPU during them */
+};
+
+/* Transactions [from, to) of n into both, in the given order; their seconds in *tl, *tr. */
+static void slice(struct side *g, long from, long to, long n, long n_keys, int redis_first,
+                  double *tl, double *tr)
+{
+    struct tx *x = slice_tx(from, to, n, n_keys);
+    struct buf b = resp_slice(x, to - from, from);
+    for (int k = 0; k < 2; k++) {
+        if ((k == 0) == (redis_first != 0)) {
+            double cpu0 = redis_cpu(g->c);
+            *tr = redis_stream(g->fd, &b, 2 * (to - from));
+            g->wall += *tr;
+            g->cpu += redis_cpu(g->c) - cpu0;
+        } else {
+            *tl = lib_ingest(g->t, x, to - from);
+        }
+    }
+    free(x);
+    free(b.p);
 }
 
 static txstats_t *make(void)
@@ -194,19 +348,12 @@ static txstats_t *make(void)
 }
 
 /* Ingest in slices, alternating; prints the medians of the per-slice rates. */
-static void ingest(redisContext *c, txstats_t *t, long n, long n_keys, int slices)
+static void ingest(struct side *g, long n, long n_keys, int slices)
 {
-    double lib_rate[64], redis_rate[64], ratio[64];
+    double lib_rate[64], redis_rate[64], ratio[64], tl, tr;
     for (int s = 0; s < slices; s++) {
         long from = n * s / slices, to = n * (s + 1) / slices;
-        double tl, tr;
-        if (s % 2) {
-            tr = redis_ingest(c, from, to, n, n_keys);
-            tl = lib_ingest(t, from, to, n, n_keys);
-        } else {
-            tl = lib_ingest(t, from, to, n, n_keys);
-            tr = redis_ingest(c, from, to, n, n_keys);
-        }
+        slice(g, from, to, n, n_keys, s % 2, &tl, &tr);
         lib_rate[s] = (double)(to - from) / tl;
         redis_rate[s] = (double)(to - from) / tr;
         ratio[s] = lib_rate[s] / redis_rate[s];
@@ -214,13 +361,27 @@ static void ingest(redisContext *c, txstats_t *t, long n, long n_keys, int slice
                redis_rate[s]);
         fflush(stdout);
     }
-    printf("ingest, median of %d slices: libtxstats (library, 1 thread) %.0f tx/s; Redis "
-           "(1 connection, pipelined by %d) %.0f tx/s; ratio %.1f\n",
-           slices, median(lib_rate, slices), PIPELINE, median(redis_rate, slices),
-           median(ratio, slices));
-    /* the key of 100,000, outside the timed slices */
-    redis_ingest(c, 0, BIG_N, BIG_N, 0);
-    lib_ingest(t, 0, BIG_N, BIG_N, 0);
+    printf("ingest, median of %d slices: libtxstats (library, 1 thread, txstats_add_entity) %.0f "
+           "tx/s; Redis (1 connection, commands streamed as redis-cli --pipe does) %.0f tx/s; "
+           "ratio %.1f\n",
+           slices, median(lib_rate, slices), median(redis_rate, slices), median(ratio, slices));
+    printf("  redis-server's CPU during its slices: %.0f%% of one core (INFO cpu)\n",
+           100 * g->cpu / g->wall);
+    slice(g, 0, BIG_N, BIG_N, 0, 0, &tl, &tr); /* the key of 100,000, untimed */
+}
+
+/* A client that formats and pipelines itself (hiredis, PIPELINE transactions a round trip):
+ * the first slice again, into database 1, then emptied. */
+static void hiredis_ingest(redisContext *c, long n, long n_keys, int slices)
+{
+    freeReplyObject(cmd(c, "SELECT 1"));
+    double cpu0 = redis_cpu(c), sec = redis_ingest(c, 0, n / slices, n, n_keys);
+    double cpu = redis_cpu(c) - cpu0;
+    freeReplyObject(cmd(c, "FLUSHDB"));
+    freeReplyObject(cmd(c, "SELECT 0"));
+    printf("  the first slice again through hiredis, %d transactions a round trip (formatting "
+           "included): %.0f tx/s, redis-server's CPU %.0f%% of one core\n",
+           PIPELINE, (double)(n / slices) / sec, 100 * cpu / sec);
 }
 
 static void lat_line(const char *what, double *v, int n)
@@ -354,10 +515,13 @@ int main(int argc, char **argv)
     printf("libtxstats %s vs Redis: %ld transactions over 60 s, %ld keys of %d bytes, + 1 key of "
            "%d\n",
            txstats_version(), n, n_keys, KEY_LEN, BIG_N);
-    ingest(c, t, n, n_keys, slices);
+    struct side g = {c, raw_connect(atoi(argv[1])), t, 0, 0};
+    ingest(&g, n, n_keys, slices);
     memory(c, used0, rss0, empty, lib_rss0, n, n_keys);
+    hiredis_ingest(c, n, n_keys, slices);
     queries(c, t, n / n_keys, n_keys);
     txstats_destroy(t);
+    close(g.fd);
     redisFree(c);
     return 0;
 }
