@@ -65,6 +65,8 @@ echo "loaded $total transactions ($n_keys keys x $per_key + 1 key x 100,000) in"
     "($(echo "$total / ($t1 - $t0)" | bc | xargs printf '%.0f') tx/s, batch route, 2 connections);" \
     "window count $count; answers: $(sort "$work/codes" | uniq -c | xargs); server RSS $rss MiB"
 [ "$count" = "$total" ] || { echo "http_keys: the window holds $count, not $total" >&2; exit 1; }
+big=$(curl -s "$url/statistics?key=card-big-0000000" | python3 -c 'import json, sys; print(json.load(sys.stdin)["count"])')
+[ "$big" = 100000 ] || { echo "http_keys: the key of 100,000 holds $big" >&2; exit 1; }
 
 run() { # $1 connections, $2 wrk threads, then the URL and wrk's arguments
     local c=$1 t=$2; shift 2
