@@ -277,4 +277,59 @@ static inline void em_assert_top(txstats_t *t, struct em *m, int64_t now, txstat
     free(want);
 }
 
+/* ---- Random sequences (splitmix64, fixed seeds) -------------------------------------------- */
+
+static inline uint64_t rnd(uint64_t *s)
+{
+    uint64_t z = (*s += UINT64_C(0x9e3779b97f4a7c15));
+    z = (z ^ (z >> 30)) * UINT64_C(0xbf58476d1ce4e5b9);
+    z = (z ^ (z >> 27)) * UINT64_C(0x94d049bb133111eb);
+    return z ^ (z >> 31);
+}
+
+static inline int64_t rnd_in(uint64_t *s, int64_t lo, int64_t hi)
+{
+    return lo + (int64_t)(rnd(s) % (uint64_t)(hi - lo + 1));
+}
+
+/* Mostly small amounts of few values (ties), now and then an extreme, so that min and max move
+ * as the extremes leave the window. */
+static inline txstats_amount_t rnd_amount(uint64_t *s)
+{
+    switch (rnd(s) % 10) {
+    case 0:
+        return rnd_in(s, 500, 999) * 1000000;
+    case 1:
+        return -rnd_in(s, 500, 999) * 1000000;
+    case 2:
+        return rnd_in(s, -999999, 999999);
+    default:
+        return rnd_in(s, -3, 3) * 1000000;
+    }
+}
+
+/* Entity number i (< 256) as bytes: short text with prefixes of each other ("e1", "e10"),
+ * binary with a 0x00, 128 bytes differing only in the last, 0xff runs. All distinct. */
+static inline size_t ent_name(int i, unsigned char *buf)
+{
+    size_t len;
+    switch (i % 4) {
+    case 0:
+        return (size_t)snprintf((char *)buf, 16, "e%d", i);
+    case 1:
+        buf[0] = 0;
+        buf[1] = (unsigned char)i;
+        return 2;
+    case 2:
+        memset(buf, 'L', TXSTATS_MAX_ENTITY_BYTES);
+        buf[TXSTATS_MAX_ENTITY_BYTES - 1] = (unsigned char)i;
+        return TXSTATS_MAX_ENTITY_BYTES;
+    default:
+        len = 1 + (size_t)i % 7;
+        memset(buf, 0xff, len);
+        buf[0] = (unsigned char)i;
+        return len;
+    }
+}
+
 #endif
