@@ -229,11 +229,17 @@ static inline const char *em_name(const void *ent, size_t len, char *buf, size_t
     return buf;
 }
 
-/* Every entity of the model (and the global window) against the library at `now`. */
+/* Every entity of the model (and the global window) against the library at `now`. The active
+ * count first: before any query of an entity could bring its shard up to date. */
 static inline void em_assert_all(txstats_t *t, struct em *m, int64_t now)
 {
     size_t active = em_collect(m, now);
     char name[80], what[128];
+    txstats_entity_info_t info;
+    assert_int_equal(txstats_entity_info(t, &info), TXSTATS_OK);
+    if (info.active != active)
+        fail_msg("at now %+lld: %llu active entities, want %zu", (long long)(now - T0),
+                 (unsigned long long)info.active, active);
     for (size_t i = 0; i < m->nents; i++) {
         txstats_summary_t got;
         const struct em_entity *e = &m->ents[i];
@@ -244,11 +250,6 @@ static inline void em_assert_all(txstats_t *t, struct em *m, int64_t now)
     txstats_summary_t g, want = em_stats(m, NULL, 0, now);
     assert_int_equal(txstats_stats(t, &g), TXSTATS_OK);
     em_assert_summary(&g, &want, "global window", now);
-    txstats_entity_info_t info;
-    assert_int_equal(txstats_entity_info(t, &info), TXSTATS_OK);
-    if (info.active != active)
-        fail_msg("at now %+lld: %llu active entities, want %zu", (long long)(now - T0),
-                 (unsigned long long)info.active, active);
 }
 
 /* txstats_top(t, by, cap) against the exact sort of the model at `now`. */
