@@ -468,6 +468,38 @@ static void test_cap(void **state)
     txstats_destroy(t);
 }
 
+/* At the cap, an entity leaves the window: its place is free at once, whichever shard the next
+ * new entity lands in (placement is by a keyed hash, random per instance: ten instances); and
+ * the active count drops at once, before any add. */
+static void test_cap_frees_room(void **state)
+{
+    struct fake_clock clk;
+    char name[16];
+    int refused = 0, stale = 0;
+    for (int trial = 0; trial < 10; trial++) {
+        txstats_t *t = make_capped(&clk, 1000, 0, 2 + (unsigned)trial % 3, 4);
+        for (int i = 0; i < 3; i++) {
+            int len = snprintf(name, sizeof(name), "live-%d", i);
+            assert_int_equal(txstats_add_entity(t, name, (size_t)len, 1, T0), TXSTATS_OK);
+        }
+        int len = snprintf(name, sizeof(name), "old-%d", trial);
+        assert_int_equal(txstats_add_entity(t, name, (size_t)len, 1, T0 - 500), TXSTATS_OK);
+        clk.now = T0 + 500; /* old-N has left: three active */
+        stale += einfo(t).active != 3;
+        len = snprintf(name, sizeof(name), "new-%d", trial);
+        int rc = txstats_add_entity(t, name, (size_t)len, 1, T0 + 500);
+        refused += rc == TXSTATS_ELIMIT;
+        assert_true(rc == TXSTATS_OK || rc == TXSTATS_ELIMIT);
+        clk.now = T0 + 1500; /* all have left */
+        stale += einfo(t).active != 0;
+        txstats_destroy(t);
+    }
+    if (refused || stale)
+        fail_msg("of 10 instances at the cap, one entity gone: %d refused a new entity "
+                 "(TXSTATS_ELIMIT), %d stale active counts (of 20 reads)",
+                 refused, stale);
+}
+
 /* The default cap is TXSTATS_DEFAULT_MAX_ENTITIES. */
 static void test_default_cap(void **state)
 {
@@ -1198,6 +1230,7 @@ int main(void)
         T(test_skew_activation),
         T(test_clear),
         T(test_cap),
+        T(test_cap_frees_room),
         T(test_default_cap),
         T(test_key_lengths),
         T(test_merge_equals_global),

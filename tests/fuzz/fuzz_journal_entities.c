@@ -52,12 +52,13 @@ static void write_file(const char *name, const void *data, size_t len)
     fclose(f);
 }
 
-/* Once: the checkpoint of an empty run and the name of its segment, as the seeds' runs had. */
+/* Once: the checkpoint of an empty run and the name of the segment its first add opens, as the
+ * seeds' runs had. */
 static void make_template(void)
 {
     txstats_t *t = jef_make();
     clean();
-    if (txstats_open_dir(t, dir, NULL, NULL) != TXSTATS_OK)
+    if (txstats_open_dir(t, dir, NULL, NULL) != TXSTATS_OK || txstats_add(t, 1, JEF_T0) != 0)
         abort();
     txstats_destroy(t);
     DIR *d = opendir(dir);
