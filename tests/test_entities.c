@@ -372,6 +372,87 @@ static void test_skew_activation(void **state)
     txstats_destroy(t);
 }
 
+/* ---- Allocation failures ------------------------------------------------------------------- */
+
+struct budget {
+    long left; /* allocations that still succeed; < 0: unlimited */
+    long live;
+};
+
+static void *budget_alloc(size_t size, void *ud)
+{
+    struct budget *b = ud;
+    if (b->left == 0)
+        return NULL;
+    if (b->left > 0)
+        b->left--;
+    b->live++;
+    return malloc(size);
+}
+
+static void budget_free(void *p, void *ud)
+{
+    if (p)
+        ((struct budget *)ud)->live--;
+    free(p);
+}
+
+/* One add with at most `allowed` allocations: TXSTATS_ENOMEM records nothing, anything else is
+ * the rule's answer. Returns whether it ran out. */
+static int add_on_budget(txstats_t *t, struct em *m, struct budget *b, uint64_t *s, int64_t now)
+{
+    unsigned char ent[TXSTATS_MAX_ENTITY_BYTES];
+    size_t len = ent_name((int)(rnd(s) % 50), ent);
+    int64_t ts = now + rnd_in(s, -150, 5);
+    txstats_amount_t a = rnd_amount(s);
+    b->left = (long)(rnd(s) % 3);
+    int rc = txstats_add_entity(t, ent, len, a, ts);
+    b->left = -1;
+    if (rc == TXSTATS_ENOMEM) {
+        em_assert_all(t, m, now); /* nothing half-done */
+        return 1;
+    }
+    assert_int_equal(rc, admit(ts, now, 100, 0));
+    if (rc == TXSTATS_OK)
+        em_add(m, ent, len, a, ts);
+    return 0;
+}
+
+static void test_allocation_failures(void **state)
+{
+    struct fake_clock clk;
+    struct budget b = {-1, 0};
+    struct em m;
+    uint64_t s = 60;
+    int failed = 0;
+    txstats_config_t cfg;
+    txstats_t *t;
+    txstats_config_init(&cfg);
+    cfg.window_ms = 100;
+    cfg.shards = 2;
+    cfg.alloc = budget_alloc;
+    cfg.free = budget_free;
+    cfg.alloc_ud = &b;
+    cfg.clock_ms = fake_clock_read;
+    cfg.clock_ctx = &clk;
+    assert_int_equal(txstats_create(&t, &cfg), TXSTATS_OK);
+    em_init(&m, 100);
+    for (int i = 0; i < 3000; i++) {
+        clk.now = T0 + i / 10;
+        failed += add_on_budget(t, &m, &b, &s, clk.now);
+        if (i % 100 == 0)
+            em_assert_all(t, &m, clk.now);
+    }
+    assert_true(failed > 0); /* the budget did bite */
+    for (int64_t d = 0; d <= 101; d += 17) {
+        clk.now = T0 + 300 + d;
+        em_assert_all(t, &m, clk.now);
+    }
+    txstats_destroy(t);
+    assert_int_equal(b.live, 0); /* nothing leaked */
+    em_free(&m);
+}
+
 /* ---- Clear ---------------------------------------------------------------------------------- */
 
 static void assert_no_entity(txstats_t *t, const char *const *names)
@@ -1227,6 +1308,7 @@ int main(void)
         T(test_table_of_keys),
         T(test_expiry_every_millisecond),
         T(test_extremes_expire),
+        T(test_allocation_failures),
         T(test_skew_activation),
         T(test_clear),
         T(test_cap),
