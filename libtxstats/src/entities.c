@@ -6,13 +6,22 @@
 
 _Static_assert(sizeof(struct txstats__entity) == 64, "an entity is one cache line");
 
-uint64_t txstats__ent_hash(const struct txstats__ent_shared *sh, const void *key, size_t len)
+uint64_t txstats__ent_hash_with(const uint64_t hash_key[2], const void *key, size_t len)
 {
-    unsigned char out[crypto_shorthash_BYTES];
-    crypto_shorthash(out, key, len, sh->hash_key);
+    unsigned char k[crypto_shorthash_KEYBYTES], out[crypto_shorthash_BYTES];
+    _Static_assert(sizeof(k) == 16, "SipHash keys are 128 bits");
+    memcpy(k, hash_key, sizeof(k));
+    crypto_shorthash(out, key, len, k);
     uint64_t h;
     memcpy(&h, out, sizeof(h));
     return h;
+}
+
+uint64_t txstats__ent_hash(const struct txstats__ent_shared *sh, const void *key, size_t len)
+{
+    uint64_t k[2] = {atomic_load_explicit(&sh->hash_key[0], memory_order_relaxed),
+                     atomic_load_explicit(&sh->hash_key[1], memory_order_relaxed)};
+    return txstats__ent_hash_with(k, key, len);
 }
 
 void txstats__ent_init(struct txstats__entities *e, const struct txstats__mem *mem,

@@ -41,10 +41,15 @@ struct txstats__entity {
 
 /* What entities of all shards share. */
 struct txstats__ent_shared {
-    unsigned char hash_key[16]; /* SipHash-2-4 key, random per instance */
-    uint64_t cap;               /* max_entities */
-    _Atomic uint64_t active;    /* slots in use over all shards */
-    _Atomic uint64_t refused;   /* TXSTATS_ELIMIT answers */
+    /* SipHash-2-4 key, random per instance; a load adopts the image's (every shard lock held,
+     * then `epoch` advanced), so that its entities stay where its placement put them. A hash
+     * computed without the home shard's lock is good once that lock is held only if `epoch`
+     * has not moved meanwhile. */
+    _Atomic uint64_t hash_key[2];
+    _Atomic uint64_t epoch;
+    uint64_t cap;             /* max_entities */
+    _Atomic uint64_t active;  /* slots in use over all shards */
+    _Atomic uint64_t refused; /* TXSTATS_ELIMIT answers */
 };
 
 struct txstats__entities {
@@ -61,6 +66,8 @@ struct txstats__entities {
 
 /* SipHash-2-4 of the key under the instance's hash key. */
 uint64_t txstats__ent_hash(const struct txstats__ent_shared *sh, const void *key, size_t len);
+/* The same under a given key (an image's). */
+uint64_t txstats__ent_hash_with(const uint64_t hash_key[2], const void *key, size_t len);
 void txstats__ent_init(struct txstats__entities *e, const struct txstats__mem *mem,
                        struct txstats__ent_shared *shared);
 /* Free everything (txstats__ent_reset, then the pages and index). */

@@ -13,12 +13,11 @@ int txstats_entity_stats(txstats_t *t, const void *entity, size_t entity_len,
 {
     if (!t || !entity || !out || entity_len == 0 || entity_len > TXSTATS_MAX_ENTITY_BYTES)
         return TXSTATS_EINVAL;
-    uint64_t hash = txstats__ent_hash(&t->ents, entity, entity_len);
+    uint64_t hash;
     memset(out, 0, sizeof(*out));
     int64_t now = txstats__now(t);
     out->now_ms = now;
-    struct txstats__shard *s = &t->shards[txstats__home(t, hash)];
-    pthread_mutex_lock(&s->lock);
+    struct txstats__shard *s = txstats__lock_entity(t, entity, entity_len, &hash);
     txstats__window_advance(&s->w, now);
     uint32_t slot;
     if (txstats__ent_find(&s->ents, entity, entity_len, hash, &slot))
