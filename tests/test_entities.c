@@ -1059,6 +1059,40 @@ static void test_snapshot_round_trip(void **state)
     em_free(&m);
 }
 
+/* Restarts with another shard count, again and again (a snapshot loaded, or a directory
+ * reopened, by an instance with 2, then 3, then 2... shards), each adding to one entity: every
+ * file written loads, and the entity keeps every transaction. */
+static txstats_t *restart(struct fake_clock *clk, int run, const char *path, int dir)
+{
+    txstats_t *t = make_capped(clk, 60000, 0, 2 + (unsigned)run % 2, 100);
+    clk->now = T0 + run;
+    int rc = dir ? txstats_open_dir(t, path, NULL, NULL) : run ? txstats_load(t, path) : 0;
+    if (rc != TXSTATS_OK)
+        fail_msg("%s, restart %d with %d shards: %d (%s)", dir ? "directory" : path, run,
+                 2 + run % 2, rc, txstats_strerror(rc));
+    return t;
+}
+
+static void test_restarts_with_other_shard_counts(void **state)
+{
+    char path[3][128];
+    snprintf(path[0], sizeof(path[0]), "%s/r.json", tmp);
+    snprintf(path[1], sizeof(path[1]), "%s/r.bin", tmp);
+    snprintf(path[2], sizeof(path[2]), "%s/rdir", tmp);
+    for (int f = 0; f < 3; f++)
+        for (int run = 0; run < 12; run++) {
+            struct fake_clock clk;
+            txstats_t *t = restart(&clk, run, path[f], f == 2);
+            assert_int_equal(add_e(t, "card", 1, T0 + run), TXSTATS_OK);
+            assert_int_equal(estats(t, "card", 4).count, (uint64_t)run + 1);
+            if (f == 0)
+                assert_int_equal(txstats_save(t, path[f]), TXSTATS_OK);
+            if (f == 1)
+                assert_int_equal(txstats_save_bin(t, path[f]), TXSTATS_OK);
+            txstats_destroy(t);
+        }
+}
+
 /* ---- Files written before entities still load (with none) ---------------------------------- */
 
 /* tests/data: v1 files (test_legacy_files.c tells how they were made), and v2 files written by
@@ -1321,6 +1355,7 @@ int main(void)
         T(test_idempotency_and_entity),
         T(test_batch_mixed),
         T(test_snapshot_round_trip),
+        T(test_restarts_with_other_shard_counts),
         T(test_old_snapshots_load),
         T(test_old_dirs_open),
         T(test_threads),
