@@ -149,7 +149,8 @@ static void name(struct txstats__collect *c, const struct txstats__entities *e, 
         return;
     c->ent_gen[slot] = en->gen;
     c->ent_idx[slot] = c->ent_next++;
-    uint32_t len = en->key[0], words = (len + 7) / 8;
+    uint32_t len = en->key_len, words = (len + 7) / 8;
+    const uint8_t *key = txstats__ent_key(en);
     put(c, TXSTATS__IMG_NAME);
     put(c, c->ent_idx[slot]);
     put(c, len);
@@ -157,7 +158,7 @@ static void name(struct txstats__collect *c, const struct txstats__entities *e, 
     for (uint32_t w = 0; w < words; w++) {
         uint64_t v = 0;
         for (uint32_t b = 0; b < 8 && 8 * w + b < len; b++)
-            v |= (uint64_t)en->key[1 + 8 * w + b] << (8 * b);
+            v |= (uint64_t)key[8 * w + b] << (8 * b);
         put(c, v);
     }
 }
