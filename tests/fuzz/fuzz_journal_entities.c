@@ -175,11 +175,18 @@ static int recover(const unsigned char *data, size_t size, int skip)
     return rc;
 }
 
+static void remove_dir(void)
+{
+    clean();
+    rmdir(dir);
+}
+
 int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 {
     if (!dir[0]) {
         snprintf(dir, sizeof(dir), "/dev/shm/txstats-fuzz-jent-%d", (int)getpid());
         make_template();
+        atexit(remove_dir);
     }
     int strict = recover(data, size, 0);
     int lenient = recover(data, size, 1);
