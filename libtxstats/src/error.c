@@ -33,6 +33,9 @@ const char *txstats_strerror(int code)
         return "idempotency key already used for a different transaction";
     case TXSTATS_EFULL:
         return "too many idempotency keys are held; retry once some expire";
+    case TXSTATS_ELIMIT:
+        return "too many entities are active (max_entities); known entities still accept "
+               "transactions";
     case TXSTATS_EBUSY:
         return "the data directory is in use by another instance or process";
     default:

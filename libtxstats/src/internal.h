@@ -6,14 +6,17 @@
  * Layers (tests/check_architecture.py enforces them; a file calls only files of lower layers):
  *   0  alloc.c  amount.c  crc32c.c  error.c  time.c
  *   1  fileio.c (the file layer: whole writes, atomic replacement, whole reads)
+ *      amountset.c (an ordered multiset of amounts: an entity's min and max)
  *      distribution.c (amount buckets, their counts, per-cell bucket lists, txstats_dist_t)
  *      image.c (the image format of checkpoints and snapshots: blocks of records)
  *   2  window.c (one shard's ring)  journal.c (records, one stream of segments)
  *      keys.c (the idempotency-key table)  snapshot.c (the older formats, read into images)
+ *      entities.c (one shard's entities: per-key windows' statistics)
  *      image_json.c (an image as JSON text and back)
  *   3  txstats.c   locks, clock, add = lock -> reserve -> journal append -> apply/cancel -> unlock
  *                  -> commit; stats; get; clear
  *   4  collect.c   the image writer: shards in short holds, keys, journal cuts
+ *      ranking.c   an entity's statistics, the top entities, the entity counters
  *      install.c   the image reader: a checking pass, then the install under every lock
  *      quantile.c  txstats_quantiles, txstats_dist_collect (all shards at one moment)
  *   5  persist.c   save, load, checkpoint, the background checkpointer
@@ -28,6 +31,7 @@
 #include <stdint.h>
 
 #include "alloc.h"
+#include "entities.h"
 #include "journal.h"
 #include "keys.h"
 #include "txstats/txstats.h"
@@ -39,8 +43,14 @@
 struct txstats__shard {
     pthread_mutex_t lock;
     struct txstats__window w;
-    struct txstats__jstream *js; /* NULL without a journal */
+    struct txstats__jstream *js;   /* NULL without a journal */
+    struct txstats__entities ents; /* the entities whose transactions this shard holds */
 } __attribute__((aligned(64)));
+
+/* Entities are placed by their key's hash: shard = the hash reduced by each modulus of
+ * `place`, in order, then by the shard count. A load of an image written with another shard
+ * count appends that count, so that every entity stays in the shard its transactions went to. */
+#define TXSTATS__MAX_PLACE 8
 
 struct txstats__durable; /* persist.c: checkpoint state */
 
@@ -58,7 +68,10 @@ struct txstats {
     char pad0[64];
     struct txstats__retention ret;
     char pad1[64];
-    struct txstats__keys keys;        /* idempotency keys (txstats_add_keyed) */
+    struct txstats__keys keys;          /* idempotency keys (txstats_add_keyed) */
+    struct txstats__ent_shared ents;    /* what the shards' entity tables share */
+    uint32_t place[TXSTATS__MAX_PLACE]; /* entity placement (changed under every shard lock) */
+    unsigned nplace;
     int64_t key_ttl;                  /* ms a key lives after its timestamp (or first sight) */
     struct txstats__journal *journal; /* NULL unless txstats_open_dir() attached one */
     uint64_t clear_id;                /* last journaled clear; under all shard locks */
@@ -70,6 +83,14 @@ struct txstats {
      * journal). txstats_destroy() calls it first; the live layer never calls upward by name. */
     void (*detach)(txstats_t *t);
 };
+
+/* The shard of an entity's key hash. */
+static inline unsigned txstats__home(const txstats_t *t, uint64_t hash)
+{
+    for (unsigned i = 0; i < t->nplace; i++)
+        hash %= t->place[i];
+    return (unsigned)(hash % t->nshards);
+}
 
 /* The current time: max(clock, every earlier reading), clamped. */
 int64_t txstats__now(txstats_t *t);

@@ -38,9 +38,32 @@ static uint64_t get64(const uint8_t *p)
     return v;
 }
 
+static bool has_key(int type)
+{
+    return type == TXSTATS__REC_ADD_KEYED || type == TXSTATS__REC_KEYED_ENT;
+}
+
+static bool has_entity(int type)
+{
+    return type == TXSTATS__REC_ADD_ENT || type == TXSTATS__REC_KEYED_ENT;
+}
+
+/* Where the entity starts, and the record's length. */
+static size_t entity_at(int type)
+{
+    return type == TXSTATS__REC_KEYED_ENT ? 64 : REC_SIZE;
+}
+
+static size_t rec_len(int type, uint32_t ent_len)
+{
+    if (has_entity(type))
+        return (entity_at(type) + 1 + ent_len + REC_SIZE - 1) / REC_SIZE * REC_SIZE;
+    return type == TXSTATS__REC_ADD_KEYED ? 64 : REC_SIZE;
+}
+
 size_t txstats__jrec_encode(uint8_t *r, const struct txstats__jrec *rec, uint64_t seq)
 {
-    size_t len = rec->type == TXSTATS__REC_ADD_KEYED ? TXSTATS__REC_MAX : REC_SIZE;
+    size_t len = rec_len(rec->type, rec->ent_len);
     memset(r, 0, len);
     r[4] = (uint8_t)rec->type;
     r[5] = (uint8_t)len;
@@ -48,9 +71,13 @@ size_t txstats__jrec_encode(uint8_t *r, const struct txstats__jrec *rec, uint64_
     put64(r + 8, (uint64_t)rec->ts);
     put64(r + 16, (uint64_t)rec->value);
     put64(r + 24, seq);
-    if (len == TXSTATS__REC_MAX) {
+    if (has_key(rec->type)) {
         put64(r + 32, rec->key[0]);
         put64(r + 40, rec->key[1]);
+    }
+    if (has_entity(rec->type)) {
+        r[entity_at(rec->type)] = (uint8_t)rec->ent_len;
+        memcpy(r + entity_at(rec->type) + 1, rec->ent, rec->ent_len);
     }
     uint32_t c = txstats__crc32c(r + 4, len - 4);
     for (int i = 0; i < 4; i++)
@@ -58,15 +85,31 @@ size_t txstats__jrec_encode(uint8_t *r, const struct txstats__jrec *rec, uint64_
     return len;
 }
 
+/* The header's fields are possible for its type: the length the record must have, or 0. */
+static size_t check_head(const uint8_t *r, size_t avail)
+{
+    int type = r[4];
+    if (type < TXSTATS__REC_ADD || type > TXSTATS__REC_KEYED_ENT || r[6] > TXSTATS__KEEP_NO ||
+        r[7] || (type == TXSTATS__REC_CLEAR && r[6]))
+        return 0;
+    uint32_t ent_len = 0;
+    if (has_entity(type)) {
+        if (avail < entity_at(type) + 1)
+            return 0;
+        ent_len = r[entity_at(type)];
+        if (ent_len < 1 || ent_len > TXSTATS_MAX_ENTITY_BYTES)
+            return 0;
+    }
+    size_t len = rec_len(type, ent_len);
+    return len == r[5] && len <= avail ? len : 0;
+}
+
 size_t txstats__jrec_decode(const uint8_t *r, size_t avail, struct txstats__jrec *out)
 {
     if (avail < REC_SIZE)
         return 0;
-    size_t len = r[5];
-    bool keyed = r[4] == TXSTATS__REC_ADD_KEYED;
-    if (len != (keyed ? TXSTATS__REC_MAX : REC_SIZE) || len > avail || r[6] > TXSTATS__KEEP_NO ||
-        r[7] || (r[4] == TXSTATS__REC_CLEAR && r[6]) ||
-        (r[4] != TXSTATS__REC_ADD && r[4] != TXSTATS__REC_CLEAR && !keyed))
+    size_t len = check_head(r, avail);
+    if (!len)
         return 0;
     uint32_t c = (uint32_t)r[0] | (uint32_t)r[1] << 8 | (uint32_t)r[2] << 16 | (uint32_t)r[3] << 24;
     if (c != txstats__crc32c(r + 4, len - 4))
@@ -74,10 +117,12 @@ size_t txstats__jrec_decode(const uint8_t *r, size_t avail, struct txstats__jrec
     out->type = r[4];
     out->ts = (int64_t)get64(r + 8);
     out->value = (int64_t)get64(r + 16);
-    out->key[0] = keyed ? get64(r + 32) : 0;
-    out->key[1] = keyed ? get64(r + 40) : 0;
+    out->key[0] = has_key(out->type) ? get64(r + 32) : 0;
+    out->key[1] = has_key(out->type) ? get64(r + 40) : 0;
     out->seq = get64(r + 24);
     out->keep = r[6];
+    out->ent_len = has_entity(out->type) ? r[entity_at(out->type)] : 0;
+    out->ent = out->ent_len ? r + entity_at(out->type) + 1 : NULL;
     if (out->type == TXSTATS__REC_CLEAR)
         return len;
     return out->value > -TXSTATS_AMOUNT_LIMIT && out->value < TXSTATS_AMOUNT_LIMIT ? len : 0;

@@ -7,11 +7,15 @@
  * `journal-<stream>-<segment>.log`, appended to by one writer at a time (the caller serialises
  * appends to one stream). Segment numbers come from one counter for the whole directory.
  *
- * Record, 32 or 64 bytes, little-endian, always at a multiple of 32 in its segment:
- *   0  crc32c of bytes 4..length-1   4  type (1 add, 2 clear, 3 keyed add)   5  length (32, 64)
+ * Record, 32 to 224 bytes (a multiple of 32), little-endian, always at a multiple of 32 in its
+ * segment:
+ *   0  crc32c of bytes 4..length-1   4  type (1 add, 2 clear, 3 keyed add, 4 add for an entity,
+ *      5 keyed add for an entity)   5  length
  *   6  listing (adds): 1 retained for listing, 2 not, 0 not said (libtxstats 0.1)   7  zero
  *   8  timestamp ms (adds)   16  amount (adds) or clear id   24  sequence
- *   32 (keyed add only) the key's 128-bit digest, then 16 zero bytes
+ *   32 (types 3 and 5) the idempotency key's 128-bit digest, then 16 zero bytes
+ *   32 (type 4) or 64 (type 5): the entity's length (1..128), its bytes, zeros to the end
+ * Types 4 and 5 are written since libtxstats 0.3; 0.2 refuses them as damage.
  */
 #ifndef TXSTATS_JOURNAL_H
 #define TXSTATS_JOURNAL_H
@@ -24,19 +28,23 @@
 #include "alloc.h"
 #include "txstats/txstats.h"
 
-#define TXSTATS__REC_SIZE      32 /* a record without a key; every length is a multiple */
-#define TXSTATS__REC_MAX       64 /* a keyed add */
+#define TXSTATS__REC_SIZE      32  /* a record without a key; every length is a multiple */
+#define TXSTATS__REC_MAX       224 /* a keyed add for an entity of 128 bytes */
 #define TXSTATS__REC_ADD       1
 #define TXSTATS__REC_CLEAR     2
 #define TXSTATS__REC_ADD_KEYED 3
+#define TXSTATS__REC_ADD_ENT   4
+#define TXSTATS__REC_KEYED_ENT 5
 #define TXSTATS__MAX_STREAMS   256
 
 struct txstats__jrec {
     int type;
     int64_t ts, value;
-    uint64_t key[2]; /* TXSTATS__REC_ADD_KEYED */
-    int keep;        /* adds: TXSTATS__KEEP_YES or _NO when the window decided, else 0 */
-    uint64_t seq;    /* decoded: its sequence number in its stream */
+    uint64_t key[2];    /* TXSTATS__REC_ADD_KEYED, TXSTATS__REC_KEYED_ENT */
+    int keep;           /* adds: TXSTATS__KEEP_YES or _NO when the window decided, else 0 */
+    uint64_t seq;       /* decoded: its sequence number in its stream */
+    uint32_t ent_len;   /* TXSTATS__REC_ADD_ENT, TXSTATS__REC_KEYED_ENT: 1..128 */
+    const uint8_t *ent; /* its bytes (decoded: inside the record decoded; not owned) */
 };
 
 /* Whether an add was retained for listing, journaled so that a replay decides as the live

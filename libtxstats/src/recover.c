@@ -39,8 +39,15 @@ struct stream {
     uint64_t last_clear; /* largest clear id seen in this stream */
 };
 
+/* Segments whose records name entities stay read until the replay (their records point in). */
+struct kept_raw {
+    struct kept_raw *next;
+    char *raw;
+};
+
 struct recovery {
     const struct txstats__mem *mem;
+    struct kept_raw *raws;
     struct segfile *files;
     size_t nfiles, cap;
     struct stream streams[TXSTATS__MAX_STREAMS];
@@ -111,8 +118,21 @@ static size_t good_end(const uint8_t *data, size_t len)
 
 /* Records of one segment into its stream: good ones kept, a torn tail cut, damage counted (by
  * 32-byte slot). */
-static int read_segment(const struct recovery *r, int dirfd, const struct segfile *f,
-                        struct stream *st, int skip_corrupt, txstats_recovery_t *rep)
+/* A segment's bytes, freed now or, when its records name entities, after the replay. */
+static int keep_or_free(struct recovery *r, char *raw, bool keep)
+{
+    struct kept_raw *k = keep ? txstats__alloc(r->mem, sizeof(*k)) : NULL;
+    if (!k) {
+        txstats__free(r->mem, raw);
+        return keep ? TXSTATS_ENOMEM : TXSTATS_OK;
+    }
+    *k = (struct kept_raw){r->raws, raw};
+    r->raws = k;
+    return TXSTATS_OK;
+}
+
+static int read_segment(struct recovery *r, int dirfd, const struct segfile *f, struct stream *st,
+                        int skip_corrupt, txstats_recovery_t *rep)
 {
     char *raw;
     size_t len;
@@ -121,6 +141,7 @@ static int read_segment(const struct recovery *r, int dirfd, const struct segfil
         return rc;
     const uint8_t *data = (const uint8_t *)raw;
     size_t end = good_end(data, len);
+    bool named = false;
     rep->torn_bytes += len - end;
     for (size_t off = 0; off < end && rc == TXSTATS_OK;) {
         struct txstats__jrec rec;
@@ -130,6 +151,7 @@ static int read_segment(const struct recovery *r, int dirfd, const struct segfil
         bool in_order = n && (st->n == 0 || rec.seq > st->recs[st->n - 1].seq);
         if (in_order) {
             rc = push(r->mem, st, &rec);
+            named |= rec.ent_len > 0;
             off += n;
         } else if (skip_corrupt) {
             rep->corrupt_records++;
@@ -138,7 +160,8 @@ static int read_segment(const struct recovery *r, int dirfd, const struct segfil
             rc = TXSTATS_EFORMAT;
         }
     }
-    txstats__free(r->mem, raw);
+    int kept = keep_or_free(r, raw, named && rc == TXSTATS_OK);
+    rc = rc == TXSTATS_OK ? kept : rc;
     st->present = true;
     rep->segments++;
     return rc;
@@ -209,6 +232,12 @@ static void recovery_free(struct recovery *r)
     for (unsigned i = 0; i < TXSTATS__MAX_STREAMS; i++)
         txstats__free(r->mem, r->streams[i].recs);
     txstats__free(r->mem, r->files);
+    while (r->raws) {
+        struct kept_raw *k = r->raws;
+        r->raws = k->next;
+        txstats__free(r->mem, k->raw);
+        txstats__free(r->mem, k);
+    }
 }
 
 /* Whether a journal segment holds a record. A directory's first open writes a checkpoint before

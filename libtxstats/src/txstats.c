@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <sched.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -23,6 +24,19 @@ void txstats_config_init(txstats_config_t *cfg)
     cfg->max_skew_ms = 0;
     cfg->max_retained = TXSTATS_DEFAULT_MAX_RETAINED;
     cfg->max_keys = TXSTATS_DEFAULT_MAX_KEYS;
+    cfg->max_entities = TXSTATS_DEFAULT_MAX_ENTITIES;
+}
+
+/* The window's tags, told to the shard's entities. */
+static void tag_sink(void *ctx, uint32_t slot, txstats_amount_t amount, int op)
+{
+    struct txstats__entities *e = ctx;
+    if (op == TXSTATS__TAG_COUNT)
+        txstats__ent_count(e, slot, amount);
+    else if (op == TXSTATS__TAG_UNCOUNT)
+        txstats__ent_uncount(e, slot, amount);
+    else
+        txstats__ent_drop(e, slot);
 }
 
 static int64_t real_clock_ms(void)
@@ -76,6 +90,8 @@ static int init_shards(txstats_t *t)
             return TXSTATS_ENOMEM;
         }
         pthread_mutex_init(&s->lock, NULL);
+        txstats__ent_init(&s->ents, &t->mem, &t->ents);
+        s->w.sink = (struct txstats__tag_sink){tag_sink, &s->ents};
     }
     return TXSTATS_OK;
 }
@@ -94,6 +110,8 @@ static void init_geometry(txstats_t *t, const txstats_config_t *cfg)
     int64_t lifetime = cfg->window_ms + cfg->max_skew_ms;
     t->key_ttl = cfg->key_ttl_ms > lifetime ? cfg->key_ttl_ms : lifetime;
     atomic_init(&t->ret.pool, (uint64_t)cfg->max_retained);
+    t->ents.cap = cfg->max_entities;
+    randombytes_buf(t->ents.hash_key, sizeof(t->ents.hash_key));
     t->ret.batch = cfg->max_retained / (8 * (uint64_t)t->nshards);
     t->ret.batch = t->ret.batch < 1 ? 1 : t->ret.batch > 256 ? 256 : t->ret.batch;
 }
@@ -111,6 +129,8 @@ int txstats_create(txstats_t **out, const txstats_config_t *cfg)
     if (check_config(cfg) != TXSTATS_OK)
         return TXSTATS_EINVAL;
     struct txstats__mem boot = {cfg->alloc, cfg->free, cfg->alloc_ud};
+    if (sodium_init() < 0)
+        return TXSTATS_ENOMEM;
     /* The instance holds 64-byte aligned members (shards, key sub-tables): aligned here, since
      * malloc and a caller's allocator promise only 16. */
     void *self = txstats__alloc(&boot, sizeof(txstats_t) + 63);
@@ -144,6 +164,7 @@ void txstats_destroy(txstats_t *t)
         t->detach(t);
     for (unsigned i = 0; i < t->nshards; i++) {
         txstats__window_fini(&t->shards[i].w);
+        txstats__ent_fini(&t->shards[i].ents);
         pthread_mutex_destroy(&t->shards[i].lock);
     }
     txstats__keys_fini(&t->keys);
@@ -199,32 +220,65 @@ static struct txstats__shard *lock_some_shard(txstats_t *t)
     return &t->shards[start];
 }
 
+/* The entity a transaction counts for: its key, and the hash that places it. */
+struct ent_ref {
+    const void *key;
+    size_t len;
+    uint64_t hash;
+};
+
 static struct txstats__jrec add_record(txstats_amount_t amount, int64_t ts,
-                                       const struct txstats__key *key, bool kept)
+                                       const struct txstats__key *key, const struct ent_ref *ent,
+                                       bool kept)
 {
-    struct txstats__jrec rec = {
-        TXSTATS__REC_ADD, ts, amount, {0, 0}, kept ? TXSTATS__KEEP_YES : TXSTATS__KEEP_NO, 0};
+    struct txstats__jrec rec = {.type = TXSTATS__REC_ADD,
+                                .ts = ts,
+                                .value = amount,
+                                .keep = kept ? TXSTATS__KEEP_YES : TXSTATS__KEEP_NO};
     if (key) {
         rec.type = TXSTATS__REC_ADD_KEYED;
         rec.key[0] = key->h[0];
         rec.key[1] = key->h[1];
     }
+    if (ent) {
+        rec.type = key ? TXSTATS__REC_KEYED_ENT : TXSTATS__REC_ADD_ENT;
+        rec.ent = ent->key;
+        rec.ent_len = (uint32_t)ent->len;
+    }
     return rec;
+}
+
+/* The entity's slot in the shard, one transaction reserved there: its tag (slot + 1), or an
+ * error (TXSTATS_ELIMIT, TXSTATS_ENOMEM) with nothing held. */
+static int reserve_entity(struct txstats__shard *s, const struct ent_ref *ent, uint32_t *tag)
+{
+    uint32_t slot;
+    int rc = txstats__ent_acquire(&s->ents, ent->key, ent->len, ent->hash, &slot);
+    if (rc == TXSTATS_OK)
+        rc = txstats__ent_reserve(&s->ents, slot);
+    *tag = rc == TXSTATS_OK ? slot + 1 : 0;
+    return rc;
 }
 
 /* Reserve, journal, apply: the shard's lock held. flatten: the window's reserve and apply inline
  * here whatever their size (callgrind: 637 -> 590 instructions per add). */
-__attribute__((flatten)) static int add_locked(txstats_t *t, struct txstats__shard *s,
-                                               txstats_amount_t amount, int64_t ts,
-                                               const struct txstats__key *key, bool may_keep,
-                                               uint64_t *seq)
+__attribute__((flatten)) static int
+add_locked(txstats_t *t, struct txstats__shard *s, txstats_amount_t amount, int64_t ts,
+           const struct txstats__key *key, const struct ent_ref *ent, bool may_keep, uint64_t *seq)
 {
     struct txstats__reservation r;
-    int rc = txstats__window_reserve(&s->w, amount, ts, &r, NULL, may_keep);
+    uint32_t tag = 0;
+    int rc = ent ? reserve_entity(s, ent, &tag) : TXSTATS_OK;
     if (rc != TXSTATS_OK)
         return rc;
+    rc = txstats__window_reserve(&s->w, amount, ts, tag, &r, NULL, may_keep);
+    if (rc != TXSTATS_OK) {
+        if (tag)
+            txstats__ent_cancel(&s->ents, tag - 1, true);
+        return rc;
+    }
     if (s->js) { /* the record goes out before the window changes */
-        struct txstats__jrec rec = add_record(amount, ts, key, r.keep);
+        struct txstats__jrec rec = add_record(amount, ts, key, ent, r.keep);
         rc = txstats__jstream_append(t->journal, s->js, &rec, seq);
         if (rc != TXSTATS_OK) {
             txstats__window_cancel(&s->w, &r);
@@ -235,14 +289,21 @@ __attribute__((flatten)) static int add_locked(txstats_t *t, struct txstats__sha
     return TXSTATS_OK;
 }
 
-/* An admitted transaction into some shard: lock, reserve, journal, apply, unlock, commit. */
+/* An admitted transaction into a shard (an entity's own, else some shard): lock, reserve,
+ * journal, apply, unlock, commit. */
 static int add_admitted(txstats_t *t, txstats_amount_t amount, int64_t ts, int64_t now,
-                        const struct txstats__key *key, bool may_keep)
+                        const struct txstats__key *key, const struct ent_ref *ent, bool may_keep)
 {
-    struct txstats__shard *s = lock_some_shard(t);
+    struct txstats__shard *s;
+    if (ent) {
+        s = &t->shards[txstats__home(t, ent->hash)];
+        pthread_mutex_lock(&s->lock);
+    } else {
+        s = lock_some_shard(t);
+    }
     uint64_t seq = 0;
     txstats__window_advance(&s->w, now);
-    int rc = add_locked(t, s, amount, ts, key, may_keep, &seq);
+    int rc = add_locked(t, s, amount, ts, key, ent, may_keep, &seq);
     pthread_mutex_unlock(&s->lock);
     if (rc == TXSTATS_OK && s->js)
         rc = txstats__jstream_commit(t->journal, s->js, seq);
@@ -255,14 +316,14 @@ int txstats_add(txstats_t *t, txstats_amount_t amount, int64_t timestamp_ms)
         return TXSTATS_EINVAL;
     int64_t now = txstats__now(t);
     int rc = admit(&t->cfg, amount, timestamp_ms, now);
-    return rc == TXSTATS_OK ? add_admitted(t, amount, timestamp_ms, now, NULL, true) : rc;
+    return rc == TXSTATS_OK ? add_admitted(t, amount, timestamp_ms, now, NULL, NULL, true) : rc;
 }
 
 /* The first sight of a key (its sub-table locked): judge, remember, then store when admitted.
  * A stored transaction's key is remembered before it counts, so that no concurrent retry can
  * miss it; a failed store forgets it again. */
 static int add_first(txstats_t *t, struct txstats__key_sub *sub, const txstats_tx_t *tx,
-                     const struct txstats__key *key, int64_t now)
+                     const struct txstats__key *key, const struct ent_ref *ent, int64_t now)
 {
     int rc = admit(&t->cfg, tx->amount, tx->timestamp_ms, now);
     struct txstats__key_info info = {txstats__key_fingerprint(tx->amount, tx->timestamp_ms), rc,
@@ -270,7 +331,7 @@ static int add_first(txstats_t *t, struct txstats__key_sub *sub, const txstats_t
     int put = txstats__keys_put(&t->keys, sub, key, &info, now);
     if (rc != TXSTATS_OK || put != TXSTATS_OK)
         return rc != TXSTATS_OK ? rc : put; /* a refusal stands even when it cannot be kept */
-    rc = add_admitted(t, tx->amount, tx->timestamp_ms, now, key, true);
+    rc = add_admitted(t, tx->amount, tx->timestamp_ms, now, key, ent, true);
     if (rc != TXSTATS_OK)
         txstats__keys_forget(sub, key);
     return rc;
@@ -278,29 +339,67 @@ static int add_first(txstats_t *t, struct txstats__key_sub *sub, const txstats_t
 
 /* A keyed transaction, its key's sub-table locked. */
 static int add_keyed_locked(txstats_t *t, struct txstats__key_sub *sub, const txstats_tx_t *tx,
-                            const struct txstats__key *key, int64_t now, int *first)
+                            const struct txstats__key *key, const struct ent_ref *ent, int64_t now,
+                            int *first)
 {
     struct txstats__key_info info;
     if (!txstats__keys_find(sub, key, now, &info))
-        return add_first(t, sub, tx, key, now);
+        return add_first(t, sub, tx, key, ent, now);
     if (first)
         *first = info.status;
     return info.fp == txstats__key_fingerprint(tx->amount, tx->timestamp_ms) ? TXSTATS_DUPLICATE
                                                                              : TXSTATS_ECONFLICT;
 }
 
+/* Whether an input's entity and key have lengths the API allows (absent ones do). */
+static bool input_ok(const txstats_input_t *in)
+{
+    bool ent = in->entity && in->entity_len;
+    bool key = in->idem_key && in->idem_key_len;
+    return (!ent || in->entity_len <= TXSTATS_MAX_ENTITY_BYTES) &&
+           (!key || in->idem_key_len <= TXSTATS_MAX_KEY_BYTES) &&
+           !(in->entity_len && !in->entity) && !(in->idem_key_len && !in->idem_key);
+}
+
+int txstats_add_ex(txstats_t *t, const txstats_input_t *in, int *first)
+{
+    if (!t || !in || !input_ok(in))
+        return TXSTATS_EINVAL;
+    struct ent_ref ent = {in->entity, in->entity_len, 0};
+    struct ent_ref *e = in->entity_len ? &ent : NULL;
+    if (e)
+        ent.hash = txstats__ent_hash(&t->ents, ent.key, ent.len);
+    int64_t now = txstats__now(t);
+    if (!in->idem_key_len) {
+        int rc = admit(&t->cfg, in->amount, in->timestamp_ms, now);
+        return rc == TXSTATS_OK ? add_admitted(t, in->amount, in->timestamp_ms, now, NULL, e, true)
+                                : rc;
+    }
+    struct txstats__key k;
+    txstats__key_digest(in->idem_key, in->idem_key_len, &k);
+    txstats_tx_t tx = {in->amount, in->timestamp_ms};
+    struct txstats__key_sub *sub = txstats__keys_lock(&t->keys, &k);
+    int rc = add_keyed_locked(t, sub, &tx, &k, e, now, first);
+    txstats__keys_unlock(sub);
+    return rc;
+}
+
+int txstats_add_entity(txstats_t *t, const void *entity, size_t entity_len, txstats_amount_t amount,
+                       int64_t timestamp_ms)
+{
+    if (!entity || entity_len == 0)
+        return TXSTATS_EINVAL;
+    txstats_input_t in = {amount, timestamp_ms, entity, entity_len, NULL, 0};
+    return txstats_add_ex(t, &in, NULL);
+}
+
 int txstats_add_keyed(txstats_t *t, txstats_amount_t amount, int64_t timestamp_ms, const void *key,
                       size_t key_len, int *first)
 {
-    if (!t || !key || key_len == 0 || key_len > TXSTATS_MAX_KEY_BYTES)
+    if (!key || key_len == 0)
         return TXSTATS_EINVAL;
-    struct txstats__key k;
-    txstats__key_digest(key, key_len, &k);
-    txstats_tx_t tx = {amount, timestamp_ms};
-    struct txstats__key_sub *sub = txstats__keys_lock(&t->keys, &k);
-    int rc = add_keyed_locked(t, sub, &tx, &k, txstats__now(t), first);
-    txstats__keys_unlock(sub);
-    return rc;
+    txstats_input_t in = {amount, timestamp_ms, NULL, 0, key, key_len};
+    return txstats_add_ex(t, &in, first);
 }
 
 int txstats_key_check(txstats_t *t, txstats_amount_t amount, int64_t timestamp_ms, const void *key,
@@ -325,7 +424,7 @@ int txstats_key_check(txstats_t *t, txstats_amount_t amount, int64_t timestamp_m
 int txstats__replay(txstats_t *t, const struct txstats__jrec *rec)
 {
     int64_t now = txstats__now(t);
-    if (rec->type == TXSTATS__REC_ADD_KEYED) {
+    if (rec->type == TXSTATS__REC_ADD_KEYED || rec->type == TXSTATS__REC_KEYED_ENT) {
         struct txstats__key key = {{rec->key[0], rec->key[1]}};
         struct txstats__key_info info = {txstats__key_fingerprint(rec->value, rec->ts), TXSTATS_OK,
                                          rec->ts + t->key_ttl};
@@ -336,9 +435,16 @@ int txstats__replay(txstats_t *t, const struct txstats__jrec *rec)
             return put; /* at the cap, the transaction still counts */
     }
     int rc = admit(&t->cfg, rec->value, rec->ts, now);
-    return rc == TXSTATS_OK
-               ? add_admitted(t, rec->value, rec->ts, now, NULL, rec->keep != TXSTATS__KEEP_NO)
-               : rc;
+    if (rc != TXSTATS_OK)
+        return rc;
+    struct ent_ref ent = {rec->ent, rec->ent_len, 0};
+    bool keep = rec->keep != TXSTATS__KEEP_NO;
+    if (!rec->ent_len)
+        return add_admitted(t, rec->value, rec->ts, now, NULL, NULL, keep);
+    ent.hash = txstats__ent_hash(&t->ents, ent.key, ent.len);
+    rc = add_admitted(t, rec->value, rec->ts, now, NULL, &ent, keep);
+    /* Restarted with a smaller max_entities: the global window still gets it. */
+    return rc == TXSTATS_ELIMIT ? add_admitted(t, rec->value, rec->ts, now, NULL, NULL, keep) : rc;
 }
 
 int txstats_key_count(txstats_t *t, uint64_t *held)
@@ -394,7 +500,7 @@ static int batch_alloc(txstats_t *t, size_t n, struct batch *b)
         return TXSTATS_ENOMEM;
     }
     for (size_t i = 0; i < b->npend; i++)
-        b->pend[i] = (struct pend_slot){INT64_MIN, {0, 0}};
+        b->pend[i] = (struct pend_slot){INT64_MIN, {0, 0, 0}};
     b->r = b->mem;
     b->rec = (void *)(b->r + n);
     b->keys = (void *)(b->rec + n);
@@ -435,13 +541,13 @@ static int reserve_one(txstats_t *t, struct txstats__shard *s, int64_t now, cons
     int rc = keyed ? judge_keyed(t, tx, key, kd, now, first)
                    : admit(&t->cfg, tx->amount, tx->timestamp_ms, now);
     if (rc == TXSTATS_OK)
-        rc = txstats__window_reserve(&s->w, tx->amount, tx->timestamp_ms, &b->r[*k],
+        rc = txstats__window_reserve(&s->w, tx->amount, tx->timestamp_ms, 0, &b->r[*k],
                                      pending_of(b, tx->timestamp_ms), true);
     if (rc == TXSTATS_ENOMEM && keyed) /* the key was remembered as stored: it is not */
         txstats__keys_forget(txstats__keys_sub(&t->keys, kd), kd);
     if (rc != TXSTATS_OK)
         return rc;
-    b->rec[*k] = add_record(tx->amount, tx->timestamp_ms, keyed ? kd : NULL, b->r[*k].keep);
+    b->rec[*k] = add_record(tx->amount, tx->timestamp_ms, keyed ? kd : NULL, NULL, b->r[*k].keep);
     if (!keyed)
         kd->h[0] = kd->h[1] = 0;
     b->idx[(*k)++] = i;
@@ -541,6 +647,57 @@ int txstats_add_batch_keyed(txstats_t *t, const txstats_tx_t *tx, const txstats_
 int txstats_add_batch(txstats_t *t, const txstats_tx_t *tx, size_t n, int *results, size_t *stored)
 {
     return txstats_add_batch_keyed(t, tx, NULL, n, results, NULL, stored);
+}
+
+/* A batch naming entities: line by line, in order. */
+static int batch_by_line(txstats_t *t, const txstats_input_t *in, size_t n, int *results,
+                         int *firsts, size_t *stored)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        int first = TXSTATS_OK;
+        int rc = txstats_add_ex(t, &in[i], &first);
+        k += rc == TXSTATS_OK;
+        if (results)
+            results[i] = rc;
+        if (firsts)
+            firsts[i] = first;
+    }
+    if (stored)
+        *stored = k;
+    return TXSTATS_OK;
+}
+
+/* A batch without entities: txstats_add_batch_keyed() (one lock, one journal write). */
+static int batch_unnamed(txstats_t *t, const txstats_input_t *in, size_t n, int *results,
+                         int *firsts, size_t *stored)
+{
+    txstats_tx_t *tx = txstats__alloc(&t->mem, (n ? n : 1) * sizeof(*tx));
+    txstats_key_t *keys = txstats__alloc(&t->mem, (n ? n : 1) * sizeof(*keys));
+    int rc = tx && keys ? TXSTATS_OK : TXSTATS_ENOMEM;
+    for (size_t i = 0; i < n && rc == TXSTATS_OK; i++) {
+        tx[i] = (txstats_tx_t){in[i].amount, in[i].timestamp_ms};
+        keys[i] = (txstats_key_t){in[i].idem_key, in[i].idem_key_len};
+    }
+    if (rc == TXSTATS_OK)
+        rc = txstats_add_batch_keyed(t, tx, keys, n, results, firsts, stored);
+    txstats__free(&t->mem, tx);
+    txstats__free(&t->mem, keys);
+    return rc;
+}
+
+int txstats_add_batch_ex(txstats_t *t, const txstats_input_t *in, size_t n, int *results,
+                         int *firsts, size_t *stored)
+{
+    if (stored)
+        *stored = 0;
+    if (!t || (!in && n > 0))
+        return TXSTATS_EINVAL;
+    bool named = false;
+    for (size_t i = 0; i < n && !named; i++)
+        named = in[i].entity_len > 0 || !input_ok(&in[i]);
+    return named ? batch_by_line(t, in, n, results, firsts, stored)
+                 : batch_unnamed(t, in, n, results, firsts, stored);
 }
 
 void txstats__lock_all(txstats_t *t)

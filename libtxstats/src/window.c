@@ -108,6 +108,84 @@ static void release_chain(struct txstats__window *w, struct txstats__cell *c)
     }
 }
 
+/* Every tag of a cell to the sink with `op`, its chunks to the free list. */
+static void settle_tags(struct txstats__window *w, struct txstats__cell *c, int op)
+{
+    struct txstats__tchunk *tail = c->tags;
+    if (!tail)
+        return;
+    struct txstats__tchunk *k = tail->next;
+    for (;;) {
+        if (w->sink.fn)
+            for (uint32_t i = 0; i < k->n; i++)
+                w->sink.fn(w->sink.ctx, k->slot[i], k->amount[i], op);
+        if (k == tail)
+            break;
+        k = k->next;
+    }
+    struct txstats__tchunk *head = tail->next;
+    tail->next = w->free_tags;
+    w->free_tags = head;
+    c->tags = NULL;
+}
+
+/* Every tag of a cell to the sink with `op` (the chain stays). */
+static void sink_tags(struct txstats__window *w, const struct txstats__tchunk *tail, int op)
+{
+    if (!tail || !w->sink.fn)
+        return;
+    const struct txstats__tchunk *k = tail;
+    do {
+        k = k->next;
+        for (uint32_t i = 0; i < k->n; i++)
+            w->sink.fn(w->sink.ctx, k->slot[i], k->amount[i], op);
+    } while (k != tail);
+}
+
+void txstats__window_tags(const struct txstats__cell *c,
+                          void (*fn)(void *ctx, uint32_t slot, txstats_amount_t amount), void *ctx)
+{
+    const struct txstats__tchunk *k = c->tags;
+    if (!k)
+        return;
+    do {
+        k = k->next;
+        for (uint32_t i = 0; i < k->n; i++)
+            fn(ctx, k->slot[i], k->amount[i]);
+    } while (k != c->tags);
+}
+
+static struct txstats__tchunk *tchunk_take(struct txstats__window *w)
+{
+    struct txstats__tchunk *k = w->free_tags;
+    if (k)
+        w->free_tags = k->next;
+    else if (!(k = txstats__alloc(w->mem, sizeof(*k))))
+        return NULL;
+    k->n = 0;
+    return k;
+}
+
+static void tchunk_give(struct txstats__window *w, struct txstats__tchunk *k)
+{
+    k->next = w->free_tags;
+    w->free_tags = k;
+}
+
+/* Append a tag; the tail chunk must have room or `fresh` be given. */
+static void tag_append(struct txstats__cell *c, struct txstats__tchunk *fresh, uint32_t slot,
+                       txstats_amount_t a)
+{
+    if (fresh) {
+        fresh->next = c->tags ? c->tags->next : fresh;
+        if (c->tags)
+            c->tags->next = fresh;
+        c->tags = fresh;
+    }
+    c->tags->slot[c->tags->n] = slot;
+    c->tags->amount[c->tags->n++] = a;
+}
+
 /* Permission to retain one more amount: from the window's credit, refilled from the pool. */
 static bool take_credit(struct txstats__window *w)
 {
@@ -173,12 +251,14 @@ static void expire_cell(struct txstats__window *w, int64_t ts)
         w->kept -= c->kept;
         count_cell(w, c, false);
     }
+    settle_tags(w, c, active ? TXSTATS__TAG_UNCOUNT : TXSTATS__TAG_DROP);
     clear_cell(w, slot);
     if (active)
         tree_refresh(w, slot);
 }
 
-static void activate_cell(struct txstats__window *w, int64_t ts)
+/* A cell's aggregates into the running totals (its tags are the caller's). */
+static void count_totals(struct txstats__window *w, int64_t ts)
 {
     int64_t slot = ts & w->g->mask;
     struct txstats__cell *c = &w->cells[slot];
@@ -189,12 +269,24 @@ static void activate_cell(struct txstats__window *w, int64_t ts)
     tree_widen(w, slot, (struct txstats__minmax){c->min, c->max});
 }
 
+static void activate_cell(struct txstats__window *w, int64_t ts)
+{
+    count_totals(w, ts);
+    sink_tags(w, w->cells[ts & w->g->mask].tags, TXSTATS__TAG_COUNT);
+}
+
 void txstats__window_reset(struct txstats__window *w)
 {
     int64_t ts = txstats__window_next_used(w, w->now - w->g->ring + 1, w->now);
     /* Scanning a full ring's worth of timestamps visits every slot once. */
-    for (; ts != INT64_MAX; ts = txstats__window_next_used(w, ts + 1, w->now))
+    for (; ts != INT64_MAX; ts = txstats__window_next_used(w, ts + 1, w->now)) {
+        /* A slot visited below now - window holds a cell ahead of now (the ring is longer than
+         * window + skew): its tags were never counted. */
+        struct txstats__cell *c = &w->cells[ts & w->g->mask];
+        bool active = ts > w->now - w->g->window_ms;
+        settle_tags(w, c, active ? TXSTATS__TAG_UNCOUNT : TXSTATS__TAG_DROP);
         clear_cell(w, ts & w->g->mask);
+    }
     tree_clear(w);
     txstats__dcounts_zero(&w->dist.k);
     w->count = 0;
@@ -258,37 +350,47 @@ static void chain_append(struct txstats__cell *c, struct txstats__chunk *fresh, 
 }
 
 int txstats__window_reserve(struct txstats__window *w, txstats_amount_t amount, int64_t ts,
-                            struct txstats__reservation *r, struct txstats__pending *pend,
-                            bool may_keep)
+                            uint32_t tag, struct txstats__reservation *r,
+                            struct txstats__pending *pend, bool may_keep)
 {
     if (ts <= w->now - w->g->window_ms)
         return TXSTATS_EXPIRED;
     struct txstats__cell *c = &w->cells[ts & w->g->mask];
-    uint32_t pk = pend ? pend->keep : 0, pd = pend ? pend->dist : 0;
+    uint32_t pk = pend ? pend->keep : 0, pd = pend ? pend->dist : 0, pt = pend ? pend->tags : 0;
     r->amount = amount;
     r->ts = ts;
+    r->tag = tag;
     r->keep = may_keep && take_credit(w);
     r->fresh = NULL;
     r->dfresh = NULL;
-    /* The tail as the pending reservations will leave it: full means a fresh chunk. */
-    if (r->keep && ((c->tail ? c->tail->n : 0) + pk) % TXSTATS__CHUNK_CAP == 0 &&
-        !(r->fresh = chunk_take(w))) {
-        give_credit(w, 1);
+    r->tfresh = NULL;
+    if (tag && ((c->tags ? c->tags->n : 0) + pt) % TXSTATS__TAG_CAP == 0 &&
+        !(r->tfresh = tchunk_take(w))) {
+        give_credit(w, r->keep);
         return TXSTATS_ENOMEM;
     }
-    if (txstats__dist_reserve(&w->dist, c->dtail, r->keep, pd, &r->dfresh) != TXSTATS_OK) {
+    /* The tail as the pending reservations will leave it: full means a fresh chunk. */
+    if ((r->keep && ((c->tail ? c->tail->n : 0) + pk) % TXSTATS__CHUNK_CAP == 0 &&
+         !(r->fresh = chunk_take(w))) ||
+        txstats__dist_reserve(&w->dist, c->dtail, r->keep, pd, &r->dfresh) != TXSTATS_OK) {
+        r->tag = 0; /* a failed reserve leaves the tag the caller's */
         txstats__window_cancel(w, r);
         return TXSTATS_ENOMEM;
     }
     if (pend) {
         pend->keep += r->keep;
         pend->dist += !r->keep;
+        pend->tags += tag != 0;
     }
     return TXSTATS_OK;
 }
 
 void txstats__window_cancel(struct txstats__window *w, const struct txstats__reservation *r)
 {
+    if (r->tag && w->sink.fn)
+        w->sink.fn(w->sink.ctx, r->tag - 1, r->amount, TXSTATS__TAG_DROP);
+    if (r->tfresh)
+        tchunk_give(w, r->tfresh);
     if (r->fresh)
         chunk_give(w, r->fresh);
     txstats__dist_cancel(&w->dist, r->dfresh);
@@ -312,11 +414,15 @@ void txstats__window_apply(struct txstats__window *w, const struct txstats__rese
         c->max = amount > c->max ? amount : c->max;
     }
     c->sum += amount;
+    if (r->tag)
+        tag_append(c, r->tfresh, r->tag - 1, amount);
     if (r->ts <= w->now) {
         w->count++;
         w->sum += amount;
         w->kept += r->keep;
         tree_widen(w, slot, (struct txstats__minmax){amount, amount});
+        if (r->tag && w->sink.fn)
+            w->sink.fn(w->sink.ctx, r->tag - 1, amount, TXSTATS__TAG_COUNT);
     }
 }
 
@@ -343,6 +449,32 @@ int txstats__window_stage_buckets(struct txstats__window *w, struct txstats__sta
     if (rc == TXSTATS_OK)
         st->c.count += n;
     return rc;
+}
+
+int txstats__window_stage_tag(struct txstats__window *w, struct txstats__stage *st, uint32_t slot,
+                              txstats_amount_t amount)
+{
+    struct txstats__tchunk *fresh = NULL;
+    if ((!st->c.tags || st->c.tags->n == TXSTATS__TAG_CAP) && !(fresh = tchunk_take(w))) {
+        if (w->sink.fn)
+            w->sink.fn(w->sink.ctx, slot, amount, TXSTATS__TAG_DROP);
+        return TXSTATS_ENOMEM;
+    }
+    tag_append(&st->c, fresh, slot, amount);
+    return TXSTATS_OK;
+}
+
+/* The staged tags' chain after the cell's (both circular). */
+static void splice_tags(struct txstats__cell *c, struct txstats__cell *s)
+{
+    if (!s->tags)
+        return;
+    if (c->tags) {
+        struct txstats__tchunk *head = c->tags->next;
+        c->tags->next = s->tags->next;
+        s->tags->next = head;
+    }
+    c->tags = s->tags;
 }
 
 /* The staged chain after the cell's own (both circular), and the staged bucket list before the
@@ -387,15 +519,19 @@ void txstats__window_stage_close(struct txstats__window *w, int64_t ts, struct t
     c->max = agg->max > c->max ? agg->max : c->max;
     c->count += agg->count;
     c->sum += agg->sum;
+    if (active) /* only the staged tags: the cell's own were counted already */
+        sink_tags(w, st->c.tags, TXSTATS__TAG_COUNT);
     splice(c, &st->c);
+    splice_tags(c, &st->c);
     memset(st, 0, sizeof(*st));
     w->bits[slot >> 6] |= UINT64_C(1) << (slot & 63);
     if (active)
-        activate_cell(w, ts);
+        count_totals(w, ts);
 }
 
 void txstats__window_stage_drop(struct txstats__window *w, struct txstats__stage *st)
 {
+    settle_tags(w, &st->c, TXSTATS__TAG_DROP);
     release_chain(w, &st->c);
     txstats__dist_release(&w->dist, &st->c.dtail);
     give_credit(w, st->c.kept);
@@ -492,7 +628,13 @@ int txstats__window_init(struct txstats__window *w, const struct txstats__geom *
 
 void txstats__window_fini(struct txstats__window *w)
 {
+    w->sink.fn = NULL; /* the tags' entities go with their table */
     txstats__window_reset(w);
+    while (w->free_tags) {
+        struct txstats__tchunk *k = w->free_tags;
+        w->free_tags = k->next;
+        txstats__free(w->mem, k);
+    }
     txstats__chunks_free(w->mem, w->free_chunks);
     w->free_chunks = NULL;
     txstats__free(w->mem, w->cells);

@@ -44,6 +44,25 @@ struct txstats__chunk {
     txstats_amount_t amounts[TXSTATS__CHUNK_CAP];
 };
 
+/* Tags of one millisecond: which entity (entities.h: a slot of the shard's table) each keyed
+ * transaction counts for, and its amount. A list, newest chunk first. */
+#define TXSTATS__TAG_CAP 12
+struct txstats__tchunk {
+    struct txstats__tchunk *next;
+    uint32_t n;
+    uint32_t slot[TXSTATS__TAG_CAP];
+    txstats_amount_t amount[TXSTATS__TAG_CAP];
+};
+
+/* What happens to a tag (window.h calls the window's sink; entities.h does it). Every tag in a
+ * window holds its entity's reservation until it is counted (its cell active), then its count
+ * until it is uncounted (its cell expired); a tag discarded before it was counted is dropped. */
+enum { TXSTATS__TAG_COUNT = 1, TXSTATS__TAG_UNCOUNT = 2, TXSTATS__TAG_DROP = 3 };
+struct txstats__tag_sink {
+    void (*fn)(void *ctx, uint32_t slot, txstats_amount_t amount, int op);
+    void *ctx;
+};
+
 /* Everything one window knows about one millisecond. Empty when count == 0. */
 struct txstats__cell {
     uint64_t count;
@@ -53,6 +72,7 @@ struct txstats__cell {
     txstats__i128 sum;
     struct txstats__chunk *tail;
     struct txstats__dchunk *dtail; /* buckets of the amounts not retained (distribution.h) */
+    struct txstats__tchunk *tags;  /* keyed transactions' entities */
 };
 
 struct txstats__minmax {
@@ -73,7 +93,9 @@ struct txstats__window {
     struct txstats__minmax *tree; /* internal nodes 1..ring-1; leaves are the cells */
     uint64_t *bits;               /* cells that hold data, active or future */
     struct txstats__chunk *free_chunks;
-    struct txstats__dist dist; /* distribution of the active cells' amounts */
+    struct txstats__tchunk *free_tags;
+    struct txstats__tag_sink sink; /* set by the owner after init; fn NULL: tags ignored */
+    struct txstats__dist dist;     /* distribution of the active cells' amounts */
 };
 
 /* An add in two steps, so that the caller can do what may fail (a journal write) in between:
@@ -84,8 +106,10 @@ struct txstats__reservation {
     txstats_amount_t amount;
     int64_t ts;
     bool keep;
+    uint32_t tag; /* entity slot + 1 (its reservation taken by the caller), 0: none */
     struct txstats__chunk *fresh;
     struct txstats__dchunk *dfresh;
+    struct txstats__tchunk *tfresh;
 };
 
 /* TXSTATS_OK or TXSTATS_ENOMEM (nothing allocated). */
@@ -99,15 +123,17 @@ void txstats__window_reset(struct txstats__window *w);
 /* What a caller with several reservations pending in one cell has reserved there (a batch):
  * reserve needs it to know where the cell's chains will end. */
 struct txstats__pending {
-    uint32_t keep, dist;
+    uint32_t keep, dist, tags;
 };
 /* TXSTATS_OK, TXSTATS_EXPIRED (older than the window's now) or TXSTATS_ENOMEM. `pend`: the
  * caller's pending reservations in this cell, updated (NULL: none). `may_keep` false: not
  * retained for listing whatever the budget (a replay of an add the live window did not retain);
- * r->keep says what was decided. */
+ * r->keep says what was decided. `tag`: entity slot + 1 or 0; on success the tag (and its
+ * entity's reservation) belongs to the window: apply counts it when its cell is active, cancel
+ * drops it; on failure it stays the caller's. */
 int txstats__window_reserve(struct txstats__window *w, txstats_amount_t amount, int64_t ts,
-                            struct txstats__reservation *r, struct txstats__pending *pend,
-                            bool may_keep);
+                            uint32_t tag, struct txstats__reservation *r,
+                            struct txstats__pending *pend, bool may_keep);
 void txstats__window_apply(struct txstats__window *w, const struct txstats__reservation *r);
 void txstats__window_cancel(struct txstats__window *w, const struct txstats__reservation *r);
 /* Min and max of the active cells (INT64_MAX/INT64_MIN when empty); O(1). */
@@ -116,6 +142,10 @@ struct txstats__minmax txstats__window_extremes(const struct txstats__window *w)
 int64_t txstats__window_next_used(const struct txstats__window *w, int64_t from, int64_t to);
 /* The cell of a used ts. */
 const struct txstats__cell *txstats__window_cell(const struct txstats__window *w, int64_t ts);
+
+/* Every tag of a cell, `fn` called on each. */
+void txstats__window_tags(const struct txstats__cell *c,
+                          void (*fn)(void *ctx, uint32_t slot, txstats_amount_t amount), void *ctx);
 
 /* Retained amounts of a cell, oldest first, a chunk at a time. */
 struct txstats__kept_iter {
@@ -138,11 +168,15 @@ int txstats__window_stage_kept(struct txstats__window *w, struct txstats__stage 
                                txstats_amount_t amount);
 int txstats__window_stage_buckets(struct txstats__window *w, struct txstats__stage *st,
                                   uint32_t bucket, uint64_t n);
+/* A tag (entity slot, amount) of the staged cell, its entity's reservation taken: TXSTATS_OK
+ * or TXSTATS_ENOMEM (the tag dropped through the sink). */
+int txstats__window_stage_tag(struct txstats__window *w, struct txstats__stage *st, uint32_t slot,
+                              txstats_amount_t amount);
 /* Into the ring at ts with the aggregates of `agg` (count, sum, min, max), merged with what the
  * cell there holds; counted when ts <= the window's now. `st` is empty afterwards. */
 void txstats__window_stage_close(struct txstats__window *w, int64_t ts, struct txstats__stage *st,
                                  const struct txstats__cell *agg);
-/* Give back what a stage holds (chunks, budget). */
+/* Give back what a stage holds (chunks, budget; its tags dropped through the sink). */
 void txstats__window_stage_drop(struct txstats__window *w, struct txstats__stage *st);
 /* The window's unused retention credit back to the shared budget (a load, every lock held: so
  * that no window's batch of credit keeps another from retaining what the image retained). */

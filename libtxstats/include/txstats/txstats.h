@@ -288,10 +288,10 @@ TXSTATS_API int txstats_key_count(txstats_t *t, uint64_t *held);
 typedef struct {
     txstats_amount_t amount;
     int64_t timestamp_ms;
-    const void *entity;    /**< the entity it counts for; NULL (or entity_len 0): none */
-    size_t entity_len;     /**< 1 to TXSTATS_MAX_ENTITY_BYTES */
-    const void *idem_key;  /**< idempotency key as in txstats_add_keyed(); NULL: none */
-    size_t idem_key_len;   /**< 1 to TXSTATS_MAX_KEY_BYTES */
+    const void *entity;   /**< the entity it counts for; NULL (or entity_len 0): none */
+    size_t entity_len;    /**< 1 to TXSTATS_MAX_ENTITY_BYTES */
+    const void *idem_key; /**< idempotency key as in txstats_add_keyed(); NULL: none */
+    size_t idem_key_len;  /**< 1 to TXSTATS_MAX_KEY_BYTES */
 } txstats_input_t;
 
 /**
@@ -349,14 +349,15 @@ typedef struct {
  * The `cap` entities with the largest sum (or count) in the window now, exactly: largest first;
  * ties are ordered by the entity's bytes (memcmp, then the shorter first), so the ranking is
  * deterministic. Entities with nothing in the window are never ranked. Scans every active
- * entity, one shard at a time under its lock: O(active entities + cap log cap).
+ * entity, one shard at a time under its lock (each shard's ranking is of one moment, and the
+ * shards are scanned one after the other): O(active entities + ranked * log cap), no
+ * allocation.
  * @param buf `cap` entries; NULL only with cap 0.
- * @param n receives how many were written (min(cap, active entities)).
- * @return TXSTATS_OK; TXSTATS_EINVAL (NULL t or n, NULL buf with cap > 0, an unknown `by`);
- *         TXSTATS_ENOMEM (the ranking's scratch, cap entries).
+ * @param n receives how many were written (min(cap, entities with a transaction in the window)).
+ * @return TXSTATS_OK; TXSTATS_EINVAL (NULL t or n, NULL buf with cap > 0, an unknown `by`).
  */
-TXSTATS_API int txstats_top(txstats_t *t, txstats_top_by_t by, txstats_top_entry_t *buf,
-                            size_t cap, size_t *n);
+TXSTATS_API int txstats_top(txstats_t *t, txstats_top_by_t by, txstats_top_entry_t *buf, size_t cap,
+                            size_t *n);
 
 /** Entity counters. */
 typedef struct {

@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: MIT */
+#include "amountset.h"
+
+#include <string.h>
+
+#define LARGE(s) ((s)->cap & TXSTATS__ASET_LARGE)
+#define ROOM(s)  ((s)->cap & ~TXSTATS__ASET_LARGE)
+
+struct txstats__aset_block {
+    uint32_t n;
+    struct txstats__aset_block *next_spare;
+    struct txstats__aset_pair p[TXSTATS__ASET_BLOCK];
+};
+
+/* The first pair whose amount is >= a, in v[0..n). */
+static uint32_t lower_bound(const struct txstats__aset_pair *v, uint32_t n, txstats_amount_t a)
+{
+    uint32_t lo = 0, hi = n;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (v[mid].amount < a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Add one of `a` to the sorted pairs v[0..*n), which have room for one more pair. */
+static void pairs_insert(struct txstats__aset_pair *v, uint32_t *n, txstats_amount_t a)
+{
+    uint32_t i = lower_bound(v, *n, a);
+    if (i < *n && v[i].amount == a) {
+        v[i].n++;
+        return;
+    }
+    memmove(&v[i + 1], &v[i], (*n - i) * sizeof(*v));
+    v[i] = (struct txstats__aset_pair){a, 1};
+    (*n)++;
+}
+
+/* Remove one of `a`, which is there. */
+static void pairs_remove(struct txstats__aset_pair *v, uint32_t *n, txstats_amount_t a)
+{
+    uint32_t i = lower_bound(v, *n, a);
+    if (i >= *n || v[i].amount != a || --v[i].n > 0)
+        return;
+    memmove(&v[i], &v[i + 1], (*n - i - 1) * sizeof(*v));
+    (*n)--;
+}
+
+/* The block of the directory where `a` belongs: the last whose first amount is <= a (or 0). */
+static uint32_t block_of(const struct txstats__aset *s, txstats_amount_t a)
+{
+    uint32_t lo = 0, hi = s->len;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (s->u.dir[mid]->p[0].amount <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo ? lo - 1 : 0;
+}
+
+/* A new array of `cap` elements holding the first `n` of `old` (freed). */
+static void *regrow(const struct txstats__mem *mem, void *old, size_t n, size_t cap, size_t size)
+{
+    void *p = txstats__alloc(mem, cap * size);
+    if (!p)
+        return NULL;
+    if (n)
+        memcpy(p, old, n * size);
+    txstats__free(mem, old);
+    return p;
+}
+
+/* Small to large: the pairs become the first block. */
+static int make_large(struct txstats__aset *s, const struct txstats__mem *mem)
+{
+    struct txstats__aset_block *b = txstats__alloc(mem, sizeof(*b));
+    struct txstats__aset_block **dir = txstats__alloc(mem, 4 * sizeof(*dir));
+    if (!b || !dir) {
+        txstats__free(mem, b);
+        txstats__free(mem, dir);
+        return TXSTATS_ENOMEM;
+    }
+    b->n = s->len;
+    b->next_spare = NULL;
+    if (s->len)
+        memcpy(b->p, s->u.v, s->len * sizeof(*b->p));
+    txstats__free(mem, s->u.v);
+    dir[0] = b;
+    s->u.dir = dir;
+    s->len = 1;
+    s->cap = 4 | TXSTATS__ASET_LARGE;
+    return TXSTATS_OK;
+}
+
+static int reserve_small(struct txstats__aset *s, const struct txstats__mem *mem, uint32_t k)
+{
+    uint64_t need = (uint64_t)s->len + k;
+    if (need <= s->cap)
+        return TXSTATS_OK;
+    if (need > TXSTATS__ASET_SMALL)
+        return make_large(s, mem);
+    uint32_t cap = s->cap ? s->cap : 2;
+    while (cap < need)
+        cap = cap + cap / 2 + 1;
+    cap = cap > TXSTATS__ASET_SMALL ? TXSTATS__ASET_SMALL : cap;
+    void *v = regrow(mem, s->u.v, s->len, cap, sizeof(*s->u.v));
+    if (!v)
+        return TXSTATS_ENOMEM;
+    s->u.v = v;
+    s->cap = cap;
+    return TXSTATS_OK;
+}
+
+static uint32_t spares(const struct txstats__aset *s)
+{
+    uint32_t n = 0;
+    for (const struct txstats__aset_block *b = s->spare; b; b = b->next_spare)
+        n++;
+    return n;
+}
+
+/* Large: every insert may split one block, which takes a spare block and a directory slot. */
+static int reserve_large(struct txstats__aset *s, const struct txstats__mem *mem, uint32_t k)
+{
+    uint64_t need = (uint64_t)s->len + k;
+    if (need > TXSTATS__ASET_LARGE / 4)
+        return TXSTATS_ENOMEM;
+    if (need > ROOM(s)) {
+        uint32_t cap = (uint32_t)(need * 2);
+        void *dir = regrow(mem, s->u.dir, s->len, cap, sizeof(*s->u.dir));
+        if (!dir)
+            return TXSTATS_ENOMEM;
+        s->u.dir = dir;
+        s->cap = cap | TXSTATS__ASET_LARGE;
+    }
+    for (uint32_t n = spares(s); n < k; n++) {
+        struct txstats__aset_block *b = txstats__alloc(mem, sizeof(*b));
+        if (!b)
+            return TXSTATS_ENOMEM;
+        b->next_spare = s->spare;
+        s->spare = b;
+    }
+    return TXSTATS_OK;
+}
+
+int txstats__aset_reserve(struct txstats__aset *s, const struct txstats__mem *mem, uint32_t k)
+{
+    int rc = LARGE(s) ? TXSTATS_OK : reserve_small(s, mem, k);
+    return rc == TXSTATS_OK && LARGE(s) ? reserve_large(s, mem, k) : rc;
+}
+
+/* Split full block i in two halves, the upper one in a spare block after it. */
+static void split(struct txstats__aset *s, uint32_t i)
+{
+    struct txstats__aset_block *b = s->u.dir[i], *nb = s->spare;
+    s->spare = nb->next_spare;
+    uint32_t half = b->n / 2;
+    nb->n = b->n - half;
+    nb->next_spare = NULL;
+    memcpy(nb->p, &b->p[half], nb->n * sizeof(*nb->p));
+    b->n = half;
+    memmove(&s->u.dir[i + 2], &s->u.dir[i + 1], (s->len - i - 1) * sizeof(*s->u.dir));
+    s->u.dir[i + 1] = nb;
+    s->len++;
+}
+
+void txstats__aset_insert(struct txstats__aset *s, txstats_amount_t amount)
+{
+    if (!LARGE(s)) {
+        pairs_insert(s->u.v, &s->len, amount);
+        return;
+    }
+    uint32_t i = block_of(s, amount);
+    struct txstats__aset_block *b = s->u.dir[i];
+    uint32_t at = lower_bound(b->p, b->n, amount);
+    if (at < b->n && b->p[at].amount == amount) {
+        b->p[at].n++;
+        return;
+    }
+    if (b->n == TXSTATS__ASET_BLOCK) {
+        split(s, i);
+        if (amount >= s->u.dir[i + 1]->p[0].amount)
+            i++;
+        b = s->u.dir[i];
+    }
+    pairs_insert(b->p, &b->n, amount);
+}
+
+void txstats__aset_remove(struct txstats__aset *s, const struct txstats__mem *mem,
+                          txstats_amount_t amount)
+{
+    if (!LARGE(s)) {
+        pairs_remove(s->u.v, &s->len, amount);
+        return;
+    }
+    uint32_t i = block_of(s, amount);
+    struct txstats__aset_block *b = s->u.dir[i];
+    pairs_remove(b->p, &b->n, amount);
+    if (b->n > 0 || s->len == 1)
+        return;
+    memmove(&s->u.dir[i], &s->u.dir[i + 1], (s->len - i - 1) * sizeof(*s->u.dir));
+    s->len--;
+    txstats__free(mem, b);
+}
+
+txstats_amount_t txstats__aset_min(const struct txstats__aset *s)
+{
+    return LARGE(s) ? s->u.dir[0]->p[0].amount : s->u.v[0].amount;
+}
+
+txstats_amount_t txstats__aset_max(const struct txstats__aset *s)
+{
+    if (!LARGE(s))
+        return s->u.v[s->len - 1].amount;
+    const struct txstats__aset_block *b = s->u.dir[s->len - 1];
+    return b->p[b->n - 1].amount;
+}
+
+void txstats__aset_trim(struct txstats__aset *s, const struct txstats__mem *mem, uint32_t k)
+{
+    for (uint32_t n = spares(s); n > k; n--) {
+        struct txstats__aset_block *b = s->spare;
+        s->spare = b->next_spare;
+        txstats__free(mem, b);
+    }
+}
+
+void txstats__aset_free(struct txstats__aset *s, const struct txstats__mem *mem)
+{
+    txstats__aset_trim(s, mem, 0);
+    if (LARGE(s))
+        for (uint32_t i = 0; i < s->len; i++)
+            txstats__free(mem, s->u.dir[i]);
+    txstats__free(mem, s->u.v);
+    memset(s, 0, sizeof(*s));
+}
+
+uint64_t txstats__aset_bytes(const struct txstats__aset *s)
+{
+    if (!LARGE(s))
+        return (uint64_t)s->cap * sizeof(struct txstats__aset_pair);
+    return (uint64_t)ROOM(s) * sizeof(*s->u.dir) +
+           (uint64_t)(s->len + spares(s)) * sizeof(struct txstats__aset_block);
+}

@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: MIT */
+#include "entities.h"
+
+#include <sodium.h>
+#include <string.h>
+
+_Static_assert(sizeof(struct txstats__entity) == 64, "an entity is one cache line");
+
+uint64_t txstats__ent_hash(const struct txstats__ent_shared *sh, const void *key, size_t len)
+{
+    unsigned char out[crypto_shorthash_BYTES];
+    crypto_shorthash(out, key, len, sh->hash_key);
+    uint64_t h;
+    memcpy(&h, out, sizeof(h));
+    return h;
+}
+
+void txstats__ent_init(struct txstats__entities *e, const struct txstats__mem *mem,
+                       struct txstats__ent_shared *shared)
+{
+    memset(e, 0, sizeof(*e));
+    e->mem = mem;
+    e->shared = shared;
+}
+
+static bool same_key(const struct txstats__entity *en, const void *key, size_t len)
+{
+    return en->key && en->key[0] == len && memcmp(en->key + 1, key, len) == 0;
+}
+
+/* The index position of a key, or of the empty entry where it would go. */
+static uint64_t probe(const struct txstats__entities *e, const void *key, size_t len, uint64_t hash)
+{
+    uint64_t mask = e->index_cap - 1, tag = hash >> 32;
+    for (uint64_t i = hash & mask;; i = (i + 1) & mask) {
+        uint64_t v = e->index[i];
+        if (!v || ((v >> 32) == tag &&
+                   same_key(txstats__ent_at(e, (uint32_t)(v & 0xffffffffu) - 1), key, len)))
+            return i;
+    }
+}
+
+bool txstats__ent_find(const struct txstats__entities *e, const void *key, size_t len,
+                       uint64_t hash, uint32_t *slot)
+{
+    if (!e->index_cap)
+        return false;
+    uint64_t v = e->index[probe(e, key, len, hash)];
+    if (!v)
+        return false;
+    *slot = (uint32_t)(v & 0xffffffffu) - 1;
+    return true;
+}
+
+/* The home position of an index entry's key. */
+static uint64_t home_of(const struct txstats__entities *e, uint64_t v)
+{
+    const struct txstats__entity *en = txstats__ent_at(e, (uint32_t)(v & 0xffffffffu) - 1);
+    return txstats__ent_hash(e->shared, en->key + 1, en->key[0]) & (e->index_cap - 1);
+}
+
+/* Remove entry i, shifting back the entries of its probe run (Knuth's algorithm R). */
+static void index_remove(struct txstats__entities *e, uint64_t i)
+{
+    uint64_t mask = e->index_cap - 1;
+    for (uint64_t j = (i + 1) & mask; e->index[j]; j = (j + 1) & mask) {
+        uint64_t h = home_of(e, e->index[j]);
+        bool movable = i <= j ? (h <= i || h > j) : (h <= i && h > j);
+        if (movable) {
+            e->index[i] = e->index[j];
+            i = j;
+        }
+    }
+    e->index[i] = 0;
+}
+
+/* Double the index (or make the first): TXSTATS_OK or TXSTATS_ENOMEM. */
+static int index_grow(struct txstats__entities *e)
+{
+    uint64_t cap = e->index_cap ? 2 * e->index_cap : 64;
+    uint64_t *old = e->index, old_cap = e->index_cap;
+    uint64_t *idx = txstats__calloc(e->mem, cap, sizeof(*idx));
+    if (!idx)
+        return TXSTATS_ENOMEM;
+    e->index = idx;
+    e->index_cap = cap;
+    for (uint64_t i = 0; i < old_cap; i++) {
+        if (!old[i])
+            continue;
+        uint64_t j = home_of(e, old[i]);
+        while (idx[j])
+            j = (j + 1) & (cap - 1);
+        idx[j] = old[i];
+    }
+    txstats__free(e->mem, old);
+    return TXSTATS_OK;
+}
+
+/* A free slot (a new page when none): TXSTATS_OK or TXSTATS_ENOMEM. */
+static int take_slot(struct txstats__entities *e, uint32_t *slot)
+{
+    if (!e->free_head) {
+        if (e->npages == UINT32_MAX >> TXSTATS__ENT_PAGE_BITS)
+            return TXSTATS_ENOMEM;
+        size_t cap = e->pages_cap;
+        if (txstats__reserve(e->mem, (void **)&e->pages, &cap, e->npages + 1u, sizeof(*e->pages)) !=
+            0)
+            return TXSTATS_ENOMEM;
+        e->pages_cap = (uint32_t)cap;
+        struct txstats__entity *p = txstats__calloc(e->mem, TXSTATS__ENT_PAGE, sizeof(*p));
+        if (!p)
+            return TXSTATS_ENOMEM;
+        uint32_t base = e->npages * TXSTATS__ENT_PAGE;
+        for (uint32_t i = 0; i < TXSTATS__ENT_PAGE; i++)
+            p[i].count = i + 1 < TXSTATS__ENT_PAGE ? base + i + 2 : e->free_head;
+        e->pages[e->npages++] = p;
+        e->free_head = base + 1;
+    }
+    *slot = e->free_head - 1;
+    e->free_head = (uint32_t)txstats__ent_at(e, *slot)->count;
+    return TXSTATS_OK;
+}
+
+/* Make a slot for a new key at index position `at`. */
+static int make(struct txstats__entities *e, const void *key, size_t len, uint64_t hash,
+                uint32_t *slot)
+{
+    uint8_t *k = txstats__alloc(e->mem, len + 1);
+    if (!k || take_slot(e, slot) != TXSTATS_OK) {
+        txstats__free(e->mem, k);
+        return TXSTATS_ENOMEM;
+    }
+    k[0] = (uint8_t)len;
+    memcpy(k + 1, key, len);
+    struct txstats__entity *en = txstats__ent_at(e, *slot);
+    uint32_t gen = en->gen + 1;
+    *en = (struct txstats__entity){.key = k, .gen = gen ? gen : 1};
+    e->index[probe(e, key, len, hash)] = (hash >> 32) << 32 | (uint64_t)(*slot + 1);
+    e->used++;
+    e->bytes += len + 1;
+    atomic_fetch_add_explicit(&e->shared->active, 1, memory_order_relaxed);
+    return TXSTATS_OK;
+}
+
+int txstats__ent_acquire(struct txstats__entities *e, const void *key, size_t len, uint64_t hash,
+                         uint32_t *slot)
+{
+    if (txstats__ent_find(e, key, len, hash, slot))
+        return TXSTATS_OK;
+    if (atomic_load_explicit(&e->shared->active, memory_order_relaxed) >= e->shared->cap) {
+        atomic_fetch_add_explicit(&e->shared->refused, 1, memory_order_relaxed);
+        return TXSTATS_ELIMIT;
+    }
+    if ((e->used + 1) * 4 > e->index_cap * 3 && index_grow(e) != TXSTATS_OK)
+        return TXSTATS_ENOMEM;
+    return make(e, key, len, hash, slot);
+}
+
+/* Free a slot that holds nothing. */
+static void release(struct txstats__entities *e, uint32_t slot)
+{
+    struct txstats__entity *en = txstats__ent_at(e, slot);
+    uint64_t hash = txstats__ent_hash(e->shared, en->key + 1, en->key[0]);
+    index_remove(e, probe(e, en->key + 1, en->key[0], hash));
+    e->bytes -= en->key[0] + 1u + txstats__aset_bytes(&en->set);
+    txstats__aset_free(&en->set, e->mem);
+    txstats__free(e->mem, en->key);
+    en->key = NULL;
+    en->count = e->free_head;
+    e->free_head = slot + 1;
+    e->used--;
+    atomic_fetch_sub_explicit(&e->shared->active, 1, memory_order_relaxed);
+}
+
+static void release_if_empty(struct txstats__entities *e, uint32_t slot)
+{
+    struct txstats__entity *en = txstats__ent_at(e, slot);
+    if (en->count == 0 && en->pending == 0)
+        release(e, slot);
+}
+
+int txstats__ent_reserve(struct txstats__entities *e, uint32_t slot)
+{
+    struct txstats__entity *en = txstats__ent_at(e, slot);
+    uint64_t before = txstats__aset_bytes(&en->set);
+    if (en->pending == UINT32_MAX ||
+        txstats__aset_reserve(&en->set, e->mem, en->pending + 1) != TXSTATS_OK) {
+        e->bytes += txstats__aset_bytes(&en->set) - before;
+        release_if_empty(e, slot);
+        return TXSTATS_ENOMEM;
+    }
+    e->bytes += txstats__aset_bytes(&en->set) - before;
+    en->pending++;
+    return TXSTATS_OK;
+}
+
+/* Spare multiset room beyond the pending reservations goes back. */
+static void trim(struct txstats__entities *e, struct txstats__entity *en)
+{
+    uint64_t before = txstats__aset_bytes(&en->set);
+    txstats__aset_trim(&en->set, e->mem, en->pending);
+    e->bytes -= before - txstats__aset_bytes(&en->set);
+}
+
+void txstats__ent_cancel(struct txstats__entities *e, uint32_t slot, bool reserved)
+{
+    struct txstats__entity *en = txstats__ent_at(e, slot);
+    if (reserved) {
+        en->pending--;
+        trim(e, en);
+    }
+    release_if_empty(e, slot);
+}
+
+static void add_sum(struct txstats__entity *en, txstats_amount_t a)
+{
+    uint64_t lo = en->sum_lo + (uint64_t)a;
+    en->sum_hi += (int64_t)(a < 0 ? -1 : 0) + (lo < en->sum_lo ? 1 : 0);
+    en->sum_lo = lo;
+}
+
+void txstats__ent_count(struct txstats__entities *e, uint32_t slot, txstats_amount_t amount)
+{
+    struct txstats__entity *en = txstats__ent_at(e, slot);
+    en->pending--;
+    en->count++;
+    add_sum(en, amount);
+    txstats__aset_insert(&en->set, amount);
+    trim(e, en);
+}
+
+void txstats__ent_uncount(struct txstats__entities *e, uint32_t slot, txstats_amount_t amount)
+{
+    struct txstats__entity *en = txstats__ent_at(e, slot);
+    en->count--;
+    add_sum(en, -amount); /* |amount| < 10^18 */
+    uint64_t before = txstats__aset_bytes(&en->set);
+    txstats__aset_remove(&en->set, e->mem, amount);
+    e->bytes -= before - txstats__aset_bytes(&en->set);
+    release_if_empty(e, slot);
+}
+
+void txstats__ent_drop(struct txstats__entities *e, uint32_t slot)
+{
+    txstats__ent_cancel(e, slot, true);
+}
+
+void txstats__ent_summary(const struct txstats__entity *en, txstats_summary_t *out)
+{
+    out->count = en->count;
+    out->sum_lo = en->count ? en->sum_lo : 0;
+    out->sum_hi = en->count ? en->sum_hi : 0;
+    out->min = en->count ? txstats__aset_min(&en->set) : 0;
+    out->max = en->count ? txstats__aset_max(&en->set) : 0;
+}
+
+void txstats__ent_reset(struct txstats__entities *e)
+{
+    for (uint32_t p = 0; p < e->npages; p++) {
+        for (uint32_t i = 0; i < TXSTATS__ENT_PAGE; i++) {
+            struct txstats__entity *en = &e->pages[p][i];
+            if (!en->key)
+                continue;
+            txstats__aset_free(&en->set, e->mem);
+            txstats__free(e->mem, en->key);
+        }
+        txstats__free(e->mem, e->pages[p]);
+    }
+    atomic_fetch_sub_explicit(&e->shared->active, e->used, memory_order_relaxed);
+    txstats__free(e->mem, e->pages);
+    txstats__free(e->mem, e->index);
+    txstats__ent_init(e, e->mem, e->shared);
+}
+
+void txstats__ent_fini(struct txstats__entities *e)
+{
+    txstats__ent_reset(e);
+}
+
+uint64_t txstats__ent_bytes(const struct txstats__entities *e)
+{
+    return (uint64_t)e->npages * TXSTATS__ENT_PAGE * sizeof(struct txstats__entity) +
+           e->index_cap * sizeof(uint64_t) + e->bytes;
+}

@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Internal: the entities of one shard, each the statistics of one key's window (leaf: no window,
+ * no lock, no journal; it calls the allocator and the amount multiset).
+ *
+ * An entity is a 64-byte slot in pages of TXSTATS__ENT_PAGE slots: its count and exact sum over
+ * the transactions of the window it has (active ones), the multiset of their amounts (min and
+ * max in O(1)), its key, and how many of its transactions are reserved or ahead of the clock
+ * (pending: room for them is reserved in the multiset, so that counting them never allocates).
+ * A slot is found by key through an open-addressing index of linear probing (8 bytes an entry,
+ * load at most 3/4, deletion by backward shift: no tombstones). A slot is freed, and its index
+ * entry removed, when it has no active and no pending transaction. A freed slot is reused, its
+ * `gen` advanced, so that an image writer can tell a reused slot from the one it named.
+ *
+ * Where a transaction's window cell lists (slot, amount) tags, the orchestrator calls
+ * txstats__ent_count / _uncount / _drop as the cell becomes active, expires, or leaves unseen.
+ */
+#ifndef TXSTATS_ENTITIES_H
+#define TXSTATS_ENTITIES_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "alloc.h"
+#include "amountset.h"
+#include "txstats/txstats.h"
+
+#define TXSTATS__ENT_PAGE_BITS 10
+#define TXSTATS__ENT_PAGE      (1u << TXSTATS__ENT_PAGE_BITS)
+
+struct txstats__entity {
+    uint64_t sum_lo; /* exact sum of the active transactions, two's complement 128 bits */
+    int64_t sum_hi;
+    uint64_t count; /* active transactions; when free: the next free slot + 1 (0: none) */
+    struct txstats__aset set;
+    uint8_t *key; /* key[0]: length; then the bytes. NULL: a free slot */
+    uint32_t pending;
+    uint32_t gen;
+};
+
+/* What entities of all shards share. */
+struct txstats__ent_shared {
+    unsigned char hash_key[16]; /* SipHash-2-4 key, random per instance */
+    uint64_t cap;               /* max_entities */
+    _Atomic uint64_t active;    /* slots in use over all shards */
+    _Atomic uint64_t refused;   /* TXSTATS_ELIMIT answers */
+};
+
+struct txstats__entities {
+    const struct txstats__mem *mem;
+    struct txstats__ent_shared *shared;
+    struct txstats__entity **pages;
+    uint32_t npages, pages_cap;
+    uint32_t free_head; /* free slot + 1, 0: none */
+    uint32_t used;      /* slots in use */
+    uint64_t *index;    /* hash high 32 bits << 32 | (slot + 1); 0: empty */
+    uint64_t index_cap; /* power of two, or 0 */
+    uint64_t bytes;     /* keys and multisets, for the memory gauge */
+};
+
+/* SipHash-2-4 of the key under the instance's hash key. */
+uint64_t txstats__ent_hash(const struct txstats__ent_shared *sh, const void *key, size_t len);
+void txstats__ent_init(struct txstats__entities *e, const struct txstats__mem *mem,
+                       struct txstats__ent_shared *shared);
+/* Free everything (txstats__ent_reset, then the pages and index). */
+void txstats__ent_fini(struct txstats__entities *e);
+/* Forget every entity; `active` of the shared counters drops by as many. */
+void txstats__ent_reset(struct txstats__entities *e);
+
+/* The slot of a key, or false. */
+bool txstats__ent_find(const struct txstats__entities *e, const void *key, size_t len,
+                       uint64_t hash, uint32_t *slot);
+/* The slot of a key, made when new: TXSTATS_OK, TXSTATS_ELIMIT (max_entities active; counted in
+ * `refused`) or TXSTATS_ENOMEM. A new slot is freed again by txstats__ent_cancel() when no
+ * reservation follows. */
+int txstats__ent_acquire(struct txstats__entities *e, const void *key, size_t len, uint64_t hash,
+                         uint32_t *slot);
+/* Reserve one transaction of the slot (pending + 1, room in its multiset): TXSTATS_OK or
+ * TXSTATS_ENOMEM (nothing reserved; the slot freed when that leaves it empty). */
+int txstats__ent_reserve(struct txstats__entities *e, uint32_t slot);
+/* Undo a reservation (or, with `reserved` false, only free the slot if nothing holds it). */
+void txstats__ent_cancel(struct txstats__entities *e, uint32_t slot, bool reserved);
+/* A reserved transaction becomes active: counted. */
+void txstats__ent_count(struct txstats__entities *e, uint32_t slot, txstats_amount_t amount);
+/* An active transaction expires: uncounted; the slot freed when nothing is left. */
+void txstats__ent_uncount(struct txstats__entities *e, uint32_t slot, txstats_amount_t amount);
+/* A reserved transaction leaves without having been counted. */
+void txstats__ent_drop(struct txstats__entities *e, uint32_t slot);
+
+/* The slot's entity (slot < txstats__ent_slots()); its key NULL when free. */
+static inline struct txstats__entity *txstats__ent_at(const struct txstats__entities *e,
+                                                      uint32_t slot)
+{
+    return &e->pages[slot >> TXSTATS__ENT_PAGE_BITS][slot & (TXSTATS__ENT_PAGE - 1)];
+}
+/* One past the highest slot. */
+static inline uint32_t txstats__ent_slots(const struct txstats__entities *e)
+{
+    return e->npages * TXSTATS__ENT_PAGE;
+}
+/* Statistics of a slot in use, into `out` (count, sum, min, max; other fields untouched). */
+void txstats__ent_summary(const struct txstats__entity *en, txstats_summary_t *out);
+/* Bytes held (slots, index, keys, multisets). */
+uint64_t txstats__ent_bytes(const struct txstats__entities *e);
+
+#endif
