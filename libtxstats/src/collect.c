@@ -11,8 +11,11 @@
 /* A 'B' and a 'C' record at most: 3 + 8 words, and a word or a quarter of one per bucket. */
 #define CELL_MAX_BYTES (8 * (11 + (size_t)TXSTATS__DIST_BUCKETS))
 #define KEY_RESTARTS   8 /* pieces of a sub-table that moved under us, before one whole hold */
+/* A chunk of tags: an 'N' record per tag at most (3 + 16 words), and a 'T' record. */
+#define TAGS_MAX_BYTES (8 * (TXSTATS__TAG_CAP * (3 + 16) + 3 + 2 * TXSTATS__TAG_CAP))
 
-_Static_assert(HOLD_BYTES + CELL_MAX_BYTES + 64 <= TXSTATS__IMG_BLOCK_MAX, "a hold fits a block");
+_Static_assert(HOLD_BYTES + TAGS_MAX_BYTES + CELL_MAX_BYTES + 64 <= TXSTATS__IMG_BLOCK_MAX,
+               "a hold fits a block");
 
 struct cuts {
     uint64_t bound;
@@ -38,6 +41,12 @@ struct txstats__collect {
     bool mid;     /* cell `from` is open: its amounts before (chunk, idx) are written */
     const struct txstats__chunk *chunk;
     uint32_t idx;
+    const struct txstats__tchunk *tchunk; /* the open cell's next chunk of tags to write */
+    /* The entities of the shard being written: the image index each slot was named with, and
+     * the slot's gen then (0: not named yet, or since reused). */
+    uint32_t *ent_idx, *ent_gen;
+    size_t ent_cap;
+    uint32_t ent_next;
     /* The open 'K' record. */
     size_t key_at;
     uint64_t key_n;
@@ -73,6 +82,8 @@ void txstats__collect_free(struct txstats__collect *c)
         txstats__free(mem, c->cuts[i].v);
     txstats__free(mem, c->hist);
     txstats__free(mem, c->touched);
+    txstats__free(mem, c->ent_idx);
+    txstats__free(mem, c->ent_gen);
     txstats__img_out_fini(&c->out, mem);
     txstats__free(mem, c);
 }
@@ -130,6 +141,52 @@ static bool amounts(struct txstats__collect *c, const struct txstats__cell *cl, 
     return c->chunk == cl->tail && c->idx == cl->tail->n;
 }
 
+/* An 'N' record naming a slot's entity, unless it was named since the slot was last reused. */
+static void name(struct txstats__collect *c, const struct txstats__entities *e, uint32_t slot)
+{
+    const struct txstats__entity *en = txstats__ent_at(e, slot);
+    if (c->ent_gen[slot] == en->gen)
+        return;
+    c->ent_gen[slot] = en->gen;
+    c->ent_idx[slot] = c->ent_next++;
+    uint32_t len = en->key_len, words = (len + 7) / 8;
+    const uint8_t *key = txstats__ent_key(en);
+    put(c, TXSTATS__IMG_NAME);
+    put(c, c->ent_idx[slot]);
+    put(c, len);
+    put(c, words);
+    for (uint32_t w = 0; w < words; w++) {
+        uint64_t v = 0;
+        for (uint32_t b = 0; b < 8 && 8 * w + b < len; b++)
+            v |= (uint64_t)key[8 * w + b] << (8 * b);
+        put(c, v);
+    }
+}
+
+/* 'N' and 'T' records of the open cell's tags from the cursor on, a chunk at a time while the
+ * hold has room: true once every tag is written. Chunks before the tail never change; the tail
+ * only grows, and is written in the hold that closes the cell. */
+static bool tags(struct txstats__collect *c, const struct txstats__cell *cl, int64_t ts,
+                 const struct txstats__entities *e)
+{
+    while (c->tchunk) {
+        if (c->out.n >= HOLD_BYTES)
+            return false;
+        const struct txstats__tchunk *k = c->tchunk;
+        for (uint32_t i = 0; i < k->n; i++)
+            name(c, e, k->slot[i]);
+        put(c, TXSTATS__IMG_TAGS);
+        put(c, (uint64_t)ts);
+        put(c, k->n);
+        for (uint32_t i = 0; i < k->n; i++) {
+            put(c, c->ent_idx[k->slot[i]]);
+            put(c, (uint64_t)k->amount[i]);
+        }
+        c->tchunk = k == cl->tags ? NULL : k->next;
+    }
+    return true;
+}
+
 /* The 'B' record: the buckets that hold one amount not retained, two bytes each (what the live
  * list holds), packed four to a word; the others stay in touched[0 .. returned). */
 static size_t singles(struct txstats__collect *c, int64_t ts, size_t nt)
@@ -182,15 +239,16 @@ static void close_cell(struct txstats__collect *c, const struct txstats__cell *c
 }
 
 /* Cell ts from the cursor: true when closed, false when the hold is full first. */
-static bool cell(struct txstats__collect *c, const struct txstats__window *w, int64_t ts)
+static bool cell(struct txstats__collect *c, const struct txstats__shard *s, int64_t ts)
 {
-    const struct txstats__cell *cl = txstats__window_cell(w, ts);
+    const struct txstats__cell *cl = txstats__window_cell(&s->w, ts);
     if (!c->mid) {
         c->chunk = cl->tail ? cl->tail->next : NULL;
         c->idx = 0;
+        c->tchunk = cl->tags ? cl->tags->next : NULL;
         c->mid = true;
     }
-    if (!amounts(c, cl, ts))
+    if (!amounts(c, cl, ts) || !tags(c, cl, ts, &s->ents))
         return false;
     close_cell(c, cl, ts);
     c->mid = false;
@@ -199,8 +257,9 @@ static bool cell(struct txstats__collect *c, const struct txstats__window *w, in
 
 /* Cells from the cursor on while the hold has room. Returns the cut's ts_hi: the first
  * timestamp not wholly written (INT64_MAX once the shard is done, with *done). */
-static int64_t copy(struct txstats__collect *c, const struct txstats__window *w, bool *done)
+static int64_t copy(struct txstats__collect *c, const struct txstats__shard *s, bool *done)
 {
+    const struct txstats__window *w = &s->w;
     int64_t lo = w->now - w->g->window_ms + 1, hi = w->now + w->g->skew_ms;
     if (c->mid && !txstats__window_used(w, c->from)) { /* the open cell left the window */
         put(c, TXSTATS__IMG_VANISH);
@@ -210,7 +269,7 @@ static int64_t copy(struct txstats__collect *c, const struct txstats__window *w,
     }
     int64_t ts = c->mid ? c->from : txstats__window_next_used(w, c->from > lo ? c->from : lo, hi);
     for (; ts != INT64_MAX; ts = txstats__window_next_used(w, ts + 1, hi)) {
-        if ((!c->mid && c->out.n >= HOLD_BYTES) || !cell(c, w, ts)) {
+        if ((!c->mid && c->out.n >= HOLD_BYTES) || !cell(c, s, ts)) {
             c->from = ts;
             return ts;
         }
@@ -233,6 +292,31 @@ static int add_cut(struct txstats__collect *c, unsigned i, int64_t hi, uint64_t 
     return 0;
 }
 
+/* Room to name every slot of the shard's entities (new room zeroed): 0 or -1 (ENOMEM). */
+static int name_room(struct txstats__collect *c, const struct txstats__entities *e)
+{
+    size_t need = txstats__ent_slots(e);
+    if (need <= c->ent_cap)
+        return 0;
+    uint32_t *idx = txstats__calloc(&c->t->mem, need, sizeof(*idx));
+    uint32_t *gen = txstats__calloc(&c->t->mem, need, sizeof(*gen));
+    if (!idx || !gen) {
+        txstats__free(&c->t->mem, idx);
+        txstats__free(&c->t->mem, gen);
+        return errno = ENOMEM, -1;
+    }
+    if (c->ent_cap) {
+        memcpy(idx, c->ent_idx, c->ent_cap * sizeof(*idx));
+        memcpy(gen, c->ent_gen, c->ent_cap * sizeof(*gen));
+    }
+    txstats__free(&c->t->mem, c->ent_idx);
+    txstats__free(&c->t->mem, c->ent_gen);
+    c->ent_idx = idx;
+    c->ent_gen = gen;
+    c->ent_cap = need;
+    return 0;
+}
+
 /* One hold of shard i's lock. 0 or -1 with errno. */
 static int hold(struct txstats__collect *c, unsigned i, bool first, bool *done)
 {
@@ -245,6 +329,8 @@ static int hold(struct txstats__collect *c, unsigned i, bool first, bool *done)
         rc = (errno = EAGAIN, -1);
     else if (first && c->checkpoint && txstats__jstream_rotate(t->journal, s->js) != TXSTATS_OK)
         rc = -1;
+    else
+        rc = name_room(c, &s->ents);
     if (rc == 0) {
         if (first && c->checkpoint)
             c->cuts[i].bound = s->js->seg;
@@ -253,7 +339,7 @@ static int hold(struct txstats__collect *c, unsigned i, bool first, bool *done)
             put(c, TXSTATS__IMG_SECTION);
             put(c, i);
         }
-        int64_t hi = copy(c, &s->w, done);
+        int64_t hi = copy(c, s, done);
         if (c->checkpoint)
             rc = add_cut(c, i, hi, s->js->seq);
     }
@@ -267,6 +353,9 @@ static int shard(struct txstats__collect *c, unsigned i)
     c->from = INT64_MIN;
     c->mid = false;
     c->cuts[i].n = 0;
+    c->ent_next = 0;
+    if (c->ent_cap)
+        memset(c->ent_gen, 0, c->ent_cap * sizeof(*c->ent_gen));
     for (bool first = true; !done; first = false)
         if (hold(c, i, first, &done) != 0 || flush(c) != 0)
             return -1;
@@ -386,6 +475,13 @@ static void header(struct txstats__collect *c, txstats__emit_fn emit, void *ectx
                      t->nshards, c->checkpoint ? TXSTATS__IMG_JOURNAL_CKPT : 0};
     for (int i = 0; i < 5; i++)
         put(c, f[i]);
+    put(c, TXSTATS__IMG_PLACE);
+    put(c, atomic_load(&t->ents.hash_key[0]));
+    put(c, atomic_load(&t->ents.hash_key[1]));
+    unsigned n = atomic_load(&t->nplace);
+    put(c, n);
+    for (unsigned i = 0; i < n; i++)
+        put(c, atomic_load(&t->place[i]));
 }
 
 int txstats__collect_produce(void *collect, txstats__emit_fn emit, void *emit_ctx)

@@ -4,15 +4,24 @@
 #include <sodium.h>
 #include <string.h>
 
-_Static_assert(sizeof(struct txstats__entity) == 64, "an entity is one cache line");
+_Static_assert(sizeof(struct txstats__entity) == 96, "an entity is a slot of 96 bytes");
 
-uint64_t txstats__ent_hash(const struct txstats__ent_shared *sh, const void *key, size_t len)
+uint64_t txstats__ent_hash_with(const uint64_t hash_key[2], const void *key, size_t len)
 {
-    unsigned char out[crypto_shorthash_BYTES];
-    crypto_shorthash(out, key, len, sh->hash_key);
+    unsigned char k[crypto_shorthash_KEYBYTES], out[crypto_shorthash_BYTES];
+    _Static_assert(sizeof(k) == 16, "SipHash keys are 128 bits");
+    memcpy(k, hash_key, sizeof(k));
+    crypto_shorthash(out, key, len, k);
     uint64_t h;
     memcpy(&h, out, sizeof(h));
     return h;
+}
+
+uint64_t txstats__ent_hash(const struct txstats__ent_shared *sh, const void *key, size_t len)
+{
+    uint64_t k[2] = {atomic_load_explicit(&sh->hash_key[0], memory_order_relaxed),
+                     atomic_load_explicit(&sh->hash_key[1], memory_order_relaxed)};
+    return txstats__ent_hash_with(k, key, len);
 }
 
 void txstats__ent_init(struct txstats__entities *e, const struct txstats__mem *mem,
@@ -25,7 +34,7 @@ void txstats__ent_init(struct txstats__entities *e, const struct txstats__mem *m
 
 static bool same_key(const struct txstats__entity *en, const void *key, size_t len)
 {
-    return en->key && en->key[0] == len && memcmp(en->key + 1, key, len) == 0;
+    return en->key_len == len && memcmp(txstats__ent_key(en), key, len) == 0;
 }
 
 /* The index position of a key, or of the empty entry where it would go. */
@@ -56,7 +65,7 @@ bool txstats__ent_find(const struct txstats__entities *e, const void *key, size_
 static uint64_t home_of(const struct txstats__entities *e, uint64_t v)
 {
     const struct txstats__entity *en = txstats__ent_at(e, (uint32_t)(v & 0xffffffffu) - 1);
-    return txstats__ent_hash(e->shared, en->key + 1, en->key[0]) & (e->index_cap - 1);
+    return txstats__ent_hash(e->shared, txstats__ent_key(en), en->key_len) & (e->index_cap - 1);
 }
 
 /* Remove entry i, shifting back the entries of its probe run (Knuth's algorithm R). */
@@ -112,32 +121,33 @@ static int take_slot(struct txstats__entities *e, uint32_t *slot)
             return TXSTATS_ENOMEM;
         uint32_t base = e->npages * TXSTATS__ENT_PAGE;
         for (uint32_t i = 0; i < TXSTATS__ENT_PAGE; i++)
-            p[i].count = i + 1 < TXSTATS__ENT_PAGE ? base + i + 2 : e->free_head;
+            p[i].next_free = i + 1 < TXSTATS__ENT_PAGE ? base + i + 2 : e->free_head;
         e->pages[e->npages++] = p;
         e->free_head = base + 1;
     }
     *slot = e->free_head - 1;
-    e->free_head = (uint32_t)txstats__ent_at(e, *slot)->count;
+    e->free_head = txstats__ent_at(e, *slot)->next_free;
     return TXSTATS_OK;
 }
 
-/* Make a slot for a new key at index position `at`. */
+/* Make a slot for a new key. */
 static int make(struct txstats__entities *e, const void *key, size_t len, uint64_t hash,
                 uint32_t *slot)
 {
-    uint8_t *k = txstats__alloc(e->mem, len + 1);
-    if (!k || take_slot(e, slot) != TXSTATS_OK) {
+    uint8_t *k = len > TXSTATS__ENT_INLINE ? txstats__alloc(e->mem, len) : NULL;
+    if ((len > TXSTATS__ENT_INLINE && !k) || take_slot(e, slot) != TXSTATS_OK) {
         txstats__free(e->mem, k);
         return TXSTATS_ENOMEM;
     }
-    k[0] = (uint8_t)len;
-    memcpy(k + 1, key, len);
     struct txstats__entity *en = txstats__ent_at(e, *slot);
     uint32_t gen = en->gen + 1;
-    *en = (struct txstats__entity){.key = k, .gen = gen ? gen : 1};
+    *en = (struct txstats__entity){.key_len = (uint8_t)len, .gen = gen ? gen : 1};
+    if (k)
+        en->key.ptr = k;
+    memcpy(k ? k : en->key.bytes, key, len);
     e->index[probe(e, key, len, hash)] = (hash >> 32) << 32 | (uint64_t)(*slot + 1);
     e->used++;
-    e->bytes += len + 1;
+    e->bytes += k ? len : 0;
     atomic_fetch_add_explicit(&e->shared->active, 1, memory_order_relaxed);
     return TXSTATS_OK;
 }
@@ -160,13 +170,16 @@ int txstats__ent_acquire(struct txstats__entities *e, const void *key, size_t le
 static void release(struct txstats__entities *e, uint32_t slot)
 {
     struct txstats__entity *en = txstats__ent_at(e, slot);
-    uint64_t hash = txstats__ent_hash(e->shared, en->key + 1, en->key[0]);
-    index_remove(e, probe(e, en->key + 1, en->key[0], hash));
-    e->bytes -= en->key[0] + 1u + txstats__aset_bytes(&en->set);
+    const uint8_t *key = txstats__ent_key(en);
+    index_remove(e, probe(e, key, en->key_len, txstats__ent_hash(e->shared, key, en->key_len)));
+    e->bytes -= txstats__aset_bytes(&en->set);
     txstats__aset_free(&en->set, e->mem);
-    txstats__free(e->mem, en->key);
-    en->key = NULL;
-    en->count = e->free_head;
+    if (en->key_len > TXSTATS__ENT_INLINE) {
+        e->bytes -= en->key_len;
+        txstats__free(e->mem, en->key.ptr);
+    }
+    en->key_len = 0;
+    en->next_free = e->free_head;
     e->free_head = slot + 1;
     e->used--;
     atomic_fetch_sub_explicit(&e->shared->active, 1, memory_order_relaxed);
@@ -259,10 +272,11 @@ void txstats__ent_reset(struct txstats__entities *e)
     for (uint32_t p = 0; p < e->npages; p++) {
         for (uint32_t i = 0; i < TXSTATS__ENT_PAGE; i++) {
             struct txstats__entity *en = &e->pages[p][i];
-            if (!en->key)
+            if (!en->key_len)
                 continue;
             txstats__aset_free(&en->set, e->mem);
-            txstats__free(e->mem, en->key);
+            if (en->key_len > TXSTATS__ENT_INLINE)
+                txstats__free(e->mem, en->key.ptr);
         }
         txstats__free(e->mem, e->pages[p]);
     }

@@ -152,7 +152,10 @@ static int shape(int type, unsigned *fixed, unsigned *item)
                   {TXSTATS__IMG_VANISH, 1, 0},
                   {TXSTATS__IMG_KEYS, 0, TXSTATS__IMG_KEY_WORDS},
                   {TXSTATS__IMG_JOURNAL, 2, TXSTATS__IMG_CUT_WORDS},
-                  {TXSTATS__IMG_END, 4, 0}};
+                  {TXSTATS__IMG_END, 4, 0},
+                  {TXSTATS__IMG_PLACE, 2, 1},
+                  {TXSTATS__IMG_NAME, 2, 1},
+                  {TXSTATS__IMG_TAGS, 1, 2}};
     for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
         if (shapes[i].type == type) {
             *fixed = shapes[i].fixed;

@@ -8,6 +8,9 @@
  * sequence of little-endian u64 words, the first being the record's type:
  *
  *   'H' window_ms saved_at_ms sections flags   first; flags bit 0: a journal checkpoint
+ *   'P' key0 key1 n modulus[n]    entity placement, second when present: an entity's section is
+ *                                 the SipHash-2-4 of its key under (key0, key1) reduced by each
+ *                                 modulus in turn, then by `sections` (0.3)
  *   'S' section                   the cells that follow belong to this section (a shard)
  *   'A' ts n amount[n]            retained amounts of the open cell `ts`, oldest first; a large
  *                                 cell has several 'A' records, written at different moments
@@ -18,6 +21,11 @@
  *                                 closes cell `ts` with its aggregates; hist[i] = (how many << 16)
  *                                 | bucket, for the buckets that hold two or more of the amounts
  *                                 it does not retain
+ *   'N' index len n word[n]       names entity `index` of the section: its key, `len` bytes packed
+ *                                 8 to a word (n = (len + 7) / 8); indexes count from 0 in each
+ *                                 section, one more with each 'N' (0.3)
+ *   'T' ts n pair[n]              tags of the open cell: pair = (entity index, amount), one per
+ *                                 transaction of the cell that counts for an entity (0.3)
  *   'X' ts                        the open cell left the window before it could be closed: drop it
  *   'K' n key[n]                  idempotency keys, 5 words each: digest (2), fingerprint,
  *                                 expiry ms, status
@@ -25,7 +33,9 @@
  *                                 cut[i] = (ts_hi, seq), 2 words: see below
  *   'E' cells count kept keys     last; the totals of what came before, checked by the reader
  *
- * Cells of a section come in increasing timestamp order. The cut rule of a journal checkpoint,
+ * Cells of a section come in increasing timestamp order. An entity lives in one section: every
+ * tag naming it is in the section its placement gives. Records marked (0.3) are written since
+ * libtxstats 0.3; 0.2 refuses them as unknown. The cut rule of a journal checkpoint,
  * which lets it be written shard by shard in short holds of each shard's lock: a record of stream
  * s in a segment at or above its bound, with timestamp ts and sequence number seq, is already in
  * the image exactly when seq <= cut.seq for the first cut of s with ts < cut.ts_hi (cuts in
@@ -54,6 +64,9 @@ enum {
     TXSTATS__IMG_KEYS = 'K',
     TXSTATS__IMG_JOURNAL = 'J',
     TXSTATS__IMG_END = 'E',
+    TXSTATS__IMG_PLACE = 'P',
+    TXSTATS__IMG_NAME = 'N',
+    TXSTATS__IMG_TAGS = 'T',
 };
 
 #define TXSTATS__IMG_JOURNAL_CKPT 1 /* 'H' flags */

@@ -87,6 +87,46 @@ static int keys(struct txstats__img_json *j, const struct txstats__img_rec *r)
     return rc == 0 ? text(j, "]]") : rc;
 }
 
+static int place(struct txstats__img_json *j, const struct txstats__img_rec *r)
+{
+    char buf[64];
+    snprintf(buf, sizeof(buf), "[\"P\",\"%016llx%016llx\",[", (unsigned long long)r->f[0],
+             (unsigned long long)r->f[1]);
+    int rc = text(j, buf);
+    for (uint64_t i = 0; rc == 0 && i < r->n; i++) {
+        snprintf(buf, sizeof(buf), "%s%llu", i ? "," : "",
+                 (unsigned long long)txstats__img_word(r->arr, i));
+        rc = text(j, buf);
+    }
+    return rc == 0 ? text(j, "]]") : rc;
+}
+
+/* An entity's name: its key's bytes in hex (a key is any bytes). */
+static int name(struct txstats__img_json *j, const struct txstats__img_rec *r)
+{
+    char buf[48 + 2 * TXSTATS_MAX_ENTITY_BYTES];
+    int n = snprintf(buf, sizeof(buf), "[\"N\",%llu,\"", (unsigned long long)r->f[0]);
+    for (uint64_t b = 0; b < r->f[1] && b < 8 * r->n && b < TXSTATS_MAX_ENTITY_BYTES; b++)
+        n += snprintf(buf + n, sizeof(buf) - (size_t)n, "%02x",
+                      (unsigned)(txstats__img_word(r->arr, b / 8) >> (8 * (b % 8))) & 0xff);
+    return text(j, strcat(buf, "\"]"));
+}
+
+static int tags(struct txstats__img_json *j, const struct txstats__img_rec *r)
+{
+    char buf[64];
+    snprintf(buf, sizeof(buf), "[\"T\",%lld,[", (long long)r->f[0]);
+    int rc = text(j, buf);
+    for (uint64_t i = 0; rc == 0 && i < r->n; i++) {
+        snprintf(buf, sizeof(buf), "%s[%llu", i ? "," : "",
+                 (unsigned long long)txstats__img_word(r->arr, 2 * i));
+        rc = text(j, buf);
+        rc = rc ? rc : money(j, ",", (int64_t)txstats__img_word(r->arr, 2 * i + 1));
+        rc = rc ? rc : text(j, "]");
+    }
+    return rc == 0 ? text(j, "]]") : rc;
+}
+
 static int record(struct txstats__img_json *j, const struct txstats__img_rec *r)
 {
     char buf[160];
@@ -102,6 +142,12 @@ static int record(struct txstats__img_json *j, const struct txstats__img_rec *r)
         return cell(j, r);
     case TXSTATS__IMG_KEYS:
         return keys(j, r);
+    case TXSTATS__IMG_PLACE:
+        return place(j, r);
+    case TXSTATS__IMG_NAME:
+        return name(j, r);
+    case TXSTATS__IMG_TAGS:
+        return tags(j, r);
     case TXSTATS__IMG_HEADER:
         snprintf(buf, sizeof(buf), "[\"H\",%lld,%lld,%llu,0]", (long long)r->f[0],
                  (long long)r->f[1], (unsigned long long)r->f[2]);
@@ -283,6 +329,82 @@ static bool json_keys(struct txstats__img_mem *m, const cJSON *a)
     return true;
 }
 
+static bool json_place(struct txstats__img_mem *m, const cJSON *a)
+{
+    const cJSON *k = cJSON_GetArrayItem(a, 1), *list = cJSON_GetArrayItem(a, 2);
+    uint64_t k0, k1;
+    int n = cJSON_GetArraySize(list);
+    if (cJSON_GetArraySize(a) != 3 || !cJSON_IsString(k) || strlen(k->valuestring) != 32 ||
+        !txstats__json_hex64(k->valuestring, &k0) ||
+        !txstats__json_hex64(k->valuestring + 16, &k1) || !cJSON_IsArray(list) || n > 64)
+        return false;
+    txstats__img_mem_need(m, 8 * (4 + (size_t)n));
+    txstats__img_mem_put(m, TXSTATS__IMG_PLACE);
+    txstats__img_mem_put(m, k0);
+    txstats__img_mem_put(m, k1);
+    txstats__img_mem_put(m, (uint64_t)n);
+    for (const cJSON *e = list->child; e; e = e->next) {
+        int64_t v;
+        if (!txstats__json_int(e, 1, 4294967295.0, &v))
+            return false;
+        txstats__img_mem_put(m, (uint64_t)v);
+    }
+    return true;
+}
+
+static int hex_digit(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static bool json_name(struct txstats__img_mem *m, const cJSON *a)
+{
+    const cJSON *k = cJSON_GetArrayItem(a, 2);
+    size_t hex = cJSON_IsString(k) ? strlen(k->valuestring) : 0, len = hex / 2;
+    if (cJSON_GetArraySize(a) != 3 || hex % 2 || len < 1 || len > TXSTATS_MAX_ENTITY_BYTES)
+        return false;
+    txstats__img_mem_need(m, 8 * (4 + (len + 7) / 8));
+    txstats__img_mem_put(m, TXSTATS__IMG_NAME);
+    if (!ints(m, a, 1, 1))
+        return false;
+    txstats__img_mem_put(m, len);
+    txstats__img_mem_put(m, (len + 7) / 8);
+    uint64_t w = 0;
+    for (size_t b = 0; b < len; b++) {
+        int hi = hex_digit(k->valuestring[2 * b]), lo = hex_digit(k->valuestring[2 * b + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        w |= (uint64_t)(hi << 4 | lo) << (8 * (b % 8));
+        if (b % 8 == 7 || b + 1 == len) {
+            txstats__img_mem_put(m, w);
+            w = 0;
+        }
+    }
+    return true;
+}
+
+static bool json_tags(struct txstats__img_mem *m, const cJSON *a)
+{
+    const cJSON *list = cJSON_GetArrayItem(a, 2);
+    int n = cJSON_GetArraySize(list);
+    if (cJSON_GetArraySize(a) != 3 || !cJSON_IsArray(list) ||
+        n > (int)(TXSTATS__IMG_BLOCK_MAX / 16) - 2)
+        return false;
+    txstats__img_mem_need(m, 8 * (3 + 2 * (size_t)n));
+    txstats__img_mem_put(m, TXSTATS__IMG_TAGS);
+    if (!ints(m, a, 1, 1))
+        return false;
+    txstats__img_mem_put(m, (uint64_t)n);
+    for (const cJSON *e = list->child; e; e = e->next) {
+        txstats__i128 v;
+        if (cJSON_GetArraySize(e) != 2 || !ints(m, e, 0, 1) || !get_money(e->child->next, &v) ||
+            v <= -TXSTATS_AMOUNT_LIMIT || v >= TXSTATS_AMOUNT_LIMIT)
+            return false;
+        txstats__img_mem_put(m, (uint64_t)(int64_t)v);
+    }
+    return true;
+}
+
 /* One record: its type letter, then its fields (image_json.h). */
 static bool json_record(struct txstats__img_mem *m, const cJSON *a)
 {
@@ -299,6 +421,12 @@ static bool json_record(struct txstats__img_mem *m, const cJSON *a)
         return json_cell(m, a);
     case 'K':
         return json_keys(m, a);
+    case 'P':
+        return json_place(m, a);
+    case 'N':
+        return json_name(m, a);
+    case 'T':
+        return json_tags(m, a);
     case 'H':
     case 'E':
         txstats__img_mem_need(m, 40);

@@ -6,7 +6,10 @@
  *
  *   {"format":"libtxstats-snapshot","version":2,"records":[
  *    ["H",window_ms,saved_at_ms,sections,0],
+ *    ["P","<32 hex digits of the entities' hash key>",[modulus,...]],
  *    ["S",section],
+ *    ["N",index,"<the entity's key in hex>"],
+ *    ["T",ts,[[index,"amount"],...]],
  *    ["A",ts,["amount",...]],                    amounts as decimal strings ("12.50")
  *    ["B",ts,[bucket,...]],
  *    ["C",ts,count,"sum","min","max",[[bucket,count],...]],

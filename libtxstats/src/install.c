@@ -36,7 +36,19 @@ struct txstats__load {
     struct txstats__stage st;
     uint64_t cells, count, kept, nkeys, loaded, dropped;
     uint64_t listed; /* of `loaded`, the amounts given by bucket counts, not retained */
+    /* Entities: the image's hash key and placement ('P'), the section's names (index -> the slot
+     * it got in the target shard; NO_SLOT: none), the open cell's tags. */
+    uint64_t hkey[2];
+    uint32_t chain[TXSTATS__MAX_PLACE];
+    unsigned nchain;
+    bool placed;
+    uint32_t *names;
+    size_t nnames, names_cap;
+    uint64_t ntags;
+    txstats_amount_t tmin, tmax;
 };
+
+#define NO_SLOT UINT32_MAX
 
 static struct txstats__window *target(const struct txstats__load *l)
 {
@@ -48,19 +60,70 @@ static bool inside(const struct txstats__load *l, int64_t ts)
     return ts > l->now - l->t->cfg.window_ms && ts <= l->now + l->t->cfg.max_skew_ms;
 }
 
+/* The instance takes the image's placement: its chain, then its section count when that is
+ * not the instance's shard count (every lock held). */
+static void adopt_placement(struct txstats__load *l)
+{
+    txstats_t *t = l->t;
+    unsigned n = l->nchain;
+    for (unsigned i = 0; i < n; i++)
+        atomic_store(&t->place[i], l->chain[i]);
+    if (l->sections != t->nshards)
+        atomic_store(&t->place[n++], l->sections);
+    atomic_store(&t->nplace, n);
+    if (l->placed) {
+        atomic_store(&t->ents.hash_key[0], l->hkey[0]);
+        atomic_store(&t->ents.hash_key[1], l->hkey[1]);
+    }
+    atomic_fetch_add(&t->ents.epoch, 1);
+}
+
 static int on_header(struct txstats__load *l, const struct txstats__img_rec *r)
 {
     if (l->headed || (int64_t)r->f[0] < 1 || r->f[2] < 1 || r->f[2] > TXSTATS__MAX_SHARDS)
         return TXSTATS_EFORMAT;
     l->headed = true;
     l->sections = (unsigned)r->f[2];
+    l->placed = false;
+    l->nchain = 0;
+    if (l->apply)
+        adopt_placement(l);
     return TXSTATS_OK;
+}
+
+static int on_place(struct txstats__load *l, const struct txstats__img_rec *r)
+{
+    if (l->placed || l->sectioned || r->n > TXSTATS__MAX_PLACE - 1)
+        return TXSTATS_EFORMAT;
+    for (uint64_t i = 0; i < r->n; i++) {
+        uint64_t m = txstats__img_word(r->arr, i);
+        if (m < 1 || m > UINT32_MAX)
+            return TXSTATS_EFORMAT;
+        l->chain[i] = (uint32_t)m;
+    }
+    l->nchain = (unsigned)r->n;
+    l->hkey[0] = r->f[0];
+    l->hkey[1] = r->f[1];
+    l->placed = true;
+    if (l->apply)
+        adopt_placement(l);
+    return TXSTATS_OK;
+}
+
+/* The section's names that no tag took are let go (apply pass); the names start again. */
+static void names_end(struct txstats__load *l)
+{
+    for (size_t i = 0; l->apply && i < l->nnames; i++)
+        if (l->names[i] != NO_SLOT)
+            txstats__ent_cancel(&l->t->shards[l->section % l->t->nshards].ents, l->names[i], false);
+    l->nnames = 0;
 }
 
 static int on_section(struct txstats__load *l, const struct txstats__img_rec *r)
 {
     if (l->open || r->f[0] >= l->sections)
         return TXSTATS_EFORMAT;
+    names_end(l);
     if (l->apply && l->sectioned)
         txstats__window_return_credit(target(l));
     l->sectioned = true;
@@ -84,6 +147,9 @@ static int open_cell(struct txstats__load *l, int64_t ts)
     l->nsingles = 0;
     l->bmin = UINT32_MAX;
     l->bmax = 0;
+    l->ntags = 0;
+    l->tmin = INT64_MAX;
+    l->tmax = INT64_MIN;
     l->skip = !inside(l, ts);
     return TXSTATS_OK;
 }
@@ -129,6 +195,75 @@ static int on_buckets(struct txstats__load *l, const struct txstats__img_rec *r)
     return rc;
 }
 
+/* The key of an 'N' record into key[] (its length), or 0 when malformed. */
+static size_t name_key(const struct txstats__img_rec *r, uint8_t *key)
+{
+    uint64_t len = r->f[1];
+    if (len < 1 || len > TXSTATS_MAX_ENTITY_BYTES || r->n != (len + 7) / 8)
+        return 0;
+    for (uint64_t w = 0; w < r->n; w++) {
+        uint64_t v = txstats__img_word(r->arr, w);
+        for (unsigned b = 0; b < 8; b++, v >>= 8) {
+            if (8 * w + b < len)
+                key[8 * w + b] = (uint8_t)v;
+            else if (v & 0xff)
+                return 0; /* padding must be zero */
+        }
+    }
+    return (size_t)len;
+}
+
+/* An entity's name: checked to belong in this section (first pass), given its slot in the
+ * target shard (second pass; none when max_entities is reached: its transactions then count only
+ * in the global window). */
+static int on_name(struct txstats__load *l, const struct txstats__img_rec *r)
+{
+    uint8_t key[TXSTATS_MAX_ENTITY_BYTES];
+    size_t len = name_key(r, key);
+    if (!len || !l->placed || !l->sectioned || r->f[0] != l->nnames)
+        return TXSTATS_EFORMAT;
+    uint64_t h = txstats__ent_hash_with(l->hkey, key, len);
+    for (unsigned i = 0; i < l->nchain; i++)
+        h %= l->chain[i];
+    if (h % l->sections != l->section)
+        return TXSTATS_EFORMAT;
+    if (txstats__reserve(&l->t->mem, (void **)&l->names, &l->names_cap, l->nnames + 1,
+                         sizeof(*l->names)) != 0)
+        return TXSTATS_ENOMEM;
+    uint32_t slot = NO_SLOT;
+    if (l->apply) {
+        struct txstats__entities *e = &l->t->shards[l->section % l->t->nshards].ents;
+        int rc = txstats__ent_acquire(e, key, len, txstats__ent_hash(&l->t->ents, key, len), &slot);
+        if (rc == TXSTATS_ENOMEM)
+            return rc;
+        slot = rc == TXSTATS_OK ? slot : NO_SLOT;
+    }
+    l->names[l->nnames++] = slot;
+    return TXSTATS_OK;
+}
+
+static int on_tags(struct txstats__load *l, const struct txstats__img_rec *r)
+{
+    int rc = enter(l, (int64_t)r->f[0]);
+    for (uint64_t i = 0; i < r->n && rc == TXSTATS_OK; i++) {
+        uint64_t idx = txstats__img_word(r->arr, 2 * i);
+        txstats_amount_t a = (txstats_amount_t)txstats__img_word(r->arr, 2 * i + 1);
+        if (idx >= l->nnames || a <= -TXSTATS_AMOUNT_LIMIT || a >= TXSTATS_AMOUNT_LIMIT)
+            return TXSTATS_EFORMAT;
+        l->tmin = a < l->tmin ? a : l->tmin;
+        l->tmax = a > l->tmax ? a : l->tmax;
+        uint32_t slot = l->names[idx];
+        if (!l->apply || l->skip || slot == NO_SLOT)
+            continue;
+        struct txstats__entities *e = &l->t->shards[l->section % l->t->nshards].ents;
+        rc = txstats__ent_reserve(e, slot);
+        if (rc == TXSTATS_OK)
+            rc = txstats__window_stage_tag(target(l), &l->st, slot, a);
+    }
+    l->ntags += r->n;
+    return rc;
+}
+
 /* Every invariant of a 'C' record against what its 'A' records said; *indiv and *runs: the
  * bucket entries and run chunks its list will take. */
 static int check_cell(const struct txstats__load *l, const struct txstats__img_rec *r,
@@ -136,7 +271,8 @@ static int check_cell(const struct txstats__load *l, const struct txstats__img_r
 {
     if (agg->count < 1 || agg->min > agg->max || agg->min <= -TXSTATS_AMOUNT_LIMIT ||
         agg->max >= TXSTATS_AMOUNT_LIMIT ||
-        (l->nkept && (l->amin < agg->min || l->amax > agg->max)))
+        (l->nkept && (l->amin < agg->min || l->amax > agg->max)) ||
+        (l->ntags && (l->ntags > agg->count || l->tmin < agg->min || l->tmax > agg->max)))
         return TXSTATS_EFORMAT;
     if (agg->sum < (txstats__i128)agg->min * (txstats__i128)agg->count ||
         agg->sum > (txstats__i128)agg->max * (txstats__i128)agg->count)
@@ -282,6 +418,7 @@ static int on_end(struct txstats__load *l, const struct txstats__img_rec *r)
     if (l->open || r->f[0] != l->cells || r->f[1] != l->count || r->f[2] != l->kept ||
         r->f[3] != l->nkeys)
         return TXSTATS_EFORMAT;
+    names_end(l);
     if (l->apply && l->sectioned)
         txstats__window_return_credit(target(l));
     l->ended = true;
@@ -309,6 +446,12 @@ static int record(struct txstats__load *l, const struct txstats__img_rec *r)
         return l->open ? TXSTATS_EFORMAT : on_keys(l, r);
     case TXSTATS__IMG_JOURNAL:
         return l->open ? TXSTATS_EFORMAT : on_journal(l, r);
+    case TXSTATS__IMG_PLACE:
+        return on_place(l, r);
+    case TXSTATS__IMG_NAME:
+        return on_name(l, r);
+    case TXSTATS__IMG_TAGS:
+        return on_tags(l, r);
     default:
         return on_end(l, r);
     }
@@ -327,6 +470,7 @@ static int block(struct txstats__load *l, const uint8_t *payload, size_t len)
 static int walk(struct txstats__load *l)
 {
     l->headed = l->ended = l->sectioned = l->open = false;
+    l->nnames = 0;
     l->cells = l->count = l->kept = l->nkeys = l->loaded = l->dropped = l->listed = 0;
     int rc = txstats__img_rewind(l->in), r = 0;
     const uint8_t *payload;
@@ -365,6 +509,7 @@ void txstats__load_free(struct txstats__load *l)
     if (!l)
         return;
     txstats__keys_fini(&l->keys);
+    txstats__free(&l->t->mem, l->names);
     for (unsigned i = 0; i < TXSTATS__MAX_STREAMS; i++)
         txstats__free(&l->t->mem, l->streams[i].v);
     txstats__free(&l->t->mem, l);
@@ -401,6 +546,7 @@ static void empty(struct txstats__load *l, struct txstats__chunk **pools,
         struct txstats__window *w = &t->shards[i].w;
         txstats__window_advance(w, l->now);
         txstats__window_reset(w);
+        txstats__ent_reset(&t->shards[i].ents);
         txstats__window_return_credit(w);
         txstats__window_adopt_chunks(w, pools[i]);
         txstats__dist_adopt(&w->dist, slabs[i]);
@@ -440,8 +586,10 @@ int txstats__load_commit(struct txstats__load *l, uint64_t *loaded, uint64_t *dr
     } else {
         if (l->open)
             txstats__window_stage_drop(target(l), &l->st);
-        for (unsigned i = 0; i < t->nshards; i++)
+        for (unsigned i = 0; i < t->nshards; i++) {
             txstats__window_reset(&t->shards[i].w);
+            txstats__ent_reset(&t->shards[i].ents);
+        }
         txstats__keys_clear(&t->keys);
     }
     txstats__unlock_all(t);

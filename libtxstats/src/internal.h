@@ -68,10 +68,12 @@ struct txstats {
     char pad0[64];
     struct txstats__retention ret;
     char pad1[64];
-    struct txstats__keys keys;          /* idempotency keys (txstats_add_keyed) */
-    struct txstats__ent_shared ents;    /* what the shards' entity tables share */
-    uint32_t place[TXSTATS__MAX_PLACE]; /* entity placement (changed under every shard lock) */
-    unsigned nplace;
+    struct txstats__keys keys;       /* idempotency keys (txstats_add_keyed) */
+    struct txstats__ent_shared ents; /* what the shards' entity tables share */
+    /* Entity placement: changed under every shard lock (then ents.epoch advanced), read without
+     * any by txstats__lock_entity(), which checks the epoch once it holds the home shard. */
+    _Atomic uint32_t place[TXSTATS__MAX_PLACE];
+    _Atomic unsigned nplace;
     int64_t key_ttl;                  /* ms a key lives after its timestamp (or first sight) */
     struct txstats__journal *journal; /* NULL unless txstats_open_dir() attached one */
     uint64_t clear_id;                /* last journaled clear; under all shard locks */
@@ -85,12 +87,17 @@ struct txstats {
 };
 
 /* The shard of an entity's key hash. */
-static inline unsigned txstats__home(const txstats_t *t, uint64_t hash)
+static inline unsigned txstats__home(txstats_t *t, uint64_t hash)
 {
-    for (unsigned i = 0; i < t->nplace; i++)
-        hash %= t->place[i];
+    unsigned n = atomic_load_explicit(&t->nplace, memory_order_relaxed);
+    for (unsigned i = 0; i < n && i < TXSTATS__MAX_PLACE; i++)
+        hash %= atomic_load_explicit(&t->place[i], memory_order_relaxed);
     return (unsigned)(hash % t->nshards);
 }
+
+/* The home shard of an entity, locked, with its key's hash (good while the lock is held). */
+struct txstats__shard *txstats__lock_entity(txstats_t *t, const void *key, size_t len,
+                                            uint64_t *hash);
 
 /* The current time: max(clock, every earlier reading), clamped. */
 int64_t txstats__now(txstats_t *t);

@@ -13,12 +13,11 @@ int txstats_entity_stats(txstats_t *t, const void *entity, size_t entity_len,
 {
     if (!t || !entity || !out || entity_len == 0 || entity_len > TXSTATS_MAX_ENTITY_BYTES)
         return TXSTATS_EINVAL;
-    uint64_t hash = txstats__ent_hash(&t->ents, entity, entity_len);
+    uint64_t hash;
     memset(out, 0, sizeof(*out));
     int64_t now = txstats__now(t);
     out->now_ms = now;
-    struct txstats__shard *s = &t->shards[txstats__home(t, hash)];
-    pthread_mutex_lock(&s->lock);
+    struct txstats__shard *s = txstats__lock_entity(t, entity, entity_len, &hash);
     txstats__window_advance(&s->w, now);
     uint32_t slot;
     if (txstats__ent_find(&s->ents, entity, entity_len, hash, &slot))
@@ -87,8 +86,8 @@ static void entry_of(const struct txstats__entity *en, txstats_top_entry_t *e, i
     memset(&e->stats, 0, sizeof(e->stats));
     txstats__ent_summary(en, &e->stats);
     e->stats.now_ms = now;
-    e->entity_len = en->key[0];
-    memcpy(e->entity, en->key + 1, en->key[0]);
+    e->entity_len = en->key_len;
+    memcpy(e->entity, txstats__ent_key(en), en->key_len);
 }
 
 /* Whether an entity may enter a full heap: cheap value tests before the whole comparison. */
@@ -124,7 +123,7 @@ static void scan_shard(struct txstats__shard *s, struct heap *h, int64_t now)
     uint32_t end = txstats__ent_slots(&s->ents);
     for (uint32_t slot = 0; slot < end; slot++) {
         const struct txstats__entity *en = txstats__ent_at(&s->ents, slot);
-        if (en->key && en->count > 0)
+        if (en->key_len && en->count > 0)
             offer(h, en, now);
     }
     pthread_mutex_unlock(&s->lock);

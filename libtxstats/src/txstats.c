@@ -111,7 +111,10 @@ static void init_geometry(txstats_t *t, const txstats_config_t *cfg)
     t->key_ttl = cfg->key_ttl_ms > lifetime ? cfg->key_ttl_ms : lifetime;
     atomic_init(&t->ret.pool, (uint64_t)cfg->max_retained);
     t->ents.cap = cfg->max_entities;
-    randombytes_buf(t->ents.hash_key, sizeof(t->ents.hash_key));
+    uint64_t key[2];
+    randombytes_buf(key, sizeof(key));
+    atomic_init(&t->ents.hash_key[0], key[0]);
+    atomic_init(&t->ents.hash_key[1], key[1]);
     t->ret.batch = cfg->max_retained / (8 * (uint64_t)t->nshards);
     t->ret.batch = t->ret.batch < 1 ? 1 : t->ret.batch > 256 ? 256 : t->ret.batch;
 }
@@ -227,6 +230,20 @@ struct ent_ref {
     uint64_t hash;
 };
 
+struct txstats__shard *txstats__lock_entity(txstats_t *t, const void *key, size_t len,
+                                            uint64_t *hash)
+{
+    for (;;) {
+        uint64_t epoch = atomic_load_explicit(&t->ents.epoch, memory_order_acquire);
+        *hash = txstats__ent_hash(&t->ents, key, len);
+        struct txstats__shard *s = &t->shards[txstats__home(t, *hash)];
+        pthread_mutex_lock(&s->lock);
+        if (atomic_load_explicit(&t->ents.epoch, memory_order_relaxed) == epoch)
+            return s;
+        pthread_mutex_unlock(&s->lock); /* a load changed the key meanwhile */
+    }
+}
+
 static struct txstats__jrec add_record(txstats_amount_t amount, int64_t ts,
                                        const struct txstats__key *key, const struct ent_ref *ent,
                                        bool kept)
@@ -295,9 +312,11 @@ static int add_admitted(txstats_t *t, txstats_amount_t amount, int64_t ts, int64
                         const struct txstats__key *key, const struct ent_ref *ent, bool may_keep)
 {
     struct txstats__shard *s;
+    struct ent_ref placed;
     if (ent) {
-        s = &t->shards[txstats__home(t, ent->hash)];
-        pthread_mutex_lock(&s->lock);
+        placed = *ent;
+        s = txstats__lock_entity(t, ent->key, ent->len, &placed.hash);
+        ent = &placed;
     } else {
         s = lock_some_shard(t);
     }
@@ -367,8 +386,6 @@ int txstats_add_ex(txstats_t *t, const txstats_input_t *in, int *first)
         return TXSTATS_EINVAL;
     struct ent_ref ent = {in->entity, in->entity_len, 0};
     struct ent_ref *e = in->entity_len ? &ent : NULL;
-    if (e)
-        ent.hash = txstats__ent_hash(&t->ents, ent.key, ent.len);
     int64_t now = txstats__now(t);
     if (!in->idem_key_len) {
         int rc = admit(&t->cfg, in->amount, in->timestamp_ms, now);
@@ -441,7 +458,6 @@ int txstats__replay(txstats_t *t, const struct txstats__jrec *rec)
     bool keep = rec->keep != TXSTATS__KEEP_NO;
     if (!rec->ent_len)
         return add_admitted(t, rec->value, rec->ts, now, NULL, NULL, keep);
-    ent.hash = txstats__ent_hash(&t->ents, ent.key, ent.len);
     rc = add_admitted(t, rec->value, rec->ts, now, NULL, &ent, keep);
     /* Restarted with a smaller max_entities: the global window still gets it. */
     return rc == TXSTATS_ELIMIT ? add_admitted(t, rec->value, rec->ts, now, NULL, NULL, keep) : rc;
