@@ -101,7 +101,7 @@ static bool cands_init(struct cands *c, size_t cap)
     c->cap = cap;
     for (c->nslot = 16; c->nslot < 2 * cap; c->nslot *= 2)
         ;
-    c->v = malloc(cap * sizeof(*c->v));
+    c->v = malloc((cap ? cap : 1) * sizeof(*c->v));
     c->slot = calloc(c->nslot, sizeof(*c->slot));
     return c->v && c->slot;
 }
@@ -112,29 +112,52 @@ static bool foreign(struct srv_cluster *k, int p)
     return atomic_load(&k->foreign_until[p]) > srv_now_ms();
 }
 
-/* One round: each partition's first `depth` into c; *bound: what a key in no list may score at
+/* How many of its first keys each partition lists in a round: `depth`, or fewer when it holds
+ * fewer (so that the candidates never take more than the active keys, however deep the round);
+ * the largest of them. */
+static size_t plan(struct srv_cluster *k, size_t depth, size_t *want, size_t *total)
+{
+    size_t most = 0;
+    *total = 0;
+    for (int p = 0; p < k->partitions; p++) {
+        txstats_entity_info_t info;
+        txstats_entity_info(k->part[p], &info);
+        size_t room = (size_t)info.active + 64; /* keys that arrive meanwhile */
+        want[p] = depth < room ? depth : room;
+        *total += want[p];
+        most = want[p] > most ? want[p] : most;
+    }
+    return most;
+}
+
+/* One round: each partition's first keys into c; *bound: what a key in no list may score at
  * most; *all: every list held its whole partition. */
 static int gather(struct srv_cluster *k, txstats_top_by_t by, size_t depth, struct cands *c,
                   score_t *bound, bool *all)
 {
-    txstats_top_entry_t *tmp = malloc(depth * sizeof(*tmp));
-    score_t most = 0, foreign_sum = 0;
+    size_t *want = malloc((size_t)k->partitions * sizeof(*want)), total = 0;
+    size_t most = want ? plan(k, depth, want, &total) : 0;
+    txstats_top_entry_t *tmp =
+        want && cands_init(c, total) ? malloc((most ? most : 1) * sizeof(*tmp)) : NULL;
+    score_t top = 0, foreign_sum = 0;
     *all = true;
     for (int p = 0; tmp && p < k->partitions; p++) {
         size_t n = 0;
-        if (txstats_top(k->part[p], by, tmp, depth, &n) != TXSTATS_OK)
+        if (txstats_top(k->part[p], by, tmp, want[p], &n) != TXSTATS_OK)
             break;
         for (size_t i = 0; i < n; i++)
             cand_add(c, &tmp[i]);
-        score_t last = n == depth ? score(&tmp[n - 1].stats, by) : 0;
+        score_t last = n == want[p] && n > 0 ? score(&tmp[n - 1].stats, by) : 0;
         last = last > 0 ? last : 0;
-        *all &= n < depth;
-        most = last > most ? last : most;
+        *all &= n < want[p];
+        top = last > top ? last : top;
         foreign_sum += foreign(k, p) ? last : 0;
     }
+    int rc = tmp ? TXSTATS_OK : TXSTATS_ENOMEM;
     free(tmp);
-    *bound = most + foreign_sum;
-    return tmp ? TXSTATS_OK : TXSTATS_ENOMEM;
+    free(want);
+    *bound = top + foreign_sum;
+    return rc;
 }
 
 /* Each candidate's statistics merged over the partitions; those with nothing left dropped. */
@@ -160,12 +183,10 @@ int srv_kafka_top(struct srv_cluster *k, txstats_top_by_t by, txstats_top_entry_
     if (cap == 0)
         return TXSTATS_OK;
     for (size_t depth = cap;; depth *= 4) {
-        struct cands c;
+        struct cands c = {NULL, 0, 0, NULL, 0};
         score_t bound;
         bool all;
-        int rc = cands_init(&c, depth * (size_t)k->partitions)
-                     ? gather(k, by, depth, &c, &bound, &all)
-                     : TXSTATS_ENOMEM;
+        int rc = gather(k, by, depth, &c, &bound, &all);
         if (rc == TXSTATS_OK) {
             rescore(k, &c);
             qsort_r(c.v, c.n, sizeof(*c.v), rank, &by);
