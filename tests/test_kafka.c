@@ -439,28 +439,15 @@ static void test_batch_across_nodes(void **state)
         assert_int_equal(wait_count(i, before[i] + 10, CONVERGE_MS), before[i] + 10);
 }
 
-/* POST {"amount","timestamp","key"} to node i, with an Idempotency-Key when idem is not NULL
- * (then retried while unanswered or 503, as post_keyed_retrying): the status. */
+/* A keyed POST to node i (with an Idempotency-Key when idem is not NULL: then retried while
+ * unanswered or 503, as post_keyed_retrying): the status. */
 static int post_with_key(int i, const char *key, const char *amount, int64_t ts, const char *idem)
 {
-    char t[32], body[256], hdr[96] = "";
-    txstats_timestamp_format(ts, t, sizeof(t));
-    int n = snprintf(body, sizeof(body), "{\"amount\":\"%s\",\"timestamp\":\"%s\",\"key\":\"%s\"}",
-                     amount, t, key);
-    if (idem)
-        snprintf(hdr, sizeof(hdr), "Idempotency-Key: \"%s\"\r\n", idem);
     int st = -1;
     for (int attempt = 0; attempt < (idem ? 30 : 1) && (st == -1 || st == 503); attempt++) {
-        struct resp r = {0};
         if (attempt)
             sleep_ms(200);
-        int fd = http_connect(node[i].port);
-        if (fd >= 0 && http_request(fd, "POST", "/transactions", hdr, body, (size_t)n, &r) == 0) {
-            st = r.status;
-            resp_free(&r);
-        }
-        if (fd >= 0)
-            close(fd);
+        st = node_post_key(&node[i], key, amount, ts, idem);
     }
     return st;
 }
