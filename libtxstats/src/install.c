@@ -343,8 +343,8 @@ static int on_cell(struct txstats__load *l, const struct txstats__img_rec *r)
         rc = stage_hist(l, r);
     if (rc != TXSTATS_OK)
         return rc;
-    if (l->apply && !l->skip)
-        txstats__window_stage_close(target(l), l->ts, &l->st, &agg);
+    if (l->apply && !l->skip && txstats__window_stage_close(target(l), l->ts, &l->st, &agg))
+        return TXSTATS_ENOMEM; /* the stage was dropped */
     if (!l->apply && !l->skip)
         need(l, indiv, runs);
     *(l->skip ? &l->dropped : &l->loaded) += agg.count;

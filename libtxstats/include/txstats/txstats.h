@@ -49,8 +49,11 @@ typedef int64_t txstats_amount_t;
 /** Amounts must satisfy |amount| < TXSTATS_AMOUNT_LIMIT (that is, |value| < 10^12). */
 #define TXSTATS_AMOUNT_LIMIT INT64_C(1000000000000000000)
 
-/** Largest accepted `window_ms + max_skew_ms` (one hour). Memory grows linearly with it. */
-#define TXSTATS_MAX_SPAN_MS INT64_C(3600000)
+/** Largest accepted span + max_skew_ms (31 days). Memory follows the milliseconds that hold
+ *  transactions, not the span: an idle span costs 8 bytes per 262 s of it. */
+#define TXSTATS_MAX_SPAN_MS INT64_C(2678400000)
+/** Most spans one instance keeps (txstats_config_t.spans_ms). */
+#define TXSTATS_MAX_SPANS 8
 /** Default cap on the number of transactions kept for listing. */
 #define TXSTATS_DEFAULT_MAX_RETAINED ((size_t)1048576)
 /** Default cap on remembered idempotency keys. */
@@ -126,7 +129,12 @@ typedef struct {
     size_t max_entities;  /**< entities (per-key windows) active at once; a transaction for a new
                                one past it gets TXSTATS_ELIMIT; 0: entities refused; default
                                TXSTATS_DEFAULT_MAX_ENTITIES */
-    uint64_t reserved[4]; /**< zero; room for future fields */
+    const int64_t *spans_ms; /**< several windows at once: `nspans` spans in ms (1 to
+                                  TXSTATS_MAX_SPANS, distinct, each >= 1); spans_ms[0] is the
+                                  default span and replaces window_ms. Read at creation, not
+                                  kept. NULL: one span, window_ms */
+    unsigned nspans;         /**< entries of spans_ms */
+    uint64_t reserved[2];    /**< zero; room for future fields */
 } txstats_config_t;
 
 /**
@@ -358,6 +366,32 @@ typedef struct {
  */
 TXSTATS_API int txstats_top(txstats_t *t, txstats_top_by_t by, txstats_top_entry_t *buf, size_t cap,
                             size_t *n);
+
+/*
+ * Spans: one instance keeps up to TXSTATS_MAX_SPANS windows of different lengths over the same
+ * transactions (txstats_config_t.spans_ms; e.g. 1 min, 5 min, 1 h, 24 h). An add counts in all
+ * of them at once; each span has its exact, millisecond-edged statistics, listing, distribution
+ * and per-entity statistics. Span 0 is the default: the functions without `_span` use it. A
+ * transaction is stored while it is inside the longest span (TXSTATS_EXPIRED past it).
+ */
+
+/** The configured spans, in configuration order, into spans_ms (cap entries); *n receives how
+ *  many there are. @return TXSTATS_OK, TXSTATS_ENOBUFS (cap < *n; the first cap written) or
+ *  TXSTATS_EINVAL (NULL t or n, NULL spans_ms with cap > 0). */
+TXSTATS_API int txstats_spans(txstats_t *t, int64_t *spans_ms, unsigned cap, unsigned *n);
+/** txstats_stats() of span `span` (an index into the configured spans). @return TXSTATS_OK or
+ *  TXSTATS_EINVAL (NULL argument, span out of range). */
+TXSTATS_API int txstats_stats_span(txstats_t *t, unsigned span, txstats_summary_t *out);
+/** txstats_get_ex() of span `span`. @return as txstats_get_ex(); TXSTATS_EINVAL for a span out
+ *  of range. */
+TXSTATS_API int txstats_get_span(txstats_t *t, unsigned span, txstats_tx_t *buf, size_t cap,
+                                 txstats_list_info_t *info);
+/** txstats_entity_stats() of span `span`. */
+TXSTATS_API int txstats_entity_stats_span(txstats_t *t, unsigned span, const void *entity,
+                                          size_t entity_len, txstats_summary_t *out);
+/** txstats_top() of span `span`. */
+TXSTATS_API int txstats_top_span(txstats_t *t, unsigned span, txstats_top_by_t by,
+                                 txstats_top_entry_t *buf, size_t cap, size_t *n);
 
 /** Entity counters. */
 typedef struct {
@@ -688,6 +722,9 @@ TXSTATS_API const char *txstats_version(void);
  */
 TXSTATS_API int txstats_quantiles(txstats_t *t, const uint32_t *q_ppb, size_t n,
                                   txstats_amount_t *out, uint64_t *count);
+/** txstats_quantiles() of span `span`; TXSTATS_EINVAL also for a span out of range. */
+TXSTATS_API int txstats_quantiles_span(txstats_t *t, unsigned span, const uint32_t *q_ppb,
+                                       size_t n, txstats_amount_t *out, uint64_t *count);
 
 /** A distribution that windows add into: they combine exactly (bucket counts add up). */
 typedef struct txstats_dist txstats_dist_t;
@@ -709,6 +746,8 @@ TXSTATS_API void txstats_dist_clear(txstats_dist_t *d);   /**< empty again; NULL
  * @return TXSTATS_OK or TXSTATS_EINVAL (NULL argument).
  */
 TXSTATS_API int txstats_dist_collect(txstats_t *t, txstats_dist_t *d);
+/** txstats_dist_collect() of span `span`; TXSTATS_EINVAL also for a span out of range. */
+TXSTATS_API int txstats_dist_collect_span(txstats_t *t, unsigned span, txstats_dist_t *d);
 /** acc += part. @return TXSTATS_OK or TXSTATS_EINVAL (NULL argument). */
 TXSTATS_API int txstats_dist_merge(txstats_dist_t *acc, const txstats_dist_t *part);
 /** Count `n` transactions of `amount`. @return TXSTATS_OK, TXSTATS_EINVAL, TXSTATS_ERANGE. */
