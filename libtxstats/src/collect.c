@@ -478,10 +478,14 @@ static void header(struct txstats__collect *c, txstats__emit_fn emit, void *ectx
     put(c, TXSTATS__IMG_PLACE);
     put(c, atomic_load(&t->ents.hash_key[0]));
     put(c, atomic_load(&t->ents.hash_key[1]));
-    unsigned n = atomic_load(&t->nplace);
-    put(c, n);
-    for (unsigned i = 0; i < n; i++)
-        put(c, atomic_load(&t->place[i]));
+    put(c, TXSTATS__PLACE_BUCKETS / 8);
+    for (unsigned w = 0; w < TXSTATS__PLACE_BUCKETS / 8; w++) {
+        uint64_t v = 0;
+        for (unsigned b = 0; b < 8; b++)
+            v |= (uint64_t)atomic_load_explicit(&t->place[8 * w + b], memory_order_relaxed)
+                 << (8 * b);
+        put(c, v);
+    }
 }
 
 int txstats__collect_produce(void *collect, txstats__emit_fn emit, void *emit_ctx)

@@ -161,10 +161,8 @@ int txstats__ent_acquire(struct txstats__entities *e, const void *key, size_t le
 {
     if (txstats__ent_find(e, key, len, hash, slot))
         return TXSTATS_OK;
-    if (atomic_load_explicit(&e->shared->active, memory_order_relaxed) >= e->shared->cap) {
-        atomic_fetch_add_explicit(&e->shared->refused, 1, memory_order_relaxed);
+    if (atomic_load_explicit(&e->shared->active, memory_order_relaxed) >= e->shared->cap)
         return TXSTATS_ELIMIT;
-    }
     if ((e->used + 1) * 4 > e->index_cap * 3 && index_grow(e) != TXSTATS_OK)
         return TXSTATS_ENOMEM;
     return make(e, key, len, hash, slot);

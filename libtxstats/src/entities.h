@@ -107,9 +107,9 @@ void txstats__ent_reset(struct txstats__entities *e);
 /* The slot of a key, or false. */
 bool txstats__ent_find(const struct txstats__entities *e, const void *key, size_t len,
                        uint64_t hash, uint32_t *slot);
-/* The slot of a key, made when new: TXSTATS_OK, TXSTATS_ELIMIT (max_entities active; counted in
- * `refused`) or TXSTATS_ENOMEM. A new slot is freed again by txstats__ent_cancel() when no
- * reservation follows. */
+/* The slot of a key, made when new: TXSTATS_OK, TXSTATS_ELIMIT (max_entities active, as the
+ * shards last advanced: the caller may advance them and ask again) or TXSTATS_ENOMEM. A new slot is
+ * freed again by txstats__ent_cancel() when no reservation follows. */
 int txstats__ent_acquire(struct txstats__entities *e, const void *key, size_t len, uint64_t hash,
                          uint32_t *slot);
 /* Reserve one transaction of the slot (pending + 1, room in its multiset): TXSTATS_OK or

@@ -8,9 +8,9 @@
  * sequence of little-endian u64 words, the first being the record's type:
  *
  *   'H' window_ms saved_at_ms sections flags   first; flags bit 0: a journal checkpoint
- *   'P' key0 key1 n modulus[n]    entity placement, second when present: an entity's section is
- *                                 the SipHash-2-4 of its key under (key0, key1) reduced by each
- *                                 modulus in turn, then by `sections` (0.3)
+ *   'P' key0 key1 n word[n]       entity placement, second when present: an entity's section is
+ *                                 section[h >> 52], h the SipHash-2-4 of its key under (key0,
+ *                                 key1); n = 512: 4096 sections, a byte each, 8 to a word (0.3)
  *   'S' section                   the cells that follow belong to this section (a shard)
  *   'A' ts n amount[n]            retained amounts of the open cell `ts`, oldest first; a large
  *                                 cell has several 'A' records, written at different moments
@@ -69,9 +69,10 @@ enum {
     TXSTATS__IMG_TAGS = 'T',
 };
 
-#define TXSTATS__IMG_JOURNAL_CKPT 1 /* 'H' flags */
-#define TXSTATS__IMG_KEY_WORDS    5
-#define TXSTATS__IMG_CUT_WORDS    2
+#define TXSTATS__IMG_JOURNAL_CKPT  1    /* 'H' flags */
+#define TXSTATS__IMG_PLACE_BUCKETS 4096 /* 'P': entity placement buckets, a byte each */
+#define TXSTATS__IMG_KEY_WORDS     5
+#define TXSTATS__IMG_CUT_WORDS     2
 
 /* A cut of a journal stream ('J' records): records of timestamps below ts_hi (and at or above the
  * previous cut's) with sequence numbers up to seq are in the image. */

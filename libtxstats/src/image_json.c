@@ -10,6 +10,7 @@
 #include "image_json.h"
 
 #define JSON_FORMAT "libtxstats-snapshot"
+#define PLACE_BYTES TXSTATS__IMG_PLACE_BUCKETS
 
 /* ---- writing -------------------------------------------------------------------------------- */
 
@@ -90,15 +91,17 @@ static int keys(struct txstats__img_json *j, const struct txstats__img_rec *r)
 static int place(struct txstats__img_json *j, const struct txstats__img_rec *r)
 {
     char buf[64];
-    snprintf(buf, sizeof(buf), "[\"P\",\"%016llx%016llx\",[", (unsigned long long)r->f[0],
+    snprintf(buf, sizeof(buf), "[\"P\",\"%016llx%016llx\",\"", (unsigned long long)r->f[0],
              (unsigned long long)r->f[1]);
     int rc = text(j, buf);
     for (uint64_t i = 0; rc == 0 && i < r->n; i++) {
-        snprintf(buf, sizeof(buf), "%s%llu", i ? "," : "",
-                 (unsigned long long)txstats__img_word(r->arr, i));
-        rc = text(j, buf);
+        uint64_t v = txstats__img_word(r->arr, i);
+        char hex[17];
+        for (unsigned b = 0; b < 8; b++)
+            snprintf(hex + 2 * b, 3, "%02x", (unsigned)(v >> (8 * b)) & 0xff);
+        rc = text(j, hex);
     }
-    return rc == 0 ? text(j, "]]") : rc;
+    return rc == 0 ? text(j, "\"]") : rc;
 }
 
 /* An entity's name: its key's bytes in hex (a key is any bytes). */
@@ -329,32 +332,37 @@ static bool json_keys(struct txstats__img_mem *m, const cJSON *a)
     return true;
 }
 
-static bool json_place(struct txstats__img_mem *m, const cJSON *a)
-{
-    const cJSON *k = cJSON_GetArrayItem(a, 1), *list = cJSON_GetArrayItem(a, 2);
-    uint64_t k0, k1;
-    int n = cJSON_GetArraySize(list);
-    if (cJSON_GetArraySize(a) != 3 || !cJSON_IsString(k) || strlen(k->valuestring) != 32 ||
-        !txstats__json_hex64(k->valuestring, &k0) ||
-        !txstats__json_hex64(k->valuestring + 16, &k1) || !cJSON_IsArray(list) || n > 64)
-        return false;
-    txstats__img_mem_need(m, 8 * (4 + (size_t)n));
-    txstats__img_mem_put(m, TXSTATS__IMG_PLACE);
-    txstats__img_mem_put(m, k0);
-    txstats__img_mem_put(m, k1);
-    txstats__img_mem_put(m, (uint64_t)n);
-    for (const cJSON *e = list->child; e; e = e->next) {
-        int64_t v;
-        if (!txstats__json_int(e, 1, 4294967295.0, &v))
-            return false;
-        txstats__img_mem_put(m, (uint64_t)v);
-    }
-    return true;
-}
-
 static int hex_digit(char c)
 {
     return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+static bool json_place(struct txstats__img_mem *m, const cJSON *a)
+{
+    const cJSON *k = cJSON_GetArrayItem(a, 1), *t = cJSON_GetArrayItem(a, 2);
+    uint64_t k0, k1;
+    if (cJSON_GetArraySize(a) != 3 || !cJSON_IsString(k) || strlen(k->valuestring) != 32 ||
+        !txstats__json_hex64(k->valuestring, &k0) ||
+        !txstats__json_hex64(k->valuestring + 16, &k1) || !cJSON_IsString(t) ||
+        strlen(t->valuestring) != 2 * PLACE_BYTES)
+        return false;
+    txstats__img_mem_need(m, 8 * (4 + PLACE_BYTES / 8));
+    txstats__img_mem_put(m, TXSTATS__IMG_PLACE);
+    txstats__img_mem_put(m, k0);
+    txstats__img_mem_put(m, k1);
+    txstats__img_mem_put(m, PLACE_BYTES / 8);
+    uint64_t w = 0;
+    for (size_t b = 0; b < PLACE_BYTES; b++) {
+        int hi = hex_digit(t->valuestring[2 * b]), lo = hex_digit(t->valuestring[2 * b + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        w |= (uint64_t)(hi << 4 | lo) << (8 * (b % 8));
+        if (b % 8 == 7) {
+            txstats__img_mem_put(m, w);
+            w = 0;
+        }
+    }
+    return true;
 }
 
 static bool json_name(struct txstats__img_mem *m, const cJSON *a)

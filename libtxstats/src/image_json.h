@@ -6,7 +6,7 @@
  *
  *   {"format":"libtxstats-snapshot","version":2,"records":[
  *    ["H",window_ms,saved_at_ms,sections,0],
- *    ["P","<32 hex digits of the entities' hash key>",[modulus,...]],
+ *    ["P","<32 hex digits of the entities' hash key>","<8192 hex digits: a section a bucket>"],
  *    ["S",section],
  *    ["N",index,"<the entity's key in hex>"],
  *    ["T",ts,[[index,"amount"],...]],

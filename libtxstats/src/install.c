@@ -39,8 +39,7 @@ struct txstats__load {
     /* Entities: the image's hash key and placement ('P'), the section's names (index -> the slot
      * it got in the target shard; NO_SLOT: none), the open cell's tags. */
     uint64_t hkey[2];
-    uint32_t chain[TXSTATS__MAX_PLACE];
-    unsigned nchain;
+    uint8_t place[TXSTATS__PLACE_BUCKETS]; /* bucket -> section */
     bool placed;
     uint32_t *names;
     size_t nnames, names_cap;
@@ -60,17 +59,14 @@ static bool inside(const struct txstats__load *l, int64_t ts)
     return ts > l->now - l->t->cfg.window_ms && ts <= l->now + l->t->cfg.max_skew_ms;
 }
 
-/* The instance takes the image's placement: its chain, then its section count when that is
- * not the instance's shard count (every lock held). */
+/* The instance takes the image's placement: each bucket goes to the shard its section goes to
+ * (every lock held). */
 static void adopt_placement(struct txstats__load *l)
 {
     txstats_t *t = l->t;
-    unsigned n = l->nchain;
-    for (unsigned i = 0; i < n; i++)
-        atomic_store(&t->place[i], l->chain[i]);
-    if (l->sections != t->nshards)
-        atomic_store(&t->place[n++], l->sections);
-    atomic_store(&t->nplace, n);
+    for (unsigned b = 0; b < TXSTATS__PLACE_BUCKETS; b++)
+        atomic_store_explicit(&t->place[b], (uint8_t)(l->place[b] % t->nshards),
+                              memory_order_relaxed);
     if (l->placed) {
         atomic_store(&t->ents.hash_key[0], l->hkey[0]);
         atomic_store(&t->ents.hash_key[1], l->hkey[1]);
@@ -85,23 +81,24 @@ static int on_header(struct txstats__load *l, const struct txstats__img_rec *r)
     l->headed = true;
     l->sections = (unsigned)r->f[2];
     l->placed = false;
-    l->nchain = 0;
+    for (unsigned b = 0; b < TXSTATS__PLACE_BUCKETS; b++) /* an image of 0.2: no entities */
+        l->place[b] = (uint8_t)(b % l->sections);
     if (l->apply)
         adopt_placement(l);
     return TXSTATS_OK;
 }
 
+/* 'P': the hash key, and the section of each bucket, 8 to a word. */
 static int on_place(struct txstats__load *l, const struct txstats__img_rec *r)
 {
-    if (l->placed || l->sectioned || r->n > TXSTATS__MAX_PLACE - 1)
+    if (l->placed || l->sectioned || r->n != TXSTATS__PLACE_BUCKETS / 8)
         return TXSTATS_EFORMAT;
-    for (uint64_t i = 0; i < r->n; i++) {
-        uint64_t m = txstats__img_word(r->arr, i);
-        if (m < 1 || m > UINT32_MAX)
+    for (unsigned b = 0; b < TXSTATS__PLACE_BUCKETS; b++) {
+        uint64_t section = txstats__img_word(r->arr, b / 8) >> (8 * (b % 8)) & 0xff;
+        if (section >= l->sections)
             return TXSTATS_EFORMAT;
-        l->chain[i] = (uint32_t)m;
+        l->place[b] = (uint8_t)section;
     }
-    l->nchain = (unsigned)r->n;
     l->hkey[0] = r->f[0];
     l->hkey[1] = r->f[1];
     l->placed = true;
@@ -223,9 +220,7 @@ static int on_name(struct txstats__load *l, const struct txstats__img_rec *r)
     if (!len || !l->placed || !l->sectioned || r->f[0] != l->nnames)
         return TXSTATS_EFORMAT;
     uint64_t h = txstats__ent_hash_with(l->hkey, key, len);
-    for (unsigned i = 0; i < l->nchain; i++)
-        h %= l->chain[i];
-    if (h % l->sections != l->section)
+    if (l->place[h >> TXSTATS__PLACE_SHIFT] != l->section)
         return TXSTATS_EFORMAT;
     if (txstats__reserve(&l->t->mem, (void **)&l->names, &l->names_cap, l->nnames + 1,
                          sizeof(*l->names)) != 0)

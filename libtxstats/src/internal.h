@@ -32,6 +32,7 @@
 
 #include "alloc.h"
 #include "entities.h"
+#include "image.h"
 #include "journal.h"
 #include "keys.h"
 #include "txstats/txstats.h"
@@ -47,10 +48,13 @@ struct txstats__shard {
     struct txstats__entities ents; /* the entities whose transactions this shard holds */
 } __attribute__((aligned(64)));
 
-/* Entities are placed by their key's hash: shard = the hash reduced by each modulus of
- * `place`, in order, then by the shard count. A load of an image written with another shard
- * count appends that count, so that every entity stays in the shard its transactions went to. */
-#define TXSTATS__MAX_PLACE 8
+/* Entities are placed by their key's hash: its top 12 bits pick one of TXSTATS__PLACE_BUCKETS
+ * buckets, `place` maps each bucket to a shard (bucket % shards at creation). A load of an image
+ * written with another shard count maps each bucket to the shard the image's section of that
+ * bucket goes to, so that every entity stays in the shard its transactions went to. The index of
+ * an entity table uses the hash's low bits: independent of the placement. */
+#define TXSTATS__PLACE_BUCKETS TXSTATS__IMG_PLACE_BUCKETS
+#define TXSTATS__PLACE_SHIFT   52
 
 struct txstats__durable; /* persist.c: checkpoint state */
 
@@ -72,8 +76,7 @@ struct txstats {
     struct txstats__ent_shared ents; /* what the shards' entity tables share */
     /* Entity placement: changed under every shard lock (then ents.epoch advanced), read without
      * any by txstats__lock_entity(), which checks the epoch once it holds the home shard. */
-    _Atomic uint32_t place[TXSTATS__MAX_PLACE];
-    _Atomic unsigned nplace;
+    _Atomic uint8_t place[TXSTATS__PLACE_BUCKETS];
     int64_t key_ttl;                  /* ms a key lives after its timestamp (or first sight) */
     struct txstats__journal *journal; /* NULL unless txstats_open_dir() attached one */
     uint64_t clear_id;                /* last journaled clear; under all shard locks */
@@ -89,15 +92,15 @@ struct txstats {
 /* The shard of an entity's key hash. */
 static inline unsigned txstats__home(txstats_t *t, uint64_t hash)
 {
-    unsigned n = atomic_load_explicit(&t->nplace, memory_order_relaxed);
-    for (unsigned i = 0; i < n && i < TXSTATS__MAX_PLACE; i++)
-        hash %= atomic_load_explicit(&t->place[i], memory_order_relaxed);
-    return (unsigned)(hash % t->nshards);
+    return atomic_load_explicit(&t->place[hash >> TXSTATS__PLACE_SHIFT], memory_order_relaxed);
 }
 
 /* The home shard of an entity, locked, with its key's hash (good while the lock is held). */
 struct txstats__shard *txstats__lock_entity(txstats_t *t, const void *key, size_t len,
                                             uint64_t *hash);
+
+/* Every shard advanced to `now`, one lock at a time. */
+void txstats__advance_all(txstats_t *t, int64_t now);
 
 /* The current time: max(clock, every earlier reading), clamped. */
 int64_t txstats__now(txstats_t *t);

@@ -172,6 +172,7 @@ int txstats_entity_info(txstats_t *t, txstats_entity_info_t *out)
     if (!t || !out)
         return TXSTATS_EINVAL;
     memset(out, 0, sizeof(*out));
+    txstats__advance_all(t, txstats__now(t)); /* entities whose last transaction left: freed */
     out->active = atomic_load_explicit(&t->ents.active, memory_order_relaxed);
     out->limit = t->ents.cap;
     out->refused = atomic_load_explicit(&t->ents.refused, memory_order_relaxed);

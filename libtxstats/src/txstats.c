@@ -155,6 +155,8 @@ static void init_geometry(txstats_t *t, const txstats_config_t *cfg)
     t->key_ttl = cfg->key_ttl_ms > lifetime ? cfg->key_ttl_ms : lifetime;
     atomic_init(&t->ret.pool, (uint64_t)cfg->max_retained);
     t->ents.cap = cfg->max_entities;
+    for (unsigned b = 0; b < TXSTATS__PLACE_BUCKETS; b++)
+        atomic_init(&t->place[b], (uint8_t)(b % t->nshards));
     uint64_t key[2];
     randombytes_buf(key, sizeof(key));
     atomic_init(&t->ents.hash_key[0], key[0]);
@@ -352,24 +354,52 @@ add_locked(txstats_t *t, struct txstats__shard *s, txstats_amount_t amount, int6
     return TXSTATS_OK;
 }
 
+void txstats__advance_all(txstats_t *t, int64_t now)
+{
+    for (unsigned i = 0; i < t->nshards; i++) {
+        pthread_mutex_lock(&t->shards[i].lock);
+        txstats__window_advance(&t->shards[i].w, now);
+        pthread_mutex_unlock(&t->shards[i].lock);
+    }
+}
+
+/* An entity's transaction into its home shard: locked, advanced, added. At the entity cap, once
+ * more after every shard advanced (their expired entities freed); then refused for good. */
+static int add_entity(txstats_t *t, txstats_amount_t amount, int64_t ts, int64_t now,
+                      const struct txstats__key *key, struct ent_ref ent, bool may_keep,
+                      struct txstats__shard **sp, uint64_t *seq)
+{
+    int rc = TXSTATS_ELIMIT;
+    for (int round = 0; round < 2 && rc == TXSTATS_ELIMIT; round++) {
+        if (round)
+            txstats__advance_all(t, now);
+        struct txstats__shard *s = txstats__lock_entity(t, ent.key, ent.len, &ent.hash);
+        txstats__window_advance(&s->w, now);
+        rc = add_locked(t, s, amount, ts, key, &ent, may_keep, seq);
+        pthread_mutex_unlock(&s->lock);
+        *sp = s;
+    }
+    if (rc == TXSTATS_ELIMIT)
+        atomic_fetch_add_explicit(&t->ents.refused, 1, memory_order_relaxed);
+    return rc;
+}
+
 /* An admitted transaction into a shard (an entity's own, else some shard): lock, reserve,
  * journal, apply, unlock, commit. */
 static int add_admitted(txstats_t *t, txstats_amount_t amount, int64_t ts, int64_t now,
                         const struct txstats__key *key, const struct ent_ref *ent, bool may_keep)
 {
     struct txstats__shard *s;
-    struct ent_ref placed;
+    uint64_t seq = 0;
+    int rc;
     if (ent) {
-        placed = *ent;
-        s = txstats__lock_entity(t, ent->key, ent->len, &placed.hash);
-        ent = &placed;
+        rc = add_entity(t, amount, ts, now, key, *ent, may_keep, &s, &seq);
     } else {
         s = lock_some_shard(t);
+        txstats__window_advance(&s->w, now);
+        rc = add_locked(t, s, amount, ts, key, NULL, may_keep, &seq);
+        pthread_mutex_unlock(&s->lock);
     }
-    uint64_t seq = 0;
-    txstats__window_advance(&s->w, now);
-    int rc = add_locked(t, s, amount, ts, key, ent, may_keep, &seq);
-    pthread_mutex_unlock(&s->lock);
     if (rc == TXSTATS_OK && s->js)
         rc = txstats__jstream_commit(t->journal, s->js, seq);
     return rc;

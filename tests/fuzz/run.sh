@@ -5,8 +5,8 @@ set -u
 build="$1"; secs="$2"
 src=$(cd "$(dirname "$0")" && pwd)
 total=0; failed=0
-for t in amount timestamp post_body json_check snapshot journal checkpoint; do
-    case $t in amount) dict=amount.dict ;; timestamp) dict=timestamp.dict ;; checkpoint) dict= ;; *) dict=json.dict ;; esac
+for t in amount timestamp post_body json_check snapshot journal journal_entities checkpoint; do
+    case $t in amount) dict=amount.dict ;; timestamp) dict=timestamp.dict ;; checkpoint|journal_entities) dict= ;; *) dict=json.dict ;; esac
     corpus="$build/fuzz-corpus/$t"
     mkdir -p "$corpus" "$build/fuzz-artifacts"
     cp -n "$src/corpus/$t/"* "$corpus/" 2>/dev/null || true
