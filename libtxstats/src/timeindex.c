@@ -33,6 +33,12 @@ static struct txstats__minmax join(struct txstats__minmax a, struct txstats__min
     return (struct txstats__minmax){a.min < b.min ? a.min : b.min, a.max > b.max ? a.max : b.max};
 }
 
+/* v << s for any v (a negative timestamp's too), without undefined behaviour. */
+static int64_t shl(int64_t v, int s)
+{
+    return (int64_t)((uint64_t)v << s);
+}
+
 static unsigned idx(int64_t ts, int shift)
 {
     return (unsigned)((ts >> shift) & LOW6);
@@ -172,7 +178,7 @@ static struct txstats__minmax page_mm(const struct txstats__tpage *p, int64_t no
     struct txstats__minmax m = EMPTY;
     uint64_t used = p->used;
     for (uint32_t i = 0; used; i++, used &= used - 1) {
-        int64_t ts = (p->base << SH0) | __builtin_ctzll(used);
+        int64_t ts = shl(p->base, SH0) | __builtin_ctzll(used);
         const struct txstats__cell *c = &p->cells[i];
         if (c->count && ts <= now)
             m = join(m, (struct txstats__minmax){c->min, c->max});
@@ -264,12 +270,12 @@ static int64_t next_in_top(const struct txstats__tnode *n2, int64_t from)
     for (int c1 = next_bit(n2->used, idx(from, SH1)); c1 >= 0;
          c1 = c1 < LOW6 ? next_bit(n2->used, (unsigned)c1 + 1) : -1) {
         const struct txstats__tnode *n1 = n2->child[c1];
-        int64_t base1 = (n2->base << SH2) | ((int64_t)c1 << SH1);
+        int64_t base1 = shl(n2->base, SH2) | shl(c1, SH1);
         int64_t at = from > base1 ? from : base1;
         for (int c0 = next_bit(n1->used, idx(at, SH0)); c0 >= 0;
              c0 = c0 < LOW6 ? next_bit(n1->used, (unsigned)c0 + 1) : -1) {
             const struct txstats__tpage *p = n1->child[c0];
-            int64_t base0 = base1 | ((int64_t)c0 << SH0);
+            int64_t base0 = base1 | shl(c0, SH0);
             int b = next_bit(p->used, at > base0 ? idx(at, 0) : 0);
             if (b >= 0)
                 return base0 | b;
@@ -286,7 +292,7 @@ static int64_t next_wide(const struct txstats__tindex *ti, int64_t from, int64_t
         const struct txstats__tnode *n2 = ti->ring[k];
         if (!n2 || n2->base < from >> SH2 || n2->base > to >> SH2)
             continue;
-        int64_t start = n2->base << SH2;
+        int64_t start = shl(n2->base, SH2);
         int64_t ts = next_in_top(n2, from > start ? from : start);
         best = ts < best ? ts : best;
     }
@@ -300,11 +306,11 @@ int64_t txstats__ti_next(const struct txstats__tindex *ti, int64_t from, int64_t
     if ((to >> SH2) - (from >> SH2) >= ti->nring)
         return next_wide(ti, from, to);
     for (int64_t k = from >> SH2; k <= to >> SH2; k++) {
-        const struct txstats__tnode *n2 = top(ti, k << SH2);
+        const struct txstats__tnode *n2 = top(ti, shl(k, SH2));
         int64_t ts = n2 ? next_in_top(n2, from) : INT64_MAX;
         if (ts != INT64_MAX)
             return ts <= to ? ts : INT64_MAX;
-        from = (k + 1) << SH2;
+        from = shl(k + 1, SH2);
     }
     return INT64_MAX;
 }
@@ -326,7 +332,7 @@ static struct txstats__minmax page_from(const struct txstats__tpage *p, int64_t 
     struct txstats__minmax m = EMPTY;
     uint64_t used = p->used;
     for (uint32_t i = 0; used; i++, used &= used - 1) {
-        int64_t ts = (p->base << SH0) | __builtin_ctzll(used);
+        int64_t ts = shl(p->base, SH0) | __builtin_ctzll(used);
         const struct txstats__cell *c = &p->cells[i];
         if (c->count && ts >= lo && ts <= now)
             m = join(m, (struct txstats__minmax){c->min, c->max});
@@ -358,7 +364,7 @@ struct txstats__minmax txstats__ti_extremes(const struct txstats__tindex *ti, in
         return m;
     bool wide = (now >> SH2) - (lo >> SH2) >= ti->nring;
     for (int64_t k = wide ? 0 : lo >> SH2; k <= (wide ? ti->nring - 1 : now >> SH2); k++) {
-        const struct txstats__tnode *n2 = wide ? ti->ring[k] : top(ti, k << SH2);
+        const struct txstats__tnode *n2 = wide ? ti->ring[k] : top(ti, shl(k, SH2));
         if (!n2 || n2->base < lo >> SH2 || n2->base > now >> SH2)
             continue;
         m = join(m, n2->base == lo >> SH2 ? node_from(n2, 2, lo, now) : n2->mm);

@@ -28,7 +28,7 @@ void txstats_config_init(txstats_config_t *cfg)
 }
 
 /* The window's tags, told to the shard's entities. */
-static void tag_sink(void *ctx, uint32_t slot, txstats_amount_t amount, int op, unsigned span)
+void txstats__tag_sink(void *ctx, uint32_t slot, txstats_amount_t amount, int op, unsigned span)
 {
     struct txstats__entities *e = ctx;
     if (op == TXSTATS__TAG_COUNT)
@@ -82,15 +82,6 @@ static unsigned spans_of(const txstats_config_t *c, int64_t *out)
     return n;
 }
 
-/* The longest of a configuration's spans (0: an invalid one). */
-static int64_t longest_of(const txstats_config_t *c)
-{
-    int64_t spans[TXSTATS_MAX_SPANS], longest = 0;
-    for (unsigned i = 0, n = spans_of(c, spans); i < n; i++)
-        longest = spans[i] > longest ? spans[i] : longest;
-    return longest;
-}
-
 static int check_config(const txstats_config_t *c)
 {
     int64_t spans[TXSTATS_MAX_SPANS];
@@ -120,7 +111,7 @@ static int init_shards(txstats_t *t)
         }
         pthread_mutex_init(&s->lock, NULL);
         txstats__ent_init(&s->ents, &t->mem, &t->ents);
-        s->w.sink = (struct txstats__tag_sink){tag_sink, &s->ents};
+        s->w.sink = (struct txstats__tag_sink){txstats__tag_sink, &s->ents};
     }
     return TXSTATS_OK;
 }
@@ -247,8 +238,11 @@ int txstats_admit(const txstats_config_t *cfg, txstats_amount_t amount, int64_t 
         cfg = &def;
     }
     txstats_config_t longest = *cfg;
-    longest.window_ms = longest_of(cfg);
-    if (longest.window_ms < 1)
+    for (unsigned i = 0; cfg->spans_ms && i < cfg->nspans && i < TXSTATS_MAX_SPANS; i++)
+        longest.window_ms = i == 0 || cfg->spans_ms[i] > longest.window_ms ? cfg->spans_ms[i]
+                                                                            : longest.window_ms;
+    if (longest.window_ms < 1 || cfg->max_skew_ms < 0 ||
+        (cfg->spans_ms && (cfg->nspans < 1 || cfg->nspans > TXSTATS_MAX_SPANS)))
         return TXSTATS_EINVAL;
     return admit(&longest, amount, timestamp_ms, now_ms);
 }
