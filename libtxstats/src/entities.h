@@ -74,8 +74,8 @@ struct txstats__ent_shared {
      * has not moved meanwhile. */
     _Atomic uint64_t hash_key[2];
     _Atomic uint64_t epoch;
-    unsigned nspans;  /* the window's spans */
-    unsigned longest; /* the index of the longest: an entity is freed when empty there */
+    unsigned nspans;          /* the window's spans */
+    unsigned longest;         /* the index of the longest: an entity is freed when empty there */
     uint64_t cap;             /* max_entities */
     _Atomic uint64_t active;  /* slots in use over all shards */
     _Atomic uint64_t refused; /* TXSTATS_ELIMIT answers */

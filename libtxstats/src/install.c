@@ -44,7 +44,7 @@ struct txstats__load {
     /* The second pass builds here, aside from the live shards, and swaps in when all is built. */
     struct txstats__window *fresh;
     struct txstats__entities *fents;
-    struct txstats__retention ret; /* the budget the fresh windows retain from */
+    struct txstats__retention ret;  /* the budget the fresh windows retain from */
     struct txstats__ent_shared esh; /* the image's hash key; the fresh entities' count */
 };
 
@@ -512,8 +512,8 @@ static int fresh_alloc(struct txstats__load *l)
     }
     atomic_init(&l->ret.pool, (uint64_t)t->cfg.max_retained);
     l->ret.batch = t->ret.batch;
-    l->esh = (struct txstats__ent_shared){.cap = t->ents.cap, .nspans = t->ents.nspans,
-                                          .longest = t->ents.longest};
+    l->esh = (struct txstats__ent_shared){
+        .cap = t->ents.cap, .nspans = t->ents.nspans, .longest = t->ents.longest};
     for (unsigned i = 0; i < n; i++) {
         if (txstats__window_init(&l->fresh[i], &t->geom, &t->mem, &l->ret) != TXSTATS_OK) {
             for (unsigned j = 0; j < i; j++)

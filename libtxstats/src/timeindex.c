@@ -66,24 +66,45 @@ static struct txstats__tnode *top(const struct txstats__tindex *ti, int64_t ts)
 
 static struct txstats__tpage *page_of(const struct txstats__tindex *ti, int64_t ts)
 {
+    if (ti->hot && ti->hot->base == ts >> SH0)
+        return ti->hot;
     struct txstats__tnode *n2 = top(ti, ts), *n1;
     if (!n2 || !(n1 = n2->child[idx(ts, SH1)]))
         return NULL;
     return n1->child[idx(ts, SH0)];
 }
 
+/* Bits set in x: inline (the baseline x86-64 target has no popcnt instruction, and libgcc's
+ * __popcountdi2 is a call: 7 % of an add in perf). */
+static unsigned pop64(uint64_t x)
+{
+    x -= (x >> 1) & UINT64_C(0x5555555555555555);
+    x = (x & UINT64_C(0x3333333333333333)) + ((x >> 2) & UINT64_C(0x3333333333333333));
+    x = (x + (x >> 4)) & UINT64_C(0x0f0f0f0f0f0f0f0f);
+    return (unsigned)((x * UINT64_C(0x0101010101010101)) >> 56);
+}
+
 /* Position of the cell of ts among its page's cells. */
 static uint32_t rank_in(const struct txstats__tpage *p, int64_t ts)
 {
     unsigned b = idx(ts, 0);
-    return (uint32_t)__builtin_popcountll(b ? p->used & ((UINT64_C(1) << b) - 1) : 0);
+    return pop64(b ? p->used & ((UINT64_C(1) << b) - 1) : 0);
 }
 
-struct txstats__cell *txstats__ti_find(const struct txstats__tindex *ti, int64_t ts)
+const struct txstats__cell *txstats__ti_peek(const struct txstats__tindex *ti, int64_t ts)
+{
+    const struct txstats__tpage *p = page_of(ti, ts);
+    if (!p || !(p->used >> idx(ts, 0) & 1))
+        return NULL;
+    return &p->cells[rank_in(p, ts)];
+}
+
+struct txstats__cell *txstats__ti_find(struct txstats__tindex *ti, int64_t ts)
 {
     struct txstats__tpage *p = page_of(ti, ts);
     if (!p || !(p->used >> idx(ts, 0) & 1))
         return NULL;
+    ti->hot = p;
     return &p->cells[rank_in(p, ts)];
 }
 
@@ -200,6 +221,8 @@ static void prune(struct txstats__tindex *ti, int64_t ts)
     struct txstats__tnode *n2 = *slot, *n1 = n2 ? n2->child[idx(ts, SH1)] : NULL;
     struct txstats__tpage *p = n1 ? n1->child[idx(ts, SH0)] : NULL;
     if (p && !p->used) {
+        if (ti->hot == p)
+            ti->hot = NULL;
         txstats__free(ti->mem, p->cells);
         ti->bytes -= sizeof(*p) + (uint64_t)p->cap * sizeof(*p->cells);
         txstats__free(ti->mem, p);
@@ -317,8 +340,10 @@ int64_t txstats__ti_next(const struct txstats__tindex *ti, int64_t from, int64_t
 
 void txstats__ti_widen(struct txstats__tindex *ti, int64_t ts, struct txstats__minmax mm)
 {
+    struct txstats__tpage *p = page_of(ti, ts);
+    if (mm.min >= p->mm.min && mm.max <= p->mm.max)
+        return; /* the page's extremes hold it, so do its parents' */
     struct txstats__tnode *n2 = top(ti, ts), *n1 = n2->child[idx(ts, SH1)];
-    struct txstats__tpage *p = n1->child[idx(ts, SH0)];
     p->mm = join(p->mm, mm);
     n1->cmm[idx(ts, SH0)] = join(n1->cmm[idx(ts, SH0)], mm);
     n1->mm = join(n1->mm, mm);

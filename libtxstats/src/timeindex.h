@@ -43,21 +43,25 @@ struct txstats__cell {
 };
 
 struct txstats__tnode;
+struct txstats__tpage;
 
 struct txstats__tindex {
     const struct txstats__mem *mem;
     struct txstats__tnode **ring; /* level-2 nodes, at (ts >> 18) & (nring - 1) */
     int64_t nring;
-    uint64_t cells; /* cells held */
-    uint64_t bytes; /* allocated, the ring included */
+    struct txstats__tpage *hot; /* the page found last (adds cluster near now), or NULL */
+    uint64_t cells;             /* cells held */
+    uint64_t bytes;             /* allocated, the ring included */
 };
 
 /* An index for cells within `span_ms` (window + skew) of each other. TXSTATS_OK, TXSTATS_ENOMEM. */
 int txstats__ti_init(struct txstats__tindex *ti, const struct txstats__mem *mem, int64_t span_ms);
 /* Free every node and page (the cells' chains are the caller's to release first). */
 void txstats__ti_fini(struct txstats__tindex *ti);
-/* The cell of ts, or NULL. */
-struct txstats__cell *txstats__ti_find(const struct txstats__tindex *ti, int64_t ts);
+/* The cell of ts, or NULL (its page remembered: the next find near it is one comparison). */
+struct txstats__cell *txstats__ti_find(struct txstats__tindex *ti, int64_t ts);
+/* The same, remembering nothing (readers). */
+const struct txstats__cell *txstats__ti_peek(const struct txstats__tindex *ti, int64_t ts);
 /* The cell of ts, made (zeroed) when missing: TXSTATS_OK or TXSTATS_ENOMEM. */
 int txstats__ti_make(struct txstats__tindex *ti, int64_t ts, struct txstats__cell **out);
 /* Remove the cell of ts (it exists; its chains released); the summaries are refreshed from the

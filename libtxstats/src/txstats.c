@@ -239,8 +239,8 @@ int txstats_admit(const txstats_config_t *cfg, txstats_amount_t amount, int64_t 
     }
     txstats_config_t longest = *cfg;
     for (unsigned i = 0; cfg->spans_ms && i < cfg->nspans && i < TXSTATS_MAX_SPANS; i++)
-        longest.window_ms = i == 0 || cfg->spans_ms[i] > longest.window_ms ? cfg->spans_ms[i]
-                                                                            : longest.window_ms;
+        longest.window_ms =
+            i == 0 || cfg->spans_ms[i] > longest.window_ms ? cfg->spans_ms[i] : longest.window_ms;
     if (longest.window_ms < 1 || cfg->max_skew_ms < 0 ||
         (cfg->spans_ms && (cfg->nspans < 1 || cfg->nspans > TXSTATS_MAX_SPANS)))
         return TXSTATS_EINVAL;

@@ -22,7 +22,7 @@
 
 const struct txstats__cell *txstats__window_cell(const struct txstats__window *w, int64_t ts)
 {
-    return txstats__ti_find(&w->ti, ts);
+    return txstats__ti_peek(&w->ti, ts);
 }
 
 int64_t txstats__window_next_used(const struct txstats__window *w, int64_t from, int64_t to)
@@ -521,7 +521,7 @@ bool txstats__window_used(const struct txstats__window *w, int64_t ts)
 {
     const struct txstats__cell *c;
     return ts > w->now - w->g->window_ms && ts <= w->now + w->g->skew_ms &&
-           (c = txstats__ti_find(&w->ti, ts)) && c->count > 0;
+           (c = txstats__ti_peek(&w->ti, ts)) && c->count > 0;
 }
 
 void txstats__window_adopt_chunks(struct txstats__window *w, struct txstats__chunk *pool)

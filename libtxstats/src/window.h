@@ -25,8 +25,8 @@ struct txstats__geom {
     int64_t window_ms; /* the longest span: what the window keeps */
     int64_t skew_ms;
     unsigned nspans;
-    unsigned longest;                     /* its index */
-    int64_t spans[TXSTATS__MAX_SPANS];    /* spans[0]: the default */
+    unsigned longest;                  /* its index */
+    int64_t spans[TXSTATS__MAX_SPANS]; /* spans[0]: the default */
 };
 
 /* Retention budget shared by the windows of an instance: kept amounts + window credits + pool ==
@@ -78,8 +78,8 @@ struct txstats__window {
     const struct txstats__geom *g;
     const struct txstats__mem *mem;
     struct txstats__retention *ret;
-    int64_t now;     /* the time up to which expiry has been applied */
-    uint64_t credit; /* retained amounts this window may still add, from ret->pool */
+    int64_t now;               /* the time up to which expiry has been applied */
+    uint64_t credit;           /* retained amounts this window may still add, from ret->pool */
     struct txstats__tindex ti; /* the cells, active or ahead of now */
     struct txstats__span sp[TXSTATS__MAX_SPANS];
     struct txstats__chunk *free_chunks;

@@ -121,14 +121,14 @@ typedef struct {
     void (*free)(void *ptr, void *ud);     /**< deallocator matching alloc; NULL: free */
     void *alloc_ud;                        /**< passed to alloc and free */
     const txstats_io_t *io;                /**< file layer; NULL: POSIX write/fdatasync */
-    size_t max_keys;      /**< idempotency keys remembered at once (txstats_add_keyed); 0: keys
-                               refused with TXSTATS_EFULL; default TXSTATS_DEFAULT_MAX_KEYS */
-    int64_t key_ttl_ms;   /**< how long a key is remembered after its transaction's timestamp (or,
-                               for a transaction not stored, after it was seen); at least
-                               window_ms + max_skew_ms, which 0 (the default) means */
-    size_t max_entities;  /**< entities (per-key windows) active at once; a transaction for a new
-                               one past it gets TXSTATS_ELIMIT; 0: entities refused; default
-                               TXSTATS_DEFAULT_MAX_ENTITIES */
+    size_t max_keys;     /**< idempotency keys remembered at once (txstats_add_keyed); 0: keys
+                              refused with TXSTATS_EFULL; default TXSTATS_DEFAULT_MAX_KEYS */
+    int64_t key_ttl_ms;  /**< how long a key is remembered after its transaction's timestamp (or,
+                              for a transaction not stored, after it was seen); at least
+                              window_ms + max_skew_ms, which 0 (the default) means */
+    size_t max_entities; /**< entities (per-key windows) active at once; a transaction for a new
+                              one past it gets TXSTATS_ELIMIT; 0: entities refused; default
+                              TXSTATS_DEFAULT_MAX_ENTITIES */
     const int64_t *spans_ms; /**< several windows at once: `nspans` spans in ms (1 to
                                   TXSTATS_MAX_SPANS, distinct, each >= 1); spans_ms[0] is the
                                   default span and replaces window_ms. Read at creation, not
@@ -723,8 +723,8 @@ TXSTATS_API const char *txstats_version(void);
 TXSTATS_API int txstats_quantiles(txstats_t *t, const uint32_t *q_ppb, size_t n,
                                   txstats_amount_t *out, uint64_t *count);
 /** txstats_quantiles() of span `span`; TXSTATS_EINVAL also for a span out of range. */
-TXSTATS_API int txstats_quantiles_span(txstats_t *t, unsigned span, const uint32_t *q_ppb,
-                                       size_t n, txstats_amount_t *out, uint64_t *count);
+TXSTATS_API int txstats_quantiles_span(txstats_t *t, unsigned span, const uint32_t *q_ppb, size_t n,
+                                       txstats_amount_t *out, uint64_t *count);
 
 /** A distribution that windows add into: they combine exactly (bucket counts add up). */
 typedef struct txstats_dist txstats_dist_t;
