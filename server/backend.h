@@ -8,6 +8,8 @@
  *
  * Statuses are the library's: TXSTATS_OK, TXSTATS_EXPIRED, TXSTATS_EFUTURE, TXSTATS_ERANGE, and
  * TXSTATS_EIO (not recorded: the journal or Kafka refused; `err` says why) or TXSTATS_ENOMEM.
+ * A transaction may name a key (the library's entity): it then counts in the global window and
+ * in that key's window, which key_stats and top answer.
  */
 #ifndef TXSTATS_SERVER_BACKEND_H
 #define TXSTATS_SERVER_BACKEND_H
@@ -21,18 +23,17 @@
 
 struct srv_backend_ops {
     const char *name;
-    /* Record a transaction; `err` (n bytes) gets a reason when the status is an error. */
-    int (*add)(void *self, txstats_amount_t amount, int64_t ts, char *err, size_t n);
-    /* Record a transaction under an idempotency key: as txstats_add_keyed(), statuses
-     * TXSTATS_DUPLICATE (with *first, the first outcome), TXSTATS_ECONFLICT, TXSTATS_EFULL too. */
-    int (*add_keyed)(void *self, txstats_amount_t amount, int64_t ts, const char *key,
-                     size_t key_len, int *first, char *err, size_t n);
-    /* Record `n` transactions, each judged on its own (keys may be NULL; else keys[i] is tx[i]'s
-     * idempotency key, or none): results[i] is tx[i]'s status, firsts[i] the first outcome of a
-     * duplicate. What is stored is durable (journaled, or confirmed by Kafka) when this
-     * returns. */
-    int (*add_batch)(void *self, const txstats_tx_t *tx, const txstats_key_t *keys, size_t n,
-                     int *results, int *firsts, char *err, size_t errn);
+    /* Record one transaction as txstats_add_ex() does: in->entity names the key whose window it
+     * also counts in (or none), in->idem_key its idempotency key (or none). Statuses: also
+     * TXSTATS_DUPLICATE (with *first, the first outcome), TXSTATS_ECONFLICT, TXSTATS_EFULL with
+     * an idempotency key, TXSTATS_ELIMIT (a new key past --max-active-keys) with an entity.
+     * `err` (n bytes) gets a reason when the status is an error. */
+    int (*add)(void *self, const txstats_input_t *in, int *first, char *err, size_t n);
+    /* Record `n` transactions, each judged on its own as `add` judges it, in order: results[i]
+     * is in[i]'s status, firsts[i] the first outcome of a duplicate. What is stored is durable
+     * (journaled, or confirmed by Kafka) when this returns. */
+    int (*add_batch)(void *self, const txstats_input_t *in, size_t n, int *results, int *firsts,
+                     char *err, size_t errn);
     /* Remove every transaction (DELETE): TXSTATS_OK, or an error with `err` filled. */
     int (*clear)(void *self, char *err, size_t n);
     int (*stats)(void *self, txstats_summary_t *out);
@@ -49,6 +50,13 @@ struct srv_backend_ops {
     int (*stop)(void *self);
     /* Add the window's distribution of amounts into `out` (txstats_dist_collect()). */
     int (*dist)(void *self, txstats_dist_t *out);
+    /* One key's statistics now, as txstats_entity_stats(): an unknown key gets count 0. */
+    int (*key_stats)(void *self, const void *key, size_t len, txstats_summary_t *out);
+    /* The `cap` keys with the largest sum (or count) now, as txstats_top(): largest first, ties
+     * by the key's bytes. */
+    int (*top)(void *self, txstats_top_by_t by, txstats_top_entry_t *buf, size_t cap, size_t *n);
+    /* Keys active now, the limit, transactions refused by it (for /metrics). */
+    void (*key_info)(void *self, txstats_entity_info_t *out);
 };
 
 struct srv_backend {

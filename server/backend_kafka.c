@@ -19,8 +19,15 @@
  * - At start each partition resumes from its checkpoint, or the first offset at now - window -
  *   margin, or the beginning; /healthz says 503 until every partition has been read to its end.
  *
- * Record values are text: "A <timestamp ms> <amount micros> [<node hex> <seq> <accepted ms>]" or
- * "C <clear id> [<node hex> <seq> <accepted ms>]" (node 0: no identity).
+ * - A transaction with a key (the "key" member) goes to its key's partition (the message key is
+ *   the key), unless an idempotency key decides (its outcome is judged in its partition); the
+ *   record carries the key, every node counts it in that partition's window for the key too, and
+ *   a key's statistics and the top keys are merged over the partitions (kafka_keys.c).
+ *
+ * Record values are text: "A <timestamp ms> <amount micros> [<node hex> <seq> <accepted ms>
+ * [i|e <key hex>]]" or "C <clear id> [<node hex> <seq> <accepted ms>]" (node 0: no identity);
+ * "i": the message key is an idempotency key, "e": it is the key; without either (records of
+ * earlier versions) a message key is an idempotency key.
  */
 #define _GNU_SOURCE
 #include <librdkafka/rdkafka.h>
@@ -60,30 +67,31 @@ static void *poller_main(void *arg)
     return NULL;
 }
 
-/* Both modes: the transactions of a request without repeated keys. */
-static void add_distinct(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *keys,
-                         size_t n, int *results, int *firsts, char *err, size_t errn)
+/* Both modes: the transactions of a request without repeated idempotency keys. */
+static void add_distinct(struct srv_cluster *k, const txstats_input_t *in, size_t n, int *results,
+                         int *firsts, char *err, size_t errn)
 {
     if (k->outbox)
-        srv_kafka_local_add(k, tx, keys, n, results, firsts, err, errn);
+        srv_kafka_local_add(k, in, n, results, firsts, err, errn);
     else
-        srv_kafka_ack_add(k, tx, keys, n, results, firsts, err, errn);
+        srv_kafka_ack_add(k, in, n, results, firsts, err, errn);
 }
 
 /* Lines of a batch that repeat the idempotency key of an earlier line: rep[i] is the first line
  * with that key, or -1. Returns how many repeat. */
-static size_t find_repeats(const txstats_key_t *keys, size_t n, long *rep, uint64_t *h)
+static size_t find_repeats(const txstats_input_t *in, size_t n, long *rep, uint64_t *h)
 {
     size_t found = 0;
     for (size_t i = 0; i < n; i++) {
         rep[i] = -1;
-        const txstats_key_t *key = srv_kafka_key_of(keys, i);
+        txstats_key_t ki, kj;
+        const txstats_key_t *key = srv_kafka_idem_of(&in[i], &ki);
         h[i] = 1469598103934665603u; /* FNV-1a: compare hashes first */
         for (size_t c = 0; key && c < key->len; c++)
             h[i] = (h[i] ^ ((const unsigned char *)key->key)[c]) * 1099511628211u;
         for (size_t j = 0; key && j < i && rep[i] < 0; j++)
-            if (h[j] == h[i] && rep[j] < 0 && srv_kafka_key_of(keys, j) &&
-                keys[j].len == key->len && !memcmp(keys[j].key, key->key, key->len))
+            if (h[j] == h[i] && rep[j] < 0 && srv_kafka_idem_of(&in[j], &kj) &&
+                kj.len == key->len && !memcmp(kj.key, key->key, key->len))
                 rep[i] = (long)j;
         found += rep[i] >= 0;
     }
@@ -92,7 +100,7 @@ static size_t find_repeats(const txstats_key_t *keys, size_t n, long *rep, uint6
 
 /* A repeated line is answered from its first line, as the library answers a batch: the same
  * transaction is a replay of the first's outcome, another one a conflict. */
-static void settle_repeats(const txstats_tx_t *tx, const long *rep, size_t n, int *results,
+static void settle_repeats(const txstats_input_t *in, const long *rep, size_t n, int *results,
                            int *firsts)
 {
     for (size_t i = 0; i < n; i++) {
@@ -100,7 +108,7 @@ static void settle_repeats(const txstats_tx_t *tx, const long *rep, size_t n, in
             continue;
         size_t j = (size_t)rep[i];
         int r = results[j];
-        bool same = tx[i].amount == tx[j].amount && tx[i].timestamp_ms == tx[j].timestamp_ms;
+        bool same = in[i].amount == in[j].amount && in[i].timestamp_ms == in[j].timestamp_ms;
         bool remembered = r == TXSTATS_OK || r == TXSTATS_EXPIRED || r == TXSTATS_EFUTURE;
         if (r == TXSTATS_DUPLICATE || remembered) {
             results[i] = same ? TXSTATS_DUPLICATE : TXSTATS_ECONFLICT;
@@ -111,56 +119,42 @@ static void settle_repeats(const txstats_tx_t *tx, const long *rep, size_t n, in
     }
 }
 
-/* A batch: lines that repeat a key within it are not sent on (they would count as stored), the
- * others are, then the repeats are answered from their first line. */
-static int kafka_add_batch(void *self, const txstats_tx_t *tx, const txstats_key_t *keys, size_t n,
-                           int *results, int *firsts, char *err, size_t errn)
+/* A batch: lines that repeat an idempotency key within it are not sent on (they would count as
+ * stored), the others are, then the repeats are answered from their first line. */
+static int kafka_add_batch(void *self, const txstats_input_t *in, size_t n, int *results,
+                           int *firsts, char *err, size_t errn)
 {
     struct srv_cluster *k = self;
-    long *rep = keys && n > 1 ? malloc(n * (sizeof(long) + sizeof(uint64_t) + sizeof(*tx) +
-                                            sizeof(*keys) + 2 * sizeof(int)))
-                              : NULL;
-    if (!rep || find_repeats(keys, n, rep, (uint64_t *)(rep + n)) == 0) {
+    long *rep = n > 1
+                    ? malloc(n * (sizeof(long) + sizeof(uint64_t) + sizeof(*in) + 2 * sizeof(int)))
+                    : NULL;
+    if (!rep || find_repeats(in, n, rep, (uint64_t *)(rep + n)) == 0) {
         free(rep);
-        add_distinct(k, tx, keys, n, results, firsts, err, errn);
+        add_distinct(k, in, n, results, firsts, err, errn);
         return TXSTATS_OK;
     }
-    txstats_tx_t *tx2 = (txstats_tx_t *)((uint64_t *)(rep + n) + n);
-    txstats_key_t *keys2 = (txstats_key_t *)(tx2 + n);
-    int *res2 = (int *)(keys2 + n), *first2 = res2 + n;
+    txstats_input_t *in2 = (txstats_input_t *)((uint64_t *)(rep + n) + n);
+    int *res2 = (int *)(in2 + n), *first2 = res2 + n;
     size_t m = 0;
     for (size_t i = 0; i < n; i++)
-        if (rep[i] < 0) {
-            tx2[m] = tx[i];
-            keys2[m++] = keys[i];
-        }
-    add_distinct(k, tx2, keys2, m, res2, first2, err, errn);
+        if (rep[i] < 0)
+            in2[m++] = in[i];
+    add_distinct(k, in2, m, res2, first2, err, errn);
     for (size_t i = 0, j = 0; i < n; i++)
         if (rep[i] < 0) {
             results[i] = res2[j];
             firsts[i] = first2[j++];
         }
-    settle_repeats(tx, rep, n, results, firsts);
+    settle_repeats(in, rep, n, results, firsts);
     free(rep);
     return TXSTATS_OK;
 }
 
-static int kafka_add(void *self, txstats_amount_t amount, int64_t ts, char *err, size_t n)
+static int kafka_add(void *self, const txstats_input_t *in, int *first, char *err, size_t n)
 {
-    txstats_tx_t tx = {amount, ts};
-    int rc, first;
-    kafka_add_batch(self, &tx, NULL, 1, &rc, &first, err, n);
-    return rc;
-}
-
-static int kafka_add_keyed(void *self, txstats_amount_t amount, int64_t ts, const char *key,
-                           size_t key_len, int *first, char *err, size_t n)
-{
-    txstats_tx_t tx = {amount, ts};
-    txstats_key_t k = {key, key_len};
     int rc, f = TXSTATS_OK;
-    kafka_add_batch(self, &tx, &k, 1, &rc, &f, err, n);
-    if (rc == TXSTATS_EIO && !err[0])
+    kafka_add_batch(self, in, 1, &rc, &f, err, n);
+    if (rc == TXSTATS_EIO && in->idem_key_len && !err[0])
         snprintf(err, n, "this node has not read its own record back in time; retry");
     *first = f;
     return rc;
@@ -241,15 +235,20 @@ static int make_windows(struct srv_cluster *k)
     cfg.shards = 1; /* one reader thread: no contention, and arrival order within a ms */
     cfg.max_keys = (size_t)k->opt.max_idempotency_keys / (size_t)k->partitions + 1;
     cfg.key_ttl_ms = k->opt.idempotency_ttl_ms;
+    /* Each partition may hold every key: --max-active-keys is checked over all of them when a
+     * node accepts a transaction (kafka_judge.c), so that no node refuses a record another
+     * accepted. */
+    cfg.max_entities = (size_t)k->opt.max_active_keys;
     k->part = calloc((size_t)k->partitions, sizeof(*k->part));
     k->reached_end = calloc((size_t)k->partitions, sizeof(*k->reached_end));
     k->next_offset = calloc((size_t)k->partitions, sizeof(*k->next_offset));
+    k->foreign_until = calloc((size_t)k->partitions, sizeof(*k->foreign_until));
     k->origins = calloc((size_t)k->partitions, sizeof(*k->origins));
     k->mine = calloc((size_t)k->partitions, sizeof(*k->mine));
     k->ckpt_offset = malloc((size_t)k->partitions * sizeof(*k->ckpt_offset));
     k->start_offset = malloc((size_t)k->partitions * sizeof(*k->start_offset));
-    if (!k->part || !k->reached_end || !k->next_offset || !k->origins || !k->mine ||
-        !k->ckpt_offset || !k->start_offset)
+    if (!k->part || !k->reached_end || !k->next_offset || !k->foreign_until || !k->origins ||
+        !k->mine || !k->ckpt_offset || !k->start_offset)
         return -1;
     for (int i = 0; i < k->partitions; i++)
         k->ckpt_offset[i] = k->start_offset[i] = -1;
@@ -303,6 +302,7 @@ static void kafka_free(struct srv_cluster *k)
     free(k->part);
     free(k->reached_end);
     free(k->next_offset);
+    free(k->foreign_until);
     for (int i = 0; k->origins && i < k->partitions; i++)
         free(k->origins[i].v);
     free(k->origins);
@@ -376,11 +376,13 @@ static void kafka_metrics(void *self, struct srv_text *t)
     srv_text_put(t, "txstats_kafka_ready %d\n", kafka_ready(k) ? 1 : 0);
     srv_text_family(t, "txstats_kafka_records_total", "counter",
                     "Records read from the topic, by result.");
-    const char *names[] = {"applied", "expired", "malformed", "clear", "duplicate_key", "resent"};
-    uint64_t v[] = {atomic_load(&k->applied),    atomic_load(&k->expired),
-                    atomic_load(&k->malformed),  atomic_load(&k->clears),
-                    atomic_load(&k->duplicates), atomic_load(&k->resent)};
-    for (int i = 0; i < 6; i++)
+    const char *names[] = {"applied",       "expired", "malformed",     "clear",
+                           "duplicate_key", "resent",  "key_past_limit"};
+    uint64_t v[] = {atomic_load(&k->applied),        atomic_load(&k->expired),
+                    atomic_load(&k->malformed),      atomic_load(&k->clears),
+                    atomic_load(&k->duplicates),     atomic_load(&k->resent),
+                    atomic_load(&k->keys_past_limit)};
+    for (int i = 0; i < 7; i++)
         srv_text_put(t, "txstats_kafka_records_total{result=\"%s\"} %llu\n", names[i],
                      (unsigned long long)v[i]);
     srv_kafka_lag_metrics(k, t);
@@ -463,10 +465,25 @@ static int kafka_list(void *self, txstats_tx_t *buf, size_t cap, txstats_list_in
     return rc;
 }
 
+static int kafka_key_stats(void *self, const void *key, size_t len, txstats_summary_t *out)
+{
+    return srv_kafka_key_stats(self, key, len, out);
+}
+
+static int kafka_top(void *self, txstats_top_by_t by, txstats_top_entry_t *buf, size_t cap,
+                     size_t *n)
+{
+    return srv_kafka_top(self, by, buf, cap, n);
+}
+
+static void kafka_key_info(void *self, txstats_entity_info_t *out)
+{
+    srv_kafka_key_info(self, out);
+}
+
 static const struct srv_backend_ops kafka_ops = {
     .name = "kafka",
     .add = kafka_add,
-    .add_keyed = kafka_add_keyed,
     .add_batch = kafka_add_batch,
     .clear = kafka_clear,
     .stats = kafka_stats,
@@ -476,6 +493,9 @@ static const struct srv_backend_ops kafka_ops = {
     .stopping = kafka_stopping,
     .stop = kafka_stop,
     .dist = kafka_dist,
+    .key_stats = kafka_key_stats,
+    .top = kafka_top,
+    .key_info = kafka_key_info,
 };
 
 /* --kafka-checkpoint-interval-ms > 0: checkpoints in DATA_DIR/partitions/TOPIC, locked. */

@@ -139,10 +139,10 @@ static void journal_refused(struct local *l, int e, uint64_t writes, char *err, 
     snprintf(err, n, "it could not be written to the journal (%s)", strerror(e));
 }
 
-static int local_add(void *self, txstats_amount_t amount, int64_t ts, char *err, size_t n)
+static int local_add(void *self, const txstats_input_t *in, int *first, char *err, size_t n)
 {
     struct local *l = self;
-    int rc = txstats_add(l->t, amount, ts);
+    int rc = txstats_add_ex(l->t, in, first);
     if (rc == TXSTATS_EIO)
         journal_refused(l, errno, 1, err, n);
     else if (rc < 0)
@@ -150,23 +150,11 @@ static int local_add(void *self, txstats_amount_t amount, int64_t ts, char *err,
     return rc;
 }
 
-static int local_add_keyed(void *self, txstats_amount_t amount, int64_t ts, const char *key,
-                           size_t key_len, int *first, char *err, size_t n)
+static int local_add_batch(void *self, const txstats_input_t *in, size_t n, int *results,
+                           int *firsts, char *err, size_t errn)
 {
     struct local *l = self;
-    int rc = txstats_add_keyed(l->t, amount, ts, key, key_len, first);
-    if (rc == TXSTATS_EIO)
-        journal_refused(l, errno, 1, err, n);
-    else if (rc < 0)
-        snprintf(err, n, "%s", txstats_strerror(rc));
-    return rc;
-}
-
-static int local_add_batch(void *self, const txstats_tx_t *tx, const txstats_key_t *keys, size_t n,
-                           int *results, int *firsts, char *err, size_t errn)
-{
-    struct local *l = self;
-    int rc = txstats_add_batch_keyed(l->t, tx, keys, n, results, firsts, NULL);
+    int rc = txstats_add_batch_ex(l->t, in, n, results, firsts, NULL);
     int e = errno;
     for (size_t i = 0; rc != TXSTATS_OK && i < n; i++)
         results[i] = rc; /* the batch's scratch memory: nothing stored */
@@ -206,6 +194,22 @@ static int local_dist(void *self, txstats_dist_t *out)
 static int local_list(void *self, txstats_tx_t *buf, size_t cap, txstats_list_info_t *info)
 {
     return txstats_get_ex(((struct local *)self)->t, buf, cap, info);
+}
+
+static int local_key_stats(void *self, const void *key, size_t len, txstats_summary_t *out)
+{
+    return txstats_entity_stats(((struct local *)self)->t, key, len, out);
+}
+
+static int local_top(void *self, txstats_top_by_t by, txstats_top_entry_t *buf, size_t cap,
+                     size_t *n)
+{
+    return txstats_top(((struct local *)self)->t, by, buf, cap, n);
+}
+
+static void local_key_info(void *self, txstats_entity_info_t *out)
+{
+    txstats_entity_info(((struct local *)self)->t, out);
 }
 
 static bool local_ready(void *self)
@@ -266,7 +270,6 @@ static int local_stop(void *self)
 static const struct srv_backend_ops local_ops = {
     .name = "local",
     .add = local_add,
-    .add_keyed = local_add_keyed,
     .add_batch = local_add_batch,
     .clear = local_clear,
     .stats = local_stats,
@@ -275,6 +278,9 @@ static const struct srv_backend_ops local_ops = {
     .metrics = local_metrics,
     .stop = local_stop,
     .dist = local_dist,
+    .key_stats = local_key_stats,
+    .top = local_top,
+    .key_info = local_key_info,
 };
 
 int srv_backend_local_start(const struct srv_options *o, struct srv_backend *out)
@@ -287,6 +293,7 @@ int srv_backend_local_start(const struct srv_options *o, struct srv_backend *out
     cfg.max_retained = (size_t)o->max_retained;
     cfg.max_keys = (size_t)o->max_idempotency_keys;
     cfg.key_ttl_ms = o->idempotency_ttl_ms;
+    cfg.max_entities = (size_t)o->max_active_keys;
     int rc = l ? txstats_create(&l->t, &cfg) : TXSTATS_ENOMEM;
     if (rc != TXSTATS_OK) {
         srv_log(LOG_ERROR, "cannot create the window: %s", txstats_strerror(rc));

@@ -8,7 +8,8 @@
  *
  * A line may carry "idempotency_key" (1 to 255 printable ASCII characters): the line is then
  * judged as POST /transactions with that Idempotency-Key, so a batch retried after no answer
- * counts every line once; lines answered from their key are "replayed".
+ * counts every line once; lines answered from their key are "replayed". A line may carry "key"
+ * (key.h) as a POST does: it also counts in that key's window.
  *
  * 200 {"stored":N,"expired":M,"replayed":R,"rejected":[{"line":L,"status":S,"error":"..."}]}
  * 400 the body holds no JSON line at all; 413 over --max-batch lines or --max-batch-bytes:
@@ -22,6 +23,7 @@
 #include "batch.h"
 #include "history.h"
 #include "json.h"
+#include "key.h"
 
 struct reject {
     uint32_t line;
@@ -34,12 +36,12 @@ struct batch {
     txstats_tx_t *tx;
     uint32_t *tx_line;
     size_t ntx, cap_tx, cap_line;
-    size_t *key_off; /* per transaction: its key in `pool` (SIZE_MAX: none) */
+    size_t *key_off; /* per transaction: its idempotency key, then its key, in `pool` (SIZE_MAX:
+                        none) */
     size_t cap_key_off;
-    char *pool; /* the lines' idempotency keys, NUL-terminated one after another */
+    char *pool; /* the lines' keys, NUL-terminated one after another */
     size_t pool_len, cap_pool;
-    txstats_key_t *keys; /* built from key_off once the body is read */
-    bool has_keys;
+    txstats_input_t *in; /* built from tx and key_off once the body is read */
     struct reject *rej;
     size_t nrej, cap_rej;
     uint32_t lines; /* physical lines seen */
@@ -85,31 +87,40 @@ static bool blank(const char *p, size_t n)
     return true;
 }
 
-/* The line's key into the pool (before the transaction joins the batch): false when out of
- * memory. */
-static bool remember_key(struct batch *b, const struct srv_tx *tx)
+/* `n` bytes into the pool, NUL-terminated: their offset, or SIZE_MAX when out of memory. */
+static size_t pool_put(struct batch *b, const char *p, size_t n)
 {
-    if (!grow((void **)&b->key_off, &b->cap_key_off, b->ntx, sizeof(*b->key_off))) {
+    while (b->pool_len + n + 1 > b->cap_pool) {
+        size_t cap = b->cap_pool ? b->cap_pool * 2 : 4096;
+        char *q = realloc(b->pool, cap);
+        if (!q) {
+            b->no_memory = true;
+            return SIZE_MAX;
+        }
+        b->pool = q;
+        b->cap_pool = cap;
+    }
+    size_t at = b->pool_len;
+    memcpy(b->pool + at, p, n);
+    b->pool[at + n] = '\0';
+    b->pool_len += n + 1;
+    return at;
+}
+
+/* The line's idempotency key and key into the pool (before the transaction joins the batch):
+ * false when out of memory. */
+static bool remember_keys(struct batch *b, const struct srv_tx *tx)
+{
+    if (!grow((void **)&b->key_off, &b->cap_key_off, 2 * b->ntx + 1, sizeof(*b->key_off))) {
         b->no_memory = true;
         return false;
     }
-    b->key_off[b->ntx] = SIZE_MAX;
-    if (tx->key_state != 1)
-        return true;
-    while (b->pool_len + tx->key_len + 1 > b->cap_pool) {
-        size_t cap = b->cap_pool ? b->cap_pool * 2 : 4096;
-        char *p = realloc(b->pool, cap);
-        if (!p) {
-            b->no_memory = true;
-            return false;
-        }
-        b->pool = p;
-        b->cap_pool = cap;
-    }
-    memcpy(b->pool + b->pool_len, tx->key, tx->key_len + 1);
-    b->key_off[b->ntx] = b->pool_len;
-    b->pool_len += tx->key_len + 1;
-    b->has_keys = true;
+    size_t *off = &b->key_off[2 * b->ntx];
+    off[0] = off[1] = SIZE_MAX;
+    if (tx->key_state == 1 && (off[0] = pool_put(b, tx->key, tx->key_len)) == SIZE_MAX)
+        return false;
+    if (tx->entity_len && (off[1] = pool_put(b, tx->entity, tx->entity_len)) == SIZE_MAX)
+        return false;
     return true;
 }
 
@@ -156,7 +167,7 @@ static void end_line(struct batch *b)
         b->no_memory = true;
         return;
     }
-    if (!remember_key(b, &tx))
+    if (!remember_keys(b, &tx))
         return;
     b->tx[b->ntx] = (txstats_tx_t){tx.amount, tx.timestamp_ms};
     b->tx_line[b->ntx++] = no;
@@ -230,10 +241,26 @@ static void judge(struct batch *b, size_t i, int rc, int first, const char *err,
         srv_count_post(k, POST_CONFLICT);
         reject(b, b->tx_line[i], 422,
                "this idempotency_key was already used for a different transaction");
+    } else if (rc == TXSTATS_ELIMIT) {
+        srv_count_post(k, POST_KEY_LIMIT);
+        reject(b, b->tx_line[i], 503, SRV_KEY_LIMIT_MESSAGE);
     } else {
         srv_count_post(k, POST_UNAVAILABLE);
         reject(b, b->tx_line[i], 503,
                rc == TXSTATS_EFULL ? "too many idempotency keys are held; retry later" : err);
+    }
+}
+
+/* The inputs of the backend: each transaction with its idempotency key and key, if any. */
+static void make_inputs(struct batch *b)
+{
+    for (size_t i = 0; i < b->ntx; i++) {
+        const size_t *off = &b->key_off[2 * i];
+        const char *idem = off[0] == SIZE_MAX ? NULL : b->pool + off[0];
+        const char *ent = off[1] == SIZE_MAX ? NULL : b->pool + off[1];
+        b->in[i] = (txstats_input_t){
+            b->tx[i].amount,        b->tx[i].timestamp_ms, ent, ent ? strlen(ent) : 0, idem,
+            idem ? strlen(idem) : 0};
     }
 }
 
@@ -243,16 +270,12 @@ static void store(struct batch *b, struct tally *t)
     char err[256] = "";
     size_t n = b->ntx ? b->ntx : 1;
     int *res = malloc(n * sizeof(*res)), *firsts = malloc(n * sizeof(*firsts));
-    b->keys = b->has_keys ? malloc(n * sizeof(*b->keys)) : NULL;
-    if (!res || !firsts || (b->has_keys && !b->keys)) {
+    b->in = malloc(n * sizeof(*b->in));
+    if (!res || !firsts || !b->in) {
         b->no_memory = true;
     } else {
-        for (size_t i = 0; b->keys && i < b->ntx; i++)
-            b->keys[i] =
-                b->key_off[i] == SIZE_MAX
-                    ? (txstats_key_t){NULL, 0}
-                    : (txstats_key_t){b->pool + b->key_off[i], strlen(b->pool + b->key_off[i])};
-        b->s->backend.ops->add_batch(b->s->backend.self, b->tx, b->keys, b->ntx, res, firsts, err,
+        make_inputs(b);
+        b->s->backend.ops->add_batch(b->s->backend.self, b->in, b->ntx, res, firsts, err,
                                      sizeof(err));
         for (size_t i = 0; i < b->ntx; i++)
             judge(b, i, res[i], firsts[i], err, t);
@@ -296,7 +319,7 @@ static void batch_free(struct batch *b)
     free(b->tx_line);
     free(b->key_off);
     free(b->pool);
-    free(b->keys);
+    free(b->in);
     free(b->rej);
     free(b->line);
     free(b);

@@ -19,11 +19,12 @@ const char *const srv_route_names[ROUTES] = {"/transactions",
                                              "/openapi.json",
                                              "/transactions/batch",
                                              "/statistics/distribution",
+                                             "/statistics/top",
                                              "other"};
 
 const char *const srv_post_outcome_names[POST_OUTCOMES] = {
     "stored",    "expired",     "invalid_json", "invalid_field", "future",
-    "too_large", "unavailable", "replayed",     "conflict"};
+    "too_large", "unavailable", "replayed",     "conflict",      "key_limit"};
 
 static struct srv_counter_slot *slot(struct srv_counters *k)
 {

@@ -20,6 +20,7 @@ enum srv_route {
     ROUTE_OPENAPI,
     ROUTE_BATCH,
     ROUTE_DISTRIBUTION,
+    ROUTE_TOP,
     ROUTE_OTHER,
     ROUTES
 };
@@ -36,8 +37,9 @@ enum srv_post_outcome {
     POST_FUTURE,
     POST_TOO_LARGE,
     POST_UNAVAILABLE,
-    POST_REPLAYED, /* a retry with a known Idempotency-Key: answered again, not counted again */
-    POST_CONFLICT, /* a known Idempotency-Key with another transaction */
+    POST_REPLAYED,  /* a retry with a known Idempotency-Key: answered again, not counted again */
+    POST_CONFLICT,  /* a known Idempotency-Key with another transaction */
+    POST_KEY_LIMIT, /* a new key while --max-active-keys keys are active: 503, nothing counted */
     POST_OUTCOMES
 };
 extern const char *const srv_post_outcome_names[POST_OUTCOMES];

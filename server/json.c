@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "json.h"
 #include "json_check.h"
+#include "key.h"
 
 #include <cjson/cJSON.h>
 #include <stdbool.h>
@@ -305,6 +306,32 @@ static void parse_key(const cJSON *root, const char *body, size_t len, struct sr
     out->key_state = 1;
 }
 
+/* The "key" member: absent (entity_len 0), or a valid key (key.h), else 422. The raw text is
+ * looked at first: cJSON's copy ends at an escaped U+0000. */
+static int parse_entity(const cJSON *root, const char *body, size_t len, struct srv_tx *out,
+                        char *err, size_t errlen)
+{
+    const cJSON *k = cJSON_GetObjectItemCaseSensitive(root, "key");
+    out->entity_len = 0;
+    if (!k)
+        return 0;
+    if (!cJSON_IsString(k)) {
+        snprintf(err, errlen,
+                 "'key' must be a JSON string: 1 to %d bytes of UTF-8 text such as \"card-1234\"",
+                 TXSTATS_MAX_ENTITY_BYTES);
+        return 422;
+    }
+    int st = control_check(root, k, body, len, "key", err, errlen);
+    if (st != 0)
+        return st;
+    size_t got = strlen(k->valuestring);
+    if (srv_key_check(k->valuestring, got, "'key'", err, errlen) != 0)
+        return 422;
+    memcpy(out->entity, k->valuestring, got);
+    out->entity_len = got;
+    return 0;
+}
+
 int srv_parse_transaction(const char *body, size_t len, struct srv_tx *out, char *err,
                           size_t errlen)
 {
@@ -320,6 +347,8 @@ int srv_parse_transaction(const char *body, size_t len, struct srv_tx *out, char
         status = parse_amount(root, body, len, &out->amount, err, errlen);
     if (status == 0)
         status = parse_timestamp(root, body, len, &out->timestamp_ms, err, errlen);
+    if (status == 0)
+        status = parse_entity(root, body, len, out, err, errlen);
     if (status == 0)
         parse_key(root, body, len, out);
     cJSON_Delete(root);

@@ -15,16 +15,17 @@
 #include <time.h>
 
 #include "kafka_cluster.h"
+#include "kafka_ship.h"
 #include "log.h"
 
 /* One record to produce; the delivery report fills in where it went. */
 struct kmsg {
     struct waiter *w;
-    char value[96];
+    char value[SRV_RECORD_MAX];
     int32_t partition; /* asked for (or RD_KAFKA_PARTITION_UA), then the actual one */
     int64_t offset;    /* -1 until delivered */
     rd_kafka_resp_err_t err;
-    txstats_key_t key; /* the message key (an idempotency key), or none */
+    txstats_key_t key; /* the message key (an idempotency key or the key), or none */
     size_t which;      /* the transaction of the request it carries */
 };
 
@@ -138,29 +139,39 @@ static bool wait_applied(struct srv_cluster *k, int32_t partition, int64_t offse
                                       2000); /* as long as a delivery */
 }
 
-static int keyed_outcome(struct srv_cluster *k, const struct kmsg *m, const txstats_tx_t *tx,
-                         const txstats_key_t *key, int *first)
+static int keyed_outcome(struct srv_cluster *k, const struct kmsg *m, const txstats_input_t *in,
+                         int *first)
 {
     if (!wait_applied(k, m->partition, m->offset))
         return TXSTATS_EIO;
-    return srv_kafka_key_outcome(k, m->partition, tx, key, first);
+    return srv_kafka_key_outcome(k, m->partition, in, first);
+}
+
+/* The record of an admitted transaction (no identity: node 0); its message key and partition. */
+static void fill(struct kmsg *m, const txstats_input_t *in, size_t which)
+{
+    int len = snprintf(m->value, sizeof(m->value), "A %" PRId64 " %" PRId64 " 0 0 %" PRId64,
+                       in->timestamp_ms, in->amount, srv_now_ms());
+    if (in->entity_len)
+        srv_record_key_text(m->value, len, sizeof(m->value), in->entity, in->entity_len,
+                            in->idem_key_len > 0);
+    m->key = srv_kafka_message_key(in);
+    m->which = which;
 }
 
 /* Judge each transaction; fill the waiter with the ones to produce. */
-static int prepare(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *keys,
-                   size_t n, int *results, int *firsts, struct waiter *w)
+static int prepare(struct srv_cluster *k, const txstats_input_t *in, size_t n, int *results,
+                   int *firsts, struct waiter *w)
 {
     int m = 0;
     for (size_t i = 0; i < n; i++) {
-        const txstats_key_t *key = srv_kafka_key_of(keys, i);
-        results[i] = srv_kafka_judge(k, &tx[i], key, &firsts[i]);
+        results[i] = srv_kafka_judge(k, &in[i], &firsts[i]);
         if (results[i] != TXSTATS_OK)
             continue;
-        snprintf(w->msg[m].value, sizeof(w->msg[m].value), "A %" PRId64 " %" PRId64 " 0 0 %" PRId64,
-                 tx[i].timestamp_ms, tx[i].amount, srv_now_ms()); /* no identity: node 0 */
-        w->msg[m].partition = key ? srv_kafka_partition_of(k, key) : RD_KAFKA_PARTITION_UA;
-        w->msg[m].key = key ? *key : (txstats_key_t){NULL, 0};
-        w->msg[m++].which = i;
+        fill(&w->msg[m], &in[i], i);
+        w->msg[m].partition =
+            w->msg[m].key.len ? srv_kafka_partition_of(k, &w->msg[m].key) : RD_KAFKA_PARTITION_UA;
+        m++;
     }
     w->n = m;
     return m;
@@ -168,10 +179,10 @@ static int prepare(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_
 
 /* Produce the admitted transactions and wait for all their delivery reports: when any fails,
  * every one of them is reported TXSTATS_EIO (some may have been delivered: with keys, a retry
- * is safe). A keyed one then waits until this node has applied it, to answer what the cluster
- * made of it. */
-void srv_kafka_ack_add(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *keys,
-                       size_t n, int *results, int *firsts, char *err, size_t errn)
+ * is safe). One with an idempotency key then waits until this node has applied it, to answer
+ * what the cluster made of it. */
+void srv_kafka_ack_add(struct srv_cluster *k, const txstats_input_t *in, size_t n, int *results,
+                       int *firsts, char *err, size_t errn)
 {
     struct waiter *w = waiter_new((int)n); /* the request's one allocation */
     const char *fail = NULL;
@@ -179,14 +190,14 @@ void srv_kafka_ack_add(struct srv_cluster *k, const txstats_tx_t *tx, const txst
         for (size_t i = 0; i < n; i++)
             results[i] = TXSTATS_ENOMEM;
         fail = "out of memory";
-    } else if (prepare(k, tx, keys, n, results, firsts, w) > 0) {
+    } else if (prepare(k, in, n, results, firsts, w) > 0) {
         fail = produce_and_wait(k, w);
         for (int j = 0; j < w->n; j++) {
             const struct kmsg *m = &w->msg[j];
             if (fail)
                 results[m->which] = TXSTATS_EIO;
-            else if (m->key.key)
-                results[m->which] = keyed_outcome(k, m, &tx[m->which], &m->key, &firsts[m->which]);
+            else if (in[m->which].idem_key_len)
+                results[m->which] = keyed_outcome(k, m, &in[m->which], &firsts[m->which]);
         }
     }
     if (fail)

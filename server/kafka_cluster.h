@@ -52,12 +52,16 @@ struct srv_cluster {
     int partitions;
     txstats_t **part; /* one window per partition */
     bool *reached_end;
-    _Atomic int64_t *next_offset; /* per partition: records below it were applied already */
-    atomic_int ends;              /* partitions read to their end once */
+    _Atomic int64_t *next_offset;   /* per partition: records below it were applied already */
+    _Atomic int64_t *foreign_until; /* per partition: until when (ms) it may hold keys whose
+                                       home is another partition (kafka_keys.c) */
+    atomic_int ends;                /* partitions read to their end once */
     pthread_t poller, reader;
     atomic_bool stop;
     atomic_bool closing; /* stopping: requests in flight wait no longer (503) */
     atomic_uint_fast64_t applied, expired, malformed, clears, duplicates, resent;
+    atomic_uint_fast64_t keys_refused;    /* POSTs refused at admission: --max-active-keys */
+    atomic_uint_fast64_t keys_past_limit; /* records a partition counted without their key */
     /* --kafka-ack local */
     struct srv_outbox *outbox;
     struct srv_shipper *ship;
@@ -85,36 +89,46 @@ void *srv_kafka_reader_main(void *arg);
 int srv_kafka_restore_all(struct srv_cluster *k);
 /* Assign every partition, from its checkpoint, else now - window - margin, else the start. */
 int srv_kafka_assign_all(struct srv_cluster *k);
+/* The merged per-key answers (kafka_keys.c): a key's statistics over the partitions, the top
+ * keys, the key counters. */
+int srv_kafka_key_stats(struct srv_cluster *k, const void *key, size_t len, txstats_summary_t *out);
+int srv_kafka_top(struct srv_cluster *k, txstats_top_by_t by, txstats_top_entry_t *buf, size_t cap,
+                  size_t *n);
+void srv_kafka_key_info(struct srv_cluster *k, txstats_entity_info_t *out);
 /* Metric families of the reading side. */
 void srv_kafka_lag_metrics(struct srv_cluster *k, struct srv_text *t);
 void srv_kafka_checkpoint_metrics(struct srv_cluster *k, struct srv_text *t);
 
 /* ---- requests, both modes (kafka_judge.c) ---- */
-/* keys[i] when keys has one there, else NULL. */
-const txstats_key_t *srv_kafka_key_of(const txstats_key_t *keys, size_t i);
-/* A key's partition: the same on every node. */
+/* in's idempotency key (into *out), or NULL when it has none. */
+const txstats_key_t *srv_kafka_idem_of(const txstats_input_t *in, txstats_key_t *out);
+/* A message key's partition: the same on every node. */
 int32_t srv_kafka_partition_of(const struct srv_cluster *k, const txstats_key_t *key);
-/* Admission by this node's clock and what it knows of the key: TXSTATS_OK to send it on. */
-int srv_kafka_judge(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *key,
-                    int *first);
-/* Once read back: what `partition`'s window made of the keyed transaction. */
-int srv_kafka_key_outcome(struct srv_cluster *k, int32_t partition, const txstats_tx_t *tx,
-                          const txstats_key_t *key, int *first);
+/* The message key of a transaction: its idempotency key when it has one (the key's outcome is
+ * judged in that partition's window), else its key (all of a key's transactions in one
+ * partition), else none ({NULL, 0}). The shipper (kafka_ship.c) chooses alike. */
+txstats_key_t srv_kafka_message_key(const txstats_input_t *in);
+/* Admission by this node's clock, what it knows of the idempotency key, and room for a new key
+ * (--max-active-keys over the partitions): TXSTATS_OK to send it on. */
+int srv_kafka_judge(struct srv_cluster *k, const txstats_input_t *in, int *first);
+/* Once read back: what `partition`'s window made of the transaction's idempotency key. */
+int srv_kafka_key_outcome(struct srv_cluster *k, int32_t partition, const txstats_input_t *in,
+                          int *first);
 /* Wait (polling each ms) until the reader has moved *v to at least `want`: false at `until` (ms)
  * or once the node is stopping. */
 bool srv_kafka_wait_reaches(struct srv_cluster *k, _Atomic int64_t *v, int64_t want, int64_t until);
 
 /* ---- --kafka-ack kafka (kafka_ack.c) ---- */
-/* Transactions without repeated keys, as the backend's add_batch. */
-void srv_kafka_ack_add(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *keys,
-                       size_t n, int *results, int *firsts, char *err, size_t errn);
+/* Transactions without repeated idempotency keys, as the backend's add_batch. */
+void srv_kafka_ack_add(struct srv_cluster *k, const txstats_input_t *in, size_t n, int *results,
+                       int *firsts, char *err, size_t errn);
 int srv_kafka_ack_clear(struct srv_cluster *k, char *err, size_t n);
 /* The producer's delivery report of a message produced by a request. */
 void srv_kafka_ack_delivered(const rd_kafka_message_t *m);
 
 /* ---- --kafka-ack local (kafka_local.c) ---- */
-void srv_kafka_local_add(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *keys,
-                         size_t n, int *results, int *firsts, char *err, size_t errn);
+void srv_kafka_local_add(struct srv_cluster *k, const txstats_input_t *in, size_t n, int *results,
+                         int *firsts, char *err, size_t errn);
 int srv_kafka_local_clear(struct srv_cluster *k, char *err, size_t n);
 /* Open DATA_DIR/outbox (local mode), or refuse one still holding records (kafka mode): 0 or -1
  * after logging why. */

@@ -37,41 +37,77 @@ bool srv_kafka_wait_reaches(struct srv_cluster *k, _Atomic int64_t *v, int64_t w
 }
 
 /* Before producing: a key this node already knows is answered here. TXSTATS_OK to produce. */
-static int known_key(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *key,
+static int known_key(struct srv_cluster *k, const txstats_input_t *in, const txstats_key_t *key,
                      int *first)
 {
     if (key->len > TXSTATS_MAX_KEY_BYTES)
         return TXSTATS_EINVAL;
     txstats_t *w = k->part[srv_kafka_partition_of(k, key)];
-    return txstats_key_check(w, tx->amount, tx->timestamp_ms, key->key, key->len, first);
+    return txstats_key_check(w, in->amount, in->timestamp_ms, key->key, key->len, first);
+}
+
+/* Room for the transaction's key: it is active in some partition, or fewer than
+ * --max-active-keys keys are active in all (a key spread over partitions by idempotency keys
+ * counts once in each: the check errs on the side of refusing). */
+static int key_room(struct srv_cluster *k, const txstats_input_t *in)
+{
+    uint64_t active = 0;
+    for (int p = 0; p < k->partitions; p++) {
+        txstats_summary_t s;
+        txstats_entity_info_t info;
+        if (txstats_entity_stats(k->part[p], in->entity, in->entity_len, &s) == TXSTATS_OK &&
+            s.count > 0)
+            return TXSTATS_OK;
+        txstats_entity_info(k->part[p], &info);
+        active += info.active;
+    }
+    if (active < (uint64_t)k->opt.max_active_keys)
+        return TXSTATS_OK;
+    atomic_fetch_add(&k->keys_refused, 1);
+    return TXSTATS_ELIMIT;
 }
 
 /* Once this node has read a keyed record back: what the partition's window made of it (the
  * first record of a key in offset order wins, on every node alike). */
-int srv_kafka_key_outcome(struct srv_cluster *k, int32_t partition, const txstats_tx_t *tx,
-                          const txstats_key_t *key, int *first)
+int srv_kafka_key_outcome(struct srv_cluster *k, int32_t partition, const txstats_input_t *in,
+                          int *first)
 {
-    int rc = txstats_key_check(k->part[partition], tx->amount, tx->timestamp_ms, key->key, key->len,
-                               first);
+    int rc = txstats_key_check(k->part[partition], in->amount, in->timestamp_ms, in->idem_key,
+                               in->idem_key_len, first);
     if (rc == TXSTATS_DUPLICATE) /* ours, or an identical one first: the first's outcome */
         return *first;
     return rc == TXSTATS_OK ? TXSTATS_OK : rc; /* unknown: counted without a key (table full) */
 }
 
-/* Admission by this node's clock and, with a key, what this node already knows of the key:
- * TXSTATS_OK to send the transaction on. */
-int srv_kafka_judge(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *key,
-                    int *first)
+/* Admission by this node's clock and, with an idempotency key, what this node already knows of
+ * it, then room for a new key: TXSTATS_OK to send the transaction on. */
+int srv_kafka_judge(struct srv_cluster *k, const txstats_input_t *in, int *first)
 {
-    int rc = admit(k, tx->amount, tx->timestamp_ms);
+    txstats_key_t idem;
+    const txstats_key_t *key = srv_kafka_idem_of(in, &idem);
+    int rc = admit(k, in->amount, in->timestamp_ms);
     if (key && rc != TXSTATS_ERANGE) {
-        int known = known_key(k, tx, key, first);
+        int known = known_key(k, in, key, first);
         rc = known != TXSTATS_OK ? known : rc;
     }
+    if (rc == TXSTATS_OK && in->entity_len)
+        rc = key_room(k, in);
     return rc;
 }
 
-const txstats_key_t *srv_kafka_key_of(const txstats_key_t *keys, size_t i)
+const txstats_key_t *srv_kafka_idem_of(const txstats_input_t *in, txstats_key_t *out)
 {
-    return keys && keys[i].key && keys[i].len ? &keys[i] : NULL;
+    if (!in->idem_key || !in->idem_key_len)
+        return NULL;
+    *out = (txstats_key_t){in->idem_key, in->idem_key_len};
+    return out;
+}
+
+txstats_key_t srv_kafka_message_key(const txstats_input_t *in)
+{
+    if (in->idem_key && in->idem_key_len)
+        return (txstats_key_t){in->idem_key, in->idem_key_len};
+    if (in->entity && in->entity_len)
+        return (txstats_key_t){in->entity, in->entity_len};
+    return (txstats_key_t){NULL, 0};
 }

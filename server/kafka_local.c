@@ -25,20 +25,22 @@ static bool wait_mine(struct srv_cluster *k, int32_t partition, uint64_t seq, in
     return srv_kafka_wait_reaches(k, &k->mine[partition], (int64_t)seq, until);
 }
 
-/* --kafka-ack local, after the append: a keyed transaction is answered once this node has read
- * it back (what the cluster made of the key); the others are answered at once. */
-static void local_outcomes(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *keys,
-                           const size_t *which, size_t m, uint64_t first_seq, int *results,
-                           int *firsts, char *err, size_t errn)
+/* --kafka-ack local, after the append: a transaction with an idempotency key is answered once
+ * this node has read it back (what the cluster made of the key); the others are answered at
+ * once. */
+static void local_outcomes(struct srv_cluster *k, const txstats_input_t *in, const size_t *which,
+                           size_t m, uint64_t first_seq, int *results, int *firsts, char *err,
+                           size_t errn)
 {
     for (size_t j = 0; j < m; j++) {
         size_t i = which[j];
-        const txstats_key_t *key = srv_kafka_key_of(keys, i);
+        txstats_key_t idem;
+        const txstats_key_t *key = srv_kafka_idem_of(&in[i], &idem);
         if (!key)
             continue;
         int32_t p = srv_kafka_partition_of(k, key);
         if (wait_mine(k, p, first_seq + j, srv_now_ms() + k->opt.kafka_timeout_ms)) {
-            results[i] = srv_kafka_key_outcome(k, p, &tx[i], key, &firsts[i]);
+            results[i] = srv_kafka_key_outcome(k, p, &in[i], &firsts[i]);
         } else {
             results[i] = TXSTATS_EIO;
             snprintf(err, errn,
@@ -48,10 +50,24 @@ static void local_outcomes(struct srv_cluster *k, const txstats_tx_t *tx, const 
     }
 }
 
+/* The outbox record of an admitted transaction. */
+static struct srv_outbox_rec record_of(const txstats_input_t *in, int64_t now)
+{
+    txstats_key_t idem = {NULL, 0};
+    srv_kafka_idem_of(in, &idem);
+    return (struct srv_outbox_rec){.timestamp_ms = in->timestamp_ms,
+                                   .amount = in->amount,
+                                   .accepted_ms = now,
+                                   .kind = OUTBOX_ADD,
+                                   .key = idem,
+                                   .entity = in->entity_len ? in->entity : NULL,
+                                   .entity_len = in->entity_len};
+}
+
 /* --kafka-ack local: the admitted transactions go to the outbox in one append; a 201 means they
  * are in this node's journal (as durable as a standalone node's) and will reach Kafka. */
-void srv_kafka_local_add(struct srv_cluster *k, const txstats_tx_t *tx, const txstats_key_t *keys,
-                         size_t n, int *results, int *firsts, char *err, size_t errn)
+void srv_kafka_local_add(struct srv_cluster *k, const txstats_input_t *in, size_t n, int *results,
+                         int *firsts, char *err, size_t errn)
 {
     struct srv_outbox_rec one, *rec = &one;
     size_t one_which, *which = &one_which, m = 0;
@@ -68,16 +84,9 @@ void srv_kafka_local_add(struct srv_cluster *k, const txstats_tx_t *tx, const tx
     }
     int64_t now = srv_now_ms();
     for (size_t i = 0; i < n; i++) {
-        const txstats_key_t *key = srv_kafka_key_of(keys, i);
-        results[i] = srv_kafka_judge(k, &tx[i], key, &firsts[i]);
+        results[i] = srv_kafka_judge(k, &in[i], &firsts[i]);
         if (results[i] == TXSTATS_OK) {
-            rec[m] = (struct srv_outbox_rec){0,
-                                             tx[i].timestamp_ms,
-                                             tx[i].amount,
-                                             now,
-                                             0,
-                                             OUTBOX_ADD,
-                                             key ? *key : (txstats_key_t){NULL, 0}};
+            rec[m] = record_of(&in[i], now);
             which[m++] = i;
         }
     }
@@ -90,7 +99,7 @@ void srv_kafka_local_add(struct srv_cluster *k, const txstats_tx_t *tx, const tx
         for (size_t j = 0; j < m; j++)
             results[which[j]] = TXSTATS_EIO;
     } else if (m) {
-        local_outcomes(k, tx, keys, which, m, first, results, firsts, err, errn);
+        local_outcomes(k, in, which, m, first, results, firsts, err, errn);
     }
     free(mem);
 }
@@ -100,7 +109,7 @@ void srv_kafka_local_add(struct srv_cluster *k, const txstats_tx_t *tx, const tx
  * node to read it back from every partition, so that its next GET shows it. */
 int srv_kafka_local_clear(struct srv_cluster *k, char *err, size_t n)
 {
-    struct srv_outbox_rec r = {0, 0, 0, srv_now_ms(), 0, OUTBOX_CLEAR, {NULL, 0}};
+    struct srv_outbox_rec r = {.accepted_ms = srv_now_ms(), .kind = OUTBOX_CLEAR};
     uint64_t seq;
     if (srv_outbox_append(k->outbox, &r, 1, &seq) != 0) {
         srv_refused(&k->refused, errno, 1);

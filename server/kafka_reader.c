@@ -12,6 +12,7 @@
 
 #include "kafka_checkpoint.h"
 #include "kafka_cluster.h"
+#include "kafka_ship.h"
 #include "log.h"
 
 /* Replication lag buckets (seconds), from a node's 201 to this node counting the record. */
@@ -79,17 +80,60 @@ static void note_lag(struct srv_cluster *k, long long accepted_ms)
     atomic_fetch_add(&k->lag_sum_us, (uint64_t)us);
 }
 
-/* An add record; with a message key, the first record of the key wins (in offset order, the
- * same on every node): later ones are duplicates, not counted. */
-static void apply_add(struct srv_cluster *k, const rd_kafka_message_t *m, long long amount,
-                      long long ts)
+/* What an add record says besides its numbers: the key it counts in (the library's entity),
+ * and whether its message key is an idempotency key. */
+struct rec_key {
+    unsigned char entity[TXSTATS_MAX_ENTITY_BYTES];
+    size_t len;      /* 0: none */
+    bool idempotent; /* the message key is an idempotency key */
+};
+
+/* Counted as the first record of its idempotency key, in its key's window; a window that holds
+ * --max-active-keys keys counts it without its key (the node that accepted it judged the limit;
+ * every node counts it alike), a full idempotency table without its idempotency key. */
+static int add_record(struct srv_cluster *k, txstats_t *w, txstats_input_t *in)
 {
-    txstats_t *w = k->part[m->partition];
-    int rc = m->key_len > 0 && m->key_len <= TXSTATS_MAX_KEY_BYTES
-                 ? txstats_add_keyed(w, amount, ts, m->key, m->key_len, NULL)
-                 : txstats_add(w, amount, ts);
-    if (rc == TXSTATS_EFULL) /* no room to remember the key: still counted, as it was produced */
-        rc = txstats_add(w, amount, ts);
+    int rc = txstats_add_ex(w, in, NULL);
+    if (rc == TXSTATS_EFULL) { /* no room to remember the key: still counted, as produced */
+        in->idem_key = NULL;
+        in->idem_key_len = 0;
+        rc = txstats_add_ex(w, in, NULL);
+    }
+    if (rc == TXSTATS_ELIMIT) {
+        atomic_fetch_add(&k->keys_past_limit, 1);
+        in->entity = NULL;
+        in->entity_len = 0;
+        rc = txstats_add_ex(w, in, NULL);
+    }
+    return rc;
+}
+
+/* A key counted away from its home partition (an idempotency key chose the partition): the
+ * partition may hold it until its timestamp leaves the window (kafka_keys.c). */
+static void note_foreign(struct srv_cluster *k, int32_t p, const txstats_input_t *in)
+{
+    txstats_key_t home = {in->entity, in->entity_len};
+    int64_t until = in->timestamp_ms + k->opt.window_ms;
+    if (srv_kafka_partition_of(k, &home) != p && until > atomic_load(&k->foreign_until[p]))
+        atomic_store(&k->foreign_until[p], until);
+}
+
+/* An add record; with an idempotency key as its message key, the first record of the key wins
+ * (in offset order, the same on every node): later ones are duplicates, not counted. */
+static void apply_add(struct srv_cluster *k, const rd_kafka_message_t *m, long long amount,
+                      long long ts, const struct rec_key *rk)
+{
+    bool idem =
+        (rk->len == 0 || rk->idempotent) && m->key_len > 0 && m->key_len <= TXSTATS_MAX_KEY_BYTES;
+    txstats_input_t in = {amount,
+                          ts,
+                          rk->len ? rk->entity : NULL,
+                          rk->len,
+                          idem ? m->key : NULL,
+                          idem ? m->key_len : 0};
+    int rc = add_record(k, k->part[m->partition], &in);
+    if (in.entity_len)
+        note_foreign(k, m->partition, &in);
     if (rc == TXSTATS_OK)
         atomic_fetch_add(&k->applied, 1);
     else if (rc == TXSTATS_EXPIRED || rc == TXSTATS_EFUTURE)
@@ -100,16 +144,43 @@ static void apply_add(struct srv_cluster *k, const rd_kafka_message_t *m, long l
         atomic_fetch_add(&k->malformed, 1);
 }
 
-/* "A ts amount [node seq accepted]" or "C id [node seq accepted]": 'A' or 'C', or 0. */
+static int unhex(char c)
+{
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* The end of an add record after its numbers: "" or " i|e <key hex>". false when malformed. */
+static bool parse_key_text(const char *t, struct rec_key *rk)
+{
+    rk->len = 0;
+    if (!*t)
+        return true;
+    if (t[0] != ' ' || (t[1] != 'i' && t[1] != 'e') || t[2] != ' ')
+        return false;
+    rk->idempotent = t[1] == 'i';
+    for (t += 3; t[0] && rk->len < TXSTATS_MAX_ENTITY_BYTES; t += 2) {
+        int hi = unhex(t[0]), lo = hi >= 0 ? unhex(t[1]) : -1;
+        if (lo < 0)
+            return false;
+        rk->entity[rk->len++] = (unsigned char)(hi << 4 | lo);
+    }
+    return !*t && rk->len > 0;
+}
+
+/* "A ts amount [node seq accepted [i|e key]]" or "C id [node seq accepted]": 'A' or 'C', or 0. */
 static char parse_record(const char *text, long long *ts, long long *amount,
-                         unsigned long long *node, unsigned long long *seq, long long *accepted)
+                         unsigned long long *node, unsigned long long *seq, long long *accepted,
+                         struct rec_key *rk)
 {
     char extra;
+    int end = 0;
     *node = *seq = 0;
     *accepted = 0;
-    if (sscanf(text, "A %lld %lld %llx %llu %lld %c", ts, amount, node, seq, accepted, &extra) ==
-            5 ||
-        sscanf(text, "A %lld %lld %c", ts, amount, &extra) == 2)
+    rk->len = 0;
+    if (sscanf(text, "A %lld %lld %llx %llu %lld%n", ts, amount, node, seq, accepted, &end) == 5 &&
+        end > 0)
+        return parse_key_text(text + end, rk) ? 'A' : 0;
+    if (sscanf(text, "A %lld %lld %c", ts, amount, &extra) == 2)
         return 'A';
     *node = *seq = 0;
     if (sscanf(text, "C %lld %llx %llu %lld %c", ts, node, seq, accepted, &extra) == 4 ||
@@ -120,22 +191,24 @@ static char parse_record(const char *text, long long *ts, long long *amount,
 
 static void apply_record(struct srv_cluster *k, const rd_kafka_message_t *m)
 {
-    char text[128];
+    char text[SRV_RECORD_MAX];
     long long ts, amount, accepted;
     unsigned long long node, seq;
+    struct rec_key rk;
     char kind = 0;
     if (m->len < sizeof(text)) {
         memcpy(text, m->payload, m->len);
         text[m->len] = '\0';
-        kind = parse_record(text, &ts, &amount, &node, &seq, &accepted);
+        kind = parse_record(text, &ts, &amount, &node, &seq, &accepted, &rk);
     }
     if (kind && !first_time(k, m->partition, node, seq)) {
         atomic_fetch_add(&k->resent, 1); /* shipped again after a crash or a failed delivery */
     } else if (kind == 'A') {
-        apply_add(k, m, amount, ts);
+        apply_add(k, m, amount, ts, &rk);
         note_lag(k, accepted);
     } else if (kind == 'C') {
         txstats_clear(k->part[m->partition]);
+        atomic_store(&k->foreign_until[m->partition], 0);
         atomic_fetch_add(&k->clears, 1);
     } else {
         atomic_fetch_add(&k->malformed, 1);
@@ -326,6 +399,9 @@ static void adopt(struct srv_cluster *k, int p, struct srv_ckpt_meta *m)
             atomic_store(&k->mine[p], (int64_t)m->origins[i].last);
     }
     atomic_store(&k->next_offset[p], m->offset);
+    /* which of its keys are foreign is not known: as if all might be, for a window */
+    atomic_store(&k->foreign_until[p],
+                 srv_now_ms() + k->opt.window_ms + k->opt.max_skew_ms + MARGIN_MS);
     k->start_offset[p] = k->ckpt_offset[p] = m->offset;
     k->restored++;
     k->restored_tx += m->transactions;

@@ -28,13 +28,34 @@ struct srv_shipper {
     struct srv_outbox_rec rec[READ_MAX];
 };
 
+int srv_record_key_text(char *buf, int len, size_t n, const void *key, size_t key_len,
+                        int idempotent)
+{
+    static const char hex[] = "0123456789abcdef";
+    const unsigned char *k = key;
+    if (len < 0 || (size_t)len + 4 + 2 * key_len > n)
+        return -1;
+    buf[len++] = ' ';
+    buf[len++] = idempotent ? 'i' : 'e';
+    buf[len++] = ' ';
+    for (size_t i = 0; i < key_len; i++) {
+        buf[len++] = hex[k[i] >> 4];
+        buf[len++] = hex[k[i] & 15];
+    }
+    buf[len] = '\0';
+    return len;
+}
+
 int srv_ship_format(char *buf, size_t n, const struct srv_outbox_rec *r)
 {
     if (r->kind == OUTBOX_CLEAR)
         return snprintf(buf, n, "C %" PRIu64 " %016" PRIx64 " %" PRIu64 " %" PRId64, r->seq,
                         r->origin, r->seq, r->accepted_ms);
-    return snprintf(buf, n, "A %" PRId64 " %" PRId64 " %016" PRIx64 " %" PRIu64 " %" PRId64,
-                    r->timestamp_ms, r->amount, r->origin, r->seq, r->accepted_ms);
+    int len = snprintf(buf, n, "A %" PRId64 " %" PRId64 " %016" PRIx64 " %" PRIu64 " %" PRId64,
+                       r->timestamp_ms, r->amount, r->origin, r->seq, r->accepted_ms);
+    if (r->entity_len)
+        len = srv_record_key_text(buf, len, n, r->entity, r->entity_len, r->key.len > 0);
+    return len;
 }
 
 void srv_shipper_delivered(struct srv_shipper *s, void *opaque, rd_kafka_resp_err_t err)
@@ -51,18 +72,18 @@ void srv_shipper_delivered(struct srv_shipper *s, void *opaque, rd_kafka_resp_er
 }
 
 /* Produce one message; waits while librdkafka's queue is full. false when stopping or failed. */
-static bool produce(struct srv_shipper *s, int32_t partition, const struct srv_outbox_rec *r,
-                    const char *value, size_t len)
+static bool produce(struct srv_shipper *s, int32_t partition, const txstats_key_t *key,
+                    uint64_t seq, const char *value, size_t len)
 {
     for (;;) {
-        if (rd_kafka_produce(s->topic, partition, RD_KAFKA_MSG_F_COPY, (void *)value, len,
-                             r->key.key, r->key.len, (void *)(uintptr_t)r->seq) == 0) {
+        if (rd_kafka_produce(s->topic, partition, RD_KAFKA_MSG_F_COPY, (void *)value, len, key->key,
+                             key->len, (void *)(uintptr_t)seq) == 0) {
             atomic_fetch_add(&s->shipped, 1);
             return true;
         }
         if (rd_kafka_last_error() != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             if (!atomic_exchange(&s->failed, true))
-                srv_log(LOG_WARN, "kafka: cannot produce record %" PRIu64 " (%s)", r->seq,
+                srv_log(LOG_WARN, "kafka: cannot produce record %" PRIu64 " (%s)", seq,
                         rd_kafka_err2str(rd_kafka_last_error()));
             return false;
         }
@@ -75,20 +96,22 @@ static bool produce(struct srv_shipper *s, int32_t partition, const struct srv_o
 /* Ship one record: one message, or one per partition for a clear. */
 static bool ship(struct srv_shipper *s, const struct srv_outbox_rec *r)
 {
-    char value[128];
+    char value[SRV_RECORD_MAX];
     int len = srv_ship_format(value, sizeof(value), r);
     int copies = r->kind == OUTBOX_CLEAR ? s->partitions : 1;
     atomic_store(&s->pending[r->seq % RING], (uint32_t)copies);
     if (r->kind == OUTBOX_CLEAR) {
         for (int p = 0; p < s->partitions; p++)
-            if (!produce(s, p, r, value, (size_t)len))
+            if (!produce(s, p, &r->key, r->seq, value, (size_t)len))
                 return false;
         return true;
     }
-    int32_t p = r->key.len ? rd_kafka_msg_partitioner_murmur2(s->topic, r->key.key, r->key.len,
-                                                              s->partitions, NULL, NULL)
-                           : (int32_t)(r->seq % (uint64_t)s->partitions);
-    return produce(s, p, r, value, (size_t)len);
+    /* The idempotency key decides, else the key (kafka_judge.c decides alike). */
+    txstats_key_t mk = r->key.len ? r->key : (txstats_key_t){r->entity, r->entity_len};
+    int32_t p = mk.len ? rd_kafka_msg_partitioner_murmur2(s->topic, mk.key, mk.len, s->partitions,
+                                                          NULL, NULL)
+                       : (int32_t)(r->seq % (uint64_t)s->partitions);
+    return produce(s, p, &mk, r->seq, value, (size_t)len);
 }
 
 /* Move the contiguous acknowledgement forward; tell the outbox. */

@@ -26,6 +26,23 @@ static void window(struct srv *s, struct srv_text *t)
     srv_text_put(t, "txstats_window_amount{stat=\"max\"} %s\n", x.max);
 }
 
+/* The per-key windows (the "key" member): how many are active, the limit, refusals by it. */
+static void keys(struct srv *s, struct srv_text *t)
+{
+    txstats_entity_info_t info;
+    s->backend.ops->key_info(s->backend.self, &info);
+    srv_text_family(t, "txstats_keys_active", "gauge",
+                    "Keys (the \"key\" member) with a transaction in the window or ahead of it.");
+    srv_text_put(t, "txstats_keys_active %llu\n", (unsigned long long)info.active);
+    srv_text_family(t, "txstats_keys_active_limit", "gauge",
+                    "Most keys active at once (--max-active-keys).");
+    srv_text_put(t, "txstats_keys_active_limit %llu\n", (unsigned long long)info.limit);
+    srv_text_family(t, "txstats_keys_refused_total", "counter",
+                    "Transactions refused (503) because their key was new while "
+                    "--max-active-keys keys were active.");
+    srv_text_put(t, "txstats_keys_refused_total %llu\n", (unsigned long long)info.refused);
+}
+
 static void http(struct srv *s, struct srv_text *t)
 {
     srv_text_family(t, "txstats_posts_total", "counter", "POST /transactions by outcome.");
@@ -86,6 +103,7 @@ int srv_metrics(struct srv *s, struct mg_connection *c)
         return srv_error(c, 503, "Retry-After: 1\r\n", "out of memory");
     t->n = 0;
     window(s, t);
+    keys(s, t);
     srv_metrics_quantiles(s, t);
     http(s, t);
     s->backend.ops->metrics(s->backend.self, t);

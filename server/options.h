@@ -27,6 +27,7 @@ struct srv_options {
     int64_t max_batch_bytes; /* body of one POST /transactions/batch */
     int64_t max_idempotency_keys;
     int64_t idempotency_ttl_ms; /* 0: window + skew */
+    int64_t max_active_keys;    /* per-key windows (the "key" member) active at once */
     char data_dir[1024];
     int64_t save_interval_ms;
     char admin_token_file[1024];

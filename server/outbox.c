@@ -21,7 +21,7 @@
 
 #define HEADER     8u  /* u32 length, u32 CRC-32 */
 #define FIXED      42u /* seq, ts, amount, accepted, origin: 5 x 8; kind, key length */
-#define MAX_RECORD (HEADER + FIXED + TXSTATS_MAX_KEY_BYTES)
+#define MAX_RECORD (HEADER + FIXED + TXSTATS_MAX_KEY_BYTES + 1 + TXSTATS_MAX_ENTITY_BYTES)
 #define READ_BUF   (256u << 10)
 
 struct segment {
@@ -80,19 +80,40 @@ static uint32_t get32(const unsigned char *p)
 
 static size_t encode(unsigned char *p, const struct srv_outbox_rec *r)
 {
-    size_t len = FIXED + r->key.len;
+    bool entity = r->kind == OUTBOX_ADD && r->entity_len > 0;
+    size_t len = FIXED + r->key.len + (entity ? 1 + r->entity_len : 0);
     put64(p + HEADER, r->seq);
     put64(p + HEADER + 8, (uint64_t)r->timestamp_ms);
     put64(p + HEADER + 16, (uint64_t)r->amount);
     put64(p + HEADER + 24, (uint64_t)r->accepted_ms);
     put64(p + HEADER + 32, r->origin);
-    p[HEADER + 40] = (unsigned char)r->kind;
+    p[HEADER + 40] = (unsigned char)(entity ? OUTBOX_ADD_KEYED : r->kind);
     p[HEADER + 41] = (unsigned char)r->key.len;
     if (r->key.len)
         memcpy(p + HEADER + FIXED, r->key.key, r->key.len);
+    if (entity) {
+        p[HEADER + FIXED + r->key.len] = (unsigned char)r->entity_len;
+        memcpy(p + HEADER + FIXED + r->key.len + 1, r->entity, r->entity_len);
+    }
     put32(p, (uint32_t)len);
     put32(p + 4, (uint32_t)crc32(0L, p + HEADER, (uInt)len));
     return HEADER + len;
+}
+
+/* The lengths of a record's payload of `len` bytes agree with its kind: the entity's length (0:
+ * none), or -1. */
+static int entity_length(const unsigned char *p, uint32_t len)
+{
+    unsigned kind = p[HEADER + 40], key = p[HEADER + 41];
+    if (kind > OUTBOX_ADD_KEYED || FIXED + key > len)
+        return -1;
+    if (kind != OUTBOX_ADD_KEYED)
+        return key == len - FIXED ? 0 : -1;
+    if (FIXED + key + 1 > len)
+        return -1;
+    unsigned ent = p[HEADER + FIXED + key];
+    return ent >= 1 && ent <= TXSTATS_MAX_ENTITY_BYTES && FIXED + key + 1 + ent == len ? (int)ent
+                                                                                       : -1;
 }
 
 /* The record at p (avail bytes): its size, 0 when incomplete, -1 when damaged. */
@@ -101,20 +122,23 @@ static long decode(const unsigned char *p, size_t avail, struct srv_outbox_rec *
     if (avail < HEADER)
         return 0;
     uint32_t len = get32(p);
-    if (len < FIXED || len > FIXED + TXSTATS_MAX_KEY_BYTES)
+    if (len < FIXED || len > MAX_RECORD - HEADER)
         return -1;
     if (avail < HEADER + len)
         return 0;
-    if (get32(p + 4) != (uint32_t)crc32(0L, p + HEADER, len) || p[HEADER + 41] != len - FIXED ||
-        p[HEADER + 40] > OUTBOX_CLEAR)
+    int ent = get32(p + 4) == (uint32_t)crc32(0L, p + HEADER, len) ? entity_length(p, len) : -1;
+    if (ent < 0)
         return -1;
+    size_t key = p[HEADER + 41];
     r->seq = get64(p + HEADER);
     r->timestamp_ms = (int64_t)get64(p + HEADER + 8);
     r->amount = (txstats_amount_t)get64(p + HEADER + 16);
     r->accepted_ms = (int64_t)get64(p + HEADER + 24);
     r->origin = get64(p + HEADER + 32);
-    r->kind = p[HEADER + 40];
-    r->key = (txstats_key_t){len > FIXED ? (const char *)p + HEADER + FIXED : NULL, len - FIXED};
+    r->kind = p[HEADER + 40] == OUTBOX_ADD_KEYED ? OUTBOX_ADD : p[HEADER + 40];
+    r->key = (txstats_key_t){key ? (const char *)p + HEADER + FIXED : NULL, key};
+    r->entity = ent ? p + HEADER + FIXED + key + 1 : NULL;
+    r->entity_len = (size_t)ent;
     return (long)(HEADER + len);
 }
 

@@ -9,11 +9,12 @@
  * Files in DIR: `outbox-<first seq, 20 digits>.log` segments of records (each `u32 length`,
  * `u32 CRC-32` of the payload (zlib's, ISO 3309), payload: seq, timestamp ms, amount micros,
  * accepted-at ms, origin as little-endian 64-bit integers, a kind byte, a key length byte, the
- * key), `acked` (the highest sequence Kafka acknowledged, as text; may lag: shipping again what
- * was acknowledged is harmless, as consumers apply each (origin, seq) once), `lock` (flock against
- * a second process). The origin is the identity of the run that appended the record (random,
- * new at every open): records keep it when a later run ships them again, and two processes
- * started from copies of one directory never share one.
+ * key; kind 2, an add naming a key of its own, then that key's length byte and bytes), `acked` (the
+ * highest sequence Kafka acknowledged, as text; may lag: shipping again what was acknowledged is
+ * harmless, as consumers apply each (origin, seq) once), `lock` (flock against a second process).
+ * The origin is the identity of the run that appended the record (random, new at every open):
+ * records keep it when a later run ships them again, and two processes started from copies of one
+ * directory never share one.
  *
  * Thread-safety: append from any thread; read/acked from one shipper thread.
  */
@@ -25,7 +26,9 @@
 
 #include <txstats/txstats.h>
 
-enum srv_outbox_kind { OUTBOX_ADD = 0, OUTBOX_CLEAR = 1 };
+/* OUTBOX_ADD_KEYED is what append writes for an OUTBOX_ADD naming a key (entity_len > 0); read
+ * gives it back as OUTBOX_ADD. */
+enum srv_outbox_kind { OUTBOX_ADD = 0, OUTBOX_CLEAR = 1, OUTBOX_ADD_KEYED = 2 };
 
 /* One record; `key` points into the caller's memory on append, into the outbox's on read
  * (valid until the next read). */
@@ -37,6 +40,8 @@ struct srv_outbox_rec {
     uint64_t origin;     /* the run that appended it (set by append) */
     int kind;            /* enum srv_outbox_kind */
     txstats_key_t key;   /* idempotency key, or {NULL, 0} */
+    const void *entity;  /* the key of the per-key window it counts in (as `key` points) */
+    size_t entity_len;   /* 0: none */
 };
 
 struct srv_outbox_stats {

@@ -41,9 +41,28 @@ static int decode(const char *in, size_t len, char *out, size_t cap)
     return (int)o;
 }
 
-/* One "name[=value]" segment of `len` bytes: 1 when it is `name` (value decoded), -1 (err). */
-static int segment(const char *seg, size_t len, const char *name, char *value, size_t cap,
-                   char *err, size_t n)
+/* The index of `key` in names, or -1. */
+static int index_of(const char *const *names, const char *key)
+{
+    for (int i = 0; names[i]; i++)
+        if (!strcmp(names[i], key))
+            return i;
+    return -1;
+}
+
+static void unknown(const char *key, const char *const *names, char *err, size_t n)
+{
+    char list[128] = "";
+    for (int i = 0; names[i]; i++)
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", names[i]);
+    snprintf(err, n, "unknown query parameter '%.32s' (%s%s)", key,
+             names[0] ? "only " : "this route takes none", list);
+}
+
+/* One "name[=value]" segment of `len` bytes: the index of its name in names (its value decoded
+ * into `value` when it is `name`), or -1 (err). */
+static int segment(const char *seg, size_t len, const char *const *names, const char *name,
+                   char *value, size_t cap, char *err, size_t n)
 {
     char key[64];
     size_t klen = strcspn(seg, "=&");
@@ -55,11 +74,13 @@ static int segment(const char *seg, size_t len, const char *name, char *value, s
                  "§2.1: '%%' and two hex digits)");
         return -1;
     }
-    if (!name || strcmp(key, name) != 0) {
-        snprintf(err, n, "unknown query parameter '%.32s' (%s%s)", key,
-                 name ? "only " : "this route takes none", name ? name : "");
+    int at = index_of(names, key);
+    if (at < 0) {
+        unknown(key, names, err, n);
         return -1;
     }
+    if (!name || strcmp(key, name) != 0)
+        return at;
     const char *v = klen < len ? seg + klen + 1 : seg + len;
     int d = decode(v, (size_t)(seg + len - v), value, cap);
     if (d == -1)
@@ -69,25 +90,34 @@ static int segment(const char *seg, size_t len, const char *name, char *value, s
                  name);
     if (d == -2)
         snprintf(err, n, "bad query: '%s' is longer than %zu bytes", name, cap - 1);
-    return d < 0 ? -1 : 1;
+    return d < 0 ? -1 : at;
+}
+
+int srv_query_get(const char *query, const char *const *names, const char *name, char *value,
+                  size_t cap, char *err, size_t n)
+{
+    unsigned seen = 0; /* bit i: names[i] given */
+    for (const char *q = query; q && *q; q += *q == '&') {
+        size_t len = strcspn(q, "&");
+        if (len) {
+            int at = segment(q, len, names, name, value, cap, err, n);
+            if (at < 0)
+                return -1;
+            if (seen & 1u << at) {
+                snprintf(err, n, "bad query: '%s' is given twice", names[at]);
+                return -1;
+            }
+            seen |= 1u << at;
+        }
+        q += len;
+    }
+    int want = name ? index_of(names, name) : -1;
+    return want >= 0 && (seen & 1u << want) ? 1 : 0;
 }
 
 int srv_query_param(const char *query, const char *name, char *value, size_t cap, char *err,
                     size_t n)
 {
-    int found = 0;
-    for (const char *q = query; q && *q; q += *q == '&') {
-        size_t len = strcspn(q, "&");
-        if (len) {
-            int r = segment(q, len, name, value, cap, err, n);
-            if (r < 0)
-                return -1;
-            if (found++) {
-                snprintf(err, n, "bad query: '%s' is given twice", name);
-                return -1;
-            }
-        }
-        q += len;
-    }
-    return found;
+    const char *const names[] = {name, NULL};
+    return srv_query_get(query, names, name, value, cap, err, n);
 }

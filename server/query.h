@@ -14,4 +14,10 @@
 int srv_query_param(const char *query, const char *name, char *value, size_t cap, char *err,
                     size_t n);
 
+/* As srv_query_param for a route that takes several parameters: `names` (NULL-terminated, at most
+ * 8) are those it takes; the value of `name` (one of them, or NULL to only check the query) goes
+ * to `value`. Any other parameter, or one of them given twice, is -1. */
+int srv_query_get(const char *query, const char *const *names, const char *name, char *value,
+                  size_t cap, char *err, size_t n);
+
 #endif

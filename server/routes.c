@@ -15,8 +15,10 @@
 #include "history.h"
 #include "idempotency.h"
 #include "json.h"
+#include "key.h"
 #include "quantiles.h"
 #include "query.h"
+#include "top.h"
 #include "server.h"
 
 #define MAX_LISTINGS 4 /* concurrent GET /transactions, each holding up to max_retained x 16 B */
@@ -36,7 +38,6 @@ static int list_of(struct srv *s, txstats_tx_t *buf, size_t cap, txstats_list_in
     return s->backend.ops->list(s->backend.self, buf, cap, info);
 }
 
-/* The answer to a backend's status for a POST. */
 /* The answer to a backend's status for a POST; `replayed`: a retry answered as the first
  * request was (draft-ietf-httpapi-idempotency-key-header: same status, Idempotent-Replayed). */
 static int post_answer(struct srv *s, struct mg_connection *c, const struct srv_tx *tx, int rc,
@@ -59,20 +60,22 @@ static int post_answer(struct srv *s, struct mg_connection *c, const struct srv_
     case TXSTATS_ERANGE:
         count_post(s, replayed ? POST_REPLAYED : POST_INVALID_FIELD);
         return srv_error(c, 422, h, "'amount' is out of range: |amount| must be below 10^12");
+    case TXSTATS_ELIMIT:
+        count_post(s, POST_KEY_LIMIT);
+        return srv_error(c, 503, "Retry-After: 1\r\n", "%s", SRV_KEY_LIMIT_MESSAGE);
     default:
         count_post(s, POST_UNAVAILABLE);
         return srv_error(c, 503, "Retry-After: 1\r\n", "transaction not confirmed: %s", err);
     }
 }
 
-/* A POST with an Idempotency-Key. */
-static int post_keyed(struct srv *s, struct mg_connection *c, const struct srv_tx *tx,
-                      const char *key, size_t key_len)
+/* The backend's answer to a POST, with or without an Idempotency-Key or a key. */
+static int post_add(struct srv *s, struct mg_connection *c, const struct srv_tx *tx,
+                    const txstats_input_t *in)
 {
     char why[256] = "";
     int first = TXSTATS_OK;
-    int rc = s->backend.ops->add_keyed(s->backend.self, tx->amount, tx->timestamp_ms, key, key_len,
-                                       &first, why, sizeof(why));
+    int rc = s->backend.ops->add(s->backend.self, in, &first, why, sizeof(why));
     if (rc == TXSTATS_DUPLICATE) {
         if (first == TXSTATS_OK)
             count_post(s, POST_REPLAYED);
@@ -115,29 +118,45 @@ static int post_transaction(struct srv *s, struct mg_connection *c)
         count_post(s, st == 400 ? POST_INVALID_JSON : POST_INVALID_FIELD);
         return srv_error(c, st, NULL, "%s", err);
     }
-    if (keyed)
-        return post_keyed(s, c, &tx, key, key_len);
-    char why[256] = "";
-    int rc = s->backend.ops->add(s->backend.self, tx.amount, tx.timestamp_ms, why, sizeof(why));
-    return post_answer(s, c, &tx, rc, why, false);
+    txstats_input_t in = {tx.amount,     tx.timestamp_ms,    tx.entity_len ? tx.entity : NULL,
+                          tx.entity_len, keyed ? key : NULL, keyed ? key_len : 0};
+    return post_add(s, c, &tx, &in);
 }
 
-/* The statistics JSON object of SPEC §2; returns its length. */
-static int srv_stats_json(struct srv *s, char *buf, size_t n)
+/* A summary as the statistics JSON object of SPEC §2; returns its length. */
+static int summary_json(const txstats_summary_t *sum, char *buf, size_t n)
 {
-    txstats_summary_t sum;
     txstats_summary_text_t x;
-    stats_of(s, &sum);
-    txstats_summary_text(&sum, &x);
+    txstats_summary_text(sum, &x);
     return snprintf(buf, n,
                     "{\"sum\":\"%s\",\"avg\":\"%s\",\"max\":\"%s\",\"min\":\"%s\",\"count\":%llu}",
                     x.sum, x.avg, x.max, x.min, (unsigned long long)x.count);
 }
 
+/* The statistics JSON object of the whole window; returns its length. */
+static int srv_stats_json(struct srv *s, char *buf, size_t n)
+{
+    txstats_summary_t sum;
+    stats_of(s, &sum);
+    return summary_json(&sum, buf, n);
+}
+
+/* GET /statistics[?key=K]: the whole window's statistics, or key K's (key.h; percent-decoded,
+ * 400 when it is no valid key; an unknown key has count 0). */
 static int get_statistics(struct srv *s, struct mg_connection *c)
 {
-    char body[256];
-    int n = srv_stats_json(s, body, sizeof(body));
+    char body[256], key[TXSTATS_MAX_ENTITY_BYTES + 1], err[200];
+    int has = srv_query_param(mg_get_request_info(c)->query_string, "key", key, sizeof(key), err,
+                              sizeof(err));
+    if (has < 0 ||
+        (has && srv_key_check(key, strlen(key), "bad query: 'key'", err, sizeof(err)) != 0))
+        return srv_error(c, 400, NULL, "%s", err);
+    txstats_summary_t sum;
+    if (has)
+        s->backend.ops->key_stats(s->backend.self, key, strlen(key), &sum);
+    else
+        stats_of(s, &sum);
+    int n = summary_json(&sum, body, sizeof(body));
     return srv_reply(c, 200, NULL, body, (size_t)n);
 }
 
@@ -336,6 +355,7 @@ static const struct route routes[] = {
     {"/transactions/statistics", ROUTE_STATISTICS_ALIAS, get_statistics, NULL, NULL},
     {"/statistics/stream", ROUTE_STREAM, get_stream, NULL, NULL},
     {"/statistics/distribution", ROUTE_DISTRIBUTION, srv_get_distribution, NULL, NULL},
+    {"/statistics/top", ROUTE_TOP, srv_get_top, NULL, NULL},
     {"/healthz", ROUTE_HEALTHZ, get_health, NULL, NULL},
     {"/metrics", ROUTE_METRICS, get_metrics, NULL, NULL},
     {"/", ROUTE_DASHBOARD, get_dashboard, NULL, NULL},
@@ -344,19 +364,31 @@ static const struct route routes[] = {
     {"/transactions/batch", ROUTE_BATCH, NULL, srv_post_batch, NULL},
 };
 
-/* The query parameter a handler takes, or NULL: GET /transactions takes limit,
- * GET /statistics/distribution takes q. */
-static const char *param_of(int (*fn)(struct srv *, struct mg_connection *))
+/* The query parameters a handler takes: GET /transactions limit, GET /statistics key,
+ * GET /statistics/top by and limit, GET /statistics/distribution q; the others none. */
+static const char *const *params_of(int (*fn)(struct srv *, struct mg_connection *))
 {
-    return fn == get_transactions ? "limit" : fn == srv_get_distribution ? "q" : NULL;
+    static const char *const none[] = {NULL}, *const limit[] = {"limit", NULL},
+                             *const key[] = {"key", NULL}, *const top[] = {"by", "limit", NULL},
+                             *const q[] = {"q", NULL};
+    return fn == get_transactions       ? limit
+           : fn == get_statistics       ? key
+           : fn == srv_get_top          ? top
+           : fn == srv_get_distribution ? q
+                                        : none;
 }
 
 /* One rule on every route (RFC 3986 §2.1, §3.4): the query is percent-decoded, and a parameter
  * the route does not take, or an invalid escape, is a 400 (query.c). */
-static bool query_ok(const char *q, const char *param, char *err, size_t n)
+static bool query_ok(const char *q, const char *const *names, char *err, size_t n)
 {
     char value[1024];
-    return srv_query_param(q, param, value, sizeof(value), err, n) >= 0;
+    if (srv_query_get(q, names, NULL, value, sizeof(value), err, n) < 0)
+        return false;
+    for (int i = 0; names[i]; i++)
+        if (srv_query_get(q, names, names[i], value, sizeof(value), err, n) < 0)
+            return false;
+    return true;
 }
 
 /* RFC 9110 §10.2.1: the methods a route allows; HEAD wherever GET is (§9.3.2), OPTIONS always. */
@@ -393,7 +425,7 @@ static int dispatch(struct srv *s, struct mg_connection *c, int *route)
                                                           : !strcmp(m, "DELETE")    ? r->del
                                                                                     : NULL;
         char err[200];
-        if (fn && !query_ok(ri->query_string, param_of(fn), err, sizeof(err)))
+        if (fn && !query_ok(ri->query_string, params_of(fn), err, sizeof(err)))
             return srv_error(c, 400, NULL, "%s", err);
         if (fn)
             return fn(s, c);

@@ -83,6 +83,34 @@ int node_post(const struct server *s, const char *amount, int64_t ts)
     return st;
 }
 
+int node_post_key(const struct server *s, const char *key, const char *amount, int64_t ts,
+                  const char *idem)
+{
+    char t[32], body[512], hdr[300] = "";
+    struct resp r = {0};
+    txstats_timestamp_format(ts, t, sizeof(t));
+    int n = snprintf(body, sizeof(body), "{\"amount\":\"%s\",\"timestamp\":\"%s\",\"key\":\"%s\"}",
+                     amount, t, key);
+    if (idem)
+        snprintf(hdr, sizeof(hdr), "Idempotency-Key: \"%s\"\r\n", idem);
+    int fd = http_connect(s->port), st = -1;
+    if (fd >= 0 && http_request(fd, "POST", "/transactions", hdr, body, (size_t)n, &r) == 0)
+        st = r.status;
+    resp_free(&r);
+    if (fd >= 0)
+        close(fd);
+    return st;
+}
+
+void node_get(const struct server *s, const char *path, char *out, size_t n)
+{
+    struct resp r;
+    out[0] = '\0';
+    if (http(s->port, "GET", path, NULL, &r) == 0 && r.status == 200)
+        snprintf(out, n, "%s", r.body);
+    resp_free(&r);
+}
+
 void node_stats(const struct server *s, char *out, size_t n)
 {
     struct resp r;

@@ -28,6 +28,12 @@ int nodes_stop(struct server *nodes, int n);
 
 int node_healthy(const struct server *s);                              /* /healthz is 200 */
 int node_post(const struct server *s, const char *amount, int64_t ts); /* status, -1: no answer */
+/* POST {"amount","timestamp","key"} (key: JSON string text), with an Idempotency-Key when idem
+ * is not NULL: the status, -1 when no answer came. */
+int node_post_key(const struct server *s, const char *key, const char *amount, int64_t ts,
+                  const char *idem);
+void node_get(const struct server *s, const char *path, char *out,
+              size_t n);                                      /* 200's body, or "" */
 void node_stats(const struct server *s, char *out, size_t n); /* GET /statistics body, or "" */
 long long stats_count(const char *stats);                     /* its "count", or -1 */
 long long node_count(const struct server *s);                 /* node_stats' count, or -1 */

@@ -439,6 +439,98 @@ static void test_batch_across_nodes(void **state)
         assert_int_equal(wait_count(i, before[i] + 10, CONVERGE_MS), before[i] + 10);
 }
 
+/* A keyed POST to node i (with an Idempotency-Key when idem is not NULL: then retried while
+ * unanswered or 503, as post_keyed_retrying): the status. */
+static int post_with_key(int i, const char *key, const char *amount, int64_t ts, const char *idem)
+{
+    int st = -1;
+    for (int attempt = 0; attempt < (idem ? 30 : 1) && (st == -1 || st == 503); attempt++) {
+        if (attempt)
+            sleep_ms(200);
+        st = node_post_key(&node[i], key, amount, ts, idem);
+    }
+    return st;
+}
+
+/* Every node answers GET `path` with `want` within CONVERGE_MS. */
+static void all_answer(const char *path, const char *want)
+{
+    for (int i = 0; i < NODES; i++) {
+        struct resp r = {0};
+        for (int64_t until = now_ms() + CONVERGE_MS;; sleep_ms(20)) {
+            resp_free(&r);
+            assert_int_equal(http(node[i].port, "GET", path, NULL, &r), 0);
+            if ((r.status == 200 && !strcmp(r.body, want)) || now_ms() > until)
+                break;
+        }
+        if (r.status != 200 || strcmp(r.body, want) != 0)
+            fail_msg("node %d, GET %s: %d %s\n want %s", i, path, r.status, r.body, want);
+        resp_free(&r);
+    }
+}
+
+#define KEY_ENTRY(k, sum, avg, max, min, n)                                                        \
+    "{\"key\":\"" k "\",\"sum\":\"" sum "\",\"avg\":\"" avg "\",\"max\":\"" max                    \
+    "\",\"min\":\"" min "\",\"count\":" #n "}"
+
+/* Keys (issue 20): posted to every node, with and without an Idempotency-Key (which then picks
+ * the partition: a key spread over partitions) and in a batch; every node answers each key and
+ * the top keys exactly, a retry counts once in its key, and a DELETE empties the keys. */
+static void test_keys_everywhere(void **state)
+{
+    (void)state;
+    int64_t t = now_ms();
+    static const char *const a[] = {"10.00", "20.00", "30.00"};
+    for (int i = 0; i < NODES; i++) /* card-A: its own partition, from every node */
+        assert_int_equal(post_with_key(i, "card-A", a[i], t - i, NULL), 201);
+    for (int i = 0; i < 4; i++) { /* card-B: partitions chosen by idempotency keys */
+        char idem[16];
+        snprintf(idem, sizeof(idem), "kb-%d", i);
+        assert_int_equal(post_with_key(i % NODES, "card-B", "5", t - i, idem), 201);
+    }
+    assert_int_equal(wait_count(2, node_count(&node[0]), CONVERGE_MS), node_count(&node[0]));
+    assert_int_equal(post_with_key(2, "card-B", "5", t, "kb-0"), 201); /* a retry elsewhere */
+    char ts[32], body[1024], out[2048];
+    txstats_timestamp_format(t, ts, sizeof(ts));
+    snprintf(
+        body, sizeof(body),
+        "{\"amount\":\"7\",\"timestamp\":\"%s\",\"key\":\"card-C\",\"idempotency_key\":\"kc-0\"}\n"
+        "{\"amount\":\"8\",\"timestamp\":\"%s\",\"key\":\"card-C\",\"idempotency_key\":\"kc-1\"}\n"
+        "{\"amount\":\"0.50\",\"timestamp\":\"%s\",\"key\":\"card-A\",\"idempotency_key\":\"kc-2\"}"
+        "\n"
+        "{\"amount\":\"9\",\"timestamp\":\"%s\",\"key\":\"\"}\n",
+        ts, ts, ts, ts);
+    batch_until_answered(1, body, out, sizeof(out));
+    if (!strstr(out, "{\"stored\":3,\"expired\":0,\"replayed\":0,\"rejected\":[{\"line\":4,"
+                     "\"status\":422"))
+        fail_msg("batch: %s", out);
+    all_answer("/statistics?key=card-A", "{\"sum\":\"60.50\",\"avg\":\"15.13\",\"max\":\"30.00\","
+                                         "\"min\":\"0.50\",\"count\":4}");
+    all_answer("/statistics?key=card-B", "{\"sum\":\"20.00\",\"avg\":\"5.00\",\"max\":\"5.00\","
+                                         "\"min\":\"5.00\",\"count\":4}");
+    all_answer("/statistics?key=card-Z", "{\"sum\":\"0.00\",\"avg\":\"0.00\",\"max\":\"0.00\","
+                                         "\"min\":\"0.00\",\"count\":0}");
+    all_answer(
+        "/statistics/top?by=count",
+        "{\"by\":\"count\",\"limit\":10,\"keys\":[" KEY_ENTRY(
+            "card-A", "60.50", "15.13", "30.00", "0.50",
+            4) "," KEY_ENTRY("card-B", "20.00", "5.00", "5.00", "5.00",
+                             4) "," KEY_ENTRY("card-C", "15.00", "7.50", "8.00", "7.00", 2) "]}");
+    all_answer("/statistics/top?limit=2",
+               "{\"by\":\"sum\",\"limit\":2,\"keys\":[" KEY_ENTRY(
+                   "card-A", "60.50", "15.13", "30.00", "0.50",
+                   4) "," KEY_ENTRY("card-B", "20.00", "5.00", "5.00", "5.00", 4) "]}");
+    for (int i = 0; i < NODES; i++)
+        assert_true(node_metric(&node[i], "txstats_keys_active") >= 3);
+    struct resp r = {0};
+    assert_int_equal(http(node[0].port, "DELETE", "/transactions", NULL, &r), 0);
+    assert_int_equal(r.status, 204);
+    resp_free(&r);
+    all_answer("/statistics/top", "{\"by\":\"sum\",\"limit\":10,\"keys\":[]}");
+    all_answer("/statistics?key=card-A", "{\"sum\":\"0.00\",\"avg\":\"0.00\",\"max\":\"0.00\","
+                                         "\"min\":\"0.00\",\"count\":0}");
+}
+
 /* A batch that repeats a key: counted once, the repeat answered as a replay and a different
  * transaction under the key as a conflict, as a standalone node answers. */
 static void test_batch_repeats_a_key(void **state)
@@ -639,6 +731,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_same_key_at_once),
         cmocka_unit_test(test_batch_across_nodes),
         cmocka_unit_test(test_batch_repeats_a_key),
+        cmocka_unit_test(test_keys_everywhere),
         cmocka_unit_test(test_all_brokers_down),
         cmocka_unit_test(test_sigterm_brokers_down),
         cmocka_unit_test(test_kill_cycles),

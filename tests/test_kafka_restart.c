@@ -302,6 +302,51 @@ static void test_old_checkpoint_ignored(void **state)
     assert_agree("restarted with a checkpoint older than the window", want);
 }
 
+/* Both nodes answer GET `path` alike (and not empty) within CONVERGE_MS. */
+static void assert_same(const char *path)
+{
+    char a[8192], b[8192];
+    int64_t until = now_ms() + CONVERGE_MS;
+    for (;;) {
+        node_get(&node[0], path, a, sizeof(a));
+        node_get(&node[1], path, b, sizeof(b));
+        if (a[0] && !strcmp(a, b))
+            return;
+        if (now_ms() > until)
+            fail_msg("GET %s: node 0 %s, node 1 %s", path, a, b);
+        sleep_ms(20);
+    }
+}
+
+/* Keys (issue 20) across restarts from the checkpoints: each key's statistics and the top keys
+ * the same on the restarted node as on the reference, after SIGTERM and after kill -9. */
+static void test_keys_across_restarts(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 2; round++) {
+        int64_t t = now_ms();
+        for (int k = 0; k < 60; k++) {
+            char key[16], amount[16], idem[32];
+            snprintf(key, sizeof(key), "card-%d", k % 7);
+            snprintf(amount, sizeof(amount), "%d.%02d", k + 1, round);
+            snprintf(idem, sizeof(idem), "restart-%d-%d", round, k);
+            assert_int_equal(node_post_key(&node[k % NODES], key, amount, t - k,
+                                           k % 3 ? NULL : idem), /* some spread by idem keys */
+                             201);
+        }
+        assert_agree("keys posted", 60);
+        restart(round ? SIGKILL : SIGTERM);
+        for (int k = 0; k < 7; k++) {
+            char path[64];
+            snprintf(path, sizeof(path), "/statistics?key=card-%d", k);
+            assert_same(path);
+        }
+        assert_same("/statistics/top?limit=7");
+        assert_same("/statistics/top?by=count&limit=3");
+        print_message("keys after %s: the same on both nodes\n", round ? "kill -9" : "SIGTERM");
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
@@ -314,7 +359,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sigterm_restart),         cmocka_unit_test(test_sigkill_cycles),
         cmocka_unit_test(test_clear_across_checkpoint), cmocka_unit_test(test_damaged_checkpoint),
-        cmocka_unit_test(test_old_checkpoint_ignored),
+        cmocka_unit_test(test_old_checkpoint_ignored),  cmocka_unit_test(test_keys_across_restarts),
     };
     return cmocka_run_group_tests_name("kafka_restart", tests, setup, teardown);
 }

@@ -42,28 +42,31 @@ static struct srv_outbox *open_ok(uint64_t segment_bytes)
     return o;
 }
 
-/* Record i of the test stream: keys of every length class, both kinds. */
+/* Bytes a record of rec() may point into: its idempotency key, then its key. */
+#define RECBUF 400
+
+/* Record i of the test stream: idempotency keys and keys (entities) of every length class, both
+ * kinds. */
 static struct srv_outbox_rec rec(int i, char *keybuf)
 {
     static const size_t key_lens[] = {0, 1, 7, 254, 255, 0, 0};
-    size_t kl = key_lens[i % 7];
+    static const size_t entity_lens[] = {0, 1, 128, 9, 0, 127, 64, 0, 3};
+    size_t kl = key_lens[i % 7], el = i % 11 == 10 ? 0 : entity_lens[i % 9];
     for (size_t j = 0; j < kl; j++)
         keybuf[j] = (char)('!' + (i + j) % 90);
-    return (struct srv_outbox_rec){0,
-                                   1700000000000 + i,
-                                   (txstats_amount_t)i * 1234567 - 99,
-                                   42 + i,
-                                   0,
-                                   i % 11 == 10,
-                                   {kl ? keybuf : NULL, kl}};
-    ;
+    for (size_t j = 0; j < el; j++)
+        keybuf[256 + j] = (char)(0x80 + (i * 7 + j) % 128);
+    return (struct srv_outbox_rec){
+        0, 1700000000000 + i, (txstats_amount_t)i * 1234567 - 99, 42 + i,
+        0, i % 11 == 10,      {kl ? keybuf : NULL, kl},           el ? keybuf + 256 : NULL,
+        el};
 }
 
 static void append_range(struct srv_outbox *o, int from, int to, int per_call)
 {
     for (int i = from; i < to; i += per_call) {
         struct srv_outbox_rec r[64];
-        char keys[64][256];
+        char keys[64][RECBUF];
         int n = to - i < per_call ? to - i : per_call;
         for (int j = 0; j < n; j++)
             r[j] = rec(i + j, keys[j]);
@@ -81,7 +84,7 @@ static int read_check(struct srv_outbox *o, uint64_t from)
     size_t got;
     while ((got = srv_outbox_read(o, next, r, 100)) > 0) {
         for (size_t j = 0; j < got; j++, next++) {
-            char keybuf[256];
+            char keybuf[RECBUF];
             struct srv_outbox_rec want = rec((int)next - 1, keybuf);
             assert_int_equal(r[j].seq, next);
             assert_int_equal(r[j].timestamp_ms, want.timestamp_ms);
@@ -91,6 +94,9 @@ static int read_check(struct srv_outbox *o, uint64_t from)
             assert_int_equal(r[j].key.len, want.key.len);
             if (want.key.len)
                 assert_memory_equal(r[j].key.key, want.key.key, want.key.len);
+            assert_int_equal(r[j].entity_len, want.entity_len);
+            if (want.entity_len)
+                assert_memory_equal(r[j].entity, want.entity, want.entity_len);
         }
     }
     return (int)(next - from);
@@ -217,7 +223,7 @@ static void test_gap_after_lost_tail(void **state)
     fclose(f);
     o = open_ok(0);
     struct srv_outbox_rec r[2];
-    char keys[2][256];
+    char keys[2][RECBUF];
     r[0] = rec(20, keys[0]);
     r[1] = rec(21, keys[1]);
     uint64_t first;
@@ -301,7 +307,7 @@ static void *append_main(void *arg)
     struct appender *a = arg;
     for (int i = 0; i < a->n; i++) {
         struct srv_outbox_rec r[3];
-        char keys[3][256];
+        char keys[3][RECBUF];
         for (int j = 0; j < 3; j++)
             r[j] = rec(i + j, keys[j]);
         uint64_t first;

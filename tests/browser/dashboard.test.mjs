@@ -113,6 +113,22 @@ try {
   const overflow = await phone.evaluate(() => document.documentElement.scrollWidth > window.innerWidth);
   check(!overflow, "no horizontal scrolling on a phone");
 
+  // Keys: posted through the form (the key field), shown in the top keys by sum and by count.
+  await page.fill("#key", "card <b>1</b>"); // text, never HTML
+  await page.fill("#amount", "0.00");
+  await page.click("#submit");
+  await waitFor(async () => (await page.textContent("#post-status")).startsWith("201"), 2000, "201 keyed");
+  for (const [key, amount] of [["card-2", "2.50"], ["card-2", "-2.50"], ["card <b>1</b>", "0"]]) {
+    const r = await fetch(base + "/transactions", { method: "POST",
+      body: JSON.stringify({ amount, timestamp: new Date().toISOString(), key }) });
+    check(r.status === 201, `POST with key ${key}: ${r.status}`);
+  }
+  const tops = async (id) => page.getAttribute("#" + id, "data-keys");
+  await waitFor(async () => (await tops("top-count")) === "card <b>1</b>\ncard-2", 3000, "the top keys by count");
+  check((await tops("top-sum")) === "card <b>1</b>\ncard-2", "the top keys by sum and by count (ties in byte order)");
+  check(await page.evaluate(() => !document.querySelector("#top b")), "a key is shown as text");
+  await page.fill("#key", "");
+
   // Clear: 401 first, the page asks for the token, then 204.
   await page.click("#clear");
   await waitFor(async () => (await page.textContent("#clear-status")) === "cleared", 3000, "clear");

@@ -158,12 +158,31 @@ try {
   conform("/transactions", "POST", replay, "keyed retry");
   await go("/transactions", "POST", null, { headers: keyed, body: `{"amount":"4","timestamp":"${now()}"}` }, "key conflict");
   await go("/transactions", "POST", null, { headers: { "Idempotency-Key": "bad key" }, body: keyedBody }, "bad key");
+  // Keys (issue 20): the key member, ?key=, the top keys.
+  await go("/transactions", "POST", null, { headers: json, body: `{"amount":"7","timestamp":"${now()}","key":"card-1"}` }, "with a key");
+  await go("/transactions", "POST", null, { body: `{"amount":"7","timestamp":"${now()}","key":""}` }, "an empty key");
+  await go("/transactions", "POST", null, { body: `{"amount":"7","timestamp":"${now()}","key":"caf\u00e9 \ud83d\udcb3"}` }, "a UTF-8 key");
+  for (const p of ["/statistics", "/transactions/statistics"]) {
+    await go(p, "GET", p + "?key=card-1", {}, "a key");
+    await go(p, "GET", p + "?key=caf%C3%A9%20%F0%9F%92%B3", {}, "a UTF-8 key");
+    await go(p, "GET", p + "?key=nobody", {}, "an unknown key");
+    await go(p, "GET", p + "?key=", {}, "an empty key");
+    await go(p, "GET", p + "?key=%FF", {}, "a key that is not UTF-8");
+    await go(p, "HEAD", p + "?key=card-1", {}, "HEAD with a key");
+    await go(p, "HEAD", p + "?key=", {}, "HEAD with an empty key");
+  }
+  await go("/statistics/top", "GET");
+  await go("/statistics/top", "GET", "/statistics/top?by=count&limit=1");
+  await go("/statistics/top", "GET", "/statistics/top?by=avg", {}, "bad by");
+  await go("/statistics/top", "GET", "/statistics/top?limit=1001", {}, "bad limit");
+  await go("/statistics/top", "HEAD", "/statistics/top?limit=0", {}, "HEAD bad limit");
   await go("/statistics/distribution", "GET");
   await go("/statistics/distribution", "GET", "/statistics/distribution?q=0,0.5,0.999,1");
   await go("/statistics/distribution", "GET", "/statistics/distribution?q=2", {}, "bad q");
   const nd = { "Content-Type": "application/x-ndjson" };
   const line = (amount) => `{"amount":"${amount}","timestamp":"${now()}"}`;
   await go("/transactions/batch", "POST", null, { headers: nd, body: `${line("1")}\n${line("x")}\n{\n${line("2")}` });
+  await go("/transactions/batch", "POST", null, { body: `{"amount":"1","timestamp":"${now()}","key":"card-2"}\n{"amount":"1","timestamp":"${now()}","key":7}` }, "lines with keys");
   await go("/transactions/batch", "POST", null, { body: "\n\n" }, "no JSON line");
   await go("/transactions/batch", "POST", "/transactions/batch?x=1", { body: line("1") }, "query on batch");
   await go("/transactions/batch", "GET", null, {}, "GET on batch");
