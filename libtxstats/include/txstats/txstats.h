@@ -186,15 +186,17 @@ TXSTATS_API void txstats_config_init(txstats_config_t *cfg);
  * Create an instance.
  * @param out receives the instance (set to NULL on failure); must not be NULL.
  * @param cfg configuration, copied; NULL for the defaults.
- * @return TXSTATS_OK; TXSTATS_EINVAL for a NULL `out`, window_ms < 1, max_skew_ms < 0,
- *         window_ms + max_skew_ms > TXSTATS_MAX_SPAN_MS, shards > 256, or only one of alloc/free;
- *         TXSTATS_ENOMEM.
- * Memory: per shard, 64 bytes per millisecond of (window + skew, rounded up to a power of two)
- * reserved, resident only where used, plus 16 bytes per millisecond for the min/max tree; plus
- * the retained amounts, in chunks of 14 (128 bytes), from 9 bytes per transaction when
- * milliseconds hold many to 128 when each holds one; plus the distribution of amounts: 433 KB
- * of bucket counts per shard (reserved, resident where used) and, for transactions past
- * max_retained, 2 bytes each in 64-byte chunks of 26 per millisecond. The caller owns the
+ * @return TXSTATS_OK; TXSTATS_EINVAL for a NULL `out`, a span < 1 (window_ms, or an entry of
+ *         spans_ms), a span + max_skew_ms > TXSTATS_MAX_SPAN_MS, max_skew_ms < 0, nspans 0 or
+ *         more than TXSTATS_MAX_SPANS with spans_ms, two equal spans, shards > 256, or only one
+ *         of alloc/free; TXSTATS_ENOMEM.
+ * Memory follows what the window holds, not its span: per shard, 8 bytes per 262 s of the
+ * longest span (the ring of the cell index); per millisecond holding transactions an 80-byte
+ * cell, a 48-byte page per 64 ms and a 1.6 KB node per 4,096 ms that hold one; the retained
+ * amounts, in chunks of 14 (128 bytes), from 9 bytes per transaction when milliseconds hold many
+ * to 128 when each holds one; the distribution of amounts: 433 KB of bucket counts per span and
+ * shard (reserved, resident where used) and, for transactions past max_retained, 2 bytes each in
+ * 64-byte chunks of 26 per millisecond; entities: see txstats_add_entity(). The caller owns the
  * instance.
  */
 TXSTATS_API int txstats_create(txstats_t **out, const txstats_config_t *cfg);
@@ -210,11 +212,12 @@ TXSTATS_API void txstats_destroy(txstats_t *t);
  * @param t instance (NULL: TXSTATS_EINVAL).
  * @param amount micro-units, |amount| < TXSTATS_AMOUNT_LIMIT.
  * @param timestamp_ms ms since the epoch.
- * @return TXSTATS_OK (stored and counted); TXSTATS_EXPIRED (timestamp <= now - window_ms: valid,
- *         not stored); TXSTATS_EFUTURE (timestamp > now + max_skew_ms); TXSTATS_ERANGE (amount out
- *         of range); TXSTATS_EINVAL; TXSTATS_ENOMEM (nothing recorded). A transaction later than
- *         `now` but within the skew is stored and counted once the clock reaches its timestamp.
- * O(log window) worst case, O(1) typical; no allocation once the retained list has warmed up.
+ * @return TXSTATS_OK (stored and counted); TXSTATS_EXPIRED (timestamp <= now - window_ms, the
+ *         longest span with several: valid, not stored); TXSTATS_EFUTURE (timestamp > now +
+ * max_skew_ms); TXSTATS_ERANGE (amount out of range); TXSTATS_EINVAL; TXSTATS_ENOMEM (nothing
+ * recorded). A transaction later than `now` but within the skew is stored and counted once the
+ * clock reaches its timestamp. O(1) (O(spans) with several); it allocates when its millisecond or
+ * its 64 ms get their first transaction, and until the retained list has warmed up.
  */
 TXSTATS_API int txstats_add(txstats_t *t, txstats_amount_t amount, int64_t timestamp_ms);
 
@@ -304,6 +307,10 @@ typedef struct {
 
 /**
  * Record a transaction for an entity: txstats_add_ex() with only an entity.
+ * Memory per active entity: a 96-byte slot (keys of up to 24 bytes inside it), 11 to 21 bytes of
+ * index, 48 bytes per span past the first, and longer keys' bytes; per keyed transaction a
+ * 12-byte tag and, per span, 16 bytes per distinct amount of its entity. An entity is freed when
+ * its last transaction leaves the longest span.
  * @return what txstats_add() returns; TXSTATS_ELIMIT (a new entity while max_entities are
  *         active: nothing recorded); TXSTATS_EINVAL (NULL t or entity, or entity_len 0 or more
  *         than TXSTATS_MAX_ENTITY_BYTES: nothing recorded).
@@ -422,8 +429,9 @@ TXSTATS_API int txstats_add_batch(txstats_t *t, const txstats_tx_t *tx, size_t n
                                   size_t *stored);
 
 /**
- * Statistics of the window now, consistent across all fields (one moment). O(shards), whatever
- * the number of transactions. @return TXSTATS_OK or TXSTATS_EINVAL (NULL argument).
+ * Statistics of the window now, consistent across all fields (one moment). O(shards + span /
+ * 262 s), whatever the number of transactions. @return TXSTATS_OK or TXSTATS_EINVAL (NULL
+ * argument).
  */
 TXSTATS_API int txstats_stats(txstats_t *t, txstats_summary_t *out);
 
@@ -516,10 +524,12 @@ TXSTATS_API int txstats_save_bin(txstats_t *t, const char *path);
  * Replace the instance's contents with the snapshot at `path` (JSON from txstats_save(), binary
  * from txstats_save_bin(), or either format of libtxstats 0.1), dropping entries that have
  * expired (and, beyond max_retained, listing entries; statistics stay exact). The file is read
- * twice, a block at a time: first checked whole (every CRC, every cell's invariants), then
- * installed, with every shard locked (adds wait for the install) after what the window needs was
- * allocated. All or nothing: on any error before the install the instance is as it was; a file
- * changed on disk between the two readings leaves it empty (TXSTATS_EIO or TXSTATS_EFORMAT).
+ * twice, a block at a time: first checked whole (every CRC, every cell's invariants), then built
+ * aside from the live shards (adds go on meanwhile, and are replaced with the rest) and swapped
+ * in with every shard locked. All or nothing: on any error, a file changed on disk between the
+ * two readings included (TXSTATS_EIO or TXSTATS_EFORMAT), the instance is as it was. Cells older
+ * than the longest span now are dropped; entities past max_entities keep only their global
+ * counting.
  * With a directory attached (txstats_open_dir()), the load is durable before it returns: a clear
  * is journaled with the install, then a checkpoint is written; TXSTATS_EIO from that checkpoint
  * means the contents are loaded but a crash before the next checkpoint comes back without them
@@ -650,9 +660,9 @@ TXSTATS_API int txstats_open_dir(txstats_t *t, const char *dir, const txstats_du
  * than by uptime. Adds continue meanwhile: each shard is locked for holds of at most 1 MiB of
  * cells, and no file I/O happens under a lock; memory beyond the window stays about 3 MiB
  * whatever it holds. The file's size is what the window holds (8 bytes per retained transaction,
- * 64 per used millisecond plus 8 per distinct bucket of its amounts not retained, 40 per key),
- * not the ring or the caps. Recovery replays exactly the journal records the checkpoint does not
- * hold, whatever adds ran while it was written.
+ * 64 per used millisecond plus 8 per distinct bucket of its amounts not retained, 40 per key, 16
+ * per keyed transaction and about 24 per entity), not the span or the caps. Recovery replays
+ * exactly the journal records the checkpoint does not hold, whatever adds ran while it was written.
  * @return TXSTATS_OK; TXSTATS_EIO (errno; EAGAIN when clears or loads kept voiding it);
  *         TXSTATS_ENOMEM; TXSTATS_EINVAL (no directory attached).
  */
