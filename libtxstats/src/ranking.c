@@ -100,12 +100,21 @@ static void entry_of(const struct txstats__entity *en, unsigned span, txstats_to
 }
 
 /* Whether an entity may enter a full heap: cheap value tests before the whole comparison. */
-static bool may_enter(const struct heap *h, const struct txstats__ent_span *sp)
+/* Whether an entity ranks above the lowest of a full heap, from its slot alone: its value, and
+ * on a tie its key (the smaller first). Most entities fail here without a copy. */
+static bool may_enter(const struct heap *h, const struct txstats__entity *en)
 {
-    const txstats_summary_t *low = &h->v[0].stats;
-    if (h->by == TXSTATS_TOP_COUNT)
-        return sp->count >= low->count;
-    return sp->sum_hi > low->sum_hi || (sp->sum_hi == low->sum_hi && sp->sum_lo >= low->sum_lo);
+    const txstats_top_entry_t *low = &h->v[0];
+    const struct txstats__ent_span *sp = txstats__ent_span(en, h->span);
+    if (h->by == TXSTATS_TOP_COUNT && sp->count != low->stats.count)
+        return sp->count > low->stats.count;
+    if (h->by == TXSTATS_TOP_SUM &&
+        (sp->sum_hi != low->stats.sum_hi || sp->sum_lo != low->stats.sum_lo))
+        return sp->sum_hi > low->stats.sum_hi ||
+               (sp->sum_hi == low->stats.sum_hi && sp->sum_lo > low->stats.sum_lo);
+    size_t n = en->key_len < low->entity_len ? en->key_len : low->entity_len;
+    int c = memcmp(txstats__ent_key(en), low->entity, n);
+    return c < 0 || (c == 0 && en->key_len < low->entity_len);
 }
 
 static void offer(struct heap *h, const struct txstats__entity *en, int64_t now)
@@ -115,14 +124,10 @@ static void offer(struct heap *h, const struct txstats__entity *en, int64_t now)
         sift_up(h, h->n++);
         return;
     }
-    if (!may_enter(h, txstats__ent_span(en, h->span)))
+    if (!may_enter(h, en))
         return;
-    txstats_top_entry_t e;
-    entry_of(en, h->span, &e, now);
-    if (rank_cmp(h->by, &e, &h->v[0]) > 0) {
-        h->v[0] = e;
-        sift_down(h, 0);
-    }
+    entry_of(en, h->span, &h->v[0], now);
+    sift_down(h, 0);
 }
 
 static void scan_shard(struct txstats__shard *s, struct heap *h, int64_t now)
