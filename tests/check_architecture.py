@@ -15,11 +15,11 @@ import sys
 # The layers of libtxstats/src/internal.h: a file calls only files of lower layers.
 LAYERS = {
     "alloc.c": 0, "amount.c": 0, "crc32c.c": 0, "error.c": 0, "time.c": 0,
-    "fileio.c": 1, "distribution.c": 1, "image.c": 1, "amountset.c": 1,
+    "fileio.c": 1, "distribution.c": 1, "image.c": 1, "amountset.c": 1, "timeindex.c": 1,
     "window.c": 2, "journal.c": 2, "keys.c": 2, "snapshot.c": 2, "image_json.c": 2,
     "entities.c": 2,
     "txstats.c": 3,
-    "collect.c": 4, "install.c": 4, "quantile.c": 4, "ranking.c": 4,
+    "collect.c": 4, "install.c": 4, "quantile.c": 4, "ranking.c": 4, "spans.c": 4,
     "persist.c": 5,
     "recover.c": 6,
 }

@@ -158,7 +158,7 @@ int txstats__dist_init(struct txstats__dist *d, const struct txstats__mem *mem)
     d->mem = mem;
     d->free_chunks = NULL;
     d->slabs = NULL;
-    return txstats__dcounts_init(&d->k, mem);
+    return TXSTATS_OK;
 }
 
 void txstats__dist_fini(struct txstats__dist *d)
@@ -169,7 +169,6 @@ void txstats__dist_fini(struct txstats__dist *d)
         txstats__free(d->mem, s);
     }
     d->free_chunks = NULL;
-    txstats__dcounts_fini(&d->k, d->mem);
 }
 
 int txstats__dslab_alloc(const struct txstats__mem *mem, uint64_t n, struct txstats__dslab **out)
@@ -249,17 +248,19 @@ static inline void count_bucket(struct txstats__dcounts *k, uint32_t b, uint64_t
     k->total += delta;
 }
 
-void txstats__dist_push(struct txstats__dist *d, struct txstats__dchunk **tail,
-                        struct txstats__dchunk *fresh, txstats_amount_t amount, bool keep,
-                        bool active)
+void txstats__dcounts_amount(struct txstats__dcounts *k, txstats_amount_t a, bool add)
 {
-    if (TXSTATS__BENCH_NO_DIST_ADD)
-        return;
-    uint32_t b = txstats__dist_bucket(amount);
-    if (active)
-        count_bucket(&d->k, b, 1);
-    if (keep)
+    if (!TXSTATS__BENCH_NO_DIST_ADD)
+        count_bucket(k, txstats__dist_bucket(a), add ? 1 : UINT64_MAX);
+}
+
+void txstats__dist_push(struct txstats__dist *d, struct txstats__dchunk **tail,
+                        struct txstats__dchunk *fresh, txstats_amount_t amount, bool keep)
+{
+    (void)d;
+    if (TXSTATS__BENCH_NO_DIST_ADD || keep)
         return; /* the retained amount says which bucket */
+    uint32_t b = txstats__dist_bucket(amount);
     if (fresh) {
         fresh->next = *tail;
         *tail = fresh;
@@ -267,11 +268,11 @@ void txstats__dist_push(struct txstats__dist *d, struct txstats__dchunk **tail,
     (*tail)->b[(*tail)->n++] = (uint16_t)b;
 }
 
-void txstats__dist_count_amounts(struct txstats__dist *d, const txstats_amount_t *a, uint32_t n,
-                                 bool add)
+void txstats__dcounts_amounts(struct txstats__dcounts *k, const txstats_amount_t *a, uint32_t n,
+                              bool add)
 {
     for (uint32_t i = 0; i < n; i++)
-        count_bucket(&d->k, txstats__dist_bucket(a[i]), add ? 1 : UINT64_MAX);
+        count_bucket(k, txstats__dist_bucket(a[i]), add ? 1 : UINT64_MAX);
 }
 
 /* A run chunk (n == RUN) stands for `run` amounts of bucket b[0], the run in b[1..4]. */
@@ -284,16 +285,16 @@ static uint64_t run_of(const struct txstats__dchunk *k)
     return run;
 }
 
-void txstats__dist_count(struct txstats__dist *d, const struct txstats__dchunk *tail, bool add)
+void txstats__dcounts_list(struct txstats__dcounts *c, const struct txstats__dchunk *tail, bool add)
 {
     for (const struct txstats__dchunk *k = tail; k; k = k->next) {
         if (k->n == RUN) {
             uint64_t run = run_of(k);
-            count_bucket(&d->k, k->b[0], add ? run : -run);
+            count_bucket(c, k->b[0], add ? run : -run);
             continue;
         }
         for (uint32_t i = 0; i < k->n; i++)
-            count_bucket(&d->k, k->b[i], add ? 1 : UINT64_MAX); /* UINT64_MAX: minus one */
+            count_bucket(c, k->b[i], add ? 1 : UINT64_MAX); /* UINT64_MAX: minus one */
     }
 }
 

@@ -45,9 +45,8 @@ struct txstats__dchunk {
 
 struct txstats__dslab;
 
-/* A window's distribution: counts of the active cells, and free chunks. */
+/* A window's bucket lists: their free chunks (the counts are the window's, one per span). */
 struct txstats__dist {
-    struct txstats__dcounts k;
     const struct txstats__mem *mem;
     struct txstats__dchunk *free_chunks;
     struct txstats__dslab *slabs; /* every chunk belongs to one of them */
@@ -95,16 +94,15 @@ void txstats__dist_fini(struct txstats__dist *d); /* frees every chunk: lists ne
 int txstats__dist_reserve(struct txstats__dist *d, const struct txstats__dchunk *tail, bool keep,
                           uint32_t pending, struct txstats__dchunk **fresh);
 void txstats__dist_cancel(struct txstats__dist *d, struct txstats__dchunk *fresh);
-/* Record an amount (in the list unless retained, with the reserved chunk); counted when
- * `active`. */
+/* Record an amount in the list unless retained, with the reserved chunk (not counted). */
 void txstats__dist_push(struct txstats__dist *d, struct txstats__dchunk **tail,
-                        struct txstats__dchunk *fresh, txstats_amount_t amount, bool keep,
-                        bool active);
-/* Count (a cell became active) or uncount (an active cell expires) retained amounts, and a
- * list. */
-void txstats__dist_count_amounts(struct txstats__dist *d, const txstats_amount_t *a, uint32_t n,
-                                 bool add);
-void txstats__dist_count(struct txstats__dist *d, const struct txstats__dchunk *tail, bool add);
+                        struct txstats__dchunk *fresh, txstats_amount_t amount, bool keep);
+/* Count (add) or uncount an amount, retained amounts, or a list's buckets in `k`. */
+void txstats__dcounts_amount(struct txstats__dcounts *k, txstats_amount_t a, bool add);
+void txstats__dcounts_amounts(struct txstats__dcounts *k, const txstats_amount_t *a, uint32_t n,
+                              bool add);
+void txstats__dcounts_list(struct txstats__dcounts *k, const struct txstats__dchunk *tail,
+                           bool add);
 /* Give a list's chunks back to the free list; *tail becomes NULL. */
 void txstats__dist_release(struct txstats__dist *d, struct txstats__dchunk **tail);
 

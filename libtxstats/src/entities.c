@@ -134,16 +134,20 @@ static int take_slot(struct txstats__entities *e, uint32_t *slot)
 static int make(struct txstats__entities *e, const void *key, size_t len, uint64_t hash,
                 uint32_t *slot)
 {
+    unsigned extra = e->shared->nspans - 1;
     uint8_t *k = len > TXSTATS__ENT_INLINE ? txstats__alloc(e->mem, len) : NULL;
-    if ((len > TXSTATS__ENT_INLINE && !k) || take_slot(e, slot) != TXSTATS_OK) {
+    struct txstats__ent_span *more = extra ? txstats__calloc(e->mem, extra, sizeof(*more)) : NULL;
+    if ((len > TXSTATS__ENT_INLINE && !k) || (extra && !more) || take_slot(e, slot) != TXSTATS_OK) {
         txstats__free(e->mem, k);
+        txstats__free(e->mem, more);
         return TXSTATS_ENOMEM;
     }
     struct txstats__entity *en = txstats__ent_at(e, *slot);
     uint32_t gen = en->gen + 1;
-    *en = (struct txstats__entity){.key_len = (uint8_t)len, .gen = gen ? gen : 1};
+    *en = (struct txstats__entity){.key_len = (uint8_t)len, .more = more, .gen = gen ? gen : 1};
     if (k)
         en->key.ptr = k;
+    e->bytes += extra * sizeof(*more);
     memcpy(k ? k : en->key.bytes, key, len);
     e->index[probe(e, key, len, hash)] = (hash >> 32) << 32 | (uint64_t)(*slot + 1);
     e->used++;
@@ -164,14 +168,33 @@ int txstats__ent_acquire(struct txstats__entities *e, const void *key, size_t le
     return make(e, key, len, hash, slot);
 }
 
+static struct txstats__ent_span *span_of(struct txstats__entity *en, unsigned span)
+{
+    return span ? &en->more[span - 1] : &en->s0;
+}
+
+/* Every span's multiset freed, and the spans' array. */
+static void free_spans(struct txstats__entities *e, struct txstats__entity *en)
+{
+    for (unsigned s = 0; s < e->shared->nspans; s++) {
+        struct txstats__ent_span *sp = span_of(en, s);
+        e->bytes -= txstats__aset_bytes(&sp->set);
+        txstats__aset_free(&sp->set, e->mem);
+    }
+    if (en->more) {
+        e->bytes -= (e->shared->nspans - 1) * sizeof(*en->more);
+        txstats__free(e->mem, en->more);
+        en->more = NULL;
+    }
+}
+
 /* Free a slot that holds nothing. */
 static void release(struct txstats__entities *e, uint32_t slot)
 {
     struct txstats__entity *en = txstats__ent_at(e, slot);
     const uint8_t *key = txstats__ent_key(en);
     index_remove(e, probe(e, key, en->key_len, txstats__ent_hash(e->shared, key, en->key_len)));
-    e->bytes -= txstats__aset_bytes(&en->set);
-    txstats__aset_free(&en->set, e->mem);
+    free_spans(e, en);
     if (en->key_len > TXSTATS__ENT_INLINE) {
         e->bytes -= en->key_len;
         txstats__free(e->mem, en->key.ptr);
@@ -186,21 +209,30 @@ static void release(struct txstats__entities *e, uint32_t slot)
 static void release_if_empty(struct txstats__entities *e, uint32_t slot)
 {
     struct txstats__entity *en = txstats__ent_at(e, slot);
-    if (en->count == 0 && en->pending == 0)
+    if (span_of(en, e->shared->longest)->count == 0 && en->pending == 0)
         release(e, slot);
+}
+
+/* Room for `k` more amounts in every span's multiset: TXSTATS_OK or TXSTATS_ENOMEM. */
+static int room(struct txstats__entities *e, struct txstats__entity *en, uint32_t k)
+{
+    int rc = TXSTATS_OK;
+    for (unsigned s = 0; s < e->shared->nspans && rc == TXSTATS_OK; s++) {
+        struct txstats__aset *set = &span_of(en, s)->set;
+        uint64_t before = txstats__aset_bytes(set);
+        rc = txstats__aset_reserve(set, e->mem, k);
+        e->bytes += txstats__aset_bytes(set) - before;
+    }
+    return rc;
 }
 
 int txstats__ent_reserve(struct txstats__entities *e, uint32_t slot)
 {
     struct txstats__entity *en = txstats__ent_at(e, slot);
-    uint64_t before = txstats__aset_bytes(&en->set);
-    if (en->pending == UINT32_MAX ||
-        txstats__aset_reserve(&en->set, e->mem, en->pending + 1) != TXSTATS_OK) {
-        e->bytes += txstats__aset_bytes(&en->set) - before;
+    if (en->pending == UINT32_MAX || room(e, en, en->pending + 1) != TXSTATS_OK) {
         release_if_empty(e, slot);
         return TXSTATS_ENOMEM;
     }
-    e->bytes += txstats__aset_bytes(&en->set) - before;
     en->pending++;
     return TXSTATS_OK;
 }
@@ -208,9 +240,12 @@ int txstats__ent_reserve(struct txstats__entities *e, uint32_t slot)
 /* Spare multiset room beyond the pending reservations goes back. */
 static void trim(struct txstats__entities *e, struct txstats__entity *en)
 {
-    uint64_t before = txstats__aset_bytes(&en->set);
-    txstats__aset_trim(&en->set, e->mem, en->pending);
-    e->bytes -= before - txstats__aset_bytes(&en->set);
+    for (unsigned s = 0; s < e->shared->nspans; s++) {
+        struct txstats__aset *set = &span_of(en, s)->set;
+        uint64_t before = txstats__aset_bytes(set);
+        txstats__aset_trim(set, e->mem, en->pending);
+        e->bytes -= before - txstats__aset_bytes(set);
+    }
 }
 
 void txstats__ent_cancel(struct txstats__entities *e, uint32_t slot, bool reserved)
@@ -223,32 +258,38 @@ void txstats__ent_cancel(struct txstats__entities *e, uint32_t slot, bool reserv
     release_if_empty(e, slot);
 }
 
-static void add_sum(struct txstats__entity *en, txstats_amount_t a)
+static void add_sum(struct txstats__ent_span *sp, txstats_amount_t a)
 {
-    uint64_t lo = en->sum_lo + (uint64_t)a;
-    en->sum_hi += (int64_t)(a < 0 ? -1 : 0) + (lo < en->sum_lo ? 1 : 0);
-    en->sum_lo = lo;
+    uint64_t lo = sp->sum_lo + (uint64_t)a;
+    sp->sum_hi += (int64_t)(a < 0 ? -1 : 0) + (lo < sp->sum_lo ? 1 : 0);
+    sp->sum_lo = lo;
 }
 
 void txstats__ent_count(struct txstats__entities *e, uint32_t slot, txstats_amount_t amount)
 {
     struct txstats__entity *en = txstats__ent_at(e, slot);
     en->pending--;
-    en->count++;
-    add_sum(en, amount);
-    txstats__aset_insert(&en->set, amount);
+    for (unsigned s = 0; s < e->shared->nspans; s++) {
+        struct txstats__ent_span *sp = span_of(en, s);
+        sp->count++;
+        add_sum(sp, amount);
+        txstats__aset_insert(&sp->set, amount);
+    }
     trim(e, en);
 }
 
-void txstats__ent_uncount(struct txstats__entities *e, uint32_t slot, txstats_amount_t amount)
+void txstats__ent_uncount(struct txstats__entities *e, uint32_t slot, txstats_amount_t amount,
+                          unsigned span)
 {
     struct txstats__entity *en = txstats__ent_at(e, slot);
-    en->count--;
-    add_sum(en, -amount); /* |amount| < 10^18 */
-    uint64_t before = txstats__aset_bytes(&en->set);
-    txstats__aset_remove(&en->set, e->mem, amount);
-    e->bytes -= before - txstats__aset_bytes(&en->set);
-    release_if_empty(e, slot);
+    struct txstats__ent_span *sp = span_of(en, span);
+    sp->count--;
+    add_sum(sp, -amount); /* |amount| < 10^18 */
+    uint64_t before = txstats__aset_bytes(&sp->set);
+    txstats__aset_remove(&sp->set, e->mem, amount);
+    e->bytes -= before - txstats__aset_bytes(&sp->set);
+    if (span == e->shared->longest)
+        release_if_empty(e, slot);
 }
 
 void txstats__ent_drop(struct txstats__entities *e, uint32_t slot)
@@ -256,13 +297,14 @@ void txstats__ent_drop(struct txstats__entities *e, uint32_t slot)
     txstats__ent_cancel(e, slot, true);
 }
 
-void txstats__ent_summary(const struct txstats__entity *en, txstats_summary_t *out)
+void txstats__ent_summary(const struct txstats__entity *en, unsigned span, txstats_summary_t *out)
 {
-    out->count = en->count;
-    out->sum_lo = en->count ? en->sum_lo : 0;
-    out->sum_hi = en->count ? en->sum_hi : 0;
-    out->min = en->count ? txstats__aset_min(&en->set) : 0;
-    out->max = en->count ? txstats__aset_max(&en->set) : 0;
+    const struct txstats__ent_span *sp = txstats__ent_span(en, span);
+    out->count = sp->count;
+    out->sum_lo = sp->count ? sp->sum_lo : 0;
+    out->sum_hi = sp->count ? sp->sum_hi : 0;
+    out->min = sp->count ? txstats__aset_min(&sp->set) : 0;
+    out->max = sp->count ? txstats__aset_max(&sp->set) : 0;
 }
 
 void txstats__ent_reset(struct txstats__entities *e)
@@ -272,7 +314,7 @@ void txstats__ent_reset(struct txstats__entities *e)
             struct txstats__entity *en = &e->pages[p][i];
             if (!en->key_len)
                 continue;
-            txstats__aset_free(&en->set, e->mem);
+            free_spans(e, en);
             if (en->key_len > TXSTATS__ENT_INLINE)
                 txstats__free(e->mem, en->key.ptr);
         }

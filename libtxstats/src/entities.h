@@ -3,9 +3,9 @@
  * Internal: the entities of one shard, each the statistics of one key's window (leaf: no window,
  * no lock, no journal; it calls the allocator and the amount multiset).
  *
- * An entity is a 96-byte slot in pages of TXSTATS__ENT_PAGE slots: its count and exact sum over
- * the transactions of the window it has (active ones), the multiset of their amounts (min and
- * max in O(1)), its key (in the slot up to 32 bytes: one cache miss fewer per add), and how many
+ * An entity is a 96-byte slot in pages of TXSTATS__ENT_PAGE slots: per span, its count and exact
+ * sum over the transactions it has there (active ones), and the multiset of their amounts (min
+ * and max in O(1)); its key (in the slot up to 24 bytes: one cache miss fewer per add); how many
  * of its transactions are reserved or ahead of the clock
  * (pending: room for them is reserved in the multiset, so that counting them never allocates).
  * A slot is found by key through an open-addressing index of linear probing (8 bytes an entry,
@@ -30,27 +30,40 @@
 #define TXSTATS__ENT_PAGE_BITS 10
 #define TXSTATS__ENT_PAGE      (1u << TXSTATS__ENT_PAGE_BITS)
 
-#define TXSTATS__ENT_INLINE 32 /* keys up to this long live in the slot */
+#define TXSTATS__ENT_INLINE 24 /* keys up to this long live in the slot */
+
+/* An entity in one span: its active transactions' count, exact sum (two's complement 128 bits)
+ * and amounts. */
+struct txstats__ent_span {
+    uint64_t count;
+    uint64_t sum_lo;
+    int64_t sum_hi;
+    struct txstats__aset set;
+};
 
 struct txstats__entity {
-    uint64_t count;  /* active transactions */
-    uint64_t sum_lo; /* exact sum of the active transactions, two's complement 128 bits */
-    int64_t sum_hi;
-    uint8_t key_len; /* 0: a free slot */
+    struct txstats__ent_span s0; /* the first span */
+    uint8_t key_len;             /* 0: a free slot */
     uint8_t unused[3];
     uint32_t pending;
     union {
         uint8_t bytes[TXSTATS__ENT_INLINE]; /* key_len <= TXSTATS__ENT_INLINE */
         uint8_t *ptr;                       /* longer keys, allocated */
     } key;
+    struct txstats__ent_span *more; /* the other spans (NULL with one) */
     uint32_t gen;
     uint32_t next_free; /* a free slot: the next free slot + 1 (0: none) */
-    struct txstats__aset set;
 };
 
 static inline const uint8_t *txstats__ent_key(const struct txstats__entity *en)
 {
     return en->key_len <= TXSTATS__ENT_INLINE ? en->key.bytes : en->key.ptr;
+}
+
+static inline const struct txstats__ent_span *txstats__ent_span(const struct txstats__entity *en,
+                                                                unsigned span)
+{
+    return span ? &en->more[span - 1] : &en->s0;
 }
 
 /* What entities of all shards share. */
@@ -61,6 +74,8 @@ struct txstats__ent_shared {
      * has not moved meanwhile. */
     _Atomic uint64_t hash_key[2];
     _Atomic uint64_t epoch;
+    unsigned nspans;          /* the window's spans */
+    unsigned longest;         /* the index of the longest: an entity is freed when empty there */
     uint64_t cap;             /* max_entities */
     _Atomic uint64_t active;  /* slots in use over all shards */
     _Atomic uint64_t refused; /* TXSTATS_ELIMIT answers */
@@ -102,10 +117,12 @@ int txstats__ent_acquire(struct txstats__entities *e, const void *key, size_t le
 int txstats__ent_reserve(struct txstats__entities *e, uint32_t slot);
 /* Undo a reservation (or, with `reserved` false, only free the slot if nothing holds it). */
 void txstats__ent_cancel(struct txstats__entities *e, uint32_t slot, bool reserved);
-/* A reserved transaction becomes active: counted. */
+/* A reserved transaction becomes active: counted in every span. */
 void txstats__ent_count(struct txstats__entities *e, uint32_t slot, txstats_amount_t amount);
-/* An active transaction expires: uncounted; the slot freed when nothing is left. */
-void txstats__ent_uncount(struct txstats__entities *e, uint32_t slot, txstats_amount_t amount);
+/* An active transaction left a span: uncounted there; the slot freed when nothing is left in the
+ * longest span and nothing is pending. */
+void txstats__ent_uncount(struct txstats__entities *e, uint32_t slot, txstats_amount_t amount,
+                          unsigned span);
 /* A reserved transaction leaves without having been counted. */
 void txstats__ent_drop(struct txstats__entities *e, uint32_t slot);
 
@@ -120,8 +137,9 @@ static inline uint32_t txstats__ent_slots(const struct txstats__entities *e)
 {
     return e->npages * TXSTATS__ENT_PAGE;
 }
-/* Statistics of a slot in use, into `out` (count, sum, min, max; other fields untouched). */
-void txstats__ent_summary(const struct txstats__entity *en, txstats_summary_t *out);
+/* Statistics of a slot in use in a span, into `out` (count, sum, min, max; other fields
+ * untouched). */
+void txstats__ent_summary(const struct txstats__entity *en, unsigned span, txstats_summary_t *out);
 /* Bytes held (slots, index, keys, multisets). */
 uint64_t txstats__ent_bytes(const struct txstats__entities *e);
 

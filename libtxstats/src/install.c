@@ -20,10 +20,6 @@ struct txstats__load {
     int64_t now;
     struct txstats__keys keys; /* the image's keys, swapped in by the second pass */
     struct stream streams[TXSTATS__MAX_STREAMS];
-    /* What the cells inside the window need, per shard: retained-amount chunks, bucket chunks
-     * when every amount finds budget (best) or none does (worst). */
-    uint64_t chunks[TXSTATS__MAX_SHARDS], dbest[TXSTATS__MAX_SHARDS], dworst[TXSTATS__MAX_SHARDS];
-    uint64_t kept_inside;
     /* The walk. */
     bool headed, ended, sectioned, open, skip;
     unsigned sections, section;
@@ -45,13 +41,23 @@ struct txstats__load {
     size_t nnames, names_cap;
     uint64_t ntags;
     txstats_amount_t tmin, tmax;
+    /* The second pass builds here, aside from the live shards, and swaps in when all is built. */
+    struct txstats__window *fresh;
+    struct txstats__entities *fents;
+    struct txstats__retention ret;  /* the budget the fresh windows retain from */
+    struct txstats__ent_shared esh; /* the image's hash key; the fresh entities' count */
 };
 
 #define NO_SLOT UINT32_MAX
 
 static struct txstats__window *target(const struct txstats__load *l)
 {
-    return &l->t->shards[l->section % l->t->nshards].w;
+    return &l->fresh[l->section % l->t->nshards];
+}
+
+static struct txstats__entities *target_ents(const struct txstats__load *l)
+{
+    return &l->fents[l->section % l->t->nshards];
 }
 
 static bool inside(const struct txstats__load *l, int64_t ts)
@@ -59,8 +65,8 @@ static bool inside(const struct txstats__load *l, int64_t ts)
     return ts > l->now - l->t->cfg.window_ms && ts <= l->now + l->t->cfg.max_skew_ms;
 }
 
-/* The instance takes the image's placement: each bucket goes to the shard its section goes to
- * (every lock held). */
+/* The instance takes the image's placement: each bucket goes to the shard its section goes to;
+ * and its hash key (every lock held, at the swap). */
 static void adopt_placement(struct txstats__load *l)
 {
     txstats_t *t = l->t;
@@ -83,8 +89,6 @@ static int on_header(struct txstats__load *l, const struct txstats__img_rec *r)
     l->placed = false;
     for (unsigned b = 0; b < TXSTATS__PLACE_BUCKETS; b++) /* an image of 0.2: no entities */
         l->place[b] = (uint8_t)(b % l->sections);
-    if (l->apply)
-        adopt_placement(l);
     return TXSTATS_OK;
 }
 
@@ -102,8 +106,10 @@ static int on_place(struct txstats__load *l, const struct txstats__img_rec *r)
     l->hkey[0] = r->f[0];
     l->hkey[1] = r->f[1];
     l->placed = true;
-    if (l->apply)
-        adopt_placement(l);
+    if (l->apply) { /* the fresh entities hash with the image's key */
+        atomic_store(&l->esh.hash_key[0], l->hkey[0]);
+        atomic_store(&l->esh.hash_key[1], l->hkey[1]);
+    }
     return TXSTATS_OK;
 }
 
@@ -112,7 +118,7 @@ static void names_end(struct txstats__load *l)
 {
     for (size_t i = 0; l->apply && i < l->nnames; i++)
         if (l->names[i] != NO_SLOT)
-            txstats__ent_cancel(&l->t->shards[l->section % l->t->nshards].ents, l->names[i], false);
+            txstats__ent_cancel(target_ents(l), l->names[i], false);
     l->nnames = 0;
 }
 
@@ -227,8 +233,7 @@ static int on_name(struct txstats__load *l, const struct txstats__img_rec *r)
         return TXSTATS_ENOMEM;
     uint32_t slot = NO_SLOT;
     if (l->apply) {
-        struct txstats__entities *e = &l->t->shards[l->section % l->t->nshards].ents;
-        int rc = txstats__ent_acquire(e, key, len, txstats__ent_hash(&l->t->ents, key, len), &slot);
+        int rc = txstats__ent_acquire(target_ents(l), key, len, h, &slot);
         if (rc == TXSTATS_ENOMEM)
             return rc;
         slot = rc == TXSTATS_OK ? slot : NO_SLOT;
@@ -250,8 +255,7 @@ static int on_tags(struct txstats__load *l, const struct txstats__img_rec *r)
         uint32_t slot = l->names[idx];
         if (!l->apply || l->skip || slot == NO_SLOT)
             continue;
-        struct txstats__entities *e = &l->t->shards[l->section % l->t->nshards].ents;
-        rc = txstats__ent_reserve(e, slot);
+        rc = txstats__ent_reserve(target_ents(l), slot);
         if (rc == TXSTATS_OK)
             rc = txstats__window_stage_tag(target(l), &l->st, slot, a);
     }
@@ -309,20 +313,6 @@ static int stage_hist(struct txstats__load *l, const struct txstats__img_rec *r)
     return rc;
 }
 
-static uint64_t ceil_div(uint64_t a, uint64_t b)
-{
-    return (a + b - 1) / b;
-}
-
-static void need(struct txstats__load *l, uint64_t indiv, uint64_t runs)
-{
-    unsigned s = l->section % l->t->nshards;
-    l->chunks[s] += ceil_div(l->nkept, TXSTATS__CHUNK_CAP);
-    l->dbest[s] += ceil_div(indiv, TXSTATS__DCHUNK_CAP) + runs;
-    l->dworst[s] += ceil_div(indiv + l->nkept, TXSTATS__DCHUNK_CAP) + runs;
-    l->kept_inside += l->nkept;
-}
-
 static int on_cell(struct txstats__load *l, const struct txstats__img_rec *r)
 {
     struct txstats__cell agg = {0};
@@ -338,10 +328,8 @@ static int on_cell(struct txstats__load *l, const struct txstats__img_rec *r)
         rc = stage_hist(l, r);
     if (rc != TXSTATS_OK)
         return rc;
-    if (l->apply && !l->skip)
-        txstats__window_stage_close(target(l), l->ts, &l->st, &agg);
-    if (!l->apply && !l->skip)
-        need(l, indiv, runs);
+    if (l->apply && !l->skip && txstats__window_stage_close(target(l), l->ts, &l->st, &agg))
+        return TXSTATS_ENOMEM; /* the stage was dropped */
     *(l->skip ? &l->dropped : &l->loaded) += agg.count;
     l->listed += l->skip ? 0 : agg.count - l->nkept;
     l->cells++;
@@ -510,42 +498,77 @@ void txstats__load_free(struct txstats__load *l)
     txstats__free(&l->t->mem, l);
 }
 
-/* Everything the install needs, before anything changes: per shard its retained-amount chunks
- * and its bucket chunks (for amounts that may find no retention budget, too, when the image
- * retained more than max_retained allows now). */
-static int prealloc(struct txstats__load *l, struct txstats__chunk **pools,
-                    struct txstats__dslab **slabs)
+/* Fresh windows and entity tables for the second pass to build into, at the check's moment. */
+static int fresh_alloc(struct txstats__load *l)
 {
     txstats_t *t = l->t;
-    bool tight = l->kept_inside > (uint64_t)t->cfg.max_retained;
-    int rc = TXSTATS_OK;
-    for (unsigned i = 0; i < t->nshards && rc == TXSTATS_OK; i++) {
-        rc = txstats__chunks_alloc(&t->mem, l->chunks[i], &pools[i]);
-        if (rc == TXSTATS_OK)
-            rc = txstats__dslab_alloc(&t->mem, tight ? l->dworst[i] : l->dbest[i], &slabs[i]);
+    unsigned n = t->nshards;
+    l->fresh = txstats__calloc(&t->mem, n, sizeof(*l->fresh));
+    l->fents = txstats__calloc(&t->mem, n, sizeof(*l->fents));
+    if (!l->fresh || !l->fents) {
+        txstats__free(&t->mem, l->fresh);
+        l->fresh = NULL; /* nothing to finish */
+        return TXSTATS_ENOMEM;
     }
-    for (unsigned i = 0; i < t->nshards && rc != TXSTATS_OK; i++) {
-        txstats__chunks_free(&t->mem, pools[i]);
-        txstats__dslab_free(&t->mem, slabs[i]);
+    atomic_init(&l->ret.pool, (uint64_t)t->cfg.max_retained);
+    l->ret.batch = t->ret.batch;
+    l->esh = (struct txstats__ent_shared){
+        .cap = t->ents.cap, .nspans = t->ents.nspans, .longest = t->ents.longest};
+    for (unsigned i = 0; i < n; i++) {
+        if (txstats__window_init(&l->fresh[i], &t->geom, &t->mem, &l->ret) != TXSTATS_OK) {
+            for (unsigned j = 0; j < i; j++)
+                txstats__window_fini(&l->fresh[j]);
+            txstats__free(&t->mem, l->fresh);
+            l->fresh = NULL;
+            return TXSTATS_ENOMEM;
+        }
+        txstats__ent_init(&l->fents[i], &t->mem, &l->esh);
+        l->fresh[i].sink = (struct txstats__tag_sink){txstats__tag_sink, &l->fents[i]};
+        txstats__window_advance(&l->fresh[i], l->now);
     }
-    return rc;
+    return TXSTATS_OK;
 }
 
-/* Every lock held: the windows emptied and given the preallocated chunks. */
-static void empty(struct txstats__load *l, struct txstats__chunk **pools,
-                  struct txstats__dslab **slabs)
+/* What the fresh structures hold now (the old contents after a swap) is freed. */
+static void fresh_free(struct txstats__load *l)
+{
+    for (unsigned i = 0; l->fresh && i < l->t->nshards; i++) {
+        txstats__window_fini(&l->fresh[i]);
+        txstats__ent_fini(&l->fents[i]);
+    }
+    txstats__free(&l->t->mem, l->fresh);
+    txstats__free(&l->t->mem, l->fents);
+    l->fresh = NULL;
+    l->fents = NULL;
+}
+
+/* Every lock held: the built windows and entities in, the old ones out (to be freed with the
+ * load's budget and counters, not the instance's). */
+static void swap_in(struct txstats__load *l)
 {
     txstats_t *t = l->t;
-    l->now = txstats__now(t);
     for (unsigned i = 0; i < t->nshards; i++) {
-        struct txstats__window *w = &t->shards[i].w;
-        txstats__window_advance(w, l->now);
-        txstats__window_reset(w);
-        txstats__ent_reset(&t->shards[i].ents);
-        txstats__window_return_credit(w);
-        txstats__window_adopt_chunks(w, pools[i]);
-        txstats__dist_adopt(&w->dist, slabs[i]);
+        struct txstats__shard *s = &t->shards[i];
+        txstats__window_return_credit(&l->fresh[i]);
+        struct txstats__window w = s->w;
+        s->w = l->fresh[i];
+        l->fresh[i] = w;
+        struct txstats__entities e = s->ents;
+        s->ents = l->fents[i];
+        l->fents[i] = e;
+        s->ents.shared = &t->ents;
+        l->fents[i].shared = &l->esh;
+        s->w.sink.ctx = &s->ents;
+        l->fresh[i].sink.ctx = &l->fents[i];
+        s->w.ret = &t->ret;
+        l->fresh[i].ret = &l->ret;
     }
+    uint64_t active = atomic_load(&l->esh.active);
+    atomic_store(&l->esh.active, atomic_load(&t->ents.active));
+    atomic_store(&t->ents.active, active);
+    atomic_store(&t->ret.pool, atomic_load(&l->ret.pool));
+    adopt_placement(l);
+    txstats__keys_swap(&t->keys, &l->keys);
     atomic_fetch_add(&t->generation, 1);
 }
 
@@ -553,44 +576,27 @@ int txstats__load_commit(struct txstats__load *l, uint64_t *loaded, uint64_t *dr
                          uint64_t *by_bucket)
 {
     txstats_t *t = l->t;
-    struct txstats__chunk *pools[TXSTATS__MAX_SHARDS] = {NULL};
-    struct txstats__dslab *slabs[TXSTATS__MAX_SHARDS] = {NULL};
-    int rc = prealloc(l, pools, slabs);
-    if (rc != TXSTATS_OK)
-        return rc;
+    int rc = fresh_alloc(l);
+    l->apply = true;
+    if (rc == TXSTATS_OK)
+        rc = walk(l); /* no lock held: the live shards go on meanwhile */
+    if (rc != TXSTATS_OK && l->fresh && l->open)
+        txstats__window_stage_drop(target(l), &l->st);
     uint64_t seqs[TXSTATS__MAX_SHARDS];
-    txstats__keys_lock_all(&t->keys); /* lock order everywhere: keys, then shards */
-    txstats__lock_all(t);
-    /* Journaled: a clear first, so that a recovery before the caller's next checkpoint does not
-     * add the journal's older records to what was loaded. */
-    rc = t->journal ? txstats__journal_clear(t, seqs) : TXSTATS_OK;
-    if (rc != TXSTATS_OK) {
+    if (rc == TXSTATS_OK) {
+        txstats__keys_lock_all(&t->keys); /* lock order everywhere: keys, then shards */
+        txstats__lock_all(t);
+        /* Journaled with the swap, so that a recovery before the caller's next checkpoint does
+         * not add the journal's older records to what was loaded. */
+        rc = t->journal ? txstats__journal_clear(t, seqs) : TXSTATS_OK;
+        if (rc == TXSTATS_OK)
+            swap_in(l);
         txstats__unlock_all(t);
         txstats__keys_unlock_all(&t->keys);
-        for (unsigned i = 0; i < t->nshards; i++) {
-            txstats__chunks_free(&t->mem, pools[i]);
-            txstats__dslab_free(&t->mem, slabs[i]);
-        }
-        return rc;
     }
-    empty(l, pools, slabs);
-    l->apply = true;
-    rc = walk(l);
-    if (rc == TXSTATS_OK) {
-        txstats__keys_swap(&t->keys, &l->keys);
-    } else {
-        if (l->open)
-            txstats__window_stage_drop(target(l), &l->st);
-        for (unsigned i = 0; i < t->nshards; i++) {
-            txstats__window_reset(&t->shards[i].w);
-            txstats__ent_reset(&t->shards[i].ents);
-        }
-        txstats__keys_clear(&t->keys);
-    }
-    txstats__unlock_all(t);
-    txstats__keys_unlock_all(&t->keys);
-    int synced = txstats__journal_commit_all(t, seqs);
-    rc = rc == TXSTATS_OK ? synced : rc;
+    fresh_free(l);
+    if (rc == TXSTATS_OK)
+        rc = txstats__journal_commit_all(t, seqs);
     *loaded = l->loaded;
     *dropped = l->dropped;
     *by_bucket = l->listed;

@@ -99,6 +99,9 @@ static inline unsigned txstats__home(txstats_t *t, uint64_t hash)
 struct txstats__shard *txstats__lock_entity(txstats_t *t, const void *key, size_t len,
                                             uint64_t *hash);
 
+/* A window's tag sink (window.h) for a shard's entities (ctx: its struct txstats__entities). */
+void txstats__tag_sink(void *ctx, uint32_t slot, txstats_amount_t amount, int op, unsigned span);
+
 /* Every shard advanced to `now`, one lock at a time. */
 void txstats__advance_all(txstats_t *t, int64_t now);
 

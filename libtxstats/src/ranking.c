@@ -8,10 +8,11 @@
 
 #include "internal.h"
 
-int txstats_entity_stats(txstats_t *t, const void *entity, size_t entity_len,
-                         txstats_summary_t *out)
+int txstats_entity_stats_span(txstats_t *t, unsigned span, const void *entity, size_t entity_len,
+                              txstats_summary_t *out)
 {
-    if (!t || !entity || !out || entity_len == 0 || entity_len > TXSTATS_MAX_ENTITY_BYTES)
+    if (!t || !entity || !out || entity_len == 0 || entity_len > TXSTATS_MAX_ENTITY_BYTES ||
+        span >= t->geom.nspans)
         return TXSTATS_EINVAL;
     uint64_t hash;
     memset(out, 0, sizeof(*out));
@@ -21,9 +22,15 @@ int txstats_entity_stats(txstats_t *t, const void *entity, size_t entity_len,
     txstats__window_advance(&s->w, now);
     uint32_t slot;
     if (txstats__ent_find(&s->ents, entity, entity_len, hash, &slot))
-        txstats__ent_summary(txstats__ent_at(&s->ents, slot), out);
+        txstats__ent_summary(txstats__ent_at(&s->ents, slot), span, out);
     pthread_mutex_unlock(&s->lock);
     return TXSTATS_OK;
+}
+
+int txstats_entity_stats(txstats_t *t, const void *entity, size_t entity_len,
+                         txstats_summary_t *out)
+{
+    return txstats_entity_stats_span(t, 0, entity, entity_len, out);
 }
 
 /* The ranking's order: <0 when a ranks below b (smaller value; on a tie, the larger key). */
@@ -48,6 +55,7 @@ struct heap {
     txstats_top_entry_t *v;
     size_t n, cap;
     txstats_top_by_t by;
+    unsigned span;
 };
 
 static void swap(txstats_top_entry_t *a, txstats_top_entry_t *b)
@@ -81,39 +89,45 @@ static void sift_up(struct heap *h, size_t i)
     }
 }
 
-static void entry_of(const struct txstats__entity *en, txstats_top_entry_t *e, int64_t now)
+static void entry_of(const struct txstats__entity *en, unsigned span, txstats_top_entry_t *e,
+                     int64_t now)
 {
     memset(&e->stats, 0, sizeof(e->stats));
-    txstats__ent_summary(en, &e->stats);
+    txstats__ent_summary(en, span, &e->stats);
     e->stats.now_ms = now;
     e->entity_len = en->key_len;
     memcpy(e->entity, txstats__ent_key(en), en->key_len);
 }
 
 /* Whether an entity may enter a full heap: cheap value tests before the whole comparison. */
+/* Whether an entity ranks above the lowest of a full heap, from its slot alone: its value, and
+ * on a tie its key (the smaller first). Most entities fail here without a copy. */
 static bool may_enter(const struct heap *h, const struct txstats__entity *en)
 {
-    const txstats_summary_t *low = &h->v[0].stats;
-    if (h->by == TXSTATS_TOP_COUNT)
-        return en->count >= low->count;
-    return en->sum_hi > low->sum_hi || (en->sum_hi == low->sum_hi && en->sum_lo >= low->sum_lo);
+    const txstats_top_entry_t *low = &h->v[0];
+    const struct txstats__ent_span *sp = txstats__ent_span(en, h->span);
+    if (h->by == TXSTATS_TOP_COUNT && sp->count != low->stats.count)
+        return sp->count > low->stats.count;
+    if (h->by == TXSTATS_TOP_SUM &&
+        (sp->sum_hi != low->stats.sum_hi || sp->sum_lo != low->stats.sum_lo))
+        return sp->sum_hi > low->stats.sum_hi ||
+               (sp->sum_hi == low->stats.sum_hi && sp->sum_lo > low->stats.sum_lo);
+    size_t n = en->key_len < low->entity_len ? en->key_len : low->entity_len;
+    int c = memcmp(txstats__ent_key(en), low->entity, n);
+    return c < 0 || (c == 0 && en->key_len < low->entity_len);
 }
 
 static void offer(struct heap *h, const struct txstats__entity *en, int64_t now)
 {
     if (h->n < h->cap) {
-        entry_of(en, &h->v[h->n], now);
+        entry_of(en, h->span, &h->v[h->n], now);
         sift_up(h, h->n++);
         return;
     }
     if (!may_enter(h, en))
         return;
-    txstats_top_entry_t e;
-    entry_of(en, &e, now);
-    if (rank_cmp(h->by, &e, &h->v[0]) > 0) {
-        h->v[0] = e;
-        sift_down(h, 0);
-    }
+    entry_of(en, h->span, &h->v[0], now);
+    sift_down(h, 0);
 }
 
 static void scan_shard(struct txstats__shard *s, struct heap *h, int64_t now)
@@ -123,17 +137,19 @@ static void scan_shard(struct txstats__shard *s, struct heap *h, int64_t now)
     uint32_t end = txstats__ent_slots(&s->ents);
     for (uint32_t slot = 0; slot < end; slot++) {
         const struct txstats__entity *en = txstats__ent_at(&s->ents, slot);
-        if (en->key_len && en->count > 0)
+        if (en->key_len && txstats__ent_span(en, h->span)->count > 0)
             offer(h, en, now);
     }
     pthread_mutex_unlock(&s->lock);
 }
 
-int txstats_top(txstats_t *t, txstats_top_by_t by, txstats_top_entry_t *buf, size_t cap, size_t *n)
+int txstats_top_span(txstats_t *t, unsigned span, txstats_top_by_t by, txstats_top_entry_t *buf,
+                     size_t cap, size_t *n)
 {
-    if (!t || !n || (!buf && cap > 0) || (by != TXSTATS_TOP_SUM && by != TXSTATS_TOP_COUNT))
+    if (!t || !n || (!buf && cap > 0) || (by != TXSTATS_TOP_SUM && by != TXSTATS_TOP_COUNT) ||
+        span >= t->geom.nspans)
         return TXSTATS_EINVAL;
-    struct heap h = {buf, 0, cap, by};
+    struct heap h = {buf, 0, cap, by, span};
     *n = 0;
     if (cap == 0)
         return TXSTATS_OK;
@@ -149,6 +165,11 @@ int txstats_top(txstats_t *t, txstats_top_by_t by, txstats_top_entry_t *buf, siz
     }
     *n = found;
     return TXSTATS_OK;
+}
+
+int txstats_top(txstats_t *t, txstats_top_by_t by, txstats_top_entry_t *buf, size_t cap, size_t *n)
+{
+    return txstats_top_span(t, 0, by, buf, cap, n);
 }
 
 int txstats_entity_info(txstats_t *t, txstats_entity_info_t *out)

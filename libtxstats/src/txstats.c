@@ -28,13 +28,13 @@ void txstats_config_init(txstats_config_t *cfg)
 }
 
 /* The window's tags, told to the shard's entities. */
-static void tag_sink(void *ctx, uint32_t slot, txstats_amount_t amount, int op)
+void txstats__tag_sink(void *ctx, uint32_t slot, txstats_amount_t amount, int op, unsigned span)
 {
     struct txstats__entities *e = ctx;
     if (op == TXSTATS__TAG_COUNT)
         txstats__ent_count(e, slot, amount);
     else if (op == TXSTATS__TAG_UNCOUNT)
-        txstats__ent_uncount(e, slot, amount);
+        txstats__ent_uncount(e, slot, amount, span);
     else
         txstats__ent_drop(e, slot);
 }
@@ -62,11 +62,31 @@ int64_t txstats__now(txstats_t *t)
     return last;
 }
 
+/* The spans of a configuration (window_ms alone, or spans_ms): how many, or 0 when invalid
+ * (none, more than TXSTATS_MAX_SPANS, one < 1 or past TXSTATS_MAX_SPAN_MS with the skew, or two
+ * equal). */
+static unsigned spans_of(const txstats_config_t *c, int64_t *out)
+{
+    unsigned n = c->spans_ms ? c->nspans : 1;
+    if (n < 1 || n > TXSTATS_MAX_SPANS || c->max_skew_ms < 0 ||
+        c->max_skew_ms > TXSTATS_MAX_SPAN_MS)
+        return 0;
+    for (unsigned i = 0; i < n; i++) {
+        out[i] = c->spans_ms ? c->spans_ms[i] : c->window_ms;
+        if (out[i] < 1 || out[i] > TXSTATS_MAX_SPAN_MS - c->max_skew_ms)
+            return 0;
+        for (unsigned j = 0; j < i; j++)
+            if (out[j] == out[i])
+                return 0;
+    }
+    return n;
+}
+
 static int check_config(const txstats_config_t *c)
 {
-    if (c->window_ms < 1 || c->max_skew_ms < 0 || c->max_skew_ms > TXSTATS_MAX_SPAN_MS ||
-        c->window_ms > TXSTATS_MAX_SPAN_MS - c->max_skew_ms || c->shards > TXSTATS__MAX_SHARDS ||
-        c->key_ttl_ms < 0 || c->key_ttl_ms > TXSTATS__CLOCK_LIMIT || (!c->alloc) != (!c->free))
+    int64_t spans[TXSTATS_MAX_SPANS];
+    if (!spans_of(c, spans) || c->shards > TXSTATS__MAX_SHARDS || c->key_ttl_ms < 0 ||
+        c->key_ttl_ms > TXSTATS__CLOCK_LIMIT || (!c->alloc) != (!c->free))
         return TXSTATS_EINVAL;
     return TXSTATS_OK;
 }
@@ -91,9 +111,23 @@ static int init_shards(txstats_t *t)
         }
         pthread_mutex_init(&s->lock, NULL);
         txstats__ent_init(&s->ents, &t->mem, &t->ents);
-        s->w.sink = (struct txstats__tag_sink){tag_sink, &s->ents};
+        s->w.sink = (struct txstats__tag_sink){txstats__tag_sink, &s->ents};
     }
     return TXSTATS_OK;
+}
+
+/* The spans, and which is the longest (what the windows keep). */
+static void init_spans(txstats_t *t, const txstats_config_t *cfg)
+{
+    struct txstats__geom *g = &t->geom;
+    g->nspans = spans_of(cfg, g->spans);
+    g->longest = 0;
+    for (unsigned i = 1; i < g->nspans; i++)
+        g->longest = g->spans[i] > g->spans[g->longest] ? i : g->longest;
+    g->window_ms = g->spans[g->longest];
+    g->skew_ms = cfg->max_skew_ms;
+    t->ents.nspans = g->nspans;
+    t->ents.longest = g->longest;
 }
 
 static void init_geometry(txstats_t *t, const txstats_config_t *cfg)
@@ -101,13 +135,14 @@ static void init_geometry(txstats_t *t, const txstats_config_t *cfg)
     t->cfg = *cfg;
     t->mem = (struct txstats__mem){cfg->alloc, cfg->free, cfg->alloc_ud};
     t->nshards = cfg->shards ? cfg->shards : auto_shards();
-    t->geom.window_ms = cfg->window_ms;
-    t->geom.skew_ms = cfg->max_skew_ms;
-    for (t->geom.ring = 64; t->geom.ring <= cfg->window_ms + cfg->max_skew_ms;)
-        t->geom.ring <<= 1;
-    t->geom.mask = t->geom.ring - 1;
+    init_spans(t, cfg);
+    /* t->cfg's window is the longest span: what admission and loads keep; the spans live in
+     * t->geom (the caller's array is not kept). */
+    t->cfg.window_ms = t->geom.window_ms;
+    t->cfg.spans_ms = NULL;
+    t->cfg.nspans = 0;
     atomic_init(&t->last_now, -2 * TXSTATS__CLOCK_LIMIT);
-    int64_t lifetime = cfg->window_ms + cfg->max_skew_ms;
+    int64_t lifetime = t->geom.window_ms + cfg->max_skew_ms;
     t->key_ttl = cfg->key_ttl_ms > lifetime ? cfg->key_ttl_ms : lifetime;
     atomic_init(&t->ret.pool, (uint64_t)cfg->max_retained);
     t->ents.cap = cfg->max_entities;
@@ -202,9 +237,14 @@ int txstats_admit(const txstats_config_t *cfg, txstats_amount_t amount, int64_t 
         txstats_config_init(&def);
         cfg = &def;
     }
-    if (cfg->window_ms < 1 || cfg->max_skew_ms < 0)
+    txstats_config_t longest = *cfg;
+    for (unsigned i = 0; cfg->spans_ms && i < cfg->nspans && i < TXSTATS_MAX_SPANS; i++)
+        longest.window_ms =
+            i == 0 || cfg->spans_ms[i] > longest.window_ms ? cfg->spans_ms[i] : longest.window_ms;
+    if (longest.window_ms < 1 || cfg->max_skew_ms < 0 ||
+        (cfg->spans_ms && (cfg->nspans < 1 || cfg->nspans > TXSTATS_MAX_SPANS)))
         return TXSTATS_EINVAL;
-    return admit(cfg, amount, timestamp_ms, now_ms);
+    return admit(&longest, amount, timestamp_ms, now_ms);
 }
 
 /* Spread concurrent adds: start at the shard of the current CPU, take the first free lock. */
@@ -756,98 +796,6 @@ void txstats__unlock_all(txstats_t *t)
 {
     for (unsigned i = t->nshards; i-- > 0;)
         pthread_mutex_unlock(&t->shards[i].lock);
-}
-
-int txstats_stats(txstats_t *t, txstats_summary_t *out)
-{
-    if (!t || !out)
-        return TXSTATS_EINVAL;
-    memset(out, 0, sizeof(*out));
-    txstats__i128 sum = 0;
-    struct txstats__minmax mm = {INT64_MAX, INT64_MIN};
-    txstats__lock_all(t);
-    int64_t now = txstats__now(t);
-    for (unsigned i = 0; i < t->nshards; i++) {
-        struct txstats__window *w = &t->shards[i].w;
-        txstats__window_advance(w, now);
-        struct txstats__minmax e = txstats__window_extremes(w);
-        out->count += w->count;
-        sum += w->sum;
-        mm.min = e.min < mm.min ? e.min : mm.min;
-        mm.max = e.max > mm.max ? e.max : mm.max;
-    }
-    txstats__unlock_all(t);
-    out->now_ms = now;
-    out->sum_hi = (int64_t)(sum >> 64);
-    out->sum_lo = (uint64_t)sum;
-    out->min = out->count ? mm.min : 0;
-    out->max = out->count ? mm.max : 0;
-    return TXSTATS_OK;
-}
-
-/* Copy the kept amounts of one cell, oldest first, while there is room. */
-static void copy_cell(const struct txstats__cell *c, int64_t ts, txstats_tx_t *buf, size_t cap,
-                      size_t *w)
-{
-    struct txstats__kept_iter it;
-    const txstats_amount_t *a;
-    uint32_t n;
-    txstats__kept_begin(c, &it);
-    while (*w < cap && (a = txstats__kept_next(&it, &n)))
-        for (uint32_t j = 0; j < n && *w < cap; j++)
-            buf[(*w)++] = (txstats_tx_t){a[j], ts};
-}
-
-/* Merge the shards' cells in timestamp order (shard order within a millisecond); locks held. */
-static size_t copy_all(txstats_t *t, int64_t lo, int64_t hi, txstats_tx_t *buf, size_t cap)
-{
-    int64_t next[TXSTATS__MAX_SHARDS];
-    size_t w = 0;
-    for (unsigned i = 0; i < t->nshards; i++)
-        next[i] = txstats__window_next_used(&t->shards[i].w, lo, hi);
-    while (w < cap) {
-        int64_t ts = INT64_MAX;
-        for (unsigned i = 0; i < t->nshards; i++)
-            ts = next[i] < ts ? next[i] : ts;
-        if (ts == INT64_MAX)
-            break;
-        for (unsigned i = 0; i < t->nshards; i++) {
-            if (next[i] != ts)
-                continue;
-            copy_cell(txstats__window_cell(&t->shards[i].w, ts), ts, buf, cap, &w);
-            next[i] = txstats__window_next_used(&t->shards[i].w, ts + 1, hi);
-        }
-    }
-    return w;
-}
-
-int txstats_get_ex(txstats_t *t, txstats_tx_t *buf, size_t cap, txstats_list_info_t *info)
-{
-    if (!t || !info || (!buf && cap > 0))
-        return TXSTATS_EINVAL;
-    memset(info, 0, sizeof(*info));
-    txstats__lock_all(t);
-    int64_t now = txstats__now(t);
-    for (unsigned i = 0; i < t->nshards; i++) {
-        txstats__window_advance(&t->shards[i].w, now);
-        info->in_window += t->shards[i].w.count;
-        info->retained += t->shards[i].w.kept;
-    }
-    size_t w = cap ? copy_all(t, now - t->cfg.window_ms + 1, now, buf, cap) : 0;
-    txstats__unlock_all(t);
-    info->written = w;
-    info->now_ms = now;
-    return w < info->retained ? TXSTATS_ENOBUFS : TXSTATS_OK;
-}
-
-int txstats_get(txstats_t *t, txstats_tx_t *buf, size_t cap, size_t *count)
-{
-    txstats_list_info_t info = {0};
-    if (!count)
-        return TXSTATS_EINVAL;
-    int rc = txstats_get_ex(t, buf, cap, &info);
-    *count = (size_t)info.retained;
-    return rc;
 }
 
 int txstats__journal_clear(txstats_t *t, uint64_t *seqs)

@@ -1,136 +1,49 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The window of one shard: a ring of per-millisecond cells, `ring` slots (a power of two larger
- * than window_ms + max_skew_ms), slot = timestamp & mask.
+ * The window of one shard: its cells (timeindex.h: memory that follows the milliseconds holding
+ * transactions), and what each of its spans counts.
  *
- * - Each cell holds the exact count, 128-bit sum, min and max of its millisecond, and the chain of
- *   retained amounts.
- * - A cell is *active* when its timestamp is <= the window's `now`; running count/sum cover exactly
- *   the active cells. Cells ahead of `now` (accepted thanks to max_skew_ms) wait to be activated.
- * - Advancing `now` expires the cells that fall out of (now - window_ms, now] and activates the
- *   future ones that the clock reached. A bitmap of used cells makes that cost proportional to the
- *   cells that hold data (plus one word test per 64 ms), never to the number of transactions.
- * - A binary tree over the ring keeps min/max of the active cells: its root answers in O(1);
- *   an add walks up only while it improves an extreme, an expiry recomputes one path.
+ * - Each cell holds the exact count, 128-bit sum, min and max of its millisecond, the chain of
+ *   retained amounts, the buckets of the others, and the tags of keyed transactions.
+ * - A cell is *active* when its timestamp is <= the window's `now`. Span s counts the active
+ *   cells with ts > now - spans[s]: its running count, sum and distribution. Cells ahead of `now`
+ *   (accepted thanks to max_skew_ms) wait to be activated.
+ * - Advancing `now` activates the cells the clock reached (counted in every span), uncounts in
+ *   each span the cells that left it, and frees those that left the longest: a cell is visited
+ *   once per span, never per transaction, and never for milliseconds without a cell.
+ * - Min and max of a span come from the index's summaries of the active cells.
  *
- * A leaf: no lock (the caller serialises), no journal, no file; only the allocator.
+ * A leaf: no lock (the caller serialises), no journal, no file; only the allocator and the index.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "window.h"
 
-static const struct txstats__minmax EMPTY_MM = {INT64_MAX, INT64_MIN};
-
-/* The timestamp a used slot stands for: the unique one in (now - window, now - window + ring]. */
-static int64_t slot_ts(const struct txstats__window *w, int64_t slot)
+const struct txstats__cell *txstats__window_cell(const struct txstats__window *w, int64_t ts)
 {
-    int64_t base = w->now - w->g->window_ms + 1;
-    return base + ((slot - base) & w->g->mask);
-}
-
-static struct txstats__minmax leaf(const struct txstats__window *w, int64_t slot)
-{
-    const struct txstats__cell *c = &w->cells[slot];
-    if (c->count == 0 || (w->g->skew_ms > 0 && slot_ts(w, slot) > w->now))
-        return EMPTY_MM;
-    return (struct txstats__minmax){c->min, c->max};
-}
-
-static struct txstats__minmax node(const struct txstats__window *w, int64_t i)
-{
-    return i >= w->g->ring ? leaf(w, i - w->g->ring) : w->tree[i];
-}
-
-/* A leaf gained `mm`: widen ancestors while that changes them. */
-static void tree_widen(struct txstats__window *w, int64_t slot, struct txstats__minmax mm)
-{
-    for (int64_t p = (w->g->ring + slot) >> 1; p >= 1; p >>= 1) {
-        bool changed = false;
-        if (mm.min < w->tree[p].min) {
-            w->tree[p].min = mm.min;
-            changed = true;
-        }
-        if (mm.max > w->tree[p].max) {
-            w->tree[p].max = mm.max;
-            changed = true;
-        }
-        if (!changed)
-            return;
-    }
-}
-
-/* A leaf lost values: recompute ancestors until one does not change. */
-static void tree_refresh(struct txstats__window *w, int64_t slot)
-{
-    for (int64_t p = (w->g->ring + slot) >> 1; p >= 1; p >>= 1) {
-        struct txstats__minmax a = node(w, 2 * p), b = node(w, 2 * p + 1);
-        struct txstats__minmax m = {a.min < b.min ? a.min : b.min, a.max > b.max ? a.max : b.max};
-        if (m.min == w->tree[p].min && m.max == w->tree[p].max)
-            return;
-        w->tree[p] = m;
-    }
-}
-
-static void tree_clear(struct txstats__window *w)
-{
-    for (int64_t i = 0; i < w->g->ring; i++)
-        w->tree[i] = EMPTY_MM;
+    return txstats__ti_peek(&w->ti, ts);
 }
 
 int64_t txstats__window_next_used(const struct txstats__window *w, int64_t from, int64_t to)
 {
-    while (from <= to) {
-        int64_t slot = from & w->g->mask;
-        uint64_t word = w->bits[slot >> 6] >> (slot & 63);
-        if (word) {
-            int64_t ts = from + __builtin_ctzll(word);
-            return ts <= to ? ts : INT64_MAX;
-        }
-        from += 64 - (slot & 63);
-    }
-    return INT64_MAX;
+    return txstats__ti_next(&w->ti, from, to);
 }
 
-const struct txstats__cell *txstats__window_cell(const struct txstats__window *w, int64_t ts)
+static bool in_span(const struct txstats__window *w, unsigned s, int64_t ts)
 {
-    return &w->cells[ts & w->g->mask];
+    return ts <= w->now && ts > w->now - w->g->spans[s];
 }
 
-/* Move a cell's chain to the window's free list: O(1), the chain is circular. */
-static void release_chain(struct txstats__window *w, struct txstats__cell *c)
+static void sink(struct txstats__window *w, uint32_t slot, txstats_amount_t a, int op, unsigned s)
 {
-    if (c->tail) {
-        struct txstats__chunk *head = c->tail->next;
-        c->tail->next = w->free_chunks;
-        w->free_chunks = head;
-        c->tail = NULL;
-    }
+    if (w->sink.fn)
+        w->sink.fn(w->sink.ctx, slot, a, op, s);
 }
 
-/* Every tag of a cell to the sink with `op`, its chunks to the free list. */
-static void settle_tags(struct txstats__window *w, struct txstats__cell *c, int op)
-{
-    struct txstats__tchunk *tail = c->tags;
-    if (!tail)
-        return;
-    struct txstats__tchunk *k = tail->next;
-    for (;;) {
-        if (w->sink.fn)
-            for (uint32_t i = 0; i < k->n; i++)
-                w->sink.fn(w->sink.ctx, k->slot[i], k->amount[i], op);
-        if (k == tail)
-            break;
-        k = k->next;
-    }
-    struct txstats__tchunk *head = tail->next;
-    tail->next = w->free_tags;
-    w->free_tags = head;
-    c->tags = NULL;
-}
-
-/* Every tag of a cell to the sink with `op` (the chain stays). */
-static void sink_tags(struct txstats__window *w, const struct txstats__tchunk *tail, int op)
+/* Every tag of a chain (tail: its newest chunk) to the sink. */
+static void sink_tags(struct txstats__window *w, const struct txstats__tchunk *tail, int op,
+                      unsigned s)
 {
     if (!tail || !w->sink.fn)
         return;
@@ -138,8 +51,39 @@ static void sink_tags(struct txstats__window *w, const struct txstats__tchunk *t
     do {
         k = k->next;
         for (uint32_t i = 0; i < k->n; i++)
-            w->sink.fn(w->sink.ctx, k->slot[i], k->amount[i], op);
+            w->sink.fn(w->sink.ctx, k->slot[i], k->amount[i], op, s);
     } while (k != tail);
+}
+
+/* Tags of a cell just counted in every span (ts <= now): uncounted again in the spans that do not
+ * hold ts. */
+static void count_tags(struct txstats__window *w, const struct txstats__tchunk *tail, int64_t ts)
+{
+    sink_tags(w, tail, TXSTATS__TAG_COUNT, 0);
+    for (unsigned s = 0; s < w->g->nspans; s++)
+        if (!in_span(w, s, ts))
+            sink_tags(w, tail, TXSTATS__TAG_UNCOUNT, s);
+}
+
+/* A cell's tags leave: uncounted in the spans that hold ts (the longest last), or dropped when the
+ * cell was never active. Its chunks go to the free list. */
+static void settle_tags(struct txstats__window *w, struct txstats__cell *c, int64_t ts)
+{
+    struct txstats__tchunk *tail = c->tags;
+    if (!tail)
+        return;
+    if (ts > w->now) {
+        sink_tags(w, tail, TXSTATS__TAG_DROP, 0);
+    } else {
+        for (unsigned s = 0; s < w->g->nspans; s++)
+            if (s != w->g->longest && in_span(w, s, ts))
+                sink_tags(w, tail, TXSTATS__TAG_UNCOUNT, s);
+        sink_tags(w, tail, TXSTATS__TAG_UNCOUNT, w->g->longest);
+    }
+    struct txstats__tchunk *head = tail->next;
+    tail->next = w->free_tags;
+    w->free_tags = head;
+    c->tags = NULL;
 }
 
 void txstats__window_tags(const struct txstats__cell *c,
@@ -186,7 +130,15 @@ static void tag_append(struct txstats__cell *c, struct txstats__tchunk *fresh, u
     c->tags->amount[c->tags->n++] = a;
 }
 
-/* Permission to retain one more amount: from the window's credit, refilled from the pool. */
+static void release_chain(struct txstats__window *w, struct txstats__cell *c)
+{
+    if (c->tail) {
+        struct txstats__chunk *head = c->tail->next;
+        c->tail->next = w->free_chunks;
+        w->free_chunks = head;
+        c->tail = NULL;
+    }
+}
 static bool take_credit(struct txstats__window *w)
 {
     if (w->credit == 0) {
@@ -205,8 +157,6 @@ static bool take_credit(struct txstats__window *w)
     w->credit--;
     return true;
 }
-
-/* Retained amounts were dropped: keep a batch of credit, return the rest to the pool. */
 static void give_credit(struct txstats__window *w, uint64_t n)
 {
     w->credit += n;
@@ -215,110 +165,6 @@ static void give_credit(struct txstats__window *w, uint64_t n)
         w->credit = w->ret->batch;
     }
 }
-
-static void clear_cell(struct txstats__window *w, int64_t slot)
-{
-    struct txstats__cell *c = &w->cells[slot];
-    release_chain(w, c);
-    txstats__dist_release(&w->dist, &c->dtail);
-    give_credit(w, c->kept);
-    c->count = 0;
-    c->kept = 0;
-    c->sum = 0;
-    w->bits[slot >> 6] &= ~(UINT64_C(1) << (slot & 63));
-}
-
-/* A cell's amounts into (or out of) the distribution: the retained ones, then the list. */
-static void count_cell(struct txstats__window *w, const struct txstats__cell *c, bool add)
-{
-    struct txstats__kept_iter it;
-    const txstats_amount_t *a;
-    uint32_t n;
-    txstats__kept_begin(c, &it);
-    while ((a = txstats__kept_next(&it, &n)))
-        txstats__dist_count_amounts(&w->dist, a, n, add);
-    txstats__dist_count(&w->dist, c->dtail, add);
-}
-
-static void expire_cell(struct txstats__window *w, int64_t ts)
-{
-    int64_t slot = ts & w->g->mask;
-    struct txstats__cell *c = &w->cells[slot];
-    bool active = ts <= w->now;
-    if (active) {
-        w->count -= c->count;
-        w->sum -= c->sum;
-        w->kept -= c->kept;
-        count_cell(w, c, false);
-    }
-    settle_tags(w, c, active ? TXSTATS__TAG_UNCOUNT : TXSTATS__TAG_DROP);
-    clear_cell(w, slot);
-    if (active)
-        tree_refresh(w, slot);
-}
-
-/* A cell's aggregates into the running totals (its tags are the caller's). */
-static void count_totals(struct txstats__window *w, int64_t ts)
-{
-    int64_t slot = ts & w->g->mask;
-    struct txstats__cell *c = &w->cells[slot];
-    w->count += c->count;
-    w->sum += c->sum;
-    w->kept += c->kept;
-    count_cell(w, c, true);
-    tree_widen(w, slot, (struct txstats__minmax){c->min, c->max});
-}
-
-static void activate_cell(struct txstats__window *w, int64_t ts)
-{
-    count_totals(w, ts);
-    sink_tags(w, w->cells[ts & w->g->mask].tags, TXSTATS__TAG_COUNT);
-}
-
-void txstats__window_reset(struct txstats__window *w)
-{
-    int64_t ts = txstats__window_next_used(w, w->now - w->g->ring + 1, w->now);
-    /* Scanning a full ring's worth of timestamps visits every slot once. */
-    for (; ts != INT64_MAX; ts = txstats__window_next_used(w, ts + 1, w->now)) {
-        /* A slot visited below now - window holds a cell ahead of now (the ring is longer than
-         * window + skew): its tags were never counted. */
-        struct txstats__cell *c = &w->cells[ts & w->g->mask];
-        bool active = ts > w->now - w->g->window_ms;
-        settle_tags(w, c, active ? TXSTATS__TAG_UNCOUNT : TXSTATS__TAG_DROP);
-        clear_cell(w, ts & w->g->mask);
-    }
-    tree_clear(w);
-    txstats__dcounts_zero(&w->dist.k);
-    w->count = 0;
-    w->kept = 0;
-    w->sum = 0;
-}
-
-void txstats__window_advance(struct txstats__window *w, int64_t now)
-{
-    if (now <= w->now)
-        return;
-    int64_t old = w->now, win = w->g->window_ms, skew = w->g->skew_ms;
-    if (now - old >= w->g->ring) {
-        /* Everything stored is at most old + skew <= now - window: all of it expires. */
-        txstats__window_reset(w);
-        w->now = now;
-        return;
-    }
-    int64_t hi = now - win;
-    for (int64_t ts = txstats__window_next_used(w, old - win + 1, hi); ts != INT64_MAX;
-         ts = txstats__window_next_used(w, ts + 1, hi))
-        expire_cell(w, ts);
-    w->now = now;
-    if (skew == 0)
-        return;
-    int64_t lo = (old > now - win ? old : now - win) + 1;
-    hi = now < old + skew ? now : old + skew;
-    for (int64_t ts = txstats__window_next_used(w, lo, hi); ts != INT64_MAX;
-         ts = txstats__window_next_used(w, ts + 1, hi))
-        activate_cell(w, ts);
-}
-
 static struct txstats__chunk *chunk_take(struct txstats__window *w)
 {
     struct txstats__chunk *k = w->free_chunks;
@@ -329,14 +175,11 @@ static struct txstats__chunk *chunk_take(struct txstats__window *w)
     k->n = 0;
     return k;
 }
-
 static void chunk_give(struct txstats__window *w, struct txstats__chunk *k)
 {
     k->next = w->free_chunks;
     w->free_chunks = k;
 }
-
-/* Append to a cell's chain; the chunk must have room or be a fresh one (k != NULL). */
 static void chain_append(struct txstats__cell *c, struct txstats__chunk *fresh, txstats_amount_t a)
 {
     if (fresh) {
@@ -348,84 +191,6 @@ static void chain_append(struct txstats__cell *c, struct txstats__chunk *fresh, 
     c->tail->amounts[c->tail->n++] = a;
     c->kept++;
 }
-
-int txstats__window_reserve(struct txstats__window *w, txstats_amount_t amount, int64_t ts,
-                            uint32_t tag, struct txstats__reservation *r,
-                            struct txstats__pending *pend, bool may_keep)
-{
-    if (ts <= w->now - w->g->window_ms)
-        return TXSTATS_EXPIRED;
-    struct txstats__cell *c = &w->cells[ts & w->g->mask];
-    uint32_t pk = pend ? pend->keep : 0, pd = pend ? pend->dist : 0, pt = pend ? pend->tags : 0;
-    r->amount = amount;
-    r->ts = ts;
-    r->tag = tag;
-    r->keep = may_keep && take_credit(w);
-    r->fresh = NULL;
-    r->dfresh = NULL;
-    r->tfresh = NULL;
-    if (tag && ((c->tags ? c->tags->n : 0) + pt) % TXSTATS__TAG_CAP == 0 &&
-        !(r->tfresh = tchunk_take(w))) {
-        give_credit(w, r->keep);
-        return TXSTATS_ENOMEM;
-    }
-    /* The tail as the pending reservations will leave it: full means a fresh chunk. */
-    if ((r->keep && ((c->tail ? c->tail->n : 0) + pk) % TXSTATS__CHUNK_CAP == 0 &&
-         !(r->fresh = chunk_take(w))) ||
-        txstats__dist_reserve(&w->dist, c->dtail, r->keep, pd, &r->dfresh) != TXSTATS_OK) {
-        r->tag = 0; /* a failed reserve leaves the tag the caller's */
-        txstats__window_cancel(w, r);
-        return TXSTATS_ENOMEM;
-    }
-    if (pend) {
-        pend->keep += r->keep;
-        pend->dist += !r->keep;
-        pend->tags += tag != 0;
-    }
-    return TXSTATS_OK;
-}
-
-void txstats__window_cancel(struct txstats__window *w, const struct txstats__reservation *r)
-{
-    if (r->tag && w->sink.fn)
-        w->sink.fn(w->sink.ctx, r->tag - 1, r->amount, TXSTATS__TAG_DROP);
-    if (r->tfresh)
-        tchunk_give(w, r->tfresh);
-    if (r->fresh)
-        chunk_give(w, r->fresh);
-    txstats__dist_cancel(&w->dist, r->dfresh);
-    if (r->keep)
-        give_credit(w, 1);
-}
-
-void txstats__window_apply(struct txstats__window *w, const struct txstats__reservation *r)
-{
-    int64_t slot = r->ts & w->g->mask;
-    struct txstats__cell *c = &w->cells[slot];
-    txstats_amount_t amount = r->amount;
-    if (r->keep)
-        chain_append(c, r->fresh, amount);
-    txstats__dist_push(&w->dist, &c->dtail, r->dfresh, amount, r->keep, r->ts <= w->now);
-    if (c->count++ == 0) {
-        c->min = c->max = amount;
-        w->bits[slot >> 6] |= UINT64_C(1) << (slot & 63);
-    } else {
-        c->min = amount < c->min ? amount : c->min;
-        c->max = amount > c->max ? amount : c->max;
-    }
-    c->sum += amount;
-    if (r->tag)
-        tag_append(c, r->tfresh, r->tag - 1, amount);
-    if (r->ts <= w->now) {
-        w->count++;
-        w->sum += amount;
-        w->kept += r->keep;
-        tree_widen(w, slot, (struct txstats__minmax){amount, amount});
-        if (r->tag && w->sink.fn)
-            w->sink.fn(w->sink.ctx, r->tag - 1, amount, TXSTATS__TAG_COUNT);
-    }
-}
-
 int txstats__window_stage_kept(struct txstats__window *w, struct txstats__stage *st,
                                txstats_amount_t amount)
 {
@@ -441,7 +206,6 @@ int txstats__window_stage_kept(struct txstats__window *w, struct txstats__stage 
     c->count++;
     return TXSTATS_OK;
 }
-
 int txstats__window_stage_buckets(struct txstats__window *w, struct txstats__stage *st,
                                   uint32_t bucket, uint64_t n)
 {
@@ -450,21 +214,17 @@ int txstats__window_stage_buckets(struct txstats__window *w, struct txstats__sta
         st->c.count += n;
     return rc;
 }
-
 int txstats__window_stage_tag(struct txstats__window *w, struct txstats__stage *st, uint32_t slot,
                               txstats_amount_t amount)
 {
     struct txstats__tchunk *fresh = NULL;
     if ((!st->c.tags || st->c.tags->n == TXSTATS__TAG_CAP) && !(fresh = tchunk_take(w))) {
-        if (w->sink.fn)
-            w->sink.fn(w->sink.ctx, slot, amount, TXSTATS__TAG_DROP);
+        sink(w, slot, amount, TXSTATS__TAG_DROP, 0);
         return TXSTATS_ENOMEM;
     }
     tag_append(&st->c, fresh, slot, amount);
     return TXSTATS_OK;
 }
-
-/* The staged tags' chain after the cell's (both circular). */
 static void splice_tags(struct txstats__cell *c, struct txstats__cell *s)
 {
     if (!s->tags)
@@ -476,9 +236,6 @@ static void splice_tags(struct txstats__cell *c, struct txstats__cell *s)
     }
     c->tags = s->tags;
 }
-
-/* The staged chain after the cell's own (both circular), and the staged bucket list before the
- * cell's (both end at their oldest chunk). */
 static void splice(struct txstats__cell *c, struct txstats__cell *s)
 {
     if (s->tail) {
@@ -498,19 +255,254 @@ static void splice(struct txstats__cell *c, struct txstats__cell *s)
     }
     c->kept += s->kept;
 }
-
-void txstats__window_stage_close(struct txstats__window *w, int64_t ts, struct txstats__stage *st,
-                                 const struct txstats__cell *agg)
+void txstats__window_stage_drop(struct txstats__window *w, struct txstats__stage *st)
 {
-    int64_t slot = ts & w->g->mask;
-    struct txstats__cell *c = &w->cells[slot];
-    bool active = ts <= w->now;
-    if (c->count && active) { /* uncounted, then counted again whole */
-        w->count -= c->count;
-        w->sum -= c->sum;
-        w->kept -= c->kept;
-        count_cell(w, c, false);
+    settle_tags(w, &st->c, INT64_MAX); /* never counted: dropped */
+    release_chain(w, &st->c);
+    txstats__dist_release(&w->dist, &st->c.dtail);
+    give_credit(w, st->c.kept);
+    memset(st, 0, sizeof(*st));
+}
+void txstats__window_return_credit(struct txstats__window *w)
+{
+    atomic_fetch_add_explicit(&w->ret->pool, w->credit, memory_order_relaxed);
+    w->credit = 0;
+}
+
+/* A cell's amounts into (or out of) span s: totals and distribution. */
+static void span_cell(struct txstats__window *w, unsigned s, const struct txstats__cell *c,
+                      bool add)
+{
+    struct txstats__span *sp = &w->sp[s];
+    sp->count += add ? c->count : -c->count;
+    sp->kept += add ? c->kept : -c->kept;
+    sp->sum += add ? c->sum : -c->sum;
+    struct txstats__kept_iter it;
+    const txstats_amount_t *a;
+    uint32_t n;
+    txstats__kept_begin(c, &it);
+    while ((a = txstats__kept_next(&it, &n)))
+        txstats__dcounts_amounts(&sp->k, a, n, add);
+    txstats__dcounts_list(&sp->k, c->dtail, add);
+}
+
+/* A cell's chains back to the free lists, its budget back, the cell out of the index. */
+static void drop_cell(struct txstats__window *w, int64_t ts, struct txstats__cell *c)
+{
+    release_chain(w, c);
+    txstats__dist_release(&w->dist, &c->dtail);
+    give_credit(w, c->kept);
+    txstats__ti_remove(&w->ti, ts, w->now);
+}
+
+/* A cell the clock reached: counted in every span, its tags too (the spans it is already out of
+ * uncount it right after, in the same advance: ts > old - span for every span). */
+static void activate_cell(struct txstats__window *w, int64_t ts)
+{
+    struct txstats__cell *c = txstats__ti_find(&w->ti, ts);
+    for (unsigned s = 0; s < w->g->nspans; s++)
+        span_cell(w, s, c, true);
+    txstats__ti_widen(&w->ti, ts, (struct txstats__minmax){c->min, c->max});
+    sink_tags(w, c->tags, TXSTATS__TAG_COUNT, 0);
+}
+
+/* Span s (not the longest) lost the cells of (from, to]. */
+static void leave_span(struct txstats__window *w, unsigned s, int64_t from, int64_t to)
+{
+    for (int64_t ts = txstats__ti_next(&w->ti, from + 1, to); ts != INT64_MAX;
+         ts = txstats__ti_next(&w->ti, ts + 1, to)) {
+        struct txstats__cell *c = txstats__ti_find(&w->ti, ts);
+        span_cell(w, s, c, false);
+        sink_tags(w, c->tags, TXSTATS__TAG_UNCOUNT, s);
     }
+}
+
+/* The cells of (from, to] left the longest span: uncounted and freed. */
+static void leave_window(struct txstats__window *w, int64_t from, int64_t to)
+{
+    unsigned s = w->g->longest;
+    for (int64_t ts = txstats__ti_next(&w->ti, from + 1, to); ts != INT64_MAX;
+         ts = txstats__ti_next(&w->ti, ts + 1, to)) {
+        struct txstats__cell *c = txstats__ti_find(&w->ti, ts);
+        span_cell(w, s, c, false);
+        sink_tags(w, c->tags, TXSTATS__TAG_UNCOUNT, s);
+        struct txstats__tchunk *tail = c->tags;
+        if (tail) {
+            struct txstats__tchunk *head = tail->next;
+            tail->next = w->free_tags;
+            w->free_tags = head;
+            c->tags = NULL;
+        }
+        drop_cell(w, ts, c);
+    }
+}
+
+void txstats__window_advance(struct txstats__window *w, int64_t now)
+{
+    if (now <= w->now)
+        return;
+    int64_t old = w->now, skew = w->g->skew_ms;
+    w->now = now;
+    if (skew > 0) {
+        int64_t hi = now < old + skew ? now : old + skew;
+        for (int64_t ts = txstats__ti_next(&w->ti, old + 1, hi); ts != INT64_MAX;
+             ts = txstats__ti_next(&w->ti, ts + 1, hi))
+            activate_cell(w, ts);
+    }
+    for (unsigned s = 0; s < w->g->nspans; s++)
+        if (s != w->g->longest)
+            leave_span(w, s, old - w->g->spans[s], now - w->g->spans[s]);
+    leave_window(w, old - w->g->window_ms, now - w->g->window_ms);
+}
+
+void txstats__window_reset(struct txstats__window *w)
+{
+    int64_t lo = w->now - w->g->window_ms + 1, hi = w->now + w->g->skew_ms;
+    for (int64_t ts = txstats__ti_next(&w->ti, lo, hi); ts != INT64_MAX;
+         ts = txstats__ti_next(&w->ti, ts + 1, hi)) {
+        struct txstats__cell *c = txstats__ti_find(&w->ti, ts);
+        settle_tags(w, c, ts);
+        drop_cell(w, ts, c);
+    }
+    for (unsigned s = 0; s < w->g->nspans; s++) {
+        txstats__dcounts_zero(&w->sp[s].k);
+        w->sp[s].count = w->sp[s].kept = 0;
+        w->sp[s].sum = 0;
+    }
+}
+
+/* Remove a cell a cancelled reservation made, when nothing came into it. */
+static void unmake(struct txstats__window *w, const struct txstats__reservation *r)
+{
+    struct txstats__cell *c = r->made ? txstats__ti_find(&w->ti, r->ts) : NULL;
+    if (c && c->count == 0)
+        txstats__ti_remove(&w->ti, r->ts, w->now);
+}
+
+/* The chunks a reservation needs in cell c, with `pend` reserved before it. */
+static int reserve_chunks(struct txstats__window *w, const struct txstats__cell *c,
+                          struct txstats__reservation *r, const struct txstats__pending *pend)
+{
+    uint32_t pk = pend ? pend->keep : 0, pd = pend ? pend->dist : 0, pt = pend ? pend->tags : 0;
+    if (r->tag && ((c->tags ? c->tags->n : 0) + pt) % TXSTATS__TAG_CAP == 0 &&
+        !(r->tfresh = tchunk_take(w)))
+        return TXSTATS_ENOMEM;
+    /* The tail as the pending reservations will leave it: full means a fresh chunk. */
+    if (r->keep && ((c->tail ? c->tail->n : 0) + pk) % TXSTATS__CHUNK_CAP == 0 &&
+        !(r->fresh = chunk_take(w)))
+        return TXSTATS_ENOMEM;
+    return txstats__dist_reserve(&w->dist, c->dtail, r->keep, pd, &r->dfresh);
+}
+
+int txstats__window_reserve(struct txstats__window *w, txstats_amount_t amount, int64_t ts,
+                            uint32_t tag, struct txstats__reservation *r,
+                            struct txstats__pending *pend, bool may_keep)
+{
+    if (ts <= w->now - w->g->window_ms)
+        return TXSTATS_EXPIRED;
+    struct txstats__cell *c = txstats__ti_find(&w->ti, ts);
+    *r = (struct txstats__reservation){.amount = amount, .ts = ts, .tag = tag, .made = !c};
+    if (!c && txstats__ti_make(&w->ti, ts, &c) != TXSTATS_OK)
+        return TXSTATS_ENOMEM;
+    r->keep = may_keep && take_credit(w);
+    if (reserve_chunks(w, c, r, pend) != TXSTATS_OK) {
+        r->tag = 0; /* a failed reserve leaves the tag the caller's */
+        txstats__window_cancel(w, r);
+        return TXSTATS_ENOMEM;
+    }
+    if (pend) {
+        pend->keep += r->keep;
+        pend->dist += !r->keep;
+        pend->tags += tag != 0;
+    }
+    return TXSTATS_OK;
+}
+
+void txstats__window_cancel(struct txstats__window *w, const struct txstats__reservation *r)
+{
+    if (r->tag)
+        sink(w, r->tag - 1, r->amount, TXSTATS__TAG_DROP, 0);
+    if (r->tfresh)
+        tchunk_give(w, r->tfresh);
+    if (r->fresh)
+        chunk_give(w, r->fresh);
+    txstats__dist_cancel(&w->dist, r->dfresh);
+    if (r->keep)
+        give_credit(w, 1);
+    unmake(w, r);
+}
+
+/* An applied amount into the spans that hold its active cell. */
+static void count_amount(struct txstats__window *w, const struct txstats__reservation *r)
+{
+    for (unsigned s = 0; s < w->g->nspans; s++) {
+        if (!in_span(w, s, r->ts))
+            continue;
+        struct txstats__span *sp = &w->sp[s];
+        sp->count++;
+        sp->sum += r->amount;
+        sp->kept += r->keep;
+        txstats__dcounts_amount(&sp->k, r->amount, true);
+    }
+    txstats__ti_widen(&w->ti, r->ts, (struct txstats__minmax){r->amount, r->amount});
+}
+
+void txstats__window_apply(struct txstats__window *w, const struct txstats__reservation *r)
+{
+    struct txstats__cell *c = txstats__ti_find(&w->ti, r->ts);
+    txstats_amount_t amount = r->amount;
+    if (r->keep)
+        chain_append(c, r->fresh, amount);
+    txstats__dist_push(&w->dist, &c->dtail, r->dfresh, amount, r->keep);
+    if (c->count++ == 0) {
+        c->min = c->max = amount;
+    } else {
+        c->min = amount < c->min ? amount : c->min;
+        c->max = amount > c->max ? amount : c->max;
+    }
+    c->sum += amount;
+    if (r->tag)
+        tag_append(c, r->tfresh, r->tag - 1, amount);
+    if (r->ts > w->now)
+        return;
+    count_amount(w, r);
+    if (r->tag) {
+        sink(w, r->tag - 1, amount, TXSTATS__TAG_COUNT, 0);
+        for (unsigned s = 0; s < w->g->nspans; s++)
+            if (!in_span(w, s, r->ts))
+                sink(w, r->tag - 1, amount, TXSTATS__TAG_UNCOUNT, s);
+    }
+}
+
+struct txstats__minmax txstats__window_extremes(const struct txstats__window *w, unsigned span)
+{
+    return txstats__ti_extremes(&w->ti, txstats__window_lo(w, span), w->now);
+}
+
+/* The staged part of a cell into the spans that hold it (its aggregates `agg`). */
+static void count_stage(struct txstats__window *w, int64_t ts, const struct txstats__cell *st,
+                        const struct txstats__cell *agg)
+{
+    struct txstats__cell part = *st;
+    part.count = agg->count;
+    part.sum = agg->sum;
+    for (unsigned s = 0; s < w->g->nspans; s++)
+        if (in_span(w, s, ts))
+            span_cell(w, s, &part, true);
+    txstats__ti_widen(&w->ti, ts, (struct txstats__minmax){agg->min, agg->max});
+    count_tags(w, st->tags, ts);
+}
+
+int txstats__window_stage_close(struct txstats__window *w, int64_t ts, struct txstats__stage *st,
+                                const struct txstats__cell *agg)
+{
+    struct txstats__cell *c;
+    if (txstats__ti_make(&w->ti, ts, &c) != TXSTATS_OK) {
+        txstats__window_stage_drop(w, st);
+        return TXSTATS_ENOMEM;
+    }
+    if (ts <= w->now)
+        count_stage(w, ts, &st->c, agg);
     if (c->count == 0) {
         c->min = agg->min;
         c->max = agg->max;
@@ -519,35 +511,17 @@ void txstats__window_stage_close(struct txstats__window *w, int64_t ts, struct t
     c->max = agg->max > c->max ? agg->max : c->max;
     c->count += agg->count;
     c->sum += agg->sum;
-    if (active) /* only the staged tags: the cell's own were counted already */
-        sink_tags(w, st->c.tags, TXSTATS__TAG_COUNT);
     splice(c, &st->c);
     splice_tags(c, &st->c);
     memset(st, 0, sizeof(*st));
-    w->bits[slot >> 6] |= UINT64_C(1) << (slot & 63);
-    if (active)
-        count_totals(w, ts);
-}
-
-void txstats__window_stage_drop(struct txstats__window *w, struct txstats__stage *st)
-{
-    settle_tags(w, &st->c, TXSTATS__TAG_DROP);
-    release_chain(w, &st->c);
-    txstats__dist_release(&w->dist, &st->c.dtail);
-    give_credit(w, st->c.kept);
-    memset(st, 0, sizeof(*st));
-}
-
-void txstats__window_return_credit(struct txstats__window *w)
-{
-    atomic_fetch_add_explicit(&w->ret->pool, w->credit, memory_order_relaxed);
-    w->credit = 0;
+    return TXSTATS_OK;
 }
 
 bool txstats__window_used(const struct txstats__window *w, int64_t ts)
 {
+    const struct txstats__cell *c;
     return ts > w->now - w->g->window_ms && ts <= w->now + w->g->skew_ms &&
-           txstats__window_next_used(w, ts, ts) == ts;
+           (c = txstats__ti_peek(&w->ti, ts)) && c->count > 0;
 }
 
 void txstats__window_adopt_chunks(struct txstats__window *w, struct txstats__chunk *pool)
@@ -600,9 +574,10 @@ const txstats_amount_t *txstats__kept_next(struct txstats__kept_iter *it, uint32
     return k->amounts;
 }
 
-struct txstats__minmax txstats__window_extremes(const struct txstats__window *w)
+static void fini_spans(struct txstats__window *w, unsigned n)
 {
-    return w->tree[1];
+    for (unsigned s = 0; s < n; s++)
+        txstats__dcounts_fini(&w->sp[s].k, w->mem);
 }
 
 int txstats__window_init(struct txstats__window *w, const struct txstats__geom *g,
@@ -613,16 +588,16 @@ int txstats__window_init(struct txstats__window *w, const struct txstats__geom *
     w->mem = mem;
     w->ret = ret;
     w->now = -4 * TXSTATS__CLOCK_LIMIT;
-    w->cells = txstats__calloc(mem, (size_t)g->ring, sizeof(*w->cells));
-    w->tree = txstats__alloc(mem, (size_t)g->ring * sizeof(*w->tree));
-    w->bits = txstats__calloc(mem, (size_t)g->ring / 64, sizeof(uint64_t));
-    if (!w->cells || !w->tree || !w->bits || txstats__dist_init(&w->dist, mem) != TXSTATS_OK) {
-        txstats__free(mem, w->cells);
-        txstats__free(mem, w->tree);
-        txstats__free(mem, w->bits);
+    if (txstats__ti_init(&w->ti, mem, g->window_ms + g->skew_ms) != TXSTATS_OK)
         return TXSTATS_ENOMEM;
+    for (unsigned s = 0; s < g->nspans; s++) {
+        if (txstats__dcounts_init(&w->sp[s].k, mem) != TXSTATS_OK) {
+            fini_spans(w, s);
+            txstats__ti_fini(&w->ti);
+            return TXSTATS_ENOMEM;
+        }
     }
-    tree_clear(w);
+    txstats__dist_init(&w->dist, mem);
     return TXSTATS_OK;
 }
 
@@ -637,8 +612,7 @@ void txstats__window_fini(struct txstats__window *w)
     }
     txstats__chunks_free(w->mem, w->free_chunks);
     w->free_chunks = NULL;
-    txstats__free(w->mem, w->cells);
-    txstats__free(w->mem, w->tree);
-    txstats__free(w->mem, w->bits);
+    txstats__ti_fini(&w->ti);
+    fini_spans(w, w->g->nspans);
     txstats__dist_fini(&w->dist);
 }

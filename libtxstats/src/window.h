@@ -12,19 +12,21 @@
 
 #include "alloc.h"
 #include "distribution.h"
+#include "timeindex.h"
 #include "txstats/txstats.h"
-
-typedef __int128 txstats__i128;
 
 /* Clock readings are clamped to +/- this, so timestamps stay exact in a JSON double (2^53) and
  * no window arithmetic can overflow. */
 #define TXSTATS__CLOCK_LIMIT (INT64_C(1) << 52)
+#define TXSTATS__MAX_SPANS   8
 
 /* The shape every window of an instance shares. */
 struct txstats__geom {
-    int64_t window_ms, skew_ms;
-    int64_t ring; /* power of two > window_ms + skew_ms, >= 64 */
-    int64_t mask; /* ring - 1 */
+    int64_t window_ms; /* the longest span: what the window keeps */
+    int64_t skew_ms;
+    unsigned nspans;
+    unsigned longest;                  /* its index */
+    int64_t spans[TXSTATS__MAX_SPANS]; /* spans[0]: the default */
 };
 
 /* Retention budget shared by the windows of an instance: kept amounts + window credits + pool ==
@@ -55,47 +57,35 @@ struct txstats__tchunk {
 };
 
 /* What happens to a tag (window.h calls the window's sink; entities.h does it). Every tag in a
- * window holds its entity's reservation until it is counted (its cell active), then its count
- * until it is uncounted (its cell expired); a tag discarded before it was counted is dropped. */
+ * window holds its entity's reservation until it is counted (its cell active: it counts in every
+ * span at once), then its count in each span until it is uncounted there (its cell left that
+ * span); a tag discarded before it was counted is dropped. `span` matters to UNCOUNT only; the
+ * longest span's UNCOUNT comes last. */
 enum { TXSTATS__TAG_COUNT = 1, TXSTATS__TAG_UNCOUNT = 2, TXSTATS__TAG_DROP = 3 };
 struct txstats__tag_sink {
-    void (*fn)(void *ctx, uint32_t slot, txstats_amount_t amount, int op);
+    void (*fn)(void *ctx, uint32_t slot, txstats_amount_t amount, int op, unsigned span);
     void *ctx;
 };
 
-/* Everything one window knows about one millisecond. Empty when count == 0. */
-struct txstats__cell {
-    uint64_t count;
-    uint64_t kept; /* retained amounts in the chain */
-    txstats_amount_t min;
-    txstats_amount_t max;
+/* What one span of a window counts: the active cells with ts > now - span. */
+struct txstats__span {
+    uint64_t count, kept;
     txstats__i128 sum;
-    struct txstats__chunk *tail;
-    struct txstats__dchunk *dtail; /* buckets of the amounts not retained (distribution.h) */
-    struct txstats__tchunk *tags;  /* keyed transactions' entities */
-};
-
-struct txstats__minmax {
-    txstats_amount_t min;
-    txstats_amount_t max;
+    struct txstats__dcounts k; /* the distribution of their amounts */
 };
 
 struct txstats__window {
     const struct txstats__geom *g;
     const struct txstats__mem *mem;
     struct txstats__retention *ret;
-    int64_t now;    /* the time up to which expiry has been applied */
-    uint64_t count; /* running totals over active cells (ts <= now) */
-    uint64_t kept;
-    txstats__i128 sum;
-    uint64_t credit;              /* retained amounts this window may still add, from ret->pool */
-    struct txstats__cell *cells;  /* ring, slot = ts & mask */
-    struct txstats__minmax *tree; /* internal nodes 1..ring-1; leaves are the cells */
-    uint64_t *bits;               /* cells that hold data, active or future */
+    int64_t now;               /* the time up to which expiry has been applied */
+    uint64_t credit;           /* retained amounts this window may still add, from ret->pool */
+    struct txstats__tindex ti; /* the cells, active or ahead of now */
+    struct txstats__span sp[TXSTATS__MAX_SPANS];
     struct txstats__chunk *free_chunks;
     struct txstats__tchunk *free_tags;
     struct txstats__tag_sink sink; /* set by the owner after init; fn NULL: tags ignored */
-    struct txstats__dist dist;     /* distribution of the active cells' amounts */
+    struct txstats__dist dist;     /* the bucket lists' chunks */
 };
 
 /* An add in two steps, so that the caller can do what may fail (a journal write) in between:
@@ -106,6 +96,7 @@ struct txstats__reservation {
     txstats_amount_t amount;
     int64_t ts;
     bool keep;
+    bool made;    /* the reserve made the cell (a cancel removes it again when empty) */
     uint32_t tag; /* entity slot + 1 (its reservation taken by the caller), 0: none */
     struct txstats__chunk *fresh;
     struct txstats__dchunk *dfresh;
@@ -116,7 +107,8 @@ struct txstats__reservation {
 int txstats__window_init(struct txstats__window *w, const struct txstats__geom *g,
                          const struct txstats__mem *mem, struct txstats__retention *ret);
 void txstats__window_fini(struct txstats__window *w);
-/* Expire what left (now - window, now], activate what the clock reached. */
+/* Activate what the clock reached, then, in each span, uncount what left it; the cells that left
+ * the longest span are freed. */
 void txstats__window_advance(struct txstats__window *w, int64_t now);
 /* Remove everything; `now` stays. */
 void txstats__window_reset(struct txstats__window *w);
@@ -125,7 +117,9 @@ void txstats__window_reset(struct txstats__window *w);
 struct txstats__pending {
     uint32_t keep, dist, tags;
 };
-/* TXSTATS_OK, TXSTATS_EXPIRED (older than the window's now) or TXSTATS_ENOMEM. `pend`: the
+/* The cell of ts is made (empty) if missing, so that apply never allocates; cancel removes it
+ * again when nothing else is in it.
+ * TXSTATS_OK, TXSTATS_EXPIRED (older than the window's now) or TXSTATS_ENOMEM. `pend`: the
  * caller's pending reservations in this cell, updated (NULL: none). `may_keep` false: not
  * retained for listing whatever the budget (a replay of an add the live window did not retain);
  * r->keep says what was decided. `tag`: entity slot + 1 or 0; on success the tag (and its
@@ -136,8 +130,14 @@ int txstats__window_reserve(struct txstats__window *w, txstats_amount_t amount, 
                             struct txstats__pending *pend, bool may_keep);
 void txstats__window_apply(struct txstats__window *w, const struct txstats__reservation *r);
 void txstats__window_cancel(struct txstats__window *w, const struct txstats__reservation *r);
-/* Min and max of the active cells (INT64_MAX/INT64_MIN when empty); O(1). */
-struct txstats__minmax txstats__window_extremes(const struct txstats__window *w);
+/* Min and max of the span's cells (INT64_MAX/INT64_MIN when empty): from at most 64 cells and
+ * 128 summaries, plus one summary per 262 s of the span. */
+struct txstats__minmax txstats__window_extremes(const struct txstats__window *w, unsigned span);
+/* The oldest timestamp of a span now. */
+static inline int64_t txstats__window_lo(const struct txstats__window *w, unsigned span)
+{
+    return w->now - w->g->spans[span] + 1;
+}
 /* First ts in [from, to] whose cell holds data, or INT64_MAX. */
 int64_t txstats__window_next_used(const struct txstats__window *w, int64_t from, int64_t to);
 /* The cell of a used ts. */
@@ -172,10 +172,12 @@ int txstats__window_stage_buckets(struct txstats__window *w, struct txstats__sta
  * or TXSTATS_ENOMEM (the tag dropped through the sink). */
 int txstats__window_stage_tag(struct txstats__window *w, struct txstats__stage *st, uint32_t slot,
                               txstats_amount_t amount);
-/* Into the ring at ts with the aggregates of `agg` (count, sum, min, max), merged with what the
- * cell there holds; counted when ts <= the window's now. `st` is empty afterwards. */
-void txstats__window_stage_close(struct txstats__window *w, int64_t ts, struct txstats__stage *st,
-                                 const struct txstats__cell *agg);
+/* Into the window at ts with the aggregates of `agg` (count, sum, min, max), merged with what
+ * the cell there holds; counted when ts <= the window's now, in the spans it is in. `st` is
+ * empty afterwards. TXSTATS_OK, or TXSTATS_ENOMEM (the cell could not be made: the stage is
+ * dropped). */
+int txstats__window_stage_close(struct txstats__window *w, int64_t ts, struct txstats__stage *st,
+                                const struct txstats__cell *agg);
 /* Give back what a stage holds (chunks, budget; its tags dropped through the sink). */
 void txstats__window_stage_drop(struct txstats__window *w, struct txstats__stage *st);
 /* The window's unused retention credit back to the shared budget (a load, every lock held: so

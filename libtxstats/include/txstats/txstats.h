@@ -49,8 +49,11 @@ typedef int64_t txstats_amount_t;
 /** Amounts must satisfy |amount| < TXSTATS_AMOUNT_LIMIT (that is, |value| < 10^12). */
 #define TXSTATS_AMOUNT_LIMIT INT64_C(1000000000000000000)
 
-/** Largest accepted `window_ms + max_skew_ms` (one hour). Memory grows linearly with it. */
-#define TXSTATS_MAX_SPAN_MS INT64_C(3600000)
+/** Largest accepted span + max_skew_ms (31 days). Memory follows the milliseconds that hold
+ *  transactions, not the span: an idle span costs 8 bytes per 262 s of it. */
+#define TXSTATS_MAX_SPAN_MS INT64_C(2678400000)
+/** Most spans one instance keeps (txstats_config_t.spans_ms). */
+#define TXSTATS_MAX_SPANS 8
 /** Default cap on the number of transactions kept for listing. */
 #define TXSTATS_DEFAULT_MAX_RETAINED ((size_t)1048576)
 /** Default cap on remembered idempotency keys. */
@@ -118,15 +121,20 @@ typedef struct {
     void (*free)(void *ptr, void *ud);     /**< deallocator matching alloc; NULL: free */
     void *alloc_ud;                        /**< passed to alloc and free */
     const txstats_io_t *io;                /**< file layer; NULL: POSIX write/fdatasync */
-    size_t max_keys;      /**< idempotency keys remembered at once (txstats_add_keyed); 0: keys
-                               refused with TXSTATS_EFULL; default TXSTATS_DEFAULT_MAX_KEYS */
-    int64_t key_ttl_ms;   /**< how long a key is remembered after its transaction's timestamp (or,
-                               for a transaction not stored, after it was seen); at least
-                               window_ms + max_skew_ms, which 0 (the default) means */
-    size_t max_entities;  /**< entities (per-key windows) active at once; a transaction for a new
-                               one past it gets TXSTATS_ELIMIT; 0: entities refused; default
-                               TXSTATS_DEFAULT_MAX_ENTITIES */
-    uint64_t reserved[4]; /**< zero; room for future fields */
+    size_t max_keys;     /**< idempotency keys remembered at once (txstats_add_keyed); 0: keys
+                              refused with TXSTATS_EFULL; default TXSTATS_DEFAULT_MAX_KEYS */
+    int64_t key_ttl_ms;  /**< how long a key is remembered after its transaction's timestamp (or,
+                              for a transaction not stored, after it was seen); at least
+                              window_ms + max_skew_ms, which 0 (the default) means */
+    size_t max_entities; /**< entities (per-key windows) active at once; a transaction for a new
+                              one past it gets TXSTATS_ELIMIT; 0: entities refused; default
+                              TXSTATS_DEFAULT_MAX_ENTITIES */
+    const int64_t *spans_ms; /**< several windows at once: `nspans` spans in ms (1 to
+                                  TXSTATS_MAX_SPANS, distinct, each >= 1); spans_ms[0] is the
+                                  default span and replaces window_ms. Read at creation, not
+                                  kept. NULL: one span, window_ms */
+    unsigned nspans;         /**< entries of spans_ms */
+    uint64_t reserved[2];    /**< zero; room for future fields */
 } txstats_config_t;
 
 /**
@@ -178,15 +186,17 @@ TXSTATS_API void txstats_config_init(txstats_config_t *cfg);
  * Create an instance.
  * @param out receives the instance (set to NULL on failure); must not be NULL.
  * @param cfg configuration, copied; NULL for the defaults.
- * @return TXSTATS_OK; TXSTATS_EINVAL for a NULL `out`, window_ms < 1, max_skew_ms < 0,
- *         window_ms + max_skew_ms > TXSTATS_MAX_SPAN_MS, shards > 256, or only one of alloc/free;
- *         TXSTATS_ENOMEM.
- * Memory: per shard, 64 bytes per millisecond of (window + skew, rounded up to a power of two)
- * reserved, resident only where used, plus 16 bytes per millisecond for the min/max tree; plus
- * the retained amounts, in chunks of 14 (128 bytes), from 9 bytes per transaction when
- * milliseconds hold many to 128 when each holds one; plus the distribution of amounts: 433 KB
- * of bucket counts per shard (reserved, resident where used) and, for transactions past
- * max_retained, 2 bytes each in 64-byte chunks of 26 per millisecond. The caller owns the
+ * @return TXSTATS_OK; TXSTATS_EINVAL for a NULL `out`, a span < 1 (window_ms, or an entry of
+ *         spans_ms), a span + max_skew_ms > TXSTATS_MAX_SPAN_MS, max_skew_ms < 0, nspans 0 or
+ *         more than TXSTATS_MAX_SPANS with spans_ms, two equal spans, shards > 256, or only one
+ *         of alloc/free; TXSTATS_ENOMEM.
+ * Memory follows what the window holds, not its span: per shard, 8 bytes per 262 s of the
+ * longest span (the ring of the cell index); per millisecond holding transactions an 80-byte
+ * cell, a 48-byte page per 64 ms and a 1.6 KB node per 4,096 ms that hold one; the retained
+ * amounts, in chunks of 14 (128 bytes), from 9 bytes per transaction when milliseconds hold many
+ * to 128 when each holds one; the distribution of amounts: 433 KB of bucket counts per span and
+ * shard (reserved, resident where used) and, for transactions past max_retained, 2 bytes each in
+ * 64-byte chunks of 26 per millisecond; entities: see txstats_add_entity(). The caller owns the
  * instance.
  */
 TXSTATS_API int txstats_create(txstats_t **out, const txstats_config_t *cfg);
@@ -202,11 +212,12 @@ TXSTATS_API void txstats_destroy(txstats_t *t);
  * @param t instance (NULL: TXSTATS_EINVAL).
  * @param amount micro-units, |amount| < TXSTATS_AMOUNT_LIMIT.
  * @param timestamp_ms ms since the epoch.
- * @return TXSTATS_OK (stored and counted); TXSTATS_EXPIRED (timestamp <= now - window_ms: valid,
- *         not stored); TXSTATS_EFUTURE (timestamp > now + max_skew_ms); TXSTATS_ERANGE (amount out
- *         of range); TXSTATS_EINVAL; TXSTATS_ENOMEM (nothing recorded). A transaction later than
- *         `now` but within the skew is stored and counted once the clock reaches its timestamp.
- * O(log window) worst case, O(1) typical; no allocation once the retained list has warmed up.
+ * @return TXSTATS_OK (stored and counted); TXSTATS_EXPIRED (timestamp <= now - window_ms, the
+ *         longest span with several: valid, not stored); TXSTATS_EFUTURE (timestamp > now +
+ * max_skew_ms); TXSTATS_ERANGE (amount out of range); TXSTATS_EINVAL; TXSTATS_ENOMEM (nothing
+ * recorded). A transaction later than `now` but within the skew is stored and counted once the
+ * clock reaches its timestamp. O(1) (O(spans) with several); it allocates when its millisecond or
+ * its 64 ms get their first transaction, and until the retained list has warmed up.
  */
 TXSTATS_API int txstats_add(txstats_t *t, txstats_amount_t amount, int64_t timestamp_ms);
 
@@ -296,6 +307,10 @@ typedef struct {
 
 /**
  * Record a transaction for an entity: txstats_add_ex() with only an entity.
+ * Memory per active entity: a 96-byte slot (keys of up to 24 bytes inside it), 11 to 21 bytes of
+ * index, 48 bytes per span past the first, and longer keys' bytes; per keyed transaction a
+ * 12-byte tag and, per span, 16 bytes per distinct amount of its entity. An entity is freed when
+ * its last transaction leaves the longest span.
  * @return what txstats_add() returns; TXSTATS_ELIMIT (a new entity while max_entities are
  *         active: nothing recorded); TXSTATS_EINVAL (NULL t or entity, or entity_len 0 or more
  *         than TXSTATS_MAX_ENTITY_BYTES: nothing recorded).
@@ -359,6 +374,32 @@ typedef struct {
 TXSTATS_API int txstats_top(txstats_t *t, txstats_top_by_t by, txstats_top_entry_t *buf, size_t cap,
                             size_t *n);
 
+/*
+ * Spans: one instance keeps up to TXSTATS_MAX_SPANS windows of different lengths over the same
+ * transactions (txstats_config_t.spans_ms; e.g. 1 min, 5 min, 1 h, 24 h). An add counts in all
+ * of them at once; each span has its exact, millisecond-edged statistics, listing, distribution
+ * and per-entity statistics. Span 0 is the default: the functions without `_span` use it. A
+ * transaction is stored while it is inside the longest span (TXSTATS_EXPIRED past it).
+ */
+
+/** The configured spans, in configuration order, into spans_ms (cap entries); *n receives how
+ *  many there are. @return TXSTATS_OK, TXSTATS_ENOBUFS (cap < *n; the first cap written) or
+ *  TXSTATS_EINVAL (NULL t or n, NULL spans_ms with cap > 0). */
+TXSTATS_API int txstats_spans(txstats_t *t, int64_t *spans_ms, unsigned cap, unsigned *n);
+/** txstats_stats() of span `span` (an index into the configured spans). @return TXSTATS_OK or
+ *  TXSTATS_EINVAL (NULL argument, span out of range). */
+TXSTATS_API int txstats_stats_span(txstats_t *t, unsigned span, txstats_summary_t *out);
+/** txstats_get_ex() of span `span`. @return as txstats_get_ex(); TXSTATS_EINVAL for a span out
+ *  of range. */
+TXSTATS_API int txstats_get_span(txstats_t *t, unsigned span, txstats_tx_t *buf, size_t cap,
+                                 txstats_list_info_t *info);
+/** txstats_entity_stats() of span `span`. */
+TXSTATS_API int txstats_entity_stats_span(txstats_t *t, unsigned span, const void *entity,
+                                          size_t entity_len, txstats_summary_t *out);
+/** txstats_top() of span `span`. */
+TXSTATS_API int txstats_top_span(txstats_t *t, unsigned span, txstats_top_by_t by,
+                                 txstats_top_entry_t *buf, size_t cap, size_t *n);
+
 /** Entity counters. */
 typedef struct {
     uint64_t active;  /**< entities with a transaction in the window or ahead of it */
@@ -388,8 +429,9 @@ TXSTATS_API int txstats_add_batch(txstats_t *t, const txstats_tx_t *tx, size_t n
                                   size_t *stored);
 
 /**
- * Statistics of the window now, consistent across all fields (one moment). O(shards), whatever
- * the number of transactions. @return TXSTATS_OK or TXSTATS_EINVAL (NULL argument).
+ * Statistics of the window now, consistent across all fields (one moment). O(shards + span /
+ * 262 s), whatever the number of transactions. @return TXSTATS_OK or TXSTATS_EINVAL (NULL
+ * argument).
  */
 TXSTATS_API int txstats_stats(txstats_t *t, txstats_summary_t *out);
 
@@ -482,10 +524,12 @@ TXSTATS_API int txstats_save_bin(txstats_t *t, const char *path);
  * Replace the instance's contents with the snapshot at `path` (JSON from txstats_save(), binary
  * from txstats_save_bin(), or either format of libtxstats 0.1), dropping entries that have
  * expired (and, beyond max_retained, listing entries; statistics stay exact). The file is read
- * twice, a block at a time: first checked whole (every CRC, every cell's invariants), then
- * installed, with every shard locked (adds wait for the install) after what the window needs was
- * allocated. All or nothing: on any error before the install the instance is as it was; a file
- * changed on disk between the two readings leaves it empty (TXSTATS_EIO or TXSTATS_EFORMAT).
+ * twice, a block at a time: first checked whole (every CRC, every cell's invariants), then built
+ * aside from the live shards (adds go on meanwhile, and are replaced with the rest) and swapped
+ * in with every shard locked. All or nothing: on any error, a file changed on disk between the
+ * two readings included (TXSTATS_EIO or TXSTATS_EFORMAT), the instance is as it was. Cells older
+ * than the longest span now are dropped; entities past max_entities keep only their global
+ * counting.
  * With a directory attached (txstats_open_dir()), the load is durable before it returns: a clear
  * is journaled with the install, then a checkpoint is written; TXSTATS_EIO from that checkpoint
  * means the contents are loaded but a crash before the next checkpoint comes back without them
@@ -616,9 +660,9 @@ TXSTATS_API int txstats_open_dir(txstats_t *t, const char *dir, const txstats_du
  * than by uptime. Adds continue meanwhile: each shard is locked for holds of at most 1 MiB of
  * cells, and no file I/O happens under a lock; memory beyond the window stays about 3 MiB
  * whatever it holds. The file's size is what the window holds (8 bytes per retained transaction,
- * 64 per used millisecond plus 8 per distinct bucket of its amounts not retained, 40 per key),
- * not the ring or the caps. Recovery replays exactly the journal records the checkpoint does not
- * hold, whatever adds ran while it was written.
+ * 64 per used millisecond plus 8 per distinct bucket of its amounts not retained, 40 per key, 16
+ * per keyed transaction and about 24 per entity), not the span or the caps. Recovery replays
+ * exactly the journal records the checkpoint does not hold, whatever adds ran while it was written.
  * @return TXSTATS_OK; TXSTATS_EIO (errno; EAGAIN when clears or loads kept voiding it);
  *         TXSTATS_ENOMEM; TXSTATS_EINVAL (no directory attached).
  */
@@ -688,6 +732,9 @@ TXSTATS_API const char *txstats_version(void);
  */
 TXSTATS_API int txstats_quantiles(txstats_t *t, const uint32_t *q_ppb, size_t n,
                                   txstats_amount_t *out, uint64_t *count);
+/** txstats_quantiles() of span `span`; TXSTATS_EINVAL also for a span out of range. */
+TXSTATS_API int txstats_quantiles_span(txstats_t *t, unsigned span, const uint32_t *q_ppb, size_t n,
+                                       txstats_amount_t *out, uint64_t *count);
 
 /** A distribution that windows add into: they combine exactly (bucket counts add up). */
 typedef struct txstats_dist txstats_dist_t;
@@ -709,6 +756,8 @@ TXSTATS_API void txstats_dist_clear(txstats_dist_t *d);   /**< empty again; NULL
  * @return TXSTATS_OK or TXSTATS_EINVAL (NULL argument).
  */
 TXSTATS_API int txstats_dist_collect(txstats_t *t, txstats_dist_t *d);
+/** txstats_dist_collect() of span `span`; TXSTATS_EINVAL also for a span out of range. */
+TXSTATS_API int txstats_dist_collect_span(txstats_t *t, unsigned span, txstats_dist_t *d);
 /** acc += part. @return TXSTATS_OK or TXSTATS_EINVAL (NULL argument). */
 TXSTATS_API int txstats_dist_merge(txstats_dist_t *acc, const txstats_dist_t *part);
 /** Count `n` transactions of `amount`. @return TXSTATS_OK, TXSTATS_EINVAL, TXSTATS_ERANGE. */
