@@ -1,16 +1,17 @@
 /* SPDX-License-Identifier: MIT */
-/* A ring of per-second statistics filled by a sampler thread, and a ring of the last accepted
- * transactions, both fixed size and under one mutex. */
+/* A ring of per-second statistics (of every span) filled by a sampler thread, and a ring of the
+ * last accepted transactions, both fixed size and under one mutex. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "history.h"
+#include "windows.h"
 
 struct point {
-    int64_t second_ms; /* the whole second sampled, epoch ms */
-    txstats_summary_t sum;
+    int64_t second_ms;                        /* the whole second sampled, epoch ms */
+    txstats_summary_t sum[TXSTATS_MAX_SPANS]; /* per span of --window-ms */
 };
 
 struct srv_history {
@@ -28,8 +29,8 @@ struct srv_history {
 static void add_point(struct srv_history *h, int64_t second_ms)
 {
     struct point p = {.second_ms = second_ms};
-    h->s->backend.ops->stats(h->s->backend.self,
-                             &p.sum); /* outside nothing: the window has its own locks */
+    for (unsigned i = 0; i < h->s->opt.spans.n; i++) /* the windows have their own locks */
+        h->s->backend.ops->stats(h->s->backend.self, i, &p.sum[i]);
     pthread_mutex_lock(&h->lock);
     h->points[h->next] = p;
     h->next = (h->next + 1) % SRV_HISTORY_POINTS;
@@ -121,14 +122,15 @@ static size_t written(size_t used, size_t size)
     return used < size ? used : size ? size - 1 : 0;
 }
 
-static size_t put_points(const struct point *p, size_t n, size_t first, char *buf, size_t size)
+static size_t put_points(const struct point *p, size_t n, size_t first, unsigned span, char *buf,
+                         size_t size)
 {
     size_t used = 0;
     for (size_t i = 0; i < n && used < size; i++) {
         const struct point *q = &p[(first + i) % SRV_HISTORY_POINTS];
         txstats_summary_text_t x;
         char ts[32];
-        txstats_summary_text(&q->sum, &x);
+        txstats_summary_text(&q->sum[span], &x);
         txstats_timestamp_format(q->second_ms, ts, sizeof(ts));
         used += (size_t)snprintf(buf + used, size - used,
                                  "%s{\"time\":\"%s\",\"count\":%llu,\"sum\":\"%s\",\"avg\":\"%s\","
@@ -160,9 +162,15 @@ struct copy {
     char out[SRV_HISTORY_POINTS * 256 + SRV_HISTORY_RECENT * 128 + 256];
 };
 
-/* Copied under the lock (a POST waits for a memcpy at most), formatted without it, one write. */
+/* Copied under the lock (a POST waits for a memcpy at most), formatted without it, one write.
+ * ?window= picks the span the points describe. */
 int srv_history_get(struct srv *s, struct mg_connection *c)
 {
+    static const char *const params[] = {"window", NULL};
+    char err[400];
+    unsigned span;
+    if (srv_window_of(s, mg_get_request_info(c)->query_string, params, &span, err, sizeof(err)))
+        return srv_error(c, 400, NULL, "%s", err);
     struct srv_history *h = s->history;
     struct copy *k = h ? malloc(sizeof(*k)) : NULL;
     if (!k)
@@ -177,7 +185,7 @@ int srv_history_get(struct srv *s, struct mg_connection *c)
     pthread_mutex_unlock(&h->lock);
     size_t size = sizeof(k->out), n = 0;
     n += (size_t)snprintf(k->out, size, "{\"interval_ms\":1000,\"points\":[");
-    n += put_points(k->points, k->npoints, k->first, k->out + n, size - n);
+    n += put_points(k->points, k->npoints, k->first, span, k->out + n, size - n);
     n += (size_t)snprintf(k->out + n, size - n, "],\"recent\":[");
     n += put_recent(k->recent, k->nrecent, k->next_recent, k->out + n, size - n);
     n += (size_t)snprintf(k->out + n, size - n, "]}");
