@@ -109,7 +109,7 @@ static void process(struct srv *s, struct srv_text *t)
 
 int srv_metrics(struct srv *s, struct mg_connection *c)
 {
-    /* 16 KiB: on the heap, neither on the worker's small stack nor in TLS (which glibc carves
+    /* 32 KiB: on the heap, neither on the worker's small stack nor in TLS (which glibc carves
      * out of every thread's stack). */
     struct srv_text *t = malloc(sizeof(*t));
     if (!t)

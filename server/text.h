@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 struct srv_text {
-    char buf[16384];
+    char buf[32768]; /* /metrics with 8 windows, cluster mode and every route: about 15 KB */
     size_t n; /* what does not fit is cut at the end, never mid-buffer garbage */
 };
 

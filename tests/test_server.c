@@ -711,7 +711,7 @@ static void test_live_view(void **state)
     close(fd);
     r = expect(s, "GET", "/", NULL, 200);
     assert_non_null(strstr(r.headers, "text/html"));
-    assert_non_null(strstr(r.body, "EventSource(\"/statistics/stream\")"));
+    assert_non_null(strstr(r.body, "EventSource(withWindow(\"/statistics/stream\"))"));
     resp_free(&r);
     r = expect(s, "GET", "/metrics", NULL, 200);
     assert_non_null(strstr(r.body, "txstats_http_request_duration_seconds_bucket{le=\"+Inf\"}"));
