@@ -57,8 +57,8 @@ static const struct opt opts[] = {
      NULL},
     {"idempotency-ttl-ms", "TXSTATS_IDEMPOTENCY_TTL_MS", "MS", INT, O(idempotency_ttl_ms), 0,
      86400000, "0",
-     "how long a key is kept after its transaction's timestamp (never less than the window plus "
-     "the skew, which 0 means)",
+     "how long a key is kept after its transaction's timestamp (never less than the longest "
+     "window plus the skew, which 0 means)",
      NULL},
     {"max-active-keys", "TXSTATS_MAX_ACTIVE_KEYS", "N", INT, O(max_active_keys), 0, 1 << 30,
      "1048576",
