@@ -45,7 +45,8 @@ static void keys(struct srv *s, struct srv_text *t)
     txstats_entity_info_t info;
     s->backend.ops->key_info(s->backend.self, &info);
     srv_text_family(t, "txstats_keys_active", "gauge",
-                    "Keys (the \"key\" member) with a transaction in the window or ahead of it.");
+                    "Keys (the \"key\" member) with a transaction in the longest window or "
+                    "ahead of it.");
     srv_text_put(t, "txstats_keys_active %llu\n", (unsigned long long)info.active);
     srv_text_family(t, "txstats_keys_active_limit", "gauge",
                     "Most keys active at once (--max-active-keys).");

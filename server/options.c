@@ -62,8 +62,8 @@ static const struct opt opts[] = {
      NULL},
     {"max-active-keys", "TXSTATS_MAX_ACTIVE_KEYS", "N", INT, O(max_active_keys), 0, 1 << 30,
      "1048576",
-     "keys (the \"key\" member: per-key windows) with a transaction in the window at once; a "
-     "transaction for a new key past it is 503, known keys keep working; 0: keys refused",
+     "keys (the \"key\" member: per-key windows) with a transaction in the (longest) window at "
+     "once; a transaction for a new key past it is 503, known keys keep working; 0: keys refused",
      NULL},
     {"data-dir", "TXSTATS_DATA_DIR", "DIR", STR, O(data_dir), 0, 0, "./txstats-data",
      "directory of the snapshot, the write-ahead journal and the lock file (created if missing)",
