@@ -122,15 +122,20 @@ static size_t written(size_t used, size_t size)
     return used < size ? used : size ? size - 1 : 0;
 }
 
-static size_t put_points(const struct point *p, size_t n, size_t first, unsigned span, char *buf,
-                         size_t size)
+/* One span's point: what a request copies (not every span's, 8 times as much). */
+struct span_point {
+    int64_t second_ms;
+    txstats_summary_t sum;
+};
+
+static size_t put_points(const struct span_point *p, size_t n, size_t first, char *buf, size_t size)
 {
     size_t used = 0;
     for (size_t i = 0; i < n && used < size; i++) {
-        const struct point *q = &p[(first + i) % SRV_HISTORY_POINTS];
+        const struct span_point *q = &p[(first + i) % SRV_HISTORY_POINTS];
         txstats_summary_text_t x;
         char ts[32];
-        txstats_summary_text(&q->sum[span], &x);
+        txstats_summary_text(&q->sum, &x);
         txstats_timestamp_format(q->second_ms, ts, sizeof(ts));
         used += (size_t)snprintf(buf + used, size - used,
                                  "%s{\"time\":\"%s\",\"count\":%llu,\"sum\":\"%s\",\"avg\":\"%s\","
@@ -156,7 +161,7 @@ static size_t put_recent(const txstats_tx_t *r, size_t n, size_t next, char *buf
 }
 
 struct copy {
-    struct point points[SRV_HISTORY_POINTS];
+    struct span_point points[SRV_HISTORY_POINTS];
     txstats_tx_t recent[SRV_HISTORY_RECENT];
     size_t npoints, first, nrecent, next_recent;
     char out[SRV_HISTORY_POINTS * 256 + SRV_HISTORY_RECENT * 128 + 256];
@@ -176,7 +181,8 @@ int srv_history_get(struct srv *s, struct mg_connection *c)
     if (!k)
         return srv_error(c, 503, "Retry-After: 1\r\n", "the history is not available");
     pthread_mutex_lock(&h->lock);
-    memcpy(k->points, h->points, sizeof(k->points));
+    for (size_t i = 0; i < SRV_HISTORY_POINTS; i++)
+        k->points[i] = (struct span_point){h->points[i].second_ms, h->points[i].sum[span]};
     memcpy(k->recent, h->recent, sizeof(k->recent));
     k->npoints = h->npoints;
     k->first = (h->next + SRV_HISTORY_POINTS - h->npoints) % SRV_HISTORY_POINTS;
@@ -185,7 +191,7 @@ int srv_history_get(struct srv *s, struct mg_connection *c)
     pthread_mutex_unlock(&h->lock);
     size_t size = sizeof(k->out), n = 0;
     n += (size_t)snprintf(k->out, size, "{\"interval_ms\":1000,\"points\":[");
-    n += put_points(k->points, k->npoints, k->first, span, k->out + n, size - n);
+    n += put_points(k->points, k->npoints, k->first, k->out + n, size - n);
     n += (size_t)snprintf(k->out + n, size - n, "],\"recent\":[");
     n += put_recent(k->recent, k->nrecent, k->next_recent, k->out + n, size - n);
     n += (size_t)snprintf(k->out + n, size - n, "]}");
