@@ -10,6 +10,10 @@
  * TXSTATS_EIO (not recorded: the journal or Kafka refused; `err` says why) or TXSTATS_ENOMEM.
  * A transaction may name a key (the library's entity): it then counts in the global window and
  * in that key's window, which key_stats and top answer.
+ *
+ * Every window is kept in each of the spans of --window-ms (options.h, spans.h), created alike
+ * by both backends; the queries name one by its index in that list (`span`, 0 the default), as
+ * the library's *_span functions do.
  */
 #ifndef TXSTATS_SERVER_BACKEND_H
 #define TXSTATS_SERVER_BACKEND_H
@@ -36,9 +40,11 @@ struct srv_backend_ops {
                      char *err, size_t errn);
     /* Remove every transaction (DELETE): TXSTATS_OK, or an error with `err` filled. */
     int (*clear)(void *self, char *err, size_t n);
-    int (*stats)(void *self, txstats_summary_t *out);
-    /* As txstats_get_ex(): oldest first, the first `cap` into buf (cap 0: counts only). */
-    int (*list)(void *self, txstats_tx_t *buf, size_t cap, txstats_list_info_t *info);
+    /* As txstats_stats_span(). */
+    int (*stats)(void *self, unsigned span, txstats_summary_t *out);
+    /* As txstats_get_span(): oldest first, the first `cap` into buf (cap 0: counts only). */
+    int (*list)(void *self, unsigned span, txstats_tx_t *buf, size_t cap,
+                txstats_list_info_t *info);
     /* Ready to serve (a cluster node has read its partitions back). */
     bool (*ready)(void *self);
     /* Its own metric families. */
@@ -48,13 +54,15 @@ struct srv_backend_ops {
     void (*stopping)(void *self);
     /* Stop, write what must be written, free. 0, or 1 when the final write failed. */
     int (*stop)(void *self);
-    /* Add the window's distribution of amounts into `out` (txstats_dist_collect()). */
-    int (*dist)(void *self, txstats_dist_t *out);
-    /* One key's statistics now, as txstats_entity_stats(): an unknown key gets count 0. */
-    int (*key_stats)(void *self, const void *key, size_t len, txstats_summary_t *out);
-    /* The `cap` keys with the largest sum (or count) now, as txstats_top(): largest first, ties
-     * by the key's bytes. */
-    int (*top)(void *self, txstats_top_by_t by, txstats_top_entry_t *buf, size_t cap, size_t *n);
+    /* Add the window's distribution of amounts into `out` (txstats_dist_collect_span()). */
+    int (*dist)(void *self, unsigned span, txstats_dist_t *out);
+    /* One key's statistics now, as txstats_entity_stats_span(): an unknown key gets count 0. */
+    int (*key_stats)(void *self, unsigned span, const void *key, size_t len,
+                     txstats_summary_t *out);
+    /* The `cap` keys with the largest sum (or count) now, as txstats_top_span(): largest first,
+     * ties by the key's bytes. */
+    int (*top)(void *self, unsigned span, txstats_top_by_t by, txstats_top_entry_t *buf, size_t cap,
+               size_t *n);
     /* Keys active now, the limit, transactions refused by it (for /metrics). */
     void (*key_info)(void *self, txstats_entity_info_t *out);
 };

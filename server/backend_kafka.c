@@ -229,7 +229,8 @@ static int make_windows(struct srv_cluster *k)
 {
     txstats_config_t cfg;
     txstats_config_init(&cfg);
-    cfg.window_ms = k->opt.window_ms;
+    cfg.spans_ms = k->opt.spans.ms; /* every node, every partition: the same spans */
+    cfg.nspans = k->opt.spans.n;
     cfg.max_skew_ms = k->opt.max_skew_ms + MARGIN_MS; /* producers' clocks differ a little */
     cfg.max_retained = (size_t)k->opt.max_retained / (size_t)k->partitions + 1;
     cfg.shards = 1; /* one reader thread: no contention, and arrival order within a ms */
@@ -395,31 +396,37 @@ static void kafka_metrics(void *self, struct srv_text *t)
 
 /* ---- the merged window ---------------------------------------------------------------------- */
 
-static int kafka_stats(void *self, txstats_summary_t *out)
+static int kafka_stats(void *self, unsigned span, txstats_summary_t *out)
 {
     struct srv_cluster *k = self;
     memset(out, 0, sizeof(*out));
     for (int i = 0; i < k->partitions; i++) {
         txstats_summary_t p;
-        txstats_stats(k->part[i], &p);
+        int rc = txstats_stats_span(k->part[i], span, &p);
+        if (rc != TXSTATS_OK)
+            return rc;
         txstats_summary_merge(out, &p);
     }
     return TXSTATS_OK;
 }
 
 /* The partitions' distributions add up exactly: the global one. */
-static int kafka_dist(void *self, txstats_dist_t *out)
+static int kafka_dist(void *self, unsigned span, txstats_dist_t *out)
 {
     struct srv_cluster *k = self;
-    for (int i = 0; i < k->partitions; i++)
-        txstats_dist_collect(k->part[i], out);
+    for (int i = 0; i < k->partitions; i++) {
+        int rc = txstats_dist_collect_span(k->part[i], span, out);
+        if (rc != TXSTATS_OK)
+            return rc;
+    }
     return TXSTATS_OK;
 }
 
 /* All partitions' listings merged oldest first; the first `cap` go to buf. Each partition's
  * listing is already in order (same-millisecond entries in arrival order), so a k-way merge keeps
  * that order, as a standalone listing does. With cap 0 only the counts are gathered. */
-static int kafka_list(void *self, txstats_tx_t *buf, size_t cap, txstats_list_info_t *info)
+static int kafka_list(void *self, unsigned span, txstats_tx_t *buf, size_t cap,
+                      txstats_list_info_t *info)
 {
     struct srv_cluster *k = self;
     size_t total = 0, *at = NULL, *end = NULL;
@@ -427,7 +434,8 @@ static int kafka_list(void *self, txstats_tx_t *buf, size_t cap, txstats_list_in
     memset(info, 0, sizeof(*info));
     for (int i = 0; i < k->partitions; i++) {
         txstats_list_info_t p;
-        txstats_get_ex(k->part[i], NULL, 0, &p);
+        if (txstats_get_span(k->part[i], span, NULL, 0, &p) == TXSTATS_EINVAL)
+            return TXSTATS_EINVAL; /* no such span */
         info->in_window += p.in_window;
         info->retained += p.retained;
         info->now_ms = p.now_ms;
@@ -443,7 +451,7 @@ static int kafka_list(void *self, txstats_tx_t *buf, size_t cap, txstats_list_in
     for (int i = 0, n = 0; rc == TXSTATS_OK && i < k->partitions; i++) {
         txstats_list_info_t p;
         at[i] = (size_t)n;
-        txstats_get_ex(k->part[i], all + n, total - (size_t)n, &p);
+        txstats_get_span(k->part[i], span, all + n, total - (size_t)n, &p);
         n += (int)p.written;
         end[i] = (size_t)n;
         info->in_window += p.in_window;
@@ -465,15 +473,16 @@ static int kafka_list(void *self, txstats_tx_t *buf, size_t cap, txstats_list_in
     return rc;
 }
 
-static int kafka_key_stats(void *self, const void *key, size_t len, txstats_summary_t *out)
+static int kafka_key_stats(void *self, unsigned span, const void *key, size_t len,
+                           txstats_summary_t *out)
 {
-    return srv_kafka_key_stats(self, key, len, out);
+    return srv_kafka_key_stats(self, span, key, len, out);
 }
 
-static int kafka_top(void *self, txstats_top_by_t by, txstats_top_entry_t *buf, size_t cap,
-                     size_t *n)
+static int kafka_top(void *self, unsigned span, txstats_top_by_t by, txstats_top_entry_t *buf,
+                     size_t cap, size_t *n)
 {
-    return srv_kafka_top(self, by, buf, cap, n);
+    return srv_kafka_top(self, span, by, buf, cap, n);
 }
 
 static void kafka_key_info(void *self, txstats_entity_info_t *out)
@@ -519,7 +528,7 @@ int srv_backend_kafka_start(const struct srv_options *o, struct srv_backend *out
         return -1;
     k->opt = *o;
     txstats_config_init(&k->admission);
-    k->admission.window_ms = o->window_ms;
+    k->admission.window_ms = o->longest_ms; /* stored while inside the longest span */
     k->admission.max_skew_ms = o->max_skew_ms;
     k->ckpt_fd = -1;
     k->ckpt_cursor = INT32_MAX; /* the first round after one interval */

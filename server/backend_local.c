@@ -56,7 +56,7 @@ static void log_recovery(const struct local *l)
 {
     const txstats_recovery_t *r = &l->recovery;
     txstats_summary_t sum;
-    txstats_stats(l->t, &sum);
+    txstats_stats_span(l->t, 0, &sum); /* the default span */
     srv_log(LOG_INFO,
             "recovered %s in %lld ms: %llu from the checkpoint, %llu journal records replayed, "
             "%llu expired, %llu torn bytes cut, %llu damaged records skipped%s; %llu in the window",
@@ -181,30 +181,32 @@ static int local_clear(void *self, char *err, size_t n)
     return rc;
 }
 
-static int local_stats(void *self, txstats_summary_t *out)
+static int local_stats(void *self, unsigned span, txstats_summary_t *out)
 {
-    return txstats_stats(((struct local *)self)->t, out);
+    return txstats_stats_span(((struct local *)self)->t, span, out);
 }
 
-static int local_dist(void *self, txstats_dist_t *out)
+static int local_dist(void *self, unsigned span, txstats_dist_t *out)
 {
-    return txstats_dist_collect(((struct local *)self)->t, out);
+    return txstats_dist_collect_span(((struct local *)self)->t, span, out);
 }
 
-static int local_list(void *self, txstats_tx_t *buf, size_t cap, txstats_list_info_t *info)
+static int local_list(void *self, unsigned span, txstats_tx_t *buf, size_t cap,
+                      txstats_list_info_t *info)
 {
-    return txstats_get_ex(((struct local *)self)->t, buf, cap, info);
+    return txstats_get_span(((struct local *)self)->t, span, buf, cap, info);
 }
 
-static int local_key_stats(void *self, const void *key, size_t len, txstats_summary_t *out)
+static int local_key_stats(void *self, unsigned span, const void *key, size_t len,
+                           txstats_summary_t *out)
 {
-    return txstats_entity_stats(((struct local *)self)->t, key, len, out);
+    return txstats_entity_stats_span(((struct local *)self)->t, span, key, len, out);
 }
 
-static int local_top(void *self, txstats_top_by_t by, txstats_top_entry_t *buf, size_t cap,
-                     size_t *n)
+static int local_top(void *self, unsigned span, txstats_top_by_t by, txstats_top_entry_t *buf,
+                     size_t cap, size_t *n)
 {
-    return txstats_top(((struct local *)self)->t, by, buf, cap, n);
+    return txstats_top_span(((struct local *)self)->t, span, by, buf, cap, n);
 }
 
 static void local_key_info(void *self, txstats_entity_info_t *out)
@@ -288,7 +290,8 @@ int srv_backend_local_start(const struct srv_options *o, struct srv_backend *out
     struct local *l = calloc(1, sizeof(*l));
     txstats_config_t cfg;
     txstats_config_init(&cfg);
-    cfg.window_ms = o->window_ms;
+    cfg.spans_ms = o->spans.ms; /* spans.ms[0] the default */
+    cfg.nspans = o->spans.n;
     cfg.max_skew_ms = o->max_skew_ms;
     cfg.max_retained = (size_t)o->max_retained;
     cfg.max_keys = (size_t)o->max_idempotency_keys;

@@ -20,6 +20,7 @@ const char *const srv_route_names[ROUTES] = {"/transactions",
                                              "/transactions/batch",
                                              "/statistics/distribution",
                                              "/statistics/top",
+                                             "/statistics/windows",
                                              "other"};
 
 const char *const srv_post_outcome_names[POST_OUTCOMES] = {

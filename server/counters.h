@@ -21,6 +21,7 @@ enum srv_route {
     ROUTE_BATCH,
     ROUTE_DISTRIBUTION,
     ROUTE_TOP,
+    ROUTE_WINDOWS,
     ROUTE_OTHER,
     ROUTES
 };

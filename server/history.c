@@ -1,16 +1,17 @@
 /* SPDX-License-Identifier: MIT */
-/* A ring of per-second statistics filled by a sampler thread, and a ring of the last accepted
- * transactions, both fixed size and under one mutex. */
+/* A ring of per-second statistics (of every span) filled by a sampler thread, and a ring of the
+ * last accepted transactions, both fixed size and under one mutex. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "history.h"
+#include "windows.h"
 
 struct point {
-    int64_t second_ms; /* the whole second sampled, epoch ms */
-    txstats_summary_t sum;
+    int64_t second_ms;                        /* the whole second sampled, epoch ms */
+    txstats_summary_t sum[TXSTATS_MAX_SPANS]; /* per span of --window-ms */
 };
 
 struct srv_history {
@@ -28,8 +29,8 @@ struct srv_history {
 static void add_point(struct srv_history *h, int64_t second_ms)
 {
     struct point p = {.second_ms = second_ms};
-    h->s->backend.ops->stats(h->s->backend.self,
-                             &p.sum); /* outside nothing: the window has its own locks */
+    for (unsigned i = 0; i < h->s->opt.spans.n; i++) /* the windows have their own locks */
+        h->s->backend.ops->stats(h->s->backend.self, i, &p.sum[i]);
     pthread_mutex_lock(&h->lock);
     h->points[h->next] = p;
     h->next = (h->next + 1) % SRV_HISTORY_POINTS;
@@ -121,11 +122,17 @@ static size_t written(size_t used, size_t size)
     return used < size ? used : size ? size - 1 : 0;
 }
 
-static size_t put_points(const struct point *p, size_t n, size_t first, char *buf, size_t size)
+/* One span's point: what a request copies (not every span's, 8 times as much). */
+struct span_point {
+    int64_t second_ms;
+    txstats_summary_t sum;
+};
+
+static size_t put_points(const struct span_point *p, size_t n, size_t first, char *buf, size_t size)
 {
     size_t used = 0;
     for (size_t i = 0; i < n && used < size; i++) {
-        const struct point *q = &p[(first + i) % SRV_HISTORY_POINTS];
+        const struct span_point *q = &p[(first + i) % SRV_HISTORY_POINTS];
         txstats_summary_text_t x;
         char ts[32];
         txstats_summary_text(&q->sum, &x);
@@ -154,21 +161,28 @@ static size_t put_recent(const txstats_tx_t *r, size_t n, size_t next, char *buf
 }
 
 struct copy {
-    struct point points[SRV_HISTORY_POINTS];
+    struct span_point points[SRV_HISTORY_POINTS];
     txstats_tx_t recent[SRV_HISTORY_RECENT];
     size_t npoints, first, nrecent, next_recent;
     char out[SRV_HISTORY_POINTS * 256 + SRV_HISTORY_RECENT * 128 + 256];
 };
 
-/* Copied under the lock (a POST waits for a memcpy at most), formatted without it, one write. */
+/* Copied under the lock (a POST waits for a memcpy at most), formatted without it, one write.
+ * ?window= picks the span the points describe. */
 int srv_history_get(struct srv *s, struct mg_connection *c)
 {
+    static const char *const params[] = {"window", NULL};
+    char err[400];
+    unsigned span;
+    if (srv_window_of(s, mg_get_request_info(c)->query_string, params, &span, err, sizeof(err)))
+        return srv_error(c, 400, NULL, "%s", err);
     struct srv_history *h = s->history;
     struct copy *k = h ? malloc(sizeof(*k)) : NULL;
     if (!k)
         return srv_error(c, 503, "Retry-After: 1\r\n", "the history is not available");
     pthread_mutex_lock(&h->lock);
-    memcpy(k->points, h->points, sizeof(k->points));
+    for (size_t i = 0; i < SRV_HISTORY_POINTS; i++)
+        k->points[i] = (struct span_point){h->points[i].second_ms, h->points[i].sum[span]};
     memcpy(k->recent, h->recent, sizeof(k->recent));
     k->npoints = h->npoints;
     k->first = (h->next + SRV_HISTORY_POINTS - h->npoints) % SRV_HISTORY_POINTS;

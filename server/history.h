@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* The last five minutes of statistics, a point per second, and the last transactions this node
- * accepted: fixed memory, so a dashboard opened now draws the recent past at once. */
+/* The last five minutes of statistics (of every span of --window-ms), a point per second, and the
+ * last transactions this node accepted: fixed memory, so a dashboard opened now draws the recent
+ * past at once. */
 #ifndef TXSTATS_HISTORY_H
 #define TXSTATS_HISTORY_H
 
@@ -17,7 +18,8 @@ void srv_history_stop(struct srv *s); /* joins the sampler and frees; safe when 
  * what the statistics were). */
 void srv_history_forget(struct srv *s);
 void srv_history_note(struct srv *s, txstats_amount_t amount, int64_t timestamp_ms);
-/* GET /statistics/history: {"interval_ms":1000,"points":[...],"recent":[...]}, oldest first. */
+/* GET /statistics/history[?window=W]: {"interval_ms":1000,"points":[...],"recent":[...]}, oldest
+ * first; the points are of span W (windows.h), the default without it. */
 int srv_history_get(struct srv *s, struct mg_connection *c);
 
 #endif

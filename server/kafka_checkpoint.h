@@ -37,7 +37,7 @@ struct srv_ckpt_meta {
     char topic[256];
     int32_t partition;
     int64_t offset;    /* records below it are in the snapshot */
-    int64_t window_ms; /* the window the snapshot was written with */
+    int64_t window_ms; /* the longest span of the windows the snapshot was written with */
     int64_t saved_ms;  /* wall clock, ms since the epoch */
     uint64_t transactions;
     char snapshot[64]; /* file name in the directory */

@@ -90,10 +90,11 @@ int srv_kafka_restore_all(struct srv_cluster *k);
 /* Assign every partition, from its checkpoint, else now - window - margin, else the start. */
 int srv_kafka_assign_all(struct srv_cluster *k);
 /* The merged per-key answers (kafka_keys.c): a key's statistics over the partitions, the top
- * keys, the key counters. */
-int srv_kafka_key_stats(struct srv_cluster *k, const void *key, size_t len, txstats_summary_t *out);
-int srv_kafka_top(struct srv_cluster *k, txstats_top_by_t by, txstats_top_entry_t *buf, size_t cap,
-                  size_t *n);
+ * keys (both in span `span` of --window-ms), the key counters. */
+int srv_kafka_key_stats(struct srv_cluster *k, unsigned span, const void *key, size_t len,
+                        txstats_summary_t *out);
+int srv_kafka_top(struct srv_cluster *k, unsigned span, txstats_top_by_t by,
+                  txstats_top_entry_t *buf, size_t cap, size_t *n);
 void srv_kafka_key_info(struct srv_cluster *k, txstats_entity_info_t *out);
 /* Metric families of the reading side. */
 void srv_kafka_lag_metrics(struct srv_cluster *k, struct srv_text *t);

@@ -6,6 +6,9 @@
  * foreign keys (a foreign record's timestamp plus the window; after a restored checkpoint, a
  * whole window from the start).
  * - A key's statistics: the exact merge of its window in every partition.
+ * - Both answers are of one span of --window-ms: every partition keeps the same spans, and the
+ *   reasoning below holds in each (a span's scores are what its lists rank by; the foreign
+ *   horizon is the longest span's, which covers the shorter ones).
  * - The top keys: with no foreign key anywhere every key lives in one partition, so the first
  *   `cap` of the union of each partition's first `cap` are exact, ties included (a key that a
  *   partition did not list ranks after its last one). Otherwise Fagin's threshold algorithm:
@@ -25,12 +28,13 @@
 
 typedef __int128 score_t;
 
-int srv_kafka_key_stats(struct srv_cluster *k, const void *key, size_t len, txstats_summary_t *out)
+int srv_kafka_key_stats(struct srv_cluster *k, unsigned span, const void *key, size_t len,
+                        txstats_summary_t *out)
 {
     memset(out, 0, sizeof(*out));
     for (int p = 0; p < k->partitions; p++) {
         txstats_summary_t s;
-        int rc = txstats_entity_stats(k->part[p], key, len, &s);
+        int rc = txstats_entity_stats_span(k->part[p], span, key, len, &s);
         if (rc != TXSTATS_OK)
             return rc;
         txstats_summary_merge(out, &s);
@@ -132,8 +136,8 @@ static size_t plan(struct srv_cluster *k, size_t depth, size_t *want, size_t *to
 
 /* One round: each partition's first keys into c; *bound: what a key in no list may score at
  * most; *all: every list held its whole partition. */
-static int gather(struct srv_cluster *k, txstats_top_by_t by, size_t depth, struct cands *c,
-                  score_t *bound, bool *all)
+static int gather(struct srv_cluster *k, unsigned span, txstats_top_by_t by, size_t depth,
+                  struct cands *c, score_t *bound, bool *all)
 {
     size_t *want = malloc((size_t)k->partitions * sizeof(*want)), total = 0;
     size_t most = want ? plan(k, depth, want, &total) : 0;
@@ -143,7 +147,7 @@ static int gather(struct srv_cluster *k, txstats_top_by_t by, size_t depth, stru
     *all = true;
     for (int p = 0; tmp && p < k->partitions; p++) {
         size_t n = 0;
-        if (txstats_top(k->part[p], by, tmp, want[p], &n) != TXSTATS_OK)
+        if (txstats_top_span(k->part[p], span, by, tmp, want[p], &n) != TXSTATS_OK)
             break;
         for (size_t i = 0; i < n; i++)
             cand_add(c, &tmp[i]);
@@ -161,20 +165,20 @@ static int gather(struct srv_cluster *k, txstats_top_by_t by, size_t depth, stru
 }
 
 /* Each candidate's statistics merged over the partitions; those with nothing left dropped. */
-static void rescore(struct srv_cluster *k, struct cands *c)
+static void rescore(struct srv_cluster *k, unsigned span, struct cands *c)
 {
     size_t kept = 0;
     for (size_t i = 0; i < c->n; i++) {
         txstats_top_entry_t *e = &c->v[i];
-        srv_kafka_key_stats(k, e->entity, e->entity_len, &e->stats);
+        srv_kafka_key_stats(k, span, e->entity, e->entity_len, &e->stats);
         if (e->stats.count > 0)
             c->v[kept++] = *e;
     }
     c->n = kept;
 }
 
-int srv_kafka_top(struct srv_cluster *k, txstats_top_by_t by, txstats_top_entry_t *buf, size_t cap,
-                  size_t *n)
+int srv_kafka_top(struct srv_cluster *k, unsigned span, txstats_top_by_t by,
+                  txstats_top_entry_t *buf, size_t cap, size_t *n)
 {
     bool any_foreign = false;
     for (int p = 0; p < k->partitions; p++)
@@ -186,9 +190,9 @@ int srv_kafka_top(struct srv_cluster *k, txstats_top_by_t by, txstats_top_entry_
         struct cands c = {NULL, 0, 0, NULL, 0};
         score_t bound;
         bool all;
-        int rc = gather(k, by, depth, &c, &bound, &all);
+        int rc = gather(k, span, by, depth, &c, &bound, &all);
         if (rc == TXSTATS_OK) {
-            rescore(k, &c);
+            rescore(k, span, &c);
             qsort_r(c.v, c.n, sizeof(*c.v), rank, &by);
         }
         bool done = rc != TXSTATS_OK || !any_foreign || all ||

@@ -27,7 +27,7 @@ static void forget_old_origins(struct srv_cluster *k, struct origins *o)
 {
     if (o->n < 64)
         return;
-    int64_t old = srv_now_ms() - k->opt.window_ms - MARGIN_MS;
+    int64_t old = srv_now_ms() - k->opt.longest_ms - MARGIN_MS;
     size_t kept = 0;
     for (size_t i = 0; i < o->n; i++)
         if (o->v[i].seen_ms >= old)
@@ -113,7 +113,7 @@ static int add_record(struct srv_cluster *k, txstats_t *w, txstats_input_t *in)
 static void note_foreign(struct srv_cluster *k, int32_t p, const txstats_input_t *in)
 {
     txstats_key_t home = {in->entity, in->entity_len};
-    int64_t until = in->timestamp_ms + k->opt.window_ms;
+    int64_t until = in->timestamp_ms + k->opt.longest_ms;
     if (srv_kafka_partition_of(k, &home) != p && until > atomic_load(&k->foreign_until[p]))
         atomic_store(&k->foreign_until[p], until);
 }
@@ -239,7 +239,7 @@ static void checkpoint_partition(struct srv_cluster *k, int p)
     if (off == 0 || off == k->ckpt_offset[p])
         return; /* nothing read, or unchanged */
     const struct origins *o = &k->origins[p];
-    struct srv_ckpt_meta m = {.partition = p, .offset = off, .window_ms = k->opt.window_ms};
+    struct srv_ckpt_meta m = {.partition = p, .offset = off, .window_ms = k->opt.longest_ms};
     snprintf(m.topic, sizeof(m.topic), "%s", k->opt.kafka_topic);
     m.origins = malloc((o->n ? o->n : 1) * sizeof(*m.origins));
     for (size_t i = 0; m.origins && i < o->n; i++)
@@ -352,9 +352,9 @@ static bool usable(struct srv_cluster *k, int p, struct srv_ckpt_meta *m)
     }
     int64_t lo = -1, hi = -1;
     const char *why = NULL;
-    if (strcmp(m->topic, k->opt.kafka_topic) != 0 || m->window_ms != k->opt.window_ms)
+    if (strcmp(m->topic, k->opt.kafka_topic) != 0 || m->window_ms != k->opt.longest_ms)
         why = "written for another topic or window";
-    else if (m->saved_ms < srv_now_ms() - k->opt.window_ms - MARGIN_MS)
+    else if (m->saved_ms < srv_now_ms() - k->opt.longest_ms - MARGIN_MS)
         why = "older than the window";
     else if (rd_kafka_query_watermark_offsets(k->consumer, k->opt.kafka_topic, p, &lo, &hi, 5000) !=
              RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -401,7 +401,7 @@ static void adopt(struct srv_cluster *k, int p, struct srv_ckpt_meta *m)
     atomic_store(&k->next_offset[p], m->offset);
     /* which of its keys are foreign is not known: as if all might be, for a window */
     atomic_store(&k->foreign_until[p],
-                 srv_now_ms() + k->opt.window_ms + k->opt.max_skew_ms + MARGIN_MS);
+                 srv_now_ms() + k->opt.longest_ms + k->opt.max_skew_ms + MARGIN_MS);
     k->start_offset[p] = k->ckpt_offset[p] = m->offset;
     k->restored++;
     k->restored_tx += m->transactions;
@@ -463,7 +463,7 @@ int srv_kafka_restore_all(struct srv_cluster *k)
 int srv_kafka_assign_all(struct srv_cluster *k)
 {
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(k->partitions);
-    int64_t from = srv_now_ms() - k->opt.window_ms - MARGIN_MS;
+    int64_t from = srv_now_ms() - k->opt.longest_ms - MARGIN_MS;
     for (int i = 0; i < k->partitions; i++)
         rd_kafka_topic_partition_list_add(l, k->opt.kafka_topic, i)->offset = from;
     rd_kafka_resp_err_t e = rd_kafka_offsets_for_times(k->consumer, l, 5000);

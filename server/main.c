@@ -139,10 +139,12 @@ static struct mg_context *start_http(struct srv *s)
 static void write_port_file(struct srv *s, struct mg_context *ctx)
 {
     struct mg_server_port ports[4];
+    char spans[TXSTATS_MAX_SPANS * SRV_SPAN_NAME];
     int n = mg_get_server_ports(ctx, 4, ports);
-    srv_log(LOG_INFO, "txstats-server %s listening on %s (port %d), %d threads, window %lld ms",
+    srv_spans_names(&s->opt.spans, spans, sizeof(spans));
+    srv_log(LOG_INFO, "txstats-server %s listening on %s (port %d), %d threads, window%s %s",
             txstats_version(), s->opt.listen, n > 0 ? ports[0].port : -1, s->opt.threads,
-            (long long)s->opt.window_ms);
+            s->opt.spans.n > 1 ? "s" : "", spans);
     if (!s->opt.port_file[0] || n <= 0)
         return;
     char tmp[1100];

@@ -8,22 +8,35 @@
 
 #include "quantiles.h"
 #include "server.h"
+#include "spans.h"
 
+/* The statistics of every window (span of --window-ms), labelled window="1m" and so on
+ * (spans.h): each family's series together, as the exposition format wants. */
 static void window(struct srv *s, struct srv_text *t)
 {
-    txstats_summary_t sum;
-    txstats_summary_text_t x;
-    s->backend.ops->stats(s->backend.self, &sum);
-    txstats_summary_text(&sum, &x);
-    srv_text_family(t, "txstats_window_transactions", "gauge", "Transactions in the window.");
-    srv_text_put(t, "txstats_window_transactions %llu\n", (unsigned long long)x.count);
+    static const char *const stats[] = {"sum", "avg", "min", "max"};
+    txstats_summary_text_t x[TXSTATS_MAX_SPANS];
+    char name[TXSTATS_MAX_SPANS][SRV_SPAN_NAME];
+    unsigned n = s->opt.spans.n;
+    for (unsigned i = 0; i < n; i++) {
+        txstats_summary_t sum;
+        s->backend.ops->stats(s->backend.self, i, &sum);
+        txstats_summary_text(&sum, &x[i]);
+        srv_span_name(s->opt.spans.ms[i], name[i]);
+    }
+    srv_text_family(t, "txstats_window_transactions", "gauge", "Transactions in each window.");
+    for (unsigned i = 0; i < n; i++)
+        srv_text_put(t, "txstats_window_transactions{window=\"%s\"} %llu\n", name[i],
+                     (unsigned long long)x[i].count);
     srv_text_family(
         t, "txstats_window_amount", "gauge",
-        "Sum, average, minimum and maximum of the amounts in the window (currency units).");
-    srv_text_put(t, "txstats_window_amount{stat=\"sum\"} %s\n", x.sum);
-    srv_text_put(t, "txstats_window_amount{stat=\"avg\"} %s\n", x.avg);
-    srv_text_put(t, "txstats_window_amount{stat=\"min\"} %s\n", x.min);
-    srv_text_put(t, "txstats_window_amount{stat=\"max\"} %s\n", x.max);
+        "Sum, average, minimum and maximum of the amounts in each window (currency units).");
+    for (unsigned i = 0; i < n; i++) {
+        const char *v[] = {x[i].sum, x[i].avg, x[i].min, x[i].max};
+        for (int k = 0; k < 4; k++)
+            srv_text_put(t, "txstats_window_amount{window=\"%s\",stat=\"%s\"} %s\n", name[i],
+                         stats[k], v[k]);
+    }
 }
 
 /* The per-key windows (the "key" member): how many are active, the limit, refusals by it. */
@@ -32,7 +45,8 @@ static void keys(struct srv *s, struct srv_text *t)
     txstats_entity_info_t info;
     s->backend.ops->key_info(s->backend.self, &info);
     srv_text_family(t, "txstats_keys_active", "gauge",
-                    "Keys (the \"key\" member) with a transaction in the window or ahead of it.");
+                    "Keys (the \"key\" member) with a transaction in the longest window or "
+                    "ahead of it.");
     srv_text_put(t, "txstats_keys_active %llu\n", (unsigned long long)info.active);
     srv_text_family(t, "txstats_keys_active_limit", "gauge",
                     "Most keys active at once (--max-active-keys).");
@@ -96,7 +110,7 @@ static void process(struct srv *s, struct srv_text *t)
 
 int srv_metrics(struct srv *s, struct mg_connection *c)
 {
-    /* 16 KiB: on the heap, neither on the worker's small stack nor in TLS (which glibc carves
+    /* 32 KiB: on the heap, neither on the worker's small stack nor in TLS (which glibc carves
      * out of every thread's stack). */
     struct srv_text *t = malloc(sizeof(*t));
     if (!t)

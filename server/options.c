@@ -12,7 +12,8 @@
 #include "options.h"
 #include <txstats/txstats.h>
 
-enum kind { INT, STR, CHOICE, LIST }; /* LIST: repeatable, each value kept (struct srv_list) */
+/* LIST: repeatable, each value kept (struct srv_list); SPANS: a list of spans (spans.h) */
+enum kind { INT, STR, CHOICE, LIST, SPANS };
 
 struct opt {
     const char *name, *env, *arg; /* arg: the value's placeholder in --help and the man page */
@@ -36,8 +37,11 @@ static const struct opt opts[] = {
      "IPv4 address or host name, and port, to listen on; port 0 picks a free port", NULL},
     {"threads", "TXSTATS_THREADS", "N", INT, O(threads), 1, 4096, "256",
      "worker threads = connections served at once (civetweb: one per connection)", NULL},
-    {"window-ms", "TXSTATS_WINDOW_MS", "MS", INT, O(window_ms), 1, 3600000, "60000",
-     "length of the statistics window", NULL},
+    {"window-ms", "TXSTATS_WINDOW_MS", "SPANS", SPANS, O(spans), 0, 0, "60000",
+     "the statistics windows: up to 8 distinct spans, comma-separated (60s,5m,1h,24h), each a "
+     "number of milliseconds or a number with a unit, ms, s, m, h or d, at most 31d; the first "
+     "is the default of every statistics route, ?window= names another",
+     NULL},
     {"max-skew-ms", "TXSTATS_MAX_SKEW_MS", "MS", INT, O(max_skew_ms), 0, 3600000, "0",
      "accept timestamps this far ahead of the clock", NULL},
     {"max-retained", "TXSTATS_MAX_RETAINED", "N", INT, O(max_retained), 0, 100000000, "1048576",
@@ -53,13 +57,13 @@ static const struct opt opts[] = {
      NULL},
     {"idempotency-ttl-ms", "TXSTATS_IDEMPOTENCY_TTL_MS", "MS", INT, O(idempotency_ttl_ms), 0,
      86400000, "0",
-     "how long a key is kept after its transaction's timestamp (never less than the window plus "
-     "the skew, which 0 means)",
+     "how long a key is kept after its transaction's timestamp (never less than the longest "
+     "window plus the skew, which 0 means)",
      NULL},
     {"max-active-keys", "TXSTATS_MAX_ACTIVE_KEYS", "N", INT, O(max_active_keys), 0, 1 << 30,
      "1048576",
-     "keys (the \"key\" member: per-key windows) with a transaction in the window at once; a "
-     "transaction for a new key past it is 503, known keys keep working; 0: keys refused",
+     "keys (the \"key\" member: per-key windows) with a transaction in the (longest) window at "
+     "once; a transaction for a new key past it is 503, known keys keep working; 0: keys refused",
      NULL},
     {"data-dir", "TXSTATS_DATA_DIR", "DIR", STR, O(data_dir), 0, 0, "./txstats-data",
      "directory of the snapshot, the write-ahead journal and the lock file (created if missing)",
@@ -144,11 +148,23 @@ static int add_item(struct srv_list *l, const struct opt *d, const char *v, cons
     return 0;
 }
 
+/* --window-ms: the list of spans (spans.h). */
+static int set_spans(struct srv_spans *spans, const char *v, const char *from)
+{
+    char why[256];
+    if (srv_spans_parse(v, TXSTATS_MAX_SPAN_MS, spans, why, sizeof(why)) == 0)
+        return 0;
+    fprintf(stderr, "txstats-server: %s '%.80s': %s\n", from, v, why);
+    return 2;
+}
+
 static int set(struct srv_options *o, const struct opt *d, const char *v, const char *from)
 {
     char *field = (char *)o + d->off;
     if (d->kind == LIST)
         return add_item((struct srv_list *)(void *)field, d, v, from);
+    if (d->kind == SPANS)
+        return set_spans((struct srv_spans *)(void *)field, v, from);
     if (d->kind == STR) {
         if (strlen(v) >= d->size) {
             fprintf(stderr, "txstats-server: %s: value too long (at most %zu bytes)\n", from,
@@ -368,8 +384,11 @@ int srv_parse_options(int argc, char **argv, struct srv_options *o)
     int rc = parse_argv(argc, argv, o);
     if (rc == 0)
         rc = check_listen(o->listen);
-    if (rc == 0 && o->window_ms + o->max_skew_ms > TXSTATS_MAX_SPAN_MS) {
-        fprintf(stderr, "txstats-server: --window-ms + --max-skew-ms must not exceed %lld\n",
+    o->longest_ms = srv_spans_longest(&o->spans);
+    if (rc == 0 && o->longest_ms + o->max_skew_ms > TXSTATS_MAX_SPAN_MS) {
+        fprintf(stderr,
+                "txstats-server: the longest --window-ms span + --max-skew-ms must not exceed "
+                "%lld ms (31d)\n",
                 (long long)TXSTATS_MAX_SPAN_MS);
         return 2;
     }

@@ -5,6 +5,8 @@
 
 #include <stdint.h>
 
+#include "spans.h"
+
 enum srv_log_format { ACCESS_LOG_TEXT, ACCESS_LOG_COMBINED, ACCESS_LOG_JSON };
 enum srv_kafka_ack { KAFKA_ACK_KAFKA, KAFKA_ACK_LOCAL };
 
@@ -19,7 +21,8 @@ struct srv_list {
 struct srv_options {
     char listen[128];
     int threads;
-    int64_t window_ms;
+    struct srv_spans spans; /* --window-ms: the windows kept, spans.ms[0] the default */
+    int64_t longest_ms;     /* the longest span: how long a transaction is kept */
     int64_t max_skew_ms;
     int64_t max_retained;
     int64_t max_body_bytes;

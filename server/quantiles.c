@@ -38,7 +38,8 @@ int srv_quantiles_parse(const char *query, struct srv_qlist *out, char *err, siz
 {
     char list[512];
     memset(out, 0, sizeof(*out));
-    int has = srv_query_param(query, "q", list, sizeof(list), err, n);
+    static const char *const names[] = {"q", "window", NULL}; /* window: windows.h */
+    int has = srv_query_get(query, names, "q", list, sizeof(list), err, n);
     if (has < 0)
         return -1;
     const char *p = has ? list : "0.5,0.9,0.99";

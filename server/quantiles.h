@@ -19,9 +19,10 @@ struct srv_qlist {
     char text[SRV_MAX_QUANTILES][16]; /* canonical: "0.5", "0.999", "0", "1" */
 };
 
-/* The query string, decoded by srv_query_param (RFC 3986 §2.1): no q gives 0.5, 0.9, 0.99; else
- * only q, 1 to 32 distinct levels separated by ',' (or %2C), each "0", "1", "0.d..." or "1.0..."
- * with at most 9 fraction digits. 0, or -1 with a reason in err. */
+/* The query string, decoded by srv_query_get (RFC 3986 §2.1): no q gives 0.5, 0.9, 0.99; else
+ * q (besides it only window, which windows.h reads), 1 to 32 distinct levels separated by ',' (or
+ * %2C), each "0", "1", "0.d..." or "1.0..." with at most 9 fraction digits. 0, or -1 with a reason
+ * in err. */
 int srv_quantiles_parse(const char *query, struct srv_qlist *out, char *err, size_t n);
 
 /* An amount as money text: HALF_UP to 2 places, never "-0.00" (as in /statistics). */

@@ -20,6 +20,7 @@
 #include "query.h"
 #include "top.h"
 #include "server.h"
+#include "windows.h"
 
 #define MAX_LISTINGS 4 /* concurrent GET /transactions, each holding up to max_retained x 16 B */
 
@@ -28,14 +29,15 @@ static void count_post(struct srv *s, int outcome)
     srv_count_post(&s->counters, outcome);
 }
 
-static int stats_of(struct srv *s, txstats_summary_t *out)
+static int stats_of(struct srv *s, unsigned span, txstats_summary_t *out)
 {
-    return s->backend.ops->stats(s->backend.self, out);
+    return s->backend.ops->stats(s->backend.self, span, out);
 }
 
-static int list_of(struct srv *s, txstats_tx_t *buf, size_t cap, txstats_list_info_t *info)
+static int list_of(struct srv *s, unsigned span, txstats_tx_t *buf, size_t cap,
+                   txstats_list_info_t *info)
 {
-    return s->backend.ops->list(s->backend.self, buf, cap, info);
+    return s->backend.ops->list(s->backend.self, span, buf, cap, info);
 }
 
 /* The answer to a backend's status for a POST; `replayed`: a retry answered as the first
@@ -133,29 +135,33 @@ static int summary_json(const txstats_summary_t *sum, char *buf, size_t n)
                     x.sum, x.avg, x.max, x.min, (unsigned long long)x.count);
 }
 
-/* The statistics JSON object of the whole window; returns its length. */
-static int srv_stats_json(struct srv *s, char *buf, size_t n)
+/* The statistics JSON object of a whole window; returns its length. */
+static int srv_stats_json(struct srv *s, unsigned span, char *buf, size_t n)
 {
     txstats_summary_t sum;
-    stats_of(s, &sum);
+    stats_of(s, span, &sum);
     return summary_json(&sum, buf, n);
 }
 
-/* GET /statistics[?key=K]: the whole window's statistics, or key K's (key.h; percent-decoded,
- * 400 when it is no valid key; an unknown key has count 0). */
+static const char *const stats_params[] = {"key", "window", NULL};
+
+/* GET /statistics[?key=K][&window=W]: the whole window's statistics, or key K's (key.h;
+ * percent-decoded, 400 when it is no valid key; an unknown key has count 0), in span W. */
 static int get_statistics(struct srv *s, struct mg_connection *c)
 {
-    char body[256], key[TXSTATS_MAX_ENTITY_BYTES + 1], err[200];
-    int has = srv_query_param(mg_get_request_info(c)->query_string, "key", key, sizeof(key), err,
-                              sizeof(err));
+    char body[256], key[TXSTATS_MAX_ENTITY_BYTES + 1], err[400];
+    const char *q = mg_get_request_info(c)->query_string;
+    unsigned span;
+    int has = srv_query_get(q, stats_params, "key", key, sizeof(key), err, sizeof(err));
     if (has < 0 ||
-        (has && srv_key_check(key, strlen(key), "bad query: 'key'", err, sizeof(err)) != 0))
+        (has && srv_key_check(key, strlen(key), "bad query: 'key'", err, sizeof(err)) != 0) ||
+        srv_window_of(s, q, stats_params, &span, err, sizeof(err)) != 0)
         return srv_error(c, 400, NULL, "%s", err);
     txstats_summary_t sum;
     if (has)
-        s->backend.ops->key_stats(s->backend.self, key, strlen(key), &sum);
+        s->backend.ops->key_stats(s->backend.self, span, key, strlen(key), &sum);
     else
-        stats_of(s, &sum);
+        stats_of(s, span, &sum);
     int n = summary_json(&sum, body, sizeof(body));
     return srv_reply(c, 200, NULL, body, (size_t)n);
 }
@@ -165,6 +171,11 @@ static int get_statistics(struct srv *s, struct mg_connection *c)
  * stream ends after --stream-max-seconds (EventSource reconnects by itself) or at shutdown. */
 static int get_stream(struct srv *s, struct mg_connection *c)
 {
+    static const char *const params[] = {"window", NULL};
+    char err[400];
+    unsigned span;
+    if (srv_window_of(s, mg_get_request_info(c)->query_string, params, &span, err, sizeof(err)))
+        return srv_error(c, 400, NULL, "%s", err);
     if (atomic_fetch_add(&s->streams, 1) >= s->opt.max_streams) {
         atomic_fetch_sub(&s->streams, 1);
         return srv_error(c, 503, "Retry-After: 5\r\n",
@@ -184,7 +195,7 @@ static int get_stream(struct srv *s, struct mg_connection *c)
         }
         char ev[320];
         int n = snprintf(ev, sizeof(ev), "data: ");
-        n += srv_stats_json(s, ev + n, sizeof(ev) - (size_t)n);
+        n += srv_stats_json(s, span, ev + n, sizeof(ev) - (size_t)n);
         n += snprintf(ev + n, sizeof(ev) - (size_t)n, "\n\n");
         if (next - beat >= 15000) {
             n += snprintf(ev + n, sizeof(ev) - (size_t)n, ": heartbeat\n\n");
@@ -262,22 +273,37 @@ static int stream_list(struct mg_connection *c, const txstats_tx_t *tx, size_t n
     return rc;
 }
 
-static int get_transactions(struct srv *s, struct mg_connection *c)
+static const char *const list_params[] = {"limit", "window", NULL};
+
+/* The limit of a listing (-1: none) and its span; -2 after answering 400. */
+static int64_t listing_query(struct srv *s, struct mg_connection *c, unsigned *span)
 {
-    char v[32], err[160];
-    int has = srv_query_param(mg_get_request_info(c)->query_string, "limit", v, sizeof(v), err,
-                              sizeof(err));
-    if (has < 0)
-        return srv_error(c, 400, NULL, "%s", err);
+    char v[32], err[400];
+    const char *q = mg_get_request_info(c)->query_string;
+    int has = srv_query_get(q, list_params, "limit", v, sizeof(v), err, sizeof(err));
+    if (has < 0 || srv_window_of(s, q, list_params, span, err, sizeof(err)) != 0) {
+        srv_error(c, 400, NULL, "%s", err);
+        return -2;
+    }
     int64_t limit = has ? parse_limit(v, s->opt.max_list) : -1;
     if (limit == -2)
-        return srv_error(c, 400, NULL, "bad query: only 'limit=N' (N a non-negative integer)");
+        srv_error(c, 400, NULL,
+                  "bad query: 'limit=N' (N a non-negative integer) and 'window' only");
+    return limit;
+}
+
+static int get_transactions(struct srv *s, struct mg_connection *c)
+{
+    unsigned span;
+    int64_t limit = listing_query(s, c, &span);
+    if (limit == -2)
+        return 400;
     if (atomic_fetch_add(&s->listings, 1) >= MAX_LISTINGS) {
         atomic_fetch_sub(&s->listings, 1);
         return srv_error(c, 503, "Retry-After: 1\r\n", "too many listings at once; retry");
     }
     txstats_list_info_t info;
-    list_of(s, NULL, 0, &info);
+    list_of(s, span, NULL, 0, &info);
     size_t cap = (size_t)info.retained + 1024; /* room for what arrives meanwhile */
     if (limit < 0 || limit > s->opt.max_list)  /* --max-list bounds every listing */
         limit = s->opt.max_list;
@@ -289,7 +315,7 @@ static int get_transactions(struct srv *s, struct mg_connection *c)
         srv_error(c, 503, "Retry-After: 1\r\n", "out of memory");
     } else {
         /* Copy under the engine's locks, then format and write with no lock held. */
-        list_of(s, tx, cap, &info);
+        list_of(s, span, tx, cap, &info);
         st = 200;
         if (srv_chunked_start(c, 200, "application/json") == 0)
             stream_list(c, tx, (size_t)info.written, &info);
@@ -360,22 +386,25 @@ static const struct route routes[] = {
     {"/metrics", ROUTE_METRICS, get_metrics, NULL, NULL},
     {"/", ROUTE_DASHBOARD, get_dashboard, NULL, NULL},
     {"/statistics/history", ROUTE_HISTORY, srv_history_get, NULL, NULL},
+    {"/statistics/windows", ROUTE_WINDOWS, srv_get_windows, NULL, NULL},
     {"/openapi.json", ROUTE_OPENAPI, get_openapi, NULL, NULL},
     {"/transactions/batch", ROUTE_BATCH, NULL, srv_post_batch, NULL},
 };
 
 /* The query parameters a handler takes: GET /transactions limit, GET /statistics key,
- * GET /statistics/top by and limit, GET /statistics/distribution q; the others none. */
+ * GET /statistics/top by and limit, GET /statistics/distribution q, and window on each of them
+ * and on the stream and the history; the others none. */
 static const char *const *params_of(int (*fn)(struct srv *, struct mg_connection *))
 {
-    static const char *const none[] = {NULL}, *const limit[] = {"limit", NULL},
-                             *const key[] = {"key", NULL}, *const top[] = {"by", "limit", NULL},
-                             *const q[] = {"q", NULL};
-    return fn == get_transactions       ? limit
-           : fn == get_statistics       ? key
-           : fn == srv_get_top          ? top
-           : fn == srv_get_distribution ? q
-                                        : none;
+    static const char *const none[] = {NULL}, *const window[] = {"window", NULL},
+                             *const top[] = {"by", "limit", "window", NULL},
+                             *const q[] = {"q", "window", NULL};
+    return fn == get_transactions                      ? list_params
+           : fn == get_statistics                      ? stats_params
+           : fn == srv_get_top                         ? top
+           : fn == srv_get_distribution                ? q
+           : fn == get_stream || fn == srv_history_get ? window
+                                                       : none;
 }
 
 /* One rule on every route (RFC 3986 §2.1, §3.4): the query is percent-decoded, and a parameter

@@ -6,8 +6,8 @@
 #include <stddef.h>
 
 struct srv_text {
-    char buf[16384];
-    size_t n; /* what does not fit is cut at the end, never mid-buffer garbage */
+    char buf[32768]; /* /metrics with 8 windows, cluster mode and every route: about 15 KB */
+    size_t n;        /* what does not fit is cut at the end, never mid-buffer garbage */
 };
 
 void srv_text_put(struct srv_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

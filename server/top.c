@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * GET /statistics/top?by=sum|count&limit=N: the N keys (the "key" member of POSTs) with the
- * largest sum, or the most transactions, in the window now, exactly, largest first; ties in the
- * library's order (the key's bytes). 200 {"by":"sum","limit":10,"keys":[{"key":"card-1",
+ * GET /statistics/top?by=sum|count&limit=N[&window=W]: the N keys (the "key" member of POSTs)
+ * with the largest sum, or the most transactions, in window W (windows.h) now, exactly, largest
+ * first; ties in the library's order (the key's bytes). 200
+ * {"by":"sum","limit":10,"keys":[{"key":"card-1",
  * "sum":"..","avg":"..","max":"..","min":"..","count":3},...]}; 400 for a `by` other than sum or
  * count, a `limit` other than 1 to SRV_TOP_MAX.
  */
@@ -12,8 +13,9 @@
 
 #include "query.h"
 #include "top.h"
+#include "windows.h"
 
-static const char *const params[] = {"by", "limit", NULL};
+static const char *const params[] = {"by", "limit", "window", NULL};
 
 /* ?by= and ?limit=: 0, or -1 with a reason in err. */
 static int parse_query(const char *q, txstats_top_by_t *by, size_t *limit, char *err, size_t n)
@@ -83,13 +85,16 @@ static char *body_of(txstats_top_by_t by, size_t limit, const txstats_top_entry_
 
 int srv_get_top(struct srv *s, struct mg_connection *c)
 {
-    char err[160];
+    char err[400];
     txstats_top_by_t by;
     size_t limit, n = 0, len = 0;
-    if (parse_query(mg_get_request_info(c)->query_string, &by, &limit, err, sizeof(err)) != 0)
+    unsigned span;
+    const char *q = mg_get_request_info(c)->query_string;
+    if (parse_query(q, &by, &limit, err, sizeof(err)) != 0 ||
+        srv_window_of(s, q, params, &span, err, sizeof(err)) != 0)
         return srv_error(c, 400, NULL, "%s", err);
     txstats_top_entry_t *e = malloc(limit * sizeof(*e)); /* up to 216 KB: not on the stack */
-    int rc = e ? s->backend.ops->top(s->backend.self, by, e, limit, &n) : TXSTATS_ENOMEM;
+    int rc = e ? s->backend.ops->top(s->backend.self, span, by, e, limit, &n) : TXSTATS_ENOMEM;
     char *body = rc == TXSTATS_OK ? body_of(by, limit, e, n, &len) : NULL;
     free(e);
     if (!body)

@@ -1,7 +1,7 @@
 #!/bin/sh
 # The command line: txstats-server(1) and --help list the same options and environment variables;
-# -V works; bad --listen values exit 2 before the data directory is created; I/O failures at start
-# are explained in plain words.
+# -V works; bad --listen values and bad --window-ms lists exit 2 before the data directory is
+# created; I/O failures at start are explained in plain words.
 # usage: check_cli.sh PATH-TO-txstats-server PATH-TO-txstats-server.1
 set -eu
 bin="$1"; man="$2"
@@ -41,6 +41,16 @@ for bad in 127.0.0.1:99999 nothost:8080 :8081 127.0.0.1: 127.0.0.1:80x; do
     [ "$rc" -eq 2 ] || fail "--listen $bad: exit $rc, not 2"
     grep -q -- "--listen $bad: " "$work/err" || fail "--listen $bad: $(cat "$work/err")"
     [ ! -e "$work/data" ] || fail "--listen $bad created the data directory"
+done
+
+echo "== bad --window-ms lists: exit 2, nothing on disk (every form: tests/test_spans_http.c)"
+grep -q -- '--window-ms SPANS .*60s,5m,1h,24h' "$work/help" || fail "--help does not show the spans"
+for bad in "60s,,5m" 0 1m,60000 1,2,3,4,5,6,7,8,9 32d 5min 99999999999999999999; do
+    rc=0
+    "$bin" --window-ms "$bad" --listen 127.0.0.1:0 --data-dir "$work/data" 2>"$work/err" || rc=$?
+    [ "$rc" -eq 2 ] || fail "--window-ms $bad: exit $rc, not 2"
+    grep -q -- "--window-ms '$bad': " "$work/err" || fail "--window-ms $bad: $(cat "$work/err")"
+    [ ! -e "$work/data" ] || fail "--window-ms $bad created the data directory"
 done
 
 echo "== start-up failures in plain words"

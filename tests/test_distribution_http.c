@@ -72,9 +72,9 @@ static void test_route(void **state)
                                 "\"min\":\"1.00\",\"count\":101}");
     resp_free(&r);
     r = expect(s, "GET", "/metrics", NULL, 200);
-    near(r.body, "txstats_window_amount_quantile{quantile=\"0.5\"} ", 51);
-    near(r.body, "txstats_window_amount_quantile{quantile=\"0.9\"} ", 91);
-    near(r.body, "txstats_window_amount_quantile{quantile=\"0.99\"} ", 100);
+    near(r.body, "txstats_window_amount_quantile{window=\"1m\",quantile=\"0.5\"} ", 51);
+    near(r.body, "txstats_window_amount_quantile{window=\"1m\",quantile=\"0.9\"} ", 91);
+    near(r.body, "txstats_window_amount_quantile{window=\"1m\",quantile=\"0.99\"} ", 100);
     resp_free(&r);
     r = expect(s, "POST", "/statistics/distribution", "{}", 405);
     assert_int_equal(strncmp(resp_header(&r, "Allow"), "GET, HEAD, OPTIONS\r", 19), 0);

@@ -28,13 +28,14 @@ static struct server node[NODES];
 
 static int start_node(int i)
 {
-    /* A long window: nothing expires during the test, however long a broker stays down. */
+    /* A long window: nothing expires during the test, however long a broker stays down; and a
+     * second, longer one (test_spans_everywhere). */
     const char *args[] = {"--kafka-brokers",
                           mock.brokers,
                           "--kafka-topic",
                           "transactions",
                           "--window-ms",
-                          "600000",
+                          "600000,1h",
                           "--kafka-timeout-ms",
                           "1000",
                           "--kafka-ack",
@@ -531,6 +532,95 @@ static void test_keys_everywhere(void **state)
                                          "\"min\":\"0.00\",\"count\":0}");
 }
 
+/* Every node's answer to GET `path` contains `want` within CONVERGE_MS. */
+static void all_contain(const char *path, const char *want)
+{
+    for (int i = 0; i < NODES; i++) {
+        char body[8192] = "";
+        for (int64_t until = now_ms() + CONVERGE_MS; !strstr(body, want); sleep_ms(20)) {
+            node_get(&node[i], path, body, sizeof(body));
+            if (now_ms() > until)
+                fail_msg("node %d, GET %s: %s\n want it to contain %s", i, path, body, want);
+        }
+    }
+}
+
+#define STATS(sum, avg, max, min, n)                                                               \
+    "{\"sum\":\"" sum "\",\"avg\":\"" avg "\",\"max\":\"" max "\",\"min\":\"" min                  \
+    "\",\"count\":" #n "}"
+
+/* The answers of test_spans_everywhere, each span on every node. */
+static void spans_answer(void)
+{
+    const char *s10 = STATS("30.00", "15.00", "20.00", "10.00", 2),
+               *s1h = STATS("4331.00", "866.20", "4000.00", "1.00", 5);
+    for (const char *const *w = (const char *const[]){"", "?window=10m", "?window=600000", NULL};
+         *w; w++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/statistics%s", *w);
+        all_answer(path, s10);
+    }
+    all_answer("/statistics?window=1h", s1h);
+    all_answer("/transactions/statistics?window=3600s", s1h);
+    all_answer("/statistics?key=span-b&window=1h", STATS("21.00", "10.50", "20.00", "1.00", 2));
+    all_answer("/statistics?key=span-b", STATS("20.00", "20.00", "20.00", "20.00", 1));
+    all_answer("/statistics?key=span-c", STATS("0.00", "0.00", "0.00", "0.00", 0));
+    all_answer(
+        "/statistics/top?window=1h",
+        "{\"by\":\"sum\",\"limit\":10,\"keys\":[" KEY_ENTRY(
+            "span-c", "4000.00", "4000.00", "4000.00", "4000.00",
+            1) "," KEY_ENTRY("span-a", "310.00", "155.00", "300.00", "10.00",
+                             2) "," KEY_ENTRY("span-b", "21.00", "10.50", "20.00", "1.00", 2) "]}");
+    all_answer("/statistics/top?by=count",
+               "{\"by\":\"count\",\"limit\":10,\"keys\":[" KEY_ENTRY(
+                   "span-a", "10.00", "10.00", "10.00", "10.00",
+                   1) "," KEY_ENTRY("span-b", "20.00", "20.00", "20.00", "20.00", 1) "]}");
+    all_contain("/statistics/distribution?q=0,1&window=1h",
+                "{\"count\":5,\"quantiles\":{\"0\":\"1.00\",\"1\":\"4000.00\"}");
+    all_contain("/statistics/distribution?q=0,1", "{\"count\":2,\"quantiles\":{\"0\":\"10.00\"");
+    all_contain("/transactions?window=1h", "\"count\":5,\"truncated\":false}");
+    all_contain("/transactions?window=1h&limit=1", "[{\"amount\":\"1.00\",");
+    all_contain("/transactions", "\"count\":2,\"truncated\":false}");
+    all_contain("/metrics", "\ntxstats_window_transactions{window=\"1h\"} 5\n");
+    all_contain("/metrics", "\ntxstats_window_transactions{window=\"10m\"} 2\n");
+}
+
+/* Spans (issue 21): every node keeps the spans of --window-ms (10m, 1h) in every partition; each
+ * span is answered exactly by every node, merged over the partitions (a key spread over them by
+ * idempotency keys too), an unknown span is 400, and a node killed with -9 rebuilds every span. */
+static void test_spans_everywhere(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *key, *amount, *idem;
+        int64_t age_ms;
+        int status;
+    } tx[] = {
+        {"span-a", "10.00", NULL, 0, 201},           {"span-b", "20.00", "sp-1", 1000, 201},
+        {"span-a", "300.00", NULL, 20 * 60000, 201}, {"span-c", "4000.00", NULL, 50 * 60000, 201},
+        {"span-b", "1.00", "sp-2", 59 * 60000, 201}, {"span-a", "5.00", NULL, 61 * 60000, 204},
+    };
+    struct resp r = {0};
+    assert_int_equal(http(node[0].port, "DELETE", "/transactions", NULL, &r), 0);
+    assert_int_equal(r.status, 204);
+    resp_free(&r);
+    all_answer("/statistics?window=1h", STATS("0.00", "0.00", "0.00", "0.00", 0));
+    int64_t t = now_ms();
+    for (size_t k = 0; k < sizeof(tx) / sizeof(tx[0]); k++)
+        assert_int_equal(
+            post_with_key((int)k % NODES, tx[k].key, tx[k].amount, t - tx[k].age_ms, tx[k].idem),
+            tx[k].status);
+    spans_answer();
+    assert_int_equal(http(node[2].port, "GET", "/statistics?window=2h", NULL, &r), 0);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "10m, 1h"));
+    resp_free(&r);
+    assert_int_equal(server_stop(&node[1], SIGKILL), 128 + SIGKILL);
+    assert_int_equal(start_node(1), 0);
+    spans_answer();
+    print_message("spans 10m and 1h: every node answers each, also after kill -9\n");
+}
+
 /* A batch that repeats a key: counted once, the repeat answered as a replay and a different
  * transaction under the key as a conflict, as a standalone node answers. */
 static void test_batch_repeats_a_key(void **state)
@@ -732,6 +822,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_batch_across_nodes),
         cmocka_unit_test(test_batch_repeats_a_key),
         cmocka_unit_test(test_keys_everywhere),
+        cmocka_unit_test(test_spans_everywhere),
         cmocka_unit_test(test_all_brokers_down),
         cmocka_unit_test(test_sigterm_brokers_down),
         cmocka_unit_test(test_kill_cycles),

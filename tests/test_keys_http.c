@@ -406,7 +406,7 @@ static void test_top(void **state)
         {"?limit=", "'limit'"},
         {"?limit=99999999999999999999", "'limit'"},
         {"?by=sum&by=count", "given twice"},
-        {"?key=a", "unknown query parameter 'key' (only by, limit)"},
+        {"?key=a", "unknown query parameter 'key' (only by, limit, window)"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char path[128];

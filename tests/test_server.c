@@ -97,7 +97,7 @@ static void test_routes(void **state)
     resp_free(&r);
     r = expect(s, "GET", "/metrics", NULL, 200);
     assert_non_null(strstr(r.headers, "text/plain; version=0.0.4"));
-    assert_non_null(strstr(r.body, "txstats_window_transactions 0\n"));
+    assert_non_null(strstr(r.body, "txstats_window_transactions{window=\"1m\"} 0\n"));
     resp_free(&r);
     /* 201 and 204 have empty bodies */
     char body[256];
@@ -711,11 +711,11 @@ static void test_live_view(void **state)
     close(fd);
     r = expect(s, "GET", "/", NULL, 200);
     assert_non_null(strstr(r.headers, "text/html"));
-    assert_non_null(strstr(r.body, "EventSource(\"/statistics/stream\")"));
+    assert_non_null(strstr(r.body, "EventSource(withWindow(\"/statistics/stream\"))"));
     resp_free(&r);
     r = expect(s, "GET", "/metrics", NULL, 200);
     assert_non_null(strstr(r.body, "txstats_http_request_duration_seconds_bucket{le=\"+Inf\"}"));
-    assert_non_null(strstr(r.body, "txstats_window_amount{stat=\"sum\"} 2.50"));
+    assert_non_null(strstr(r.body, "txstats_window_amount{window=\"1m\",stat=\"sum\"} 2.50"));
     resp_free(&r);
     /* A stream ends at shutdown: the server still stops quickly with a client attached. */
     fd = http_connect(s->port);

@@ -2,7 +2,8 @@
 // The dashboard in a real browser: Debian's Chromium, driven by playwright-core.
 // Starts txstats-server on a free loopback port, loads the page, posts a transaction through the
 // form, and sees the numbers change within 2 s; also checks an error message and the clear button
-// with an admin token. Screenshots go to OUT_DIR (desktop and phone sizes).
+// with an admin token, and the window selector (two windows: 1m, 1h). Screenshots go to OUT_DIR
+// (desktop and phone sizes).
 // usage: node dashboard.test.mjs PATH-TO-txstats-server OUT_DIR
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, existsSync, rmSync, writeFileSync } from "node:fs";
@@ -19,7 +20,7 @@ const dir = mkdtempSync(join(tmpdir(), "txstats-browser-"));
 const portFile = join(dir, "port");
 const token = "browser-test-token";
 const proc = spawn(server, ["--listen", "127.0.0.1:0", "--port-file", portFile,
-  "--data-dir", join(dir, "data"), "--log-level", "warn"],
+  "--data-dir", join(dir, "data"), "--log-level", "warn", "--window-ms", "60000,1h"],
   { env: { ...process.env, TXSTATS_ADMIN_TOKEN: token }, stdio: ["ignore", "inherit", "inherit"] });
 
 let passed = 0, failed = 0;
@@ -128,6 +129,26 @@ try {
   check((await tops("top-sum")) === "card <b>1</b>\ncard-2", "the top keys by sum and by count (ties in byte order)");
   check(await page.evaluate(() => !document.querySelector("#top b")), "a key is shown as text");
   await page.fill("#key", "");
+
+  // Windows: the selector lists --window-ms; a transaction ten minutes old counts in 1h only,
+  // and every panel follows the selection.
+  const options = await page.evaluate(() => Array.from(document.querySelectorAll("#window option"), (o) => o.value).join());
+  check(options === "1m,1h" && (await page.inputValue("#window")) === "1m",
+    "the window selector lists the windows, the default selected: " + options);
+  const old = await fetch(base + "/transactions", { method: "POST",
+    body: JSON.stringify({ amount: "100", timestamp: Date.now() - 600000, key: "old-card" }) });
+  check(old.status === 201, "POST ten minutes old: " + old.status);
+  const in1m = (await (await fetch(base + "/statistics")).json()).count;
+  await waitFor(async () => Number(await page.textContent("#count")) === in1m, 3000, "the 1m count");
+  await page.selectOption("#window", "1h");
+  await waitFor(async () => Number(await page.textContent("#count")) === in1m + 1, 3000, "the 1h count");
+  await waitFor(async () => (await page.textContent("#q99")) === "100.00", 3000, "the 1h p99");
+  await waitFor(async () => (await tops("top-sum")).startsWith("old-card\n"), 3000, "the 1h top keys");
+  check(true, "1h selected: count, quantiles and top keys of the 1h window");
+  await page.selectOption("#window", "1m");
+  await waitFor(async () => Number(await page.textContent("#count")) === in1m, 3000, "the 1m count");
+  await waitFor(async () => !(await tops("top-sum")).includes("old-card"), 3000, "the 1m top keys");
+  check(true, "1m selected again: its own count and top keys");
 
   // Clear: 401 first, the page asks for the token, then 204.
   await page.click("#clear");

@@ -133,7 +133,7 @@ const dir = mkdtempSync(join(tmpdir(), "txstats-openapi-"));
 const token = "contract-test-token";
 const proc = spawn(server, ["--listen", "127.0.0.1:0", "--port-file", join(dir, "port"),
   "--data-dir", join(dir, "data"), "--log-level", "warn", "--max-body-bytes", "1024",
-  "--max-streams", "1"], { env: { ...process.env, TXSTATS_ADMIN_TOKEN: token }, stdio: "inherit" });
+  "--max-streams", "1", "--window-ms", "60000,1h"], { env: { ...process.env, TXSTATS_ADMIN_TOKEN: token }, stdio: "inherit" });
 try {
   for (let i = 0; i < 200 && !(existsSync(join(dir, "port")) && readFileSync(join(dir, "port"), "utf8").trim()); i++)
     await new Promise((r) => setTimeout(r, 50));
@@ -204,6 +204,19 @@ try {
   await held;
   await new Promise((r) => setTimeout(r, 1200)); // at least one point of history
   await go("/statistics/history", "GET");
+  // Windows (--window-ms 60000,1h): GET /statistics/windows, ?window= on every statistics route.
+  await go("/statistics/windows", "GET");
+  await go("/statistics/windows", "GET", "/statistics/windows?window=1h", {}, "a query on the windows");
+  for (const [p, more] of [["/statistics", ""], ["/transactions/statistics", "key=card-1&"],
+    ["/statistics/top", "by=count&"], ["/statistics/distribution", "q=0.5&"], ["/transactions", "limit=1&"],
+    ["/statistics/history", ""]]) {
+    await go(p, "GET", `${p}?${more}window=1h`, {}, "window 1h");
+    await go(p, "GET", `${p}?${more}window=60000`, {}, "the default window in ms");
+    await go(p, "GET", `${p}?${more}window=2h`, {}, "a window the server does not keep");
+    await go(p, "HEAD", `${p}?window=5x`, {}, "HEAD with a bad window");
+  }
+  await go("/statistics/stream", "GET", "/statistics/stream?window=2h", {}, "a window the server does not keep");
+  await go("/statistics/stream", "GET", "/statistics/stream?window=1h", { firstChunk: true }, "window 1h");
   await go("/healthz", "GET");
   await go("/metrics", "GET");
   await go("/", "GET");
