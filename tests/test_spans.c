@@ -849,9 +849,10 @@ static void test_admit_with_spans(void **state)
     assert_int_equal(txstats_admit(&cfg, 1, INT64_MAX, INT64_MIN), TXSTATS_EFUTURE);
     cfg.nspans = 0;
     assert_int_equal(txstats_admit(&cfg, 1, now, now), TXSTATS_EINVAL);
+    static const int64_t nine[] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, bad[] = {0}, negative[] = {-5, -1};
+    cfg.spans_ms = nine; /* nspans entries, as the header asks */
     cfg.nspans = TXSTATS_MAX_SPANS + 1;
     assert_int_equal(txstats_admit(&cfg, 1, now, now), TXSTATS_EINVAL);
-    static const int64_t bad[] = {0}, negative[] = {-5, -1};
     cfg.spans_ms = bad;
     cfg.nspans = 1;
     assert_int_equal(txstats_admit(&cfg, 1, now, now), TXSTATS_EINVAL);
