@@ -288,6 +288,46 @@ static inline void sm_assert_active(txstats_t *t, struct sm *s, int64_t now)
                  (unsigned long long)info.active, active);
 }
 
+/* The listing of span `span` (retained transactions), as txstats_get_span() gives it. */
+static inline txstats_tx_t *sm_list_lib(txstats_t *t, unsigned span, size_t *n)
+{
+    txstats_list_info_t info;
+    int rc = txstats_get_span(t, span, NULL, 0, &info);
+    assert_int_equal(rc, info.retained ? TXSTATS_ENOBUFS : TXSTATS_OK);
+    size_t cap = (size_t)info.retained + 1;
+    txstats_tx_t *v = malloc(cap * sizeof(*v));
+    assert_non_null(v);
+    assert_int_equal(txstats_get_span(t, span, v, cap, &info), TXSTATS_OK);
+    *n = (size_t)info.written;
+    return v;
+}
+
+/* The spans are views of the same cells: at one moment each span's listing is exactly the part
+ * of the longest span's listing with ts > now - span (even when the retention budget binds, in
+ * the same order across shards); a short buffer gets the oldest of it (TXSTATS_ENOBUFS). */
+static inline void sm_assert_nested(txstats_t *t, struct sm *s, int64_t now, const char *what)
+{
+    size_t nl, n;
+    txstats_tx_t *all = sm_list_lib(t, s->longest, &nl);
+    for (unsigned span = 0; span < s->n; span++) {
+        txstats_tx_t *v = sm_list_lib(t, span, &n);
+        size_t skip = 0;
+        while (skip < nl && all[skip].timestamp_ms <= now - s->spans[span])
+            skip++;
+        if (n != nl - skip || memcmp(v, all + skip, n * sizeof(*v)) != 0)
+            fail_msg("%s at %lld: span %u's listing (%zu) is not the end of the longest's (%zu "
+                     "from %zu)",
+                     what, (long long)now, span, n, nl, skip);
+        txstats_list_info_t info;
+        if (n >= 2 && txstats_get_span(t, span, v, n / 2, &info) != TXSTATS_ENOBUFS)
+            fail_msg("%s: span %u, a buffer of %zu for %zu: not ENOBUFS", what, span, n / 2, n);
+        if (n >= 2 && (info.written != n / 2 || memcmp(v, all + skip, n / 2 * sizeof(*v)) != 0))
+            fail_msg("%s: span %u, a buffer of %zu: not the oldest", what, span, n / 2);
+        free(v);
+    }
+    free(all);
+}
+
 /* Everything of every span against the model at `now`. */
 static inline void sm_assert_all(txstats_t *t, struct sm *s, int64_t now, const char *what)
 {
@@ -301,6 +341,7 @@ static inline void sm_assert_all(txstats_t *t, struct sm *s, int64_t now, const 
         sm_assert_top(t, s, span, now, TXSTATS_TOP_SUM, 3);
         sm_assert_top(t, s, span, now, TXSTATS_TOP_COUNT, s->m.nents + 1);
     }
+    sm_assert_nested(t, s, now, what);
     txstats_summary_t d0, s0;
     assert_int_equal(txstats_stats(t, &d0), TXSTATS_OK); /* span 0 is the default */
     assert_int_equal(txstats_stats_span(t, 0, &s0), TXSTATS_OK);

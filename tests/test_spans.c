@@ -16,6 +16,7 @@
  * Every random sequence has a fixed seed.
  */
 #define _GNU_SOURCE
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <unistd.h>
@@ -28,9 +29,11 @@
 
 /* Sanitized builds are several times slower: fewer steps. */
 #ifdef TXSTATS_TEST_SANITIZED
-#define SCALE 3
+#define SCALE      3
+#define EDGE_STEPS 600
 #else
-#define SCALE 1
+#define SCALE      1
+#define EDGE_STEPS 3000
 #endif
 
 #define NODE1  INT64_C(4096)
@@ -141,6 +144,15 @@ static int64_t near_ts(struct run *r)
     }
 }
 
+/* Mostly rnd_amount()'s; 1 in 16 near the limit, so that a span's sum needs more than 64 bits. */
+static txstats_amount_t amount_of(struct run *r)
+{
+    if (rnd(&r->rng) % 16)
+        return rnd_amount(&r->rng);
+    txstats_amount_t a = TXSTATS_AMOUNT_LIMIT - 1 - (txstats_amount_t)(rnd(&r->rng) % 1000);
+    return rnd(&r->rng) % 3 ? a : -a;
+}
+
 static int rnd_entity(struct run *r)
 {
     uint64_t x = rnd(&r->rng) % (2 * NENTS);
@@ -157,8 +169,7 @@ static void add_batch(struct run *r)
     for (size_t i = 0; i < n; i++) {
         int ent = rnd_entity(r);
         size_t len = ent >= 0 ? ent_name(ent, names[i]) : 0;
-        in[i] =
-            (txstats_input_t){rnd_amount(&r->rng), near_ts(r), len ? names[i] : NULL, len, NULL, 0};
+        in[i] = (txstats_input_t){amount_of(r), near_ts(r), len ? names[i] : NULL, len, NULL, 0};
     }
     assert_int_equal(txstats_add_batch_ex(r->t, in, n, results, NULL, &stored), TXSTATS_OK);
     for (size_t i = 0; i < n; i++) {
@@ -176,7 +187,7 @@ static void random_adds(struct run *r)
 {
     int n = (int)(rnd(&r->rng) % 4);
     for (int i = 0; i < n; i++)
-        add_one(r, rnd_amount(&r->rng), near_ts(r), rnd_entity(r));
+        add_one(r, amount_of(r), near_ts(r), rnd_entity(r));
     if (rnd(&r->rng) % 8 == 0)
         add_batch(r);
 }
@@ -200,6 +211,7 @@ static const struct edge_case EDGES[] = {
     {"longest first, skew 3, retention binds", {100, 64, 1, 17, 5}, 5, 3, 2, 40, T0},
     {"one and two ms, skew 1", {2, 1}, 2, 1, 1, DEF, 5 * NODE1 - 3},
     {"eight spans, one shard", {1, 2, 3, 63, 64, 65, 7, 100}, 8, 0, 1, DEF, NODE2 * 9 - 1},
+    {"near the clock's lower limit", {5, 17, 1, 64, 100}, 5, 3, 2, DEF, -(INT64_C(1) << 52) + 200},
 };
 
 /* The clock's next move: mostly 1 ms, now and then a jump across the index's boundaries, a span
@@ -237,7 +249,7 @@ static void run_edges(const struct edge_case *c, int steps, uint64_t seed)
 static void test_small_spans_every_ms(void **state)
 {
     for (size_t i = 0; i < sizeof(EDGES) / sizeof(EDGES[0]); i++)
-        run_edges(&EDGES[i], 1800 / SCALE, 2100 + i);
+        run_edges(&EDGES[i], EDGE_STEPS, 2100 + i);
 }
 
 /* ---- 2. Sampled edges of long spans --------------------------------------------------------- */
@@ -275,7 +287,7 @@ static void add_boundaries(struct run *r)
         int64_t u = units[i % 3], at = rnd_in(&r->rng, now - longest + 2, now);
         at -= ((at % u) + u) % u; /* floor to a multiple, negative ones too */
         for (int64_t d = -1; d <= 1; d++)
-            add_one(r, rnd_amount(&r->rng), at + d, rnd_entity(r));
+            add_one(r, amount_of(r), at + d, rnd_entity(r));
     }
     add_one(r, 7, now - longest + 1, 0); /* the oldest stored */
     add_one(r, 8, now - longest, 1);     /* expired */
@@ -326,7 +338,7 @@ static void run_long(const struct long_case *c, uint64_t seed)
     r.rng = seed;
     int64_t longest = sm_longest(&r.s);
     for (int i = 0; i < LONG_TX; i++)
-        add_one(&r, rnd_amount(&r.rng), rnd_in(&r.rng, c->start - longest + 1, c->start + c->skew),
+        add_one(&r, amount_of(&r), rnd_in(&r.rng, c->start - longest + 1, c->start + c->skew),
                 rnd_entity(&r));
     add_boundaries(&r);
     sm_assert_all(r.t, &r.s, r.clk.now, c->name);
@@ -362,7 +374,7 @@ static void fill(struct run *r, int n)
     for (int i = 0; i < n; i++) {
         r->clk.now += (int64_t)(rnd(&r->rng) % 41);
         int64_t ts = rnd(&r->rng) % 3 ? near_ts(r) : r->clk.now - (int64_t)(rnd(&r->rng) % 1500);
-        add_one(r, rnd_amount(&r->rng), ts, rnd_entity(r));
+        add_one(r, amount_of(r), ts, rnd_entity(r));
     }
 }
 
@@ -1075,6 +1087,164 @@ static void test_memory_after_expiry(void **state)
     free(off);
 }
 
+/* ---- Concurrency ----------------------------------------------------------------------------- */
+
+/* Three adders (every path, entities) move a shared clock while a reader asks every span for
+ * everything; each answer must hold together at its own moment; once they stop, every span is
+ * the model of what was accepted. */
+#define CC_ADDERS 3
+#define CC_EACH   3000
+
+static const int64_t CC_SPANS[] = {50, 400, 5, 1000};
+#define CC_N    4
+#define CC_SKEW 10
+
+/* Checks in threads count failures (cmocka's asserts belong to the test's thread). */
+static atomic_int cc_failures, cc_first_line;
+#define CC_TRUE(cond)                                                                              \
+    do {                                                                                           \
+        if (!(cond) && atomic_fetch_add(&cc_failures, 1) == 0)                                     \
+            atomic_store(&cc_first_line, __LINE__);                                                \
+    } while (0)
+#define CC_EQ(a, b) CC_TRUE((a) == (b))
+
+struct cc {
+    txstats_t *t;
+    _Atomic int64_t clock;
+    _Atomic uint64_t ticks;
+    atomic_int done;
+    struct {
+        txstats_amount_t a;
+        int64_t ts;
+        int ent, rc;
+    } tx[CC_ADDERS][3000];
+};
+
+static int64_t cc_clock(void *ctx)
+{
+    return atomic_load(&((struct cc *)ctx)->clock);
+}
+
+static void *cc_adder(void *arg)
+{
+    struct cc *c = ((void **)arg)[0];
+    int id = (int)(intptr_t)((void **)arg)[1];
+    uint64_t rng = 2800 + (uint64_t)id;
+    unsigned char name[TXSTATS_MAX_ENTITY_BYTES];
+    for (int i = 0; i < CC_EACH; i++) {
+        int64_t now = T0 + (int64_t)(atomic_fetch_add(&c->ticks, 1) / 8), cur = c->clock;
+        while (cur < now && !atomic_compare_exchange_weak(&c->clock, &cur, now))
+            ;
+        int ent = (int)(rnd(&rng) % 8) - 2; /* -2, -1: none */
+        txstats_amount_t a = rnd_amount(&rng);
+        int64_t ts = atomic_load(&c->clock) + rnd_in(&rng, -1005, CC_SKEW);
+        size_t len = ent >= 0 ? ent_name(ent, name) : 0;
+        txstats_input_t in = {a, ts, len ? name : NULL, len, NULL, 0};
+        int rc = -100;
+        if (i % 3 == 0)
+            rc = txstats_add(c->t, a, ts), ent = -1;
+        else if (i % 3 == 1)
+            rc = txstats_add_ex(c->t, &in, NULL);
+        else
+            CC_EQ(txstats_add_batch_ex(c->t, &in, 1, &rc, NULL, NULL), TXSTATS_OK);
+        c->tx[id][i].a = a;
+        c->tx[id][i].ts = ts;
+        c->tx[id][i].ent = ent;
+        c->tx[id][i].rc = rc;
+    }
+    return NULL;
+}
+/* One span's answers, each consistent at its own moment. */
+static void cc_read_span(struct cc *c, unsigned span, txstats_tx_t *buf, size_t cap)
+{
+    static const uint32_t q[3] = {0, TXSTATS_Q_SCALE / 2, TXSTATS_Q_SCALE};
+    txstats_summary_t s;
+    txstats_list_info_t info;
+    txstats_amount_t out[3];
+    txstats_top_entry_t top[4];
+    uint64_t count;
+    size_t n;
+    CC_EQ(txstats_stats_span(c->t, span, &s), TXSTATS_OK);
+    CC_TRUE(s.count ? s.min <= s.max : s.min == 0 && s.max == 0 && s.sum_lo == 0);
+    int rc = txstats_get_span(c->t, span, buf, cap, &info);
+    CC_TRUE(rc == TXSTATS_OK || rc == TXSTATS_ENOBUFS);
+    CC_TRUE(info.retained == info.in_window && info.written <= cap);
+    for (size_t i = 0; i < info.written; i++) {
+        CC_TRUE(buf[i].timestamp_ms > info.now_ms - CC_SPANS[span]);
+        CC_TRUE(buf[i].timestamp_ms <= info.now_ms);
+        CC_TRUE(i == 0 || buf[i].timestamp_ms >= buf[i - 1].timestamp_ms);
+    }
+    CC_EQ(txstats_quantiles_span(c->t, span, q, 3, out, &count), TXSTATS_OK);
+    CC_TRUE(out[0] <= out[1] && out[1] <= out[2]);
+    CC_EQ(txstats_top_span(c->t, span, TXSTATS_TOP_COUNT, top, 4, &n), TXSTATS_OK);
+    for (size_t i = 1; i < n; i++)
+        CC_TRUE(top[i].stats.count <= top[i - 1].stats.count);
+    CC_EQ(txstats_entity_stats_span(c->t, span, "e0", 2, &s), TXSTATS_OK);
+}
+
+static void *cc_reader(void *arg)
+{
+    struct cc *c = arg;
+    txstats_tx_t *buf = malloc(4096 * sizeof(*buf));
+    txstats_dist_t *d;
+    CC_TRUE(buf != NULL);
+    CC_EQ(txstats_dist_create(&d, NULL), TXSTATS_OK);
+    for (unsigned k = 0; !atomic_load(&c->done); k++) {
+        cc_read_span(c, k % CC_N, buf, k % 2 ? 4096 : 7);
+        txstats_dist_clear(d);
+        CC_EQ(txstats_dist_collect_span(c->t, k % CC_N, d), TXSTATS_OK);
+    }
+    txstats_dist_destroy(d);
+    free(buf);
+    return NULL;
+}
+
+static void test_concurrent_spans(void **state)
+{
+    struct cc *c = calloc(1, sizeof(*c));
+    txstats_config_t cfg;
+    pthread_t th[CC_ADDERS + 1];
+    void *args[CC_ADDERS][2];
+    struct sm s;
+    unsigned char name[TXSTATS_MAX_ENTITY_BYTES];
+    assert_non_null(c);
+    atomic_store(&c->clock, T0);
+    txstats_config_init(&cfg);
+    cfg.spans_ms = CC_SPANS;
+    cfg.nspans = CC_N;
+    cfg.max_skew_ms = CC_SKEW;
+    cfg.shards = 3;
+    cfg.clock_ms = cc_clock;
+    cfg.clock_ctx = c;
+    assert_int_equal(txstats_create(&c->t, &cfg), TXSTATS_OK);
+    pthread_create(&th[CC_ADDERS], NULL, cc_reader, c);
+    for (int i = 0; i < CC_ADDERS; i++) {
+        args[i][0] = c;
+        args[i][1] = (void *)(intptr_t)i;
+        pthread_create(&th[i], NULL, cc_adder, args[i]);
+    }
+    for (int i = 0; i < CC_ADDERS; i++)
+        pthread_join(th[i], NULL);
+    atomic_store(&c->done, 1);
+    pthread_join(th[CC_ADDERS], NULL);
+    if (atomic_load(&cc_failures))
+        fail_msg("%d checks failed in the threads, the first at line %d", atomic_load(&cc_failures),
+                 atomic_load(&cc_first_line));
+    sm_init(&s, CC_SPANS, CC_N, CC_SKEW);
+    for (int i = 0; i < CC_ADDERS; i++)
+        for (int k = 0; k < CC_EACH; k++)
+            if (c->tx[i][k].rc == TXSTATS_OK)
+                em_add(&s.m, name, c->tx[i][k].ent >= 0 ? ent_name(c->tx[i][k].ent, name) : 0,
+                       c->tx[i][k].a, c->tx[i][k].ts);
+    for (int64_t later = 0; later <= 1010; later += 101) {
+        atomic_store(&c->clock, atomic_load(&c->clock) + later);
+        sm_assert_all(c->t, &s, atomic_load(&c->clock), "after the threads");
+    }
+    txstats_destroy(c->t);
+    sm_free(&s);
+    free(c);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1083,7 +1253,7 @@ int main(void)
         T(test_snapshot_other_spans), T(test_journal_several_spans), T(test_v2_files_in_spans),
         T(test_v1_files_in_spans),    T(test_config_table),          T(test_admit_with_spans),
         T(test_span_out_of_range),    T(test_memory_idle),           T(test_memory_by_traffic),
-        T(test_memory_after_expiry),
+        T(test_memory_after_expiry),  T(test_concurrent_spans),
     };
     return cmocka_run_group_tests_name("spans", tests, NULL, NULL);
 }
