@@ -125,6 +125,11 @@ static void add_one(struct run *r, txstats_amount_t a, int64_t ts, int ent)
     check_rc(r, rc, a, ts);
     if (rc == TXSTATS_OK)
         em_add(&r->s.m, name, len, a, ts);
+    int first = 99; /* a retry under the key counts in no span, whatever the first outcome */
+    if (how == 1 && rnd(&r->rng) % 2 &&
+        (txstats_add_ex(r->t, &in, &first) != TXSTATS_DUPLICATE || first != rc))
+        fail_msg("%s: the retry of a keyed add (first %d): not a duplicate of it (%d)", r->name, rc,
+                 first);
 }
 
 /* A timestamp near now: anywhere from past the longest span to past the skew, or right at an
@@ -171,7 +176,17 @@ static void add_batch(struct run *r)
         size_t len = ent >= 0 ? ent_name(ent, names[i]) : 0;
         in[i] = (txstats_input_t){amount_of(r), near_ts(r), len ? names[i] : NULL, len, NULL, 0};
     }
-    assert_int_equal(txstats_add_batch_ex(r->t, in, n, results, NULL, &stored), TXSTATS_OK);
+    bool plain = rnd(&r->rng) % 2; /* txstats_add_batch(): the same lines without entities */
+    txstats_tx_t tx[5];
+    for (size_t i = 0; i < n; i++) {
+        tx[i] = (txstats_tx_t){in[i].amount, in[i].timestamp_ms};
+        in[i].entity_len = plain ? 0 : in[i].entity_len;
+        in[i].entity = plain ? NULL : in[i].entity;
+    }
+    if (plain)
+        assert_int_equal(txstats_add_batch(r->t, tx, n, results, &stored), TXSTATS_OK);
+    else
+        assert_int_equal(txstats_add_batch_ex(r->t, in, n, results, NULL, &stored), TXSTATS_OK);
     for (size_t i = 0; i < n; i++) {
         check_rc(r, results[i], in[i].amount, in[i].timestamp_ms);
         if (results[i] == TXSTATS_OK) {
@@ -214,12 +229,13 @@ static const struct edge_case EDGES[] = {
     {"near the clock's lower limit", {5, 17, 1, 64, 100}, 5, 3, 2, DEF, -(INT64_C(1) << 52) + 200},
 };
 
-/* The clock's next move: mostly 1 ms, now and then a jump across the index's boundaries, a span
- * or far. */
+/* The clock's next move: mostly 1 ms, now and then a jump across the index's boundaries, the
+ * ring of the small spans (4 x 262,144 ms), a span, or far. */
 static int64_t next_move(struct run *r)
 {
-    static const int64_t jumps[] = {2,    63,   64,     65,     4095,
-                                    4096, 4097, 262143, 262144, INT64_C(1) << 40};
+    static const int64_t jumps[] = {
+        2,      63,     64,     65,      4095,    4096,    4097,
+        262143, 262144, 262145, 1048575, 1048576, 1048577, INT64_C(1) << 40};
     const size_t nj = sizeof(jumps) / sizeof(jumps[0]);
     if (rnd(&r->rng) % 40)
         return 1;
@@ -240,6 +256,10 @@ static void run_edges(const struct edge_case *c, int steps, uint64_t seed)
         if (i % 2) /* the queries alone move every span */
             sm_assert_all(r.t, &r.s, r.clk.now, c->name);
         random_adds(&r);
+        if (rnd(&r.rng) % 700 == 0) { /* a clear empties every span */
+            assert_int_equal(txstats_clear_ex(r.t), TXSTATS_OK);
+            em_empty(&r.s.m);
+        }
         sm_prune(&r.s, r.clk.now);
         sm_assert_all(r.t, &r.s, r.clk.now, c->name);
     }
@@ -454,6 +474,11 @@ static const struct other_case OTHERS[] = {
     {"the same, no skew: future ones dropped", {1000, MINUTE, 250, 5000}, 4, 0, 0},
     {"the same, later than the saver's longest", {1000, MINUTE, 250, 5000}, 4, P_SKEW, MINUTE},
     {"one much longer, later", {DAY}, 1, 0, 30 * MINUTE},
+    {"the same, an earlier clock: ahead ones past the skew dropped",
+     {1000, MINUTE, 250, 5000},
+     4,
+     P_SKEW,
+     -30},
 };
 
 static uint64_t count_at_or_before(const struct sm *s, int64_t ts)
@@ -913,6 +938,51 @@ static void test_span_out_of_range(void **state)
     txstats_destroy(t);
 }
 
+/* Entities are active while the longest span (or the skew) holds one of theirs, whatever the
+ * shorter spans hold: the cap counts them so. */
+static void test_entity_cap_by_longest_span(void **state)
+{
+    static const int64_t spans[] = {5, 100};
+    struct fake_clock clk = {T0};
+    txstats_config_t cfg;
+    txstats_t *t;
+    txstats_summary_t s;
+    txstats_entity_info_t info;
+    txstats_top_entry_t top[3];
+    size_t n;
+    txstats_config_init(&cfg);
+    cfg.spans_ms = spans;
+    cfg.nspans = 2;
+    cfg.shards = 1;
+    cfg.max_entities = 2;
+    cfg.clock_ms = fake_clock_read;
+    cfg.clock_ctx = &clk;
+    assert_int_equal(txstats_create(&t, &cfg), TXSTATS_OK);
+    assert_int_equal(txstats_add_entity(t, "A", 1, 10, T0 - 50), TXSTATS_OK);
+    assert_int_equal(txstats_add_entity(t, "B", 1, 20, T0), TXSTATS_OK);
+    assert_int_equal(txstats_entity_stats_span(t, 0, "A", 1, &s), TXSTATS_OK);
+    assert_int_equal(s.count, 0);
+    assert_int_equal(txstats_entity_stats_span(t, 1, "A", 1, &s), TXSTATS_OK);
+    assert_int_equal(s.count, 1);
+    assert_int_equal(txstats_top_span(t, 0, TXSTATS_TOP_SUM, top, 3, &n), TXSTATS_OK);
+    assert_int_equal(n, 1); /* A is not ranked in the 5-ms span */
+    assert_int_equal(txstats_top_span(t, 1, TXSTATS_TOP_SUM, top, 3, &n), TXSTATS_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(txstats_add_entity(t, "C", 1, 30, T0), TXSTATS_ELIMIT);
+    assert_int_equal(txstats_entity_info(t, &info), TXSTATS_OK);
+    assert_int_equal(info.active, 2);
+    clk.now = T0 + 49; /* A still in the longest span */
+    assert_int_equal(txstats_add_entity(t, "C", 1, 30, T0 + 49), TXSTATS_ELIMIT);
+    clk.now = T0 + 50; /* A has left it */
+    assert_int_equal(txstats_add_entity(t, "C", 1, 30, T0 + 50), TXSTATS_OK);
+    assert_int_equal(txstats_entity_stats_span(t, 1, "A", 1, &s), TXSTATS_OK);
+    assert_int_equal(s.count, 0);
+    assert_int_equal(txstats_entity_info(t, &info), TXSTATS_OK);
+    assert_int_equal(info.active, 2);
+    assert_int_equal(info.refused, 2);
+    txstats_destroy(t);
+}
+
 /* ---- 6. Memory follows the traffic ---------------------------------------------------------- */
 
 /* A counting allocator: live bytes, and the most there were. */
@@ -1053,6 +1123,46 @@ static void test_memory_by_traffic(void **state)
     free(o1);
     free(o4);
     free(od);
+}
+
+static int64_t file_size(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    long n = ftell(f);
+    fclose(f);
+    return n;
+}
+
+/* A binary snapshot (the checkpoint's format) is what the window holds, not the span: idle 24 h
+ * and 31 days cost as little as idle 60 s; 1,000 transactions over 24 h, one a millisecond, 96
+ * bytes each (a 'C' record of 64 and an 'A' record of 32: the header's "64 per used millisecond,
+ * 8 per retained transaction" leaves out the 24 of an 'A' record's head). */
+static void test_snapshot_size_by_traffic(void **state)
+{
+    static const int64_t minute[] = {MINUTE}, spans[] = {MINUTE, HOUR, DAY, MAXS};
+    struct counter c = {0, 0};
+    struct fake_clock clk;
+    char path[128];
+    int64_t *off = spread(1000, 2703, DAY), size[3];
+    snprintf(path, sizeof(path), "%s/size.bin", tmp);
+    for (int k = 0; k < 3; k++) {
+        txstats_t *t =
+            k ? counted(&c, &clk, spans, 4, 2, DEF) : counted(&c, &clk, minute, 1, 2, DEF);
+        if (k == 2)
+            add_at(t, clk.now, off, 1000, false);
+        assert_int_equal(txstats_save_bin(t, path), TXSTATS_OK);
+        size[k] = file_size(path);
+        txstats_destroy(t);
+    }
+    print_message("binary snapshot: idle 60 s %lld B, idle 60 s..31 d %lld B, 1,000 over 24 h "
+                  "%lld B\n",
+                  (long long)size[0], (long long)size[1], (long long)size[2]);
+    assert_true(size[1] <= size[0] + 256);
+    assert_true(size[2] - size[1] <= 1000 * 128); /* 96: 'C' 64, 'A' 24 + 8 (image.h) */
+    assert_true(size[2] - size[1] >= 1000 * (64 + 8));
+    free(off);
 }
 
 /* Everything expired: memory back to the idle level but for the free chunk lists (reused, so a
@@ -1249,11 +1359,22 @@ int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_small_spans_every_ms), T(test_long_spans_sampled),    T(test_snapshot_same_spans),
-        T(test_snapshot_other_spans), T(test_journal_several_spans), T(test_v2_files_in_spans),
-        T(test_v1_files_in_spans),    T(test_config_table),          T(test_admit_with_spans),
-        T(test_span_out_of_range),    T(test_memory_idle),           T(test_memory_by_traffic),
-        T(test_memory_after_expiry),  T(test_concurrent_spans),
+        T(test_small_spans_every_ms),
+        T(test_long_spans_sampled),
+        T(test_snapshot_same_spans),
+        T(test_snapshot_other_spans),
+        T(test_journal_several_spans),
+        T(test_v2_files_in_spans),
+        T(test_v1_files_in_spans),
+        T(test_config_table),
+        T(test_admit_with_spans),
+        T(test_span_out_of_range),
+        T(test_memory_idle),
+        T(test_memory_by_traffic),
+        T(test_memory_after_expiry),
+        T(test_concurrent_spans),
+        T(test_entity_cap_by_longest_span),
+        T(test_snapshot_size_by_traffic),
     };
     return cmocka_run_group_tests_name("spans", tests, NULL, NULL);
 }
