@@ -68,6 +68,7 @@ struct run {
     txstats_config_t cfg; /* the instance's, for txstats_admit() */
     uint64_t rng;
     const char *name;
+    bool oom; /* allocations may fail: TXSTATS_ENOMEM records nothing */
 };
 
 static void run_start(struct run *r, const char *name, const int64_t *spans, unsigned n,
@@ -95,6 +96,8 @@ static void run_end(struct run *r)
 static void check_rc(struct run *r, int got, txstats_amount_t a, int64_t ts)
 {
     int want = sm_expect(&r->s, ts, r->clk.now);
+    if (r->oom && got == TXSTATS_ENOMEM)
+        return;
     int admit = txstats_admit(&r->cfg, a, ts, r->clk.now);
     if (got != want || admit != want)
         fail_msg("%s: add of %lld at now%+lld (now %lld): %d, admit %d, want %d", r->name,
@@ -120,13 +123,15 @@ static void add_one(struct run *r, txstats_amount_t a, int64_t ts, int ent)
         in.idem_key_len = how == 1 ? in.idem_key_len : 0;
         rc = txstats_add_ex(r->t, &in, NULL);
     } else {
-        assert_int_equal(txstats_add_batch_ex(r->t, &in, 1, &rc, NULL, NULL), TXSTATS_OK);
+        int brc = txstats_add_batch_ex(r->t, &in, 1, &rc, NULL, NULL);
+        rc = r->oom && brc == TXSTATS_ENOMEM ? brc : rc;
+        assert_true(brc == TXSTATS_OK || rc == TXSTATS_ENOMEM);
     }
     check_rc(r, rc, a, ts);
     if (rc == TXSTATS_OK)
         em_add(&r->s.m, name, len, a, ts);
     int first = 99; /* a retry under the key counts in no span, whatever the first outcome */
-    if (how == 1 && rnd(&r->rng) % 2 &&
+    if (how == 1 && rnd(&r->rng) % 2 && rc != TXSTATS_ENOMEM &&
         (txstats_add_ex(r->t, &in, &first) != TXSTATS_DUPLICATE || first != rc))
         fail_msg("%s: the retry of a keyed add (first %d): not a duplicate of it (%d)", r->name, rc,
                  first);
@@ -183,10 +188,11 @@ static void add_batch(struct run *r)
         in[i].entity_len = plain ? 0 : in[i].entity_len;
         in[i].entity = plain ? NULL : in[i].entity;
     }
-    if (plain)
-        assert_int_equal(txstats_add_batch(r->t, tx, n, results, &stored), TXSTATS_OK);
-    else
-        assert_int_equal(txstats_add_batch_ex(r->t, in, n, results, NULL, &stored), TXSTATS_OK);
+    int rc = plain ? txstats_add_batch(r->t, tx, n, results, &stored)
+                   : txstats_add_batch_ex(r->t, in, n, results, NULL, &stored);
+    if (r->oom && rc == TXSTATS_ENOMEM)
+        return; /* the batch's scratch: nothing stored */
+    assert_int_equal(rc, TXSTATS_OK);
     for (size_t i = 0; i < n; i++) {
         check_rc(r, results[i], in[i].amount, in[i].timestamp_ms);
         if (results[i] == TXSTATS_OK) {
@@ -250,6 +256,9 @@ static void run_edges(const struct edge_case *c, int steps, uint64_t seed)
     struct run r;
     run_start(&r, c->name, c->spans, c->n, c->skew, c->shards, c->retained, c->start);
     r.rng = seed;
+    add_one(&r, 1, INT64_MIN, 0); /* any int64 timestamp is judged, none overflows */
+    add_one(&r, 2, INT64_MAX, -1);
+    add_one(&r, 3, r.clk.now - (INT64_C(1) << 53), 1);
     sm_assert_all(r.t, &r.s, r.clk.now, c->name);
     for (int i = 0; i < steps; i++) {
         r.clk.now += next_move(&r);
@@ -270,6 +279,62 @@ static void test_small_spans_every_ms(void **state)
 {
     for (size_t i = 0; i < sizeof(EDGES) / sizeof(EDGES[0]); i++)
         run_edges(&EDGES[i], EDGE_STEPS, 2100 + i);
+}
+
+/* Allocations failing at random (1 in `rate` once armed): an add that gets TXSTATS_ENOMEM
+ * records nothing in any span (a page, a node or a cell half made is undone), and the rest goes
+ * on as in the model. */
+struct failing {
+    uint64_t rng;
+    unsigned rate; /* 0: never fail */
+    long live;
+};
+
+static void *failing_alloc(size_t size, void *ud)
+{
+    struct failing *f = ud;
+    if (f->rate && rnd(&f->rng) % f->rate == 0)
+        return NULL;
+    f->live++;
+    return malloc(size);
+}
+
+static void failing_free(void *p, void *ud)
+{
+    if (p)
+        ((struct failing *)ud)->live--;
+    free(p);
+}
+
+static void test_small_spans_out_of_memory(void **state)
+{
+    const struct edge_case *c = &EDGES[1]; /* skew 3, two shards */
+    struct failing f = {2150, 0, 0};
+    struct run r;
+    txstats_config_t cfg;
+    run_start(&r, "allocations failing", c->spans, c->n, c->skew, c->shards, DEF, c->start);
+    txstats_destroy(r.t);
+    cfg = r.cfg;
+    cfg.shards = c->shards;
+    cfg.clock_ms = fake_clock_read;
+    cfg.clock_ctx = &r.clk;
+    cfg.alloc = failing_alloc;
+    cfg.free = failing_free;
+    cfg.alloc_ud = &f;
+    cfg.max_entities = 1000;
+    assert_int_equal(txstats_create(&r.t, &cfg), TXSTATS_OK);
+    r.rng = 2151;
+    r.oom = true;
+    for (int i = 0; i < EDGE_STEPS / 2; i++) {
+        r.clk.now += next_move(&r);
+        f.rate = i % 100 < 50 ? 5 : 0; /* failing half the time, in runs */
+        random_adds(&r);
+        f.rate = 0;
+        sm_prune(&r.s, r.clk.now);
+        sm_assert_all(r.t, &r.s, r.clk.now, r.name);
+    }
+    run_end(&r);
+    assert_int_equal(f.live, 0);
 }
 
 /* ---- 2. Sampled edges of long spans --------------------------------------------------------- */
@@ -1375,6 +1440,7 @@ int main(void)
         T(test_concurrent_spans),
         T(test_entity_cap_by_longest_span),
         T(test_snapshot_size_by_traffic),
+        T(test_small_spans_out_of_memory),
     };
     return cmocka_run_group_tests_name("spans", tests, NULL, NULL);
 }
