@@ -277,14 +277,14 @@ static inline void sm_assert_stats(txstats_t *t, struct sm *s, unsigned span, in
 }
 
 /* The active entities (transactions inside the longest span or ahead of it). */
-static inline void sm_assert_active(txstats_t *t, struct sm *s, int64_t now)
+static inline void sm_assert_active(txstats_t *t, struct sm *s, int64_t now, const char *what)
 {
     txstats_entity_info_t info;
     s->m.window_ms = sm_longest(s);
     size_t active = em_collect(&s->m, now);
     assert_int_equal(txstats_entity_info(t, &info), TXSTATS_OK);
     if (info.active != active)
-        fail_msg("at %lld: %llu active entities, want %zu", (long long)now,
+        fail_msg("%s at %lld: %llu active entities, want %zu", what, (long long)now,
                  (unsigned long long)info.active, active);
 }
 
@@ -331,7 +331,7 @@ static inline void sm_assert_nested(txstats_t *t, struct sm *s, int64_t now, con
 /* Everything of every span against the model at `now`. */
 static inline void sm_assert_all(txstats_t *t, struct sm *s, int64_t now, const char *what)
 {
-    sm_assert_active(t, s, now);
+    sm_assert_active(t, s, now, what);
     for (unsigned span = 0; span < s->n; span++) {
         sm_assert_stats(t, s, span, now, what);
         sm_assert_listing(t, s, span, now, what);

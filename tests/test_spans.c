@@ -656,6 +656,44 @@ static void test_journal_several_spans(void **state)
     sm_free(&b.s);
 }
 
+/* A snapshot of spans {1 s, 60 s, 250 ms, 5 s} loaded into a journaled instance of spans {5 s,
+ * 250 ms, 1 s} that held other transactions: the load replaces them, durably (a journaled clear
+ * and a checkpoint); the adds after it are journaled; recovery gives the loaded contents (what
+ * the loader's spans keep) and the later adds, in every span. */
+static void test_load_into_journaled(void **state)
+{
+    static const int64_t spans[] = {5000, 250, 1000};
+    char dir[128], path[128];
+    struct run a, b;
+    snprintf(dir, sizeof(dir), "%s/loaded", tmp);
+    snprintf(path, sizeof(path), "%s/to-load.bin", tmp);
+    run_start(&a, "saved", P_SPANS, P_N, P_SKEW, 2, DEF, T0);
+    a.rng = 2550;
+    fill(&a, 1500 / SCALE);
+    sm_prune(&a.s, a.clk.now);
+    assert_int_equal(txstats_save_bin(a.t, path), TXSTATS_OK);
+    open_run(&b, "journaled, then loaded", spans, 3, 2, T0, dir, NULL); /* a's clock is later */
+    b.rng = 2551;
+    fill(&b, 300 / SCALE); /* replaced by the load */
+    em_empty(&b.s.m);
+    assert_true(b.clk.now < a.clk.now);
+    b.clk.now = a.clk.now + 30;
+    adopt_model(&b, &a);
+    assert_int_equal(txstats_load(b.t, path), TXSTATS_OK);
+    sm_assert_all(b.t, &b.s, b.clk.now, b.name);
+    fill(&b, 600 / SCALE);
+    int64_t at = b.clk.now;
+    txstats_destroy(b.t); /* as a crash: no checkpoint since the load's */
+    b.t = NULL;
+    run_end(&a);
+    open_run(&a, "recovered after the load", spans, 3, 3, at, dir, NULL);
+    adopt_model(&a, &b);
+    sm_assert_all(a.t, &a.s, a.clk.now, a.name);
+    check_later(&a, a.clk.now);
+    run_end(&a);
+    sm_free(&b.s);
+}
+
 /* ---- 4. Single-span files of libtxstats 0.1 and 0.2 in a multi-span instance ---------------- */
 
 /* tests/data: v1 files (test_legacy_files.c tells how they were made: OLD_T0, window 60 s), v2
@@ -1441,6 +1479,7 @@ int main(void)
         T(test_entity_cap_by_longest_span),
         T(test_snapshot_size_by_traffic),
         T(test_small_spans_out_of_memory),
+        T(test_load_into_journaled),
     };
     return cmocka_run_group_tests_name("spans", tests, NULL, NULL);
 }
