@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 #define TXSTATS_VERSION_MAJOR 0
-#define TXSTATS_VERSION_MINOR 2
+#define TXSTATS_VERSION_MINOR 3
 #define TXSTATS_VERSION_PATCH 0
 /** Version as 0xMMmmpp, for compile-time comparisons. */
 #define TXSTATS_VERSION_HEX                                                                        \
