@@ -10,7 +10,7 @@ src="$1"; work="$2"
 skip() { echo "SKIP: $*"; exit 77; }
 [ "$(id -u)" -eq 0 ] || skip "needs root"
 command -v dpkg >/dev/null && command -v apt-get >/dev/null || skip "needs dpkg and apt-get"
-for p in libtxstats0.2 libtxstats-dev txstats-server; do
+for p in libtxstats0.3 libtxstats-dev txstats-server; do
     if dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
         skip "$p is already installed on this machine; not touching it"
     fi
@@ -21,14 +21,14 @@ rm -rf "$work"
 installed=""
 cleanup() {
     [ -n "$installed" ] && DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq \
-        txstats-server libtxstats-dev libtxstats0.2 >/dev/null 2>&1 || true
+        txstats-server libtxstats-dev libtxstats0.3 >/dev/null 2>&1 || true
     rm -rf "$work"
 }
 trap cleanup EXIT
 installed=yes
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
     "$work"/build/*.deb >/dev/null
-dpkg -l libtxstats0.2 libtxstats-dev txstats-server | grep '^ii'
+dpkg -l libtxstats0.3 libtxstats-dev txstats-server | grep '^ii'
 
 echo "== /usr/bin/txstats-server"
 /usr/bin/txstats-server --version
@@ -55,7 +55,7 @@ cc -O2 -Wall -Wextra -Werror $(pkg-config --cflags libtxstats) -o "$work/example
 pkg-config --static --libs libtxstats | grep -q -- -lcjson
 
 echo "== removal"
-DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq txstats-server libtxstats-dev libtxstats0.2 >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq txstats-server libtxstats-dev libtxstats0.3 >/dev/null
 installed=""
 [ ! -e /usr/bin/txstats-server ] && [ -z "$(find /usr/lib -name 'libtxstats.so*' | head -1)" ]
 echo "deb packages: ok"

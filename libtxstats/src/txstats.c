@@ -238,11 +238,21 @@ int txstats_admit(const txstats_config_t *cfg, txstats_amount_t amount, int64_t 
         cfg = &def;
     }
     txstats_config_t longest = *cfg;
-    for (unsigned i = 0; cfg->spans_ms && i < cfg->nspans && i < TXSTATS_MAX_SPANS; i++)
-        longest.window_ms =
-            i == 0 || cfg->spans_ms[i] > longest.window_ms ? cfg->spans_ms[i] : longest.window_ms;
-    if (longest.window_ms < 1 || cfg->max_skew_ms < 0 ||
-        (cfg->spans_ms && (cfg->nspans < 1 || cfg->nspans > TXSTATS_MAX_SPANS)))
+    if (cfg->spans_ms) { /* the spans as txstats_create() checks them, without the maximum */
+        if (cfg->nspans < 1 || cfg->nspans > TXSTATS_MAX_SPANS)
+            return TXSTATS_EINVAL;
+        longest.window_ms = 0;
+        for (unsigned i = 0; i < cfg->nspans; i++) {
+            for (unsigned j = 0; j < i; j++)
+                if (cfg->spans_ms[j] == cfg->spans_ms[i])
+                    return TXSTATS_EINVAL;
+            if (cfg->spans_ms[i] < 1)
+                return TXSTATS_EINVAL;
+            longest.window_ms =
+                cfg->spans_ms[i] > longest.window_ms ? cfg->spans_ms[i] : longest.window_ms;
+        }
+    }
+    if (longest.window_ms < 1 || cfg->max_skew_ms < 0)
         return TXSTATS_EINVAL;
     return admit(&longest, amount, timestamp_ms, now_ms);
 }

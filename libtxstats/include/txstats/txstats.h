@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 #define TXSTATS_VERSION_MAJOR 0
-#define TXSTATS_VERSION_MINOR 2
+#define TXSTATS_VERSION_MINOR 3
 #define TXSTATS_VERSION_PATCH 0
 /** Version as 0xMMmmpp, for compile-time comparisons. */
 #define TXSTATS_VERSION_HEX                                                                        \
@@ -132,7 +132,10 @@ typedef struct {
     const int64_t *spans_ms; /**< several windows at once: `nspans` spans in ms (1 to
                                   TXSTATS_MAX_SPANS, distinct, each >= 1); spans_ms[0] is the
                                   default span and replaces window_ms. Read at creation, not
-                                  kept. NULL: one span, window_ms */
+                                  kept. NULL: one span, window_ms (nspans is then ignored).
+                                  Changing the spans between runs of one data directory: a
+                                  restart keeps what the new longest span holds of what the
+                                  checkpoint and the journal hold */
     unsigned nspans;         /**< entries of spans_ms */
     uint64_t reserved[2];    /**< zero; room for future fields */
 } txstats_config_t;
@@ -448,11 +451,13 @@ TXSTATS_API int txstats_summary_merge(txstats_summary_t *acc, const txstats_summ
 /**
  * The admission rule of txstats_add(), without adding: what txstats_add() would return for this
  * transaction under configuration `cfg` at clock time `now_ms` (SPEC §1: expired when
- * timestamp <= now - window_ms, future when timestamp > now + max_skew_ms). For front ends that
- * must answer before the transaction reaches a window (a queue, another process).
+ * timestamp <= now - window_ms, the longest of spans_ms when given; future when timestamp > now
+ * + max_skew_ms). For front ends that must answer before the transaction reaches a window (a
+ * queue, another process).
  * @param cfg NULL for the defaults.
  * @return TXSTATS_OK (it would be counted); TXSTATS_EXPIRED; TXSTATS_EFUTURE; TXSTATS_ERANGE
- *         (|amount| >= TXSTATS_AMOUNT_LIMIT); TXSTATS_EINVAL (window_ms < 1 or max_skew_ms < 0).
+ *         (|amount| >= TXSTATS_AMOUNT_LIMIT); TXSTATS_EINVAL (window_ms < 1, max_skew_ms < 0, or
+ *         spans_ms with nspans 0 or over TXSTATS_MAX_SPANS, a span < 1, two equal spans).
  *         Range first, then future, then expired; any int64 values, no overflow.
  */
 TXSTATS_API int txstats_admit(const txstats_config_t *cfg, txstats_amount_t amount,
@@ -659,9 +664,10 @@ TXSTATS_API int txstats_open_dir(txstats_t *t, const char *dir, const txstats_du
  * it makes unnecessary, so that disk use is bounded by the traffic between checkpoints rather
  * than by uptime. Adds continue meanwhile: each shard is locked for holds of at most 1 MiB of
  * cells, and no file I/O happens under a lock; memory beyond the window stays about 3 MiB
- * whatever it holds. The file's size is what the window holds (8 bytes per retained transaction,
- * 64 per used millisecond plus 8 per distinct bucket of its amounts not retained, 40 per key, 16
- * per keyed transaction and about 24 per entity), not the span or the caps. Recovery replays
+ * whatever it holds. The file's size is what the window holds (64 bytes per used millisecond, 24
+ * more when it retains amounts and 8 per retained amount, 8 per distinct bucket of its amounts not
+ * retained, 40 per key, 16 per keyed transaction and about 24 per entity), not the span or the
+ * caps. Recovery replays
  * exactly the journal records the checkpoint does not hold, whatever adds ran while it was written.
  * @return TXSTATS_OK; TXSTATS_EIO (errno; EAGAIN when clears or loads kept voiding it);
  *         TXSTATS_ENOMEM; TXSTATS_EINVAL (no directory attached).
