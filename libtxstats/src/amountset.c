@@ -12,18 +12,20 @@ struct txstats__aset_block {
     struct txstats__aset_pair p[TXSTATS__ASET_BLOCK];
 };
 
-/* The first pair whose amount is >= a, in v[0..n). */
+/* The first pair whose amount is >= a, in v[0..n). Branch-free halving (a conditional move per
+ * step): amounts arrive in no order, so a branch would be mispredicted half the time (perf: the
+ * comparisons were most of an entity's add). */
 static uint32_t lower_bound(const struct txstats__aset_pair *v, uint32_t n, txstats_amount_t a)
 {
-    uint32_t lo = 0, hi = n;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (v[mid].amount < a)
-            lo = mid + 1;
-        else
-            hi = mid;
+    if (n == 0)
+        return 0;
+    const struct txstats__aset_pair *base = v;
+    while (n > 1) {
+        uint32_t half = n / 2;
+        base = base[half - 1].amount < a ? base + half : base;
+        n -= half;
     }
-    return lo;
+    return (uint32_t)(base - v) + (base->amount < a);
 }
 
 /* Add one of `a` to the sorted pairs v[0..*n), which have room for one more pair. */
@@ -52,15 +54,13 @@ static void pairs_remove(struct txstats__aset_pair *v, uint32_t *n, txstats_amou
 /* The block of the directory where `a` belongs: the last whose first amount is <= a (or 0). */
 static uint32_t block_of(const struct txstats__aset *s, txstats_amount_t a)
 {
-    uint32_t lo = 0, hi = s->len;
-    while (lo < hi) {
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (s->u.dir[mid]->p[0].amount <= a)
-            lo = mid + 1;
-        else
-            hi = mid;
+    uint32_t base = 0, n = s->len; /* branch-free, as lower_bound */
+    while (n > 1) {
+        uint32_t half = n / 2;
+        base = s->u.dir[base + half]->p[0].amount <= a ? base + half : base;
+        n -= half;
     }
-    return lo ? lo - 1 : 0;
+    return base;
 }
 
 /* A new array of `cap` elements holding the first `n` of `old` (freed). */
