@@ -12,11 +12,12 @@
 
 static const struct txstats__minmax EMPTY = {INT64_MAX, INT64_MIN};
 
+/* The cells are cells[first .. first + n): expiry takes the first without moving the others. */
 struct txstats__tpage {
     int64_t base; /* ts >> SH0 */
     uint64_t used;
     struct txstats__minmax mm;
-    uint32_t n, cap;
+    uint32_t n, cap, first;
     struct txstats__cell *cells;
 };
 
@@ -96,7 +97,15 @@ const struct txstats__cell *txstats__ti_peek(const struct txstats__tindex *ti, i
     const struct txstats__tpage *p = page_of(ti, ts);
     if (!p || !(p->used >> idx(ts, 0) & 1))
         return NULL;
-    return &p->cells[rank_in(p, ts)];
+    return &p->cells[p->first + rank_in(p, ts)];
+}
+
+struct txstats__cell *txstats__ti_get(const struct txstats__tindex *ti, int64_t ts)
+{
+    struct txstats__tpage *p = page_of(ti, ts);
+    if (!p || !(p->used >> idx(ts, 0) & 1))
+        return NULL;
+    return &p->cells[p->first + rank_in(p, ts)];
 }
 
 struct txstats__cell *txstats__ti_find(struct txstats__tindex *ti, int64_t ts)
@@ -105,7 +114,7 @@ struct txstats__cell *txstats__ti_find(struct txstats__tindex *ti, int64_t ts)
     if (!p || !(p->used >> idx(ts, 0) & 1))
         return NULL;
     ti->hot = p;
-    return &p->cells[rank_in(p, ts)];
+    return &p->cells[p->first + rank_in(p, ts)];
 }
 
 static struct txstats__tnode *node_new(struct txstats__tindex *ti, int64_t base)
@@ -151,11 +160,17 @@ static struct txstats__tpage *page_make(struct txstats__tindex *ti, int64_t ts)
     return p;
 }
 
-/* Room for one more cell in the page: TXSTATS_OK or TXSTATS_ENOMEM. */
+/* Room for one more cell after the page's last (moving them to the front, or growing):
+ * TXSTATS_OK or TXSTATS_ENOMEM. */
 static int page_room(struct txstats__tindex *ti, struct txstats__tpage *p)
 {
-    if (p->n < p->cap)
+    if (p->first + p->n < p->cap)
         return TXSTATS_OK;
+    if (p->first) {
+        memmove(p->cells, &p->cells[p->first], p->n * sizeof(*p->cells));
+        p->first = 0;
+        return TXSTATS_OK;
+    }
     uint32_t cap = p->cap ? 2 * p->cap : 1;
     cap = cap > FAN ? FAN : cap;
     struct txstats__cell *c = txstats__alloc(ti->mem, cap * sizeof(*c));
@@ -184,12 +199,18 @@ int txstats__ti_make(struct txstats__tindex *ti, int64_t ts, struct txstats__cel
         return TXSTATS_ENOMEM;
     }
     uint32_t r = rank_in(p, ts);
-    memmove(&p->cells[r + 1], &p->cells[r], (p->n - r) * sizeof(*p->cells));
-    memset(&p->cells[r], 0, sizeof(p->cells[r]));
+    if (r == 0 && p->first > 0) {
+        p->first--; /* a cell before the first: no move */
+    } else {
+        struct txstats__cell *at = &p->cells[p->first + r];
+        memmove(at + 1, at, (p->n - r) * sizeof(*p->cells));
+    }
+    struct txstats__cell *c = &p->cells[p->first + r];
+    memset(c, 0, sizeof(*c));
     p->n++;
     p->used |= UINT64_C(1) << idx(ts, 0);
     ti->cells++;
-    *out = &p->cells[r];
+    *out = c;
     return TXSTATS_OK;
 }
 
@@ -200,7 +221,7 @@ static struct txstats__minmax page_mm(const struct txstats__tpage *p, int64_t no
     uint64_t used = p->used;
     for (uint32_t i = 0; used; i++, used &= used - 1) {
         int64_t ts = shl(p->base, SH0) | __builtin_ctzll(used);
-        const struct txstats__cell *c = &p->cells[i];
+        const struct txstats__cell *c = &p->cells[p->first + i];
         if (c->count && ts <= now)
             m = join(m, (struct txstats__minmax){c->min, c->max});
     }
@@ -262,22 +283,26 @@ static void refresh(struct txstats__tindex *ti, int64_t ts, int64_t now)
         n2->mm = node_mm(n2);
 }
 
-void txstats__ti_remove(struct txstats__tindex *ti, int64_t ts, int64_t now)
+void txstats__ti_remove(struct txstats__tindex *ti, int64_t ts, int64_t now, bool at_edge)
 {
     struct txstats__tpage *p = page_of(ti, ts);
     uint32_t r = rank_in(p, ts);
-    const struct txstats__cell *c = &p->cells[r];
-    bool edge = c->count && ts <= now && (c->min == p->mm.min || c->max == p->mm.max);
-    memmove(&p->cells[r], &p->cells[r + 1], (p->n - r - 1) * sizeof(*p->cells));
+    const struct txstats__cell *c = &p->cells[p->first + r];
+    bool extreme = c->count && ts <= now && (c->min == p->mm.min || c->max == p->mm.max);
+    if (r == 0) {
+        p->first++; /* the oldest: expiry's case, no move */
+    } else {
+        struct txstats__cell *at = &p->cells[p->first + r];
+        memmove(at, at + 1, (p->n - r - 1) * sizeof(*p->cells));
+    }
     p->n--;
+    p->first = p->n ? p->first : 0;
     p->used &= ~(UINT64_C(1) << idx(ts, 0));
     ti->cells--;
-    if (!p->used) {
+    if (!p->used)
         prune(ti, ts);
+    if (!at_edge && (extreme || !p->used))
         refresh(ti, ts, now);
-    } else if (edge) {
-        refresh(ti, ts, now);
-    }
 }
 
 /* The lowest set bit of `used` at or above bit b, or -1. */
@@ -326,6 +351,12 @@ int64_t txstats__ti_next(const struct txstats__tindex *ti, int64_t from, int64_t
 {
     if (from > to)
         return INT64_MAX;
+    if (from >> SH0 == to >> SH0) { /* one page: its bitmap alone */
+        const struct txstats__tpage *p = page_of(ti, from);
+        uint64_t span = ~UINT64_C(0) >> (LOW6 - idx(to, 0));
+        int b = p ? next_bit(p->used & span, idx(from, 0)) : -1;
+        return b >= 0 ? shl(p->base, SH0) | b : INT64_MAX;
+    }
     if ((to >> SH2) - (from >> SH2) >= ti->nring)
         return next_wide(ti, from, to);
     for (int64_t k = from >> SH2; k <= to >> SH2; k++) {
@@ -358,7 +389,7 @@ static struct txstats__minmax page_from(const struct txstats__tpage *p, int64_t 
     uint64_t used = p->used;
     for (uint32_t i = 0; used; i++, used &= used - 1) {
         int64_t ts = shl(p->base, SH0) | __builtin_ctzll(used);
-        const struct txstats__cell *c = &p->cells[i];
+        const struct txstats__cell *c = &p->cells[p->first + i];
         if (c->count && ts >= lo && ts <= now)
             m = join(m, (struct txstats__minmax){c->min, c->max});
     }

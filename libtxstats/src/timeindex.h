@@ -18,6 +18,7 @@
 #ifndef TXSTATS_TIMEINDEX_H
 #define TXSTATS_TIMEINDEX_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "alloc.h"
@@ -60,13 +61,18 @@ int txstats__ti_init(struct txstats__tindex *ti, const struct txstats__mem *mem,
 void txstats__ti_fini(struct txstats__tindex *ti);
 /* The cell of ts, or NULL (its page remembered: the next find near it is one comparison). */
 struct txstats__cell *txstats__ti_find(struct txstats__tindex *ti, int64_t ts);
-/* The same, remembering nothing (readers). */
+/* The same, remembering nothing (readers; and expiry, which must not move the remembered page
+ * away from where adds go). */
 const struct txstats__cell *txstats__ti_peek(const struct txstats__tindex *ti, int64_t ts);
+struct txstats__cell *txstats__ti_get(const struct txstats__tindex *ti, int64_t ts);
 /* The cell of ts, made (zeroed) when missing: TXSTATS_OK or TXSTATS_ENOMEM. */
 int txstats__ti_make(struct txstats__tindex *ti, int64_t ts, struct txstats__cell **out);
 /* Remove the cell of ts (it exists; its chains released); the summaries are refreshed from the
- * active cells (count > 0, ts <= now) left. */
-void txstats__ti_remove(struct txstats__tindex *ti, int64_t ts, int64_t now);
+ * active cells (count > 0, ts <= now) left. `at_edge`: the cell left the window at its lower
+ * edge (as every older one did): no refresh, since no query reads the summaries of the path of
+ * the window's lower edge (a span's query descends to the cells on the path of its own lower
+ * edge, which is never below the window's, and reads the summaries above it). */
+void txstats__ti_remove(struct txstats__tindex *ti, int64_t ts, int64_t now, bool at_edge);
 /* The first ts in [from, to] that has a cell, or INT64_MAX. */
 int64_t txstats__ti_next(const struct txstats__tindex *ti, int64_t from, int64_t to);
 /* The cell of ts is active with these extremes (or they grew). */

@@ -35,6 +35,9 @@ static bool in_span(const struct txstats__window *w, unsigned s, int64_t ts)
     return ts <= w->now && ts > w->now - w->g->spans[s];
 }
 
+static void release_tags(struct txstats__window *w, struct txstats__cell *c);
+static void chunk_give(struct txstats__window *w, struct txstats__chunk *k);
+
 static void sink(struct txstats__window *w, uint32_t slot, txstats_amount_t a, int op, unsigned s)
 {
     if (w->sink.fn)
@@ -80,10 +83,7 @@ static void settle_tags(struct txstats__window *w, struct txstats__cell *c, int6
                 sink_tags(w, tail, TXSTATS__TAG_UNCOUNT, s);
         sink_tags(w, tail, TXSTATS__TAG_UNCOUNT, w->g->longest);
     }
-    struct txstats__tchunk *head = tail->next;
-    tail->next = w->free_tags;
-    w->free_tags = head;
-    c->tags = NULL;
+    release_tags(w, c);
 }
 
 void txstats__window_tags(const struct txstats__cell *c,
@@ -102,18 +102,43 @@ void txstats__window_tags(const struct txstats__cell *c,
 static struct txstats__tchunk *tchunk_take(struct txstats__window *w)
 {
     struct txstats__tchunk *k = w->free_tags;
-    if (k)
+    if (k) {
         w->free_tags = k->next;
-    else if (!(k = txstats__alloc(w->mem, sizeof(*k))))
+        w->nfree_tags--;
+    } else if (!(k = txstats__alloc(w->mem, sizeof(*k)))) {
         return NULL;
+    }
     k->n = 0;
     return k;
 }
 
+/* A chunk to the free list, or freed once the list holds TXSTATS__FREE_MAX: memory goes back as
+ * traffic falls. */
 static void tchunk_give(struct txstats__window *w, struct txstats__tchunk *k)
 {
+    if (w->nfree_tags >= TXSTATS__FREE_MAX) {
+        txstats__free(w->mem, k);
+        return;
+    }
     k->next = w->free_tags;
     w->free_tags = k;
+    w->nfree_tags++;
+}
+
+/* A cell's tag chunks to the free list (or freed). */
+static void release_tags(struct txstats__window *w, struct txstats__cell *c)
+{
+    struct txstats__tchunk *tail = c->tags;
+    if (!tail)
+        return;
+    struct txstats__tchunk *k = tail->next;
+    tail->next = NULL;
+    while (k) {
+        struct txstats__tchunk *next = k->next;
+        tchunk_give(w, k);
+        k = next;
+    }
+    c->tags = NULL;
 }
 
 /* Append a tag; the tail chunk must have room or `fresh` be given. */
@@ -132,12 +157,16 @@ static void tag_append(struct txstats__cell *c, struct txstats__tchunk *fresh, u
 
 static void release_chain(struct txstats__window *w, struct txstats__cell *c)
 {
-    if (c->tail) {
-        struct txstats__chunk *head = c->tail->next;
-        c->tail->next = w->free_chunks;
-        w->free_chunks = head;
-        c->tail = NULL;
+    if (!c->tail)
+        return;
+    struct txstats__chunk *k = c->tail->next;
+    c->tail->next = NULL;
+    while (k) {
+        struct txstats__chunk *next = k->next;
+        chunk_give(w, k);
+        k = next;
     }
+    c->tail = NULL;
 }
 static bool take_credit(struct txstats__window *w)
 {
@@ -286,20 +315,21 @@ static void span_cell(struct txstats__window *w, unsigned s, const struct txstat
     txstats__dcounts_list(&sp->k, c->dtail, add);
 }
 
-/* A cell's chains back to the free lists, its budget back, the cell out of the index. */
+/* A cell at the window's lower edge (or, at a reset, every cell): its chains back to the free
+ * lists, its budget back, the cell out of the index. */
 static void drop_cell(struct txstats__window *w, int64_t ts, struct txstats__cell *c)
 {
     release_chain(w, c);
     txstats__dist_release(&w->dist, &c->dtail);
     give_credit(w, c->kept);
-    txstats__ti_remove(&w->ti, ts, w->now);
+    txstats__ti_remove(&w->ti, ts, w->now, true);
 }
 
 /* A cell the clock reached: counted in every span, its tags too (the spans it is already out of
  * uncount it right after, in the same advance: ts > old - span for every span). */
 static void activate_cell(struct txstats__window *w, int64_t ts)
 {
-    struct txstats__cell *c = txstats__ti_find(&w->ti, ts);
+    struct txstats__cell *c = txstats__ti_get(&w->ti, ts);
     for (unsigned s = 0; s < w->g->nspans; s++)
         span_cell(w, s, c, true);
     txstats__ti_widen(&w->ti, ts, (struct txstats__minmax){c->min, c->max});
@@ -311,7 +341,7 @@ static void leave_span(struct txstats__window *w, unsigned s, int64_t from, int6
 {
     for (int64_t ts = txstats__ti_next(&w->ti, from + 1, to); ts != INT64_MAX;
          ts = txstats__ti_next(&w->ti, ts + 1, to)) {
-        struct txstats__cell *c = txstats__ti_find(&w->ti, ts);
+        struct txstats__cell *c = txstats__ti_get(&w->ti, ts);
         span_cell(w, s, c, false);
         sink_tags(w, c->tags, TXSTATS__TAG_UNCOUNT, s);
     }
@@ -323,16 +353,10 @@ static void leave_window(struct txstats__window *w, int64_t from, int64_t to)
     unsigned s = w->g->longest;
     for (int64_t ts = txstats__ti_next(&w->ti, from + 1, to); ts != INT64_MAX;
          ts = txstats__ti_next(&w->ti, ts + 1, to)) {
-        struct txstats__cell *c = txstats__ti_find(&w->ti, ts);
+        struct txstats__cell *c = txstats__ti_get(&w->ti, ts);
         span_cell(w, s, c, false);
         sink_tags(w, c->tags, TXSTATS__TAG_UNCOUNT, s);
-        struct txstats__tchunk *tail = c->tags;
-        if (tail) {
-            struct txstats__tchunk *head = tail->next;
-            tail->next = w->free_tags;
-            w->free_tags = head;
-            c->tags = NULL;
-        }
+        release_tags(w, c);
         drop_cell(w, ts, c);
     }
 }
@@ -360,7 +384,7 @@ void txstats__window_reset(struct txstats__window *w)
     int64_t lo = w->now - w->g->window_ms + 1, hi = w->now + w->g->skew_ms;
     for (int64_t ts = txstats__ti_next(&w->ti, lo, hi); ts != INT64_MAX;
          ts = txstats__ti_next(&w->ti, ts + 1, hi)) {
-        struct txstats__cell *c = txstats__ti_find(&w->ti, ts);
+        struct txstats__cell *c = txstats__ti_get(&w->ti, ts);
         settle_tags(w, c, ts);
         drop_cell(w, ts, c);
     }
@@ -376,7 +400,7 @@ static void unmake(struct txstats__window *w, const struct txstats__reservation 
 {
     struct txstats__cell *c = r->made ? txstats__ti_find(&w->ti, r->ts) : NULL;
     if (c && c->count == 0)
-        txstats__ti_remove(&w->ti, r->ts, w->now);
+        txstats__ti_remove(&w->ti, r->ts, w->now, false);
 }
 
 /* The chunks a reservation needs in cell c, with `pend` reserved before it. */

@@ -19,6 +19,7 @@
  * no window arithmetic can overflow. */
 #define TXSTATS__CLOCK_LIMIT (INT64_C(1) << 52)
 #define TXSTATS__MAX_SPANS   8
+#define TXSTATS__FREE_MAX    256 /* chunks a window keeps for reuse, of each kind */
 
 /* The shape every window of an instance shares. */
 struct txstats__geom {
@@ -82,8 +83,9 @@ struct txstats__window {
     uint64_t credit;           /* retained amounts this window may still add, from ret->pool */
     struct txstats__tindex ti; /* the cells, active or ahead of now */
     struct txstats__span sp[TXSTATS__MAX_SPANS];
-    struct txstats__chunk *free_chunks;
+    struct txstats__chunk *free_chunks; /* at most TXSTATS__FREE_MAX each */
     struct txstats__tchunk *free_tags;
+    uint32_t nfree_chunks, nfree_tags;
     struct txstats__tag_sink sink; /* set by the owner after init; fn NULL: tags ignored */
     struct txstats__dist dist;     /* the bucket lists' chunks */
 };
