@@ -299,9 +299,10 @@ void txstats__ti_remove(struct txstats__tindex *ti, int64_t ts, int64_t now, boo
     p->first = p->n ? p->first : 0;
     p->used &= ~(UINT64_C(1) << idx(ts, 0));
     ti->cells--;
-    if (!p->used)
-        prune(ti, ts);
-    if (!at_edge && (extreme || !p->used))
+    bool emptied = !p->used;
+    if (emptied)
+        prune(ti, ts); /* p is freed */
+    if (!at_edge && (extreme || emptied))
         refresh(ti, ts, now);
 }
 
