@@ -43,7 +43,10 @@ static int known_key(struct srv_cluster *k, const txstats_input_t *in, const txs
     if (key->len > TXSTATS_MAX_KEY_BYTES)
         return TXSTATS_EINVAL;
     txstats_t *w = k->part[srv_kafka_partition_of(k, key)];
-    return txstats_key_check(w, in->amount, in->timestamp_ms, key->key, key->len, first);
+    txstats_input_t q = *in; /* the entity is part of what the key remembers */
+    q.idem_key = key->key;
+    q.idem_key_len = key->len;
+    return txstats_key_check_ex(w, &q, first);
 }
 
 /* Room for the transaction's key: it is active in some partition, or fewer than
@@ -72,8 +75,7 @@ static int key_room(struct srv_cluster *k, const txstats_input_t *in)
 int srv_kafka_key_outcome(struct srv_cluster *k, int32_t partition, const txstats_input_t *in,
                           int *first)
 {
-    int rc = txstats_key_check(k->part[partition], in->amount, in->timestamp_ms, in->idem_key,
-                               in->idem_key_len, first);
+    int rc = txstats_key_check_ex(k->part[partition], in, first);
     if (rc == TXSTATS_DUPLICATE) /* ours, or an identical one first: the first's outcome */
         return *first;
     return rc == TXSTATS_OK ? TXSTATS_OK : rc; /* unknown: counted without a key (table full) */

@@ -838,8 +838,14 @@ static void test_idempotency_and_entity(void **state)
     assert_int_equal(add_in(t, 500, T0 - 1, "card", "idem-1", &first), TXSTATS_ECONFLICT);
     assert_int_equal(estats(t, "card", 4).count, 1);
     assert_int_equal(gstats(t).count, 1);
-    /* One table of idempotency keys, whichever function adds. */
-    assert_int_equal(txstats_add_keyed(t, 500, T0, "idem-1", 6, &first), TXSTATS_DUPLICATE);
+    /* The key remembers the entity: another entity, or none, is another transaction. */
+    assert_int_equal(add_in(t, 500, T0, "card2", "idem-1", &first), TXSTATS_ECONFLICT);
+    assert_int_equal(txstats_add_keyed(t, 500, T0, "idem-1", 6, &first), TXSTATS_ECONFLICT);
+    assert_int_equal(estats(t, "card2", 5).count, 0);
+    txstats_input_t q = {500, T0, "card", 4, "idem-1", 6};
+    assert_int_equal(txstats_key_check_ex(t, &q, &first), TXSTATS_DUPLICATE);
+    q.entity = "cart";
+    assert_int_equal(txstats_key_check_ex(t, &q, &first), TXSTATS_ECONFLICT);
     assert_int_equal(add_in(t, 9, T0, NULL, "idem-2", NULL), TXSTATS_OK); /* no entity */
     assert_int_equal(txstats_add_keyed(t, 9, T0, "idem-2", 6, NULL), TXSTATS_DUPLICATE);
     /* Entities and idempotency keys are apart: an entity named like a key is another thing. */

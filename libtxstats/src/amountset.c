@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "amountset.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #define LARGE(s) ((s)->cap & TXSTATS__ASET_LARGE)
@@ -10,6 +11,12 @@ struct txstats__aset_block {
     uint32_t n;
     struct txstats__aset_block *next_spare;
     struct txstats__aset_pair p[TXSTATS__ASET_BLOCK];
+};
+
+struct txstats__aset_large {
+    uint32_t nfull, nspare;            /* blocks with TXSTATS__ASET_BLOCK pairs; spare blocks */
+    struct txstats__aset_block *spare; /* ready for splits */
+    struct txstats__aset_block *blk[]; /* `len` blocks, sorted */
 };
 
 /* The first pair whose amount is >= a, in v[0..n). Branch-free halving (a conditional move per
@@ -57,7 +64,7 @@ static uint32_t block_of(const struct txstats__aset *s, txstats_amount_t a)
     uint32_t base = 0, n = s->len; /* branch-free, as lower_bound */
     while (n > 1) {
         uint32_t half = n / 2;
-        base = s->u.dir[base + half]->p[0].amount <= a ? base + half : base;
+        base = s->u.lg->blk[base + half]->p[0].amount <= a ? base + half : base;
         n -= half;
     }
     return base;
@@ -79,10 +86,10 @@ static void *regrow(const struct txstats__mem *mem, void *old, size_t n, size_t 
 static int make_large(struct txstats__aset *s, const struct txstats__mem *mem)
 {
     struct txstats__aset_block *b = txstats__alloc(mem, sizeof(*b));
-    struct txstats__aset_block **dir = txstats__alloc(mem, 4 * sizeof(*dir));
-    if (!b || !dir) {
+    struct txstats__aset_large *lg = txstats__alloc(mem, sizeof(*lg) + 4 * sizeof(lg->blk[0]));
+    if (!b || !lg) {
         txstats__free(mem, b);
-        txstats__free(mem, dir);
+        txstats__free(mem, lg);
         return TXSTATS_ENOMEM;
     }
     b->n = s->len;
@@ -90,8 +97,9 @@ static int make_large(struct txstats__aset *s, const struct txstats__mem *mem)
     if (s->len)
         memcpy(b->p, s->u.v, s->len * sizeof(*b->p));
     txstats__free(mem, s->u.v);
-    dir[0] = b;
-    s->u.dir = dir;
+    *lg = (struct txstats__aset_large){b->n == TXSTATS__ASET_BLOCK, 0, NULL};
+    lg->blk[0] = b;
+    s->u.lg = lg;
     s->len = 1;
     s->cap = 4 | TXSTATS__ASET_LARGE;
     return TXSTATS_OK;
@@ -116,34 +124,35 @@ static int reserve_small(struct txstats__aset *s, const struct txstats__mem *mem
     return TXSTATS_OK;
 }
 
-static uint32_t spares(const struct txstats__aset *s)
-{
-    uint32_t n = 0;
-    for (const struct txstats__aset_block *b = s->spare; b; b = b->next_spare)
-        n++;
-    return n;
-}
-
-/* Large: every insert may split one block, which takes a spare block and a directory slot. */
+/* Large: room in the directory for a split per spare block, and the spare blocks. */
 static int reserve_large(struct txstats__aset *s, const struct txstats__mem *mem, uint32_t k)
 {
-    uint64_t need = (uint64_t)s->len + k;
+    struct txstats__aset_large *lg = s->u.lg;
+    /* A split needs a full block: the full ones need one insert, the others (len at most) at
+     * least two, a half block left by a split 32 more. */
+    uint64_t half = k / 2 < s->len ? k / 2 : s->len;
+    uint64_t splits = (uint64_t)lg->nfull + half + k / (TXSTATS__ASET_BLOCK / 2) + 1;
+    splits = splits < k ? splits : k;
+    uint64_t need = (uint64_t)s->len + splits;
     if (need > TXSTATS__ASET_LARGE / 4)
         return TXSTATS_ENOMEM;
     if (need > ROOM(s)) {
         uint32_t cap = (uint32_t)(need * 2);
-        void *dir = regrow(mem, s->u.dir, s->len, cap, sizeof(*s->u.dir));
-        if (!dir)
+        struct txstats__aset_large *n = txstats__alloc(mem, sizeof(*n) + cap * sizeof(n->blk[0]));
+        if (!n)
             return TXSTATS_ENOMEM;
-        s->u.dir = dir;
+        memcpy(n, lg, sizeof(*lg) + s->len * sizeof(lg->blk[0]));
+        txstats__free(mem, lg);
+        s->u.lg = lg = n;
         s->cap = cap | TXSTATS__ASET_LARGE;
     }
-    for (uint32_t n = spares(s); n < k; n++) {
+    while (lg->nspare < splits) {
         struct txstats__aset_block *b = txstats__alloc(mem, sizeof(*b));
         if (!b)
             return TXSTATS_ENOMEM;
-        b->next_spare = s->spare;
-        s->spare = b;
+        b->next_spare = lg->spare;
+        lg->spare = b;
+        lg->nspare++;
     }
     return TXSTATS_OK;
 }
@@ -157,15 +166,18 @@ int txstats__aset_reserve(struct txstats__aset *s, const struct txstats__mem *me
 /* Split full block i in two halves, the upper one in a spare block after it. */
 static void split(struct txstats__aset *s, uint32_t i)
 {
-    struct txstats__aset_block *b = s->u.dir[i], *nb = s->spare;
-    s->spare = nb->next_spare;
+    struct txstats__aset_large *lg = s->u.lg;
+    struct txstats__aset_block *b = lg->blk[i], *nb = lg->spare;
+    lg->spare = nb->next_spare;
+    lg->nspare--;
+    lg->nfull--; /* b was full; neither half is */
     uint32_t half = b->n / 2;
     nb->n = b->n - half;
     nb->next_spare = NULL;
     memcpy(nb->p, &b->p[half], nb->n * sizeof(*nb->p));
     b->n = half;
-    memmove(&s->u.dir[i + 2], &s->u.dir[i + 1], (s->len - i - 1) * sizeof(*s->u.dir));
-    s->u.dir[i + 1] = nb;
+    memmove(&s->u.lg->blk[i + 2], &s->u.lg->blk[i + 1], (s->len - i - 1) * sizeof(s->u.lg->blk[0]));
+    s->u.lg->blk[i + 1] = nb;
     s->len++;
 }
 
@@ -176,7 +188,7 @@ void txstats__aset_insert(struct txstats__aset *s, txstats_amount_t amount)
         return;
     }
     uint32_t i = block_of(s, amount);
-    struct txstats__aset_block *b = s->u.dir[i];
+    struct txstats__aset_block *b = s->u.lg->blk[i];
     uint32_t at = lower_bound(b->p, b->n, amount);
     if (at < b->n && b->p[at].amount == amount) {
         b->p[at].n++;
@@ -184,11 +196,12 @@ void txstats__aset_insert(struct txstats__aset *s, txstats_amount_t amount)
     }
     if (b->n == TXSTATS__ASET_BLOCK) {
         split(s, i);
-        if (amount >= s->u.dir[i + 1]->p[0].amount)
+        if (amount >= s->u.lg->blk[i + 1]->p[0].amount)
             i++;
-        b = s->u.dir[i];
+        b = s->u.lg->blk[i];
     }
     pairs_insert(b->p, &b->n, amount);
+    s->u.lg->nfull += b->n == TXSTATS__ASET_BLOCK;
 }
 
 void txstats__aset_remove(struct txstats__aset *s, const struct txstats__mem *mem,
@@ -199,33 +212,38 @@ void txstats__aset_remove(struct txstats__aset *s, const struct txstats__mem *me
         return;
     }
     uint32_t i = block_of(s, amount);
-    struct txstats__aset_block *b = s->u.dir[i];
+    struct txstats__aset_block *b = s->u.lg->blk[i];
+    bool full = b->n == TXSTATS__ASET_BLOCK;
     pairs_remove(b->p, &b->n, amount);
+    s->u.lg->nfull -= full && b->n < TXSTATS__ASET_BLOCK;
     if (b->n > 0 || s->len == 1)
         return;
-    memmove(&s->u.dir[i], &s->u.dir[i + 1], (s->len - i - 1) * sizeof(*s->u.dir));
+    memmove(&s->u.lg->blk[i], &s->u.lg->blk[i + 1], (s->len - i - 1) * sizeof(s->u.lg->blk[0]));
     s->len--;
     txstats__free(mem, b);
 }
 
 txstats_amount_t txstats__aset_min(const struct txstats__aset *s)
 {
-    return LARGE(s) ? s->u.dir[0]->p[0].amount : s->u.v[0].amount;
+    return LARGE(s) ? s->u.lg->blk[0]->p[0].amount : s->u.v[0].amount;
 }
 
 txstats_amount_t txstats__aset_max(const struct txstats__aset *s)
 {
     if (!LARGE(s))
         return s->u.v[s->len - 1].amount;
-    const struct txstats__aset_block *b = s->u.dir[s->len - 1];
+    const struct txstats__aset_block *b = s->u.lg->blk[s->len - 1];
     return b->p[b->n - 1].amount;
 }
 
 void txstats__aset_trim(struct txstats__aset *s, const struct txstats__mem *mem, uint32_t k)
 {
-    for (uint32_t n = spares(s); n > k; n--) {
-        struct txstats__aset_block *b = s->spare;
-        s->spare = b->next_spare;
+    if (!LARGE(s))
+        return;
+    struct txstats__aset_large *lg = s->u.lg;
+    for (; lg->nspare > k; lg->nspare--) {
+        struct txstats__aset_block *b = lg->spare;
+        lg->spare = b->next_spare;
         txstats__free(mem, b);
     }
 }
@@ -235,7 +253,7 @@ void txstats__aset_free(struct txstats__aset *s, const struct txstats__mem *mem)
     txstats__aset_trim(s, mem, 0);
     if (LARGE(s))
         for (uint32_t i = 0; i < s->len; i++)
-            txstats__free(mem, s->u.dir[i]);
+            txstats__free(mem, s->u.lg->blk[i]);
     txstats__free(mem, s->u.v);
     memset(s, 0, sizeof(*s));
 }
@@ -244,6 +262,6 @@ uint64_t txstats__aset_bytes(const struct txstats__aset *s)
 {
     if (!LARGE(s))
         return (uint64_t)s->cap * sizeof(struct txstats__aset_pair);
-    return (uint64_t)ROOM(s) * sizeof(*s->u.dir) +
-           (uint64_t)(s->len + spares(s)) * sizeof(struct txstats__aset_block);
+    return sizeof(struct txstats__aset_large) + (uint64_t)ROOM(s) * sizeof(s->u.lg->blk[0]) +
+           (uint64_t)(s->len + s->u.lg->nspare) * sizeof(struct txstats__aset_block);
 }

@@ -31,20 +31,21 @@ struct txstats__aset_block;
 
 #define TXSTATS__ASET_LARGE 0x80000000u /* in `cap` */
 
-/* Empty: all zero (24 bytes). Small: `v` holds `len` pairs (room for `cap`); large (the
- * TXSTATS__ASET_LARGE bit of `cap`): `dir` holds `len` blocks (room for the rest of `cap`), and
- * `spare` lists blocks ready for splits. */
+struct txstats__aset_large; /* amountset.c: the directory, with its counts and spare blocks */
+
+/* Empty: all zero (16 bytes). Small: `v` holds `len` pairs (room for `cap`); large (the
+ * TXSTATS__ASET_LARGE bit of `cap`): `lg` holds `len` blocks (room for the rest of `cap`). */
 struct txstats__aset {
     union {
         struct txstats__aset_pair *v;
-        struct txstats__aset_block **dir;
+        struct txstats__aset_large *lg;
     } u;
     uint32_t len, cap;
-    struct txstats__aset_block *spare;
 };
 
-/* Room for `k` inserts of amounts not yet in the set (without allocating). TXSTATS_OK or
- * TXSTATS_ENOMEM (the set unchanged in content). */
+/* Room for `k` inserts (without allocating): in a large set, one spare block for each block
+ * that is full now plus one for every half block of inserts (no insert sequence splits more).
+ * TXSTATS_OK or TXSTATS_ENOMEM (the set unchanged in content). O(1) amortized. */
 int txstats__aset_reserve(struct txstats__aset *s, const struct txstats__mem *mem, uint32_t k);
 /* One more of `amount`; room was reserved. */
 void txstats__aset_insert(struct txstats__aset *s, txstats_amount_t amount);

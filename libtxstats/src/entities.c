@@ -4,7 +4,7 @@
 #include <sodium.h>
 #include <string.h>
 
-_Static_assert(sizeof(struct txstats__entity) == 96, "an entity is a slot of 96 bytes");
+_Static_assert(sizeof(struct txstats__entity) == 88, "an entity is a slot of 88 bytes");
 
 uint64_t txstats__ent_hash_with(const uint64_t hash_key[2], const void *key, size_t len)
 {

@@ -3,7 +3,7 @@
  * Internal: the entities of one shard, each the statistics of one key's window (leaf: no window,
  * no lock, no journal; it calls the allocator and the amount multiset).
  *
- * An entity is a 96-byte slot in pages of TXSTATS__ENT_PAGE slots: per span, its count and exact
+ * An entity is an 88-byte slot in pages of TXSTATS__ENT_PAGE slots: per span, its count and exact
  * sum over the transactions it has there (active ones), and the multiset of their amounts (min
  * and max in O(1)); its key (in the slot up to 24 bytes: one cache miss fewer per add); how many
  * of its transactions are reserved or ahead of the clock

@@ -257,7 +257,7 @@ static int on_tags(struct txstats__load *l, const struct txstats__img_rec *r)
             continue;
         rc = txstats__ent_reserve(target_ents(l), slot);
         if (rc == TXSTATS_OK)
-            rc = txstats__window_stage_tag(target(l), &l->st, slot, a);
+            rc = txstats__window_stage_tag(target(l), &l->st, l->ts, slot, a);
     }
     l->ntags += r->n;
     return rc;

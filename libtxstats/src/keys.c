@@ -20,9 +20,15 @@ void txstats__key_digest(const void *key, size_t len, struct txstats__key *out)
         out->h[1] = 1; /* (0, 0) marks an empty slot */
 }
 
-uint64_t txstats__key_fingerprint(txstats_amount_t amount, int64_t ts)
+uint64_t txstats__key_fingerprint(txstats_amount_t amount, int64_t ts, const void *ent,
+                                  size_t ent_len)
 {
     uint64_t x = (uint64_t)amount * 0x9E3779B97F4A7C15u ^ (uint64_t)ts;
+    if (ent_len) { /* the entity too: the same key for another entity is another transaction */
+        uint64_t h;
+        crypto_generichash((unsigned char *)&h, sizeof(h), ent, ent_len, NULL, 0);
+        x ^= h * 0xD6E8FEB86659FD93u;
+    }
     x ^= x >> 31; /* splitmix64's finaliser: every input bit reaches every output bit */
     x *= 0xBF58476D1CE4E5B9u;
     x ^= x >> 27;

@@ -61,7 +61,10 @@ struct txstats__key_info {
 };
 
 void txstats__key_digest(const void *key, size_t len, struct txstats__key *out);
-uint64_t txstats__key_fingerprint(txstats_amount_t amount, int64_t ts);
+/* What a key remembers of its transaction: amount, timestamp and entity (none: ent_len 0, the
+ * fingerprint of libtxstats 0.2). */
+uint64_t txstats__key_fingerprint(txstats_amount_t amount, int64_t ts, const void *ent,
+                                  size_t ent_len);
 
 int txstats__keys_init(struct txstats__keys *k, const struct txstats__mem *mem, uint64_t max_keys);
 void txstats__keys_fini(struct txstats__keys *k);

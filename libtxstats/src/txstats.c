@@ -425,8 +425,10 @@ static int add_first(txstats_t *t, struct txstats__key_sub *sub, const txstats_t
                      const struct txstats__key *key, const struct ent_ref *ent, int64_t now)
 {
     int rc = admit(&t->cfg, tx->amount, tx->timestamp_ms, now);
-    struct txstats__key_info info = {txstats__key_fingerprint(tx->amount, tx->timestamp_ms), rc,
-                                     (rc == TXSTATS_OK ? tx->timestamp_ms : now) + t->key_ttl};
+    struct txstats__key_info info = {txstats__key_fingerprint(tx->amount, tx->timestamp_ms,
+                                                              ent ? ent->key : NULL,
+                                                              ent ? ent->len : 0),
+                                     rc, (rc == TXSTATS_OK ? tx->timestamp_ms : now) + t->key_ttl};
     int put = txstats__keys_put(&t->keys, sub, key, &info, now);
     if (rc != TXSTATS_OK || put != TXSTATS_OK)
         return rc != TXSTATS_OK ? rc : put; /* a refusal stands even when it cannot be kept */
@@ -446,8 +448,9 @@ static int add_keyed_locked(txstats_t *t, struct txstats__key_sub *sub, const tx
         return add_first(t, sub, tx, key, ent, now);
     if (first)
         *first = info.status;
-    return info.fp == txstats__key_fingerprint(tx->amount, tx->timestamp_ms) ? TXSTATS_DUPLICATE
-                                                                             : TXSTATS_ECONFLICT;
+    uint64_t fp = txstats__key_fingerprint(tx->amount, tx->timestamp_ms, ent ? ent->key : NULL,
+                                           ent ? ent->len : 0);
+    return info.fp == fp ? TXSTATS_DUPLICATE : TXSTATS_ECONFLICT;
 }
 
 /* Whether an input's entity and key have lengths the API allows (absent ones do). */
@@ -499,14 +502,13 @@ int txstats_add_keyed(txstats_t *t, txstats_amount_t amount, int64_t timestamp_m
     return txstats_add_ex(t, &in, first);
 }
 
-int txstats_key_check(txstats_t *t, txstats_amount_t amount, int64_t timestamp_ms, const void *key,
-                      size_t key_len, int *first)
+int txstats_key_check_ex(txstats_t *t, const txstats_input_t *in, int *first)
 {
-    if (!t || !key || key_len == 0 || key_len > TXSTATS_MAX_KEY_BYTES)
+    if (!t || !in || !in->idem_key || in->idem_key_len == 0 || !input_ok(in))
         return TXSTATS_EINVAL;
     struct txstats__key k;
     struct txstats__key_info info;
-    txstats__key_digest(key, key_len, &k);
+    txstats__key_digest(in->idem_key, in->idem_key_len, &k);
     struct txstats__key_sub *sub = txstats__keys_lock(&t->keys, &k);
     bool known = txstats__keys_find(sub, &k, txstats__now(t), &info);
     txstats__keys_unlock(sub);
@@ -514,8 +516,16 @@ int txstats_key_check(txstats_t *t, txstats_amount_t amount, int64_t timestamp_m
         return TXSTATS_OK;
     if (first)
         *first = info.status;
-    return info.fp == txstats__key_fingerprint(amount, timestamp_ms) ? TXSTATS_DUPLICATE
-                                                                     : TXSTATS_ECONFLICT;
+    uint64_t fp = txstats__key_fingerprint(in->amount, in->timestamp_ms, in->entity,
+                                           in->entity ? in->entity_len : 0);
+    return info.fp == fp ? TXSTATS_DUPLICATE : TXSTATS_ECONFLICT;
+}
+
+int txstats_key_check(txstats_t *t, txstats_amount_t amount, int64_t timestamp_ms, const void *key,
+                      size_t key_len, int *first)
+{
+    txstats_input_t in = {amount, timestamp_ms, NULL, 0, key, key_len};
+    return key && key_len ? txstats_key_check_ex(t, &in, first) : TXSTATS_EINVAL;
 }
 
 int txstats__replay(txstats_t *t, const struct txstats__jrec *rec)
@@ -523,8 +533,9 @@ int txstats__replay(txstats_t *t, const struct txstats__jrec *rec)
     int64_t now = txstats__now(t);
     if (rec->type == TXSTATS__REC_ADD_KEYED || rec->type == TXSTATS__REC_KEYED_ENT) {
         struct txstats__key key = {{rec->key[0], rec->key[1]}};
-        struct txstats__key_info info = {txstats__key_fingerprint(rec->value, rec->ts), TXSTATS_OK,
-                                         rec->ts + t->key_ttl};
+        struct txstats__key_info info = {
+            txstats__key_fingerprint(rec->value, rec->ts, rec->ent, rec->ent_len), TXSTATS_OK,
+            rec->ts + t->key_ttl};
         struct txstats__key_sub *sub = txstats__keys_lock(&t->keys, &key);
         int put = txstats__keys_put(&t->keys, sub, &key, &info, now);
         txstats__keys_unlock(sub);
@@ -617,13 +628,14 @@ static int judge_keyed(txstats_t *t, const txstats_tx_t *tx, const txstats_key_t
     struct txstats__key_info info;
     if (txstats__keys_find(sub, k, now, &info)) {
         *first = info.status;
-        return info.fp == txstats__key_fingerprint(tx->amount, tx->timestamp_ms)
+        return info.fp == txstats__key_fingerprint(tx->amount, tx->timestamp_ms, NULL, 0)
                    ? TXSTATS_DUPLICATE
                    : TXSTATS_ECONFLICT;
     }
     int rc = admit(&t->cfg, tx->amount, tx->timestamp_ms, now);
-    info = (struct txstats__key_info){txstats__key_fingerprint(tx->amount, tx->timestamp_ms), rc,
-                                      (rc == TXSTATS_OK ? tx->timestamp_ms : now) + t->key_ttl};
+    info =
+        (struct txstats__key_info){txstats__key_fingerprint(tx->amount, tx->timestamp_ms, NULL, 0),
+                                   rc, (rc == TXSTATS_OK ? tx->timestamp_ms : now) + t->key_ttl};
     int put = txstats__keys_put(&t->keys, sub, k, &info, now);
     return rc != TXSTATS_OK ? rc : put;
 }

@@ -58,16 +58,6 @@ static void sink_tags(struct txstats__window *w, const struct txstats__tchunk *t
     } while (k != tail);
 }
 
-/* Tags of a cell just counted in every span (ts <= now): uncounted again in the spans that do not
- * hold ts. */
-static void count_tags(struct txstats__window *w, const struct txstats__tchunk *tail, int64_t ts)
-{
-    sink_tags(w, tail, TXSTATS__TAG_COUNT, 0);
-    for (unsigned s = 0; s < w->g->nspans; s++)
-        if (!in_span(w, s, ts))
-            sink_tags(w, tail, TXSTATS__TAG_UNCOUNT, s);
-}
-
 /* A cell's tags leave: uncounted in the spans that hold ts (the longest last), or dropped when the
  * cell was never active. Its chunks go to the free list. */
 static void settle_tags(struct txstats__window *w, struct txstats__cell *c, int64_t ts)
@@ -243,8 +233,8 @@ int txstats__window_stage_buckets(struct txstats__window *w, struct txstats__sta
         st->c.count += n;
     return rc;
 }
-int txstats__window_stage_tag(struct txstats__window *w, struct txstats__stage *st, uint32_t slot,
-                              txstats_amount_t amount)
+int txstats__window_stage_tag(struct txstats__window *w, struct txstats__stage *st, int64_t ts,
+                              uint32_t slot, txstats_amount_t amount)
 {
     struct txstats__tchunk *fresh = NULL;
     if ((!st->c.tags || st->c.tags->n == TXSTATS__TAG_CAP) && !(fresh = tchunk_take(w))) {
@@ -252,6 +242,14 @@ int txstats__window_stage_tag(struct txstats__window *w, struct txstats__stage *
         return TXSTATS_ENOMEM;
     }
     tag_append(&st->c, fresh, slot, amount);
+    st->ts = ts;
+    if (ts > w->now)
+        return TXSTATS_OK;
+    /* Active: counted now, so that an entity never holds more than one reservation for it */
+    sink(w, slot, amount, TXSTATS__TAG_COUNT, 0);
+    for (unsigned s = 0; s < w->g->nspans; s++)
+        if (!in_span(w, s, ts))
+            sink(w, slot, amount, TXSTATS__TAG_UNCOUNT, s);
     return TXSTATS_OK;
 }
 static void splice_tags(struct txstats__cell *c, struct txstats__cell *s)
@@ -286,7 +284,7 @@ static void splice(struct txstats__cell *c, struct txstats__cell *s)
 }
 void txstats__window_stage_drop(struct txstats__window *w, struct txstats__stage *st)
 {
-    settle_tags(w, &st->c, INT64_MAX); /* never counted: dropped */
+    settle_tags(w, &st->c, st->c.tags ? st->ts : INT64_MAX); /* counted as they came */
     release_chain(w, &st->c);
     txstats__dist_release(&w->dist, &st->c.dtail);
     give_credit(w, st->c.kept);
@@ -514,7 +512,6 @@ static void count_stage(struct txstats__window *w, int64_t ts, const struct txst
         if (in_span(w, s, ts))
             span_cell(w, s, &part, true);
     txstats__ti_widen(&w->ti, ts, (struct txstats__minmax){agg->min, agg->max});
-    count_tags(w, st->tags, ts);
 }
 
 int txstats__window_stage_close(struct txstats__window *w, int64_t ts, struct txstats__stage *st,

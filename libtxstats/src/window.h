@@ -163,6 +163,7 @@ const txstats_amount_t *txstats__kept_next(struct txstats__kept_iter *it, uint32
  * closed. */
 struct txstats__stage {
     struct txstats__cell c; /* count: amounts staged so far */
+    int64_t ts;             /* the cell's, once a tag came */
 };
 /* TXSTATS_OK or TXSTATS_ENOMEM (drop the stage). Chunks come from the window's free lists
  * (txstats__window_adopt_chunks(), txstats__dist_adopt()), or are allocated. */
@@ -170,10 +171,12 @@ int txstats__window_stage_kept(struct txstats__window *w, struct txstats__stage 
                                txstats_amount_t amount);
 int txstats__window_stage_buckets(struct txstats__window *w, struct txstats__stage *st,
                                   uint32_t bucket, uint64_t n);
-/* A tag (entity slot, amount) of the staged cell, its entity's reservation taken: TXSTATS_OK
- * or TXSTATS_ENOMEM (the tag dropped through the sink). */
-int txstats__window_stage_tag(struct txstats__window *w, struct txstats__stage *st, uint32_t slot,
-                              txstats_amount_t amount);
+/* A tag (entity slot, amount) of the staged cell `ts`, its entity's reservation taken, and
+ * counted at once when ts is active (so an entity holds no pile of reservations while a large
+ * cell is staged; a dropped stage uncounts it): TXSTATS_OK or TXSTATS_ENOMEM (the tag dropped
+ * through the sink). */
+int txstats__window_stage_tag(struct txstats__window *w, struct txstats__stage *st, int64_t ts,
+                              uint32_t slot, txstats_amount_t amount);
 /* Into the window at ts with the aggregates of `agg` (count, sum, min, max), merged with what
  * the cell there holds; counted when ts <= the window's now, in the spans it is in. `st` is
  * empty afterwards. TXSTATS_OK, or TXSTATS_ENOMEM (the cell could not be made: the stage is

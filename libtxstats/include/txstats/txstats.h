@@ -195,7 +195,7 @@ TXSTATS_API void txstats_config_init(txstats_config_t *cfg);
  *         of alloc/free; TXSTATS_ENOMEM.
  * Memory follows what the window holds, not its span: per shard, 8 bytes per 262 s of the
  * longest span (the ring of the cell index); per millisecond holding transactions an 80-byte
- * cell, a 48-byte page per 64 ms and a 1.6 KB node per 4,096 ms that hold one; the retained
+ * cell, a 56-byte page per 64 ms and a 1.6 KB node per 4,096 ms that hold one; the retained
  * amounts, in chunks of 14 (128 bytes), from 9 bytes per transaction when milliseconds hold many
  * to 128 when each holds one; the distribution of amounts: 433 KB of bucket counts per span and
  * shard (reserved, resident where used) and, for transactions past max_retained, 2 bytes each in
@@ -310,8 +310,8 @@ typedef struct {
 
 /**
  * Record a transaction for an entity: txstats_add_ex() with only an entity.
- * Memory per active entity: a 96-byte slot (keys of up to 24 bytes inside it), 11 to 21 bytes of
- * index, 48 bytes per span past the first, and longer keys' bytes; per keyed transaction a
+ * Memory per active entity: an 88-byte slot (keys of up to 24 bytes inside it), 11 to 21 bytes of
+ * index, 40 bytes per span past the first, and longer keys' bytes; per keyed transaction a
  * 12-byte tag and, per span, 16 bytes per distinct amount of its entity. An entity is freed when
  * its last transaction leaves the longest span.
  * @return what txstats_add() returns; TXSTATS_ELIMIT (a new entity while max_entities are
@@ -323,8 +323,9 @@ TXSTATS_API int txstats_add_entity(txstats_t *t, const void *entity, size_t enti
 
 /**
  * Record one transaction with an optional entity and an optional idempotency key: judged as
- * txstats_add_keyed() judges it when it has a key, counted in the entity's window when it names
- * one. O(1) for an entity whose amounts arrive in time order with few distinct values; at
+ * txstats_add_keyed() judges it when it has a key (the key remembers the entity too: a retry
+ * naming another entity, or none, is TXSTATS_ECONFLICT), counted in the entity's window when it
+ * names one. O(1) for an entity whose amounts arrive in time order with few distinct values; at
  * worst O(log d + 64) for an entity holding d distinct amounts.
  * @param first may be NULL; as txstats_add_keyed()'s.
  * @return what txstats_add_keyed() returns (txstats_add()'s without a key); TXSTATS_ELIMIT;
@@ -402,6 +403,14 @@ TXSTATS_API int txstats_entity_stats_span(txstats_t *t, unsigned span, const voi
 /** txstats_top() of span `span`. */
 TXSTATS_API int txstats_top_span(txstats_t *t, unsigned span, txstats_top_by_t by,
                                  txstats_top_entry_t *buf, size_t cap, size_t *n);
+
+/**
+ * txstats_key_check() for a transaction that may name an entity: an idempotency key remembers
+ * the entity with the amount and timestamp, so the same key with another entity is
+ * TXSTATS_ECONFLICT. @return as txstats_key_check(); TXSTATS_EINVAL also without an idempotency
+ * key or with a bad entity length.
+ */
+TXSTATS_API int txstats_key_check_ex(txstats_t *t, const txstats_input_t *in, int *first);
 
 /** Entity counters. */
 typedef struct {
