@@ -21,7 +21,9 @@ int srv_reply_as(struct mg_connection *c, int status, const char *type, const ch
 int srv_reply_empty(struct mg_connection *c, int status);
 int srv_reply_json(struct mg_connection *c, int status, const char *json);
 /* `in` as the inside of a JSON string (RFC 8259 §7): quote, backslash and control characters
- * escaped; stops before `cap` (out is NUL-terminated). Returns the length written. */
+ * escaped, a byte that is not well-formed UTF-8 (RFC 3629) written as U+FFFD, so that the text
+ * stays JSON (§8.1) whatever a client sent; stops before `cap` (out is NUL-terminated). Returns
+ * the length written. */
 size_t srv_json_escape(const char *in, char *out, size_t cap);
 int srv_error(struct mg_connection *c, int status, const char *headers, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

@@ -20,6 +20,7 @@
 #include <txstats/txstats.h>
 
 #include "harness.h"
+#include "json_check.h"
 
 #define STATS(sum, avg, max, min, n)                                                               \
     "{\"sum\":\"" sum "\",\"avg\":\"" avg "\",\"max\":\"" max "\",\"min\":\"" min                  \
@@ -393,6 +394,17 @@ static void test_unknown_span(void **state)
                 fail_msg("GET %s: %s, want it to say %s", path, r.body, want);
             resp_free(&r);
         }
+    /* Bytes that are not UTF-8, echoed in the error: the body stays JSON (RFC 8259 §8.1). */
+    static const char *const raw[] = {"/statistics?window=%ff", "/statistics?window=%C3",
+                                      "/statistics?%ff=1", "/statistics?%C3%28=1",
+                                      "/statistics/top?window=%ed%a0%80"};
+    for (size_t i = 0; i < sizeof(raw) / sizeof(raw[0]); i++) {
+        struct resp e = get(s, raw[i], 400);
+        struct json_check_error jerr;
+        if (json_check(e.body, strlen(e.body), 8, &jerr) != 0)
+            fail_msg("GET %s: the error body is not JSON: %s", raw[i], e.body);
+        resp_free(&e);
+    }
     /* The routes that take no window say so. */
     struct resp r = get(s, "/healthz?window=1h", 400);
     resp_free(&r);
