@@ -15,10 +15,11 @@
 
 #include <txstats/txstats.h>
 
-/* A transaction refused with TXSTATS_ELIMIT (503 with Retry-After). */
+/* A transaction refused with TXSTATS_ELIMIT (503 with Retry-After). Short enough for a batch
+ * line's rejection (121 bytes) whole. */
 #define SRV_KEY_LIMIT_MESSAGE                                                                      \
-    "transaction not recorded: --max-active-keys keys are active and this key is new (known keys " \
-    "keep working); retry once keys leave the window"
+    "transaction not recorded: --max-active-keys keys are active and this key is new; retry "      \
+    "once keys leave the window"
 
 /* Whether `n` bytes at `p` are valid UTF-8 (RFC 3629 §4). */
 bool srv_utf8_valid(const char *p, size_t n);
