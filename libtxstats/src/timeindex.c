@@ -29,6 +29,41 @@ struct txstats__tnode {
     struct txstats__minmax cmm[FAN];
 };
 
+#define SPARE_MAX 32 /* blocks kept of each kind */
+#define KIND_PAGE 7  /* kinds 0..6: cell arrays of 1 << kind cells */
+#define KIND_NODE 8
+
+/* A block of `kind`: a kept one, or allocated. */
+static void *take(struct txstats__tindex *ti, int kind, size_t size)
+{
+    void *p = ti->spare[kind];
+    if (!p)
+        return txstats__alloc(ti->mem, size);
+    memcpy(&ti->spare[kind], p, sizeof(void *));
+    ti->nspare[kind]--;
+    return p;
+}
+
+/* A block back: kept while there are few of its kind, else freed. */
+static void give(struct txstats__tindex *ti, int kind, void *p)
+{
+    if (!p)
+        return;
+    if (ti->nspare[kind] >= SPARE_MAX) {
+        txstats__free(ti->mem, p);
+        return;
+    }
+    memcpy(p, &ti->spare[kind], sizeof(void *));
+    ti->spare[kind] = p;
+    ti->nspare[kind]++;
+}
+
+/* The kind of a cell array of `cap` cells (a power of two up to FAN). */
+static int array_kind(uint32_t cap)
+{
+    return __builtin_ctz(cap);
+}
+
 static struct txstats__minmax join(struct txstats__minmax a, struct txstats__minmax b)
 {
     return (struct txstats__minmax){a.min < b.min ? a.min : b.min, a.max > b.max ? a.max : b.max};
@@ -119,7 +154,7 @@ struct txstats__cell *txstats__ti_find(struct txstats__tindex *ti, int64_t ts)
 
 static struct txstats__tnode *node_new(struct txstats__tindex *ti, int64_t base)
 {
-    struct txstats__tnode *n = txstats__alloc(ti->mem, sizeof(*n));
+    struct txstats__tnode *n = take(ti, KIND_NODE, sizeof(*n));
     if (!n)
         return NULL;
     n->base = base;
@@ -148,9 +183,10 @@ static struct txstats__tpage *page_make(struct txstats__tindex *ti, int64_t ts)
     n2->child[idx(ts, SH1)] = n1;
     n2->used |= UINT64_C(1) << idx(ts, SH1);
     struct txstats__tpage *p = n1->child[idx(ts, SH0)];
-    if (!p && !(p = txstats__calloc(ti->mem, 1, sizeof(*p))))
+    if (!p && !(p = take(ti, KIND_PAGE, sizeof(*p))))
         return NULL;
     if (!n1->child[idx(ts, SH0)]) {
+        memset(p, 0, sizeof(*p));
         p->base = ts >> SH0;
         p->mm = EMPTY;
         ti->bytes += sizeof(*p);
@@ -173,12 +209,13 @@ static int page_room(struct txstats__tindex *ti, struct txstats__tpage *p)
     }
     uint32_t cap = p->cap ? 2 * p->cap : 1;
     cap = cap > FAN ? FAN : cap;
-    struct txstats__cell *c = txstats__alloc(ti->mem, cap * sizeof(*c));
+    struct txstats__cell *c = take(ti, array_kind(cap), cap * sizeof(*c));
     if (!c)
         return TXSTATS_ENOMEM;
     if (p->n)
         memcpy(c, p->cells, p->n * sizeof(*c));
-    txstats__free(ti->mem, p->cells);
+    if (p->cells)
+        give(ti, array_kind(p->cap), p->cells);
     ti->bytes += (uint64_t)(cap - p->cap) * sizeof(*c);
     p->cells = c;
     p->cap = cap;
@@ -244,22 +281,23 @@ static void prune(struct txstats__tindex *ti, int64_t ts)
     if (p && !p->used) {
         if (ti->hot == p)
             ti->hot = NULL;
-        txstats__free(ti->mem, p->cells);
+        if (p->cells)
+            give(ti, array_kind(p->cap), p->cells);
         ti->bytes -= sizeof(*p) + (uint64_t)p->cap * sizeof(*p->cells);
-        txstats__free(ti->mem, p);
+        give(ti, KIND_PAGE, p);
         n1->child[idx(ts, SH0)] = NULL;
         n1->used &= ~(UINT64_C(1) << idx(ts, SH0));
         n1->cmm[idx(ts, SH0)] = EMPTY;
     }
     if (n1 && !n1->used) {
-        txstats__free(ti->mem, n1);
+        give(ti, KIND_NODE, n1);
         ti->bytes -= sizeof(*n1);
         n2->child[idx(ts, SH1)] = NULL;
         n2->used &= ~(UINT64_C(1) << idx(ts, SH1));
         n2->cmm[idx(ts, SH1)] = EMPTY;
     }
     if (n2 && !n2->used) {
-        txstats__free(ti->mem, n2);
+        give(ti, KIND_NODE, n2);
         ti->bytes -= sizeof(*n2);
         *slot = NULL;
     }
@@ -445,5 +483,11 @@ void txstats__ti_fini(struct txstats__tindex *ti)
         txstats__free(ti->mem, n2);
     }
     txstats__free(ti->mem, ti->ring);
+    for (int kind = 0; kind <= KIND_NODE; kind++) {
+        for (void *p = ti->spare[kind], *next; p; p = next) {
+            memcpy(&next, p, sizeof(next));
+            txstats__free(ti->mem, p);
+        }
+    }
     memset(ti, 0, sizeof(*ti));
 }

@@ -51,8 +51,13 @@ struct txstats__tindex {
     struct txstats__tnode **ring; /* level-2 nodes, at (ts >> 18) & (nring - 1) */
     int64_t nring;
     struct txstats__tpage *hot; /* the page found last (adds cluster near now), or NULL */
-    uint64_t cells;             /* cells held */
-    uint64_t bytes;             /* allocated, the ring included */
+    /* Freed blocks kept for reuse, a few of each kind (cell arrays of 1, 2, ... 64 cells, pages,
+     * nodes): a window whose traffic holds steady allocates nothing, so the heap does not
+     * fragment as cells come and go. */
+    void *spare[9];
+    uint32_t nspare[9];
+    uint64_t cells; /* cells held */
+    uint64_t bytes; /* allocated, the ring included */
 };
 
 /* An index for cells within `span_ms` (window + skew) of each other. TXSTATS_OK, TXSTATS_ENOMEM. */
