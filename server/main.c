@@ -18,6 +18,7 @@
 #include "history.h"
 #include "kafka_conf.h"
 #include "server.h"
+#include "trim.h"
 
 static int read_admin_token(struct srv *s)
 {
@@ -214,10 +215,13 @@ static int run(struct srv *s)
 {
     if (srv_history_start(s) != 0)
         srv_log(LOG_WARN, "no statistics history for the dashboard: out of memory");
+    if (srv_trim_start() != 0)
+        srv_log(LOG_WARN, "no memory trimming thread: RSS may stay at its highest");
     if (txstats_dist_create(&s->scrape_dist, NULL) != TXSTATS_OK)
         s->scrape_dist = NULL; /* every scrape makes its own */
     struct mg_context *ctx = srv_guard_start(s) == 0 ? start_http(s) : NULL;
     if (!ctx) {
+        srv_trim_stop();
         srv_history_stop(s);
         txstats_dist_destroy(s->scrape_dist);
         s->scrape_dist = NULL;
@@ -246,6 +250,7 @@ static int run(struct srv *s)
     stop_quickly(ctx);
     srv_guard_stop(s);
     srv_history_stop(s);
+    srv_trim_stop();
     int rc = s->backend.ops->stop(s->backend.self);
     txstats_dist_destroy(s->scrape_dist);
     s->scrape_dist = NULL;
