@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "guard.h"
+#include "key.h"
 #include "server.h"
 
 /* The request a worker thread is serving (civetweb serves one per thread at a time). */
@@ -131,31 +132,13 @@ int srv_reply_json(struct mg_connection *c, int status, const char *json)
 }
 
 /* JSON string content: quotes, backslashes and control characters escaped. */
-/* The length of the well-formed UTF-8 sequence at s (RFC 3629 §4: no overlong form, no
- * surrogate, nothing past U+10FFFF), or 0. */
-static size_t utf8_len(const unsigned char *s)
-{
-    unsigned char c = s[0];
-    size_t len = c < 0x80                 ? 1
-                 : c >= 0xC2 && c <= 0xDF ? 2
-                 : c >= 0xE0 && c <= 0xEF ? 3
-                 : c >= 0xF0 && c <= 0xF4 ? 4
-                                          : 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) || (c == 0xF0 && s[1] < 0x90) ||
-        (c == 0xF4 && s[1] > 0x8F))
-        return 0;
-    return len;
-}
-
 size_t srv_json_escape(const char *in, char *out, size_t cap)
 {
     size_t n = 0;
-    const unsigned char *p = (const unsigned char *)in;
+    const unsigned char *p = (const unsigned char *)in, *end = p + strlen(in);
+    uint32_t cp;
     while (*p && n + 7 < cap) {
-        size_t len = utf8_len(p);
+        size_t len = srv_utf8_seq(p, (size_t)(end - p), &cp); /* key.c's decoder */
         if (len == 0) { /* a byte that is not UTF-8 (a client's, echoed): U+FFFD */
             n += (size_t)snprintf(out + n, cap - n, "\\ufffd");
             p++;

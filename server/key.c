@@ -7,7 +7,7 @@
 
 /* The length of the UTF-8 sequence at p (n bytes left), or 0 when it is not a valid one; the
  * code point in *cp. */
-static size_t utf8_seq(const unsigned char *p, size_t n, uint32_t *cp)
+size_t srv_utf8_seq(const unsigned char *p, size_t n, uint32_t *cp)
 {
     unsigned char b = p[0];
     size_t len = b < 0x80                 ? 1
@@ -34,7 +34,7 @@ bool srv_utf8_valid(const char *p, size_t n)
 {
     uint32_t cp;
     for (size_t i = 0, len; i < n; i += len)
-        if ((len = utf8_seq((const unsigned char *)p + i, n - i, &cp)) == 0)
+        if ((len = srv_utf8_seq((const unsigned char *)p + i, n - i, &cp)) == 0)
             return false;
     return true;
 }
@@ -48,7 +48,7 @@ int srv_key_check(const char *k, size_t n, const char *what, char *err, size_t e
     else if (n > TXSTATS_MAX_ENTITY_BYTES)
         why = "is too long";
     for (size_t i = 0, len; !why && i < n; i += len) {
-        len = utf8_seq((const unsigned char *)k + i, n - i, &cp);
+        len = srv_utf8_seq((const unsigned char *)k + i, n - i, &cp);
         if (len == 0)
             why = "is not valid UTF-8";
         else if (cp < 0x20 || (cp >= 0x7F && cp <= 0x9F))

@@ -21,6 +21,9 @@
     "transaction not recorded: --max-active-keys keys are active and this key is new; retry "      \
     "once keys leave the window"
 
+/* The length of the well-formed UTF-8 sequence (RFC 3629 §4) at p, of at most n bytes, its code
+ * point in *cp; 0 when there is none. */
+size_t srv_utf8_seq(const unsigned char *p, size_t n, uint32_t *cp);
 /* Whether `n` bytes at `p` are valid UTF-8 (RFC 3629 §4). */
 bool srv_utf8_valid(const char *p, size_t n);
 
