@@ -330,9 +330,3 @@ void txstats__ent_fini(struct txstats__entities *e)
 {
     txstats__ent_reset(e);
 }
-
-uint64_t txstats__ent_bytes(const struct txstats__entities *e)
-{
-    return (uint64_t)e->npages * TXSTATS__ENT_PAGE * sizeof(struct txstats__entity) +
-           e->index_cap * sizeof(uint64_t) + e->bytes;
-}

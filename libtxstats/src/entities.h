@@ -140,7 +140,5 @@ static inline uint32_t txstats__ent_slots(const struct txstats__entities *e)
 /* Statistics of a slot in use in a span, into `out` (count, sum, min, max; other fields
  * untouched). */
 void txstats__ent_summary(const struct txstats__entity *en, unsigned span, txstats_summary_t *out);
-/* Bytes held (slots, index, keys, multisets). */
-uint64_t txstats__ent_bytes(const struct txstats__entities *e);
 
 #endif

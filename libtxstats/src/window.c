@@ -76,19 +76,6 @@ static void settle_tags(struct txstats__window *w, struct txstats__cell *c, int6
     release_tags(w, c);
 }
 
-void txstats__window_tags(const struct txstats__cell *c,
-                          void (*fn)(void *ctx, uint32_t slot, txstats_amount_t amount), void *ctx)
-{
-    const struct txstats__tchunk *k = c->tags;
-    if (!k)
-        return;
-    do {
-        k = k->next;
-        for (uint32_t i = 0; i < k->n; i++)
-            fn(ctx, k->slot[i], k->amount[i]);
-    } while (k != c->tags);
-}
-
 static struct txstats__tchunk *tchunk_take(struct txstats__window *w)
 {
     struct txstats__tchunk *k = w->free_tags;
@@ -543,31 +530,6 @@ bool txstats__window_used(const struct txstats__window *w, int64_t ts)
     const struct txstats__cell *c;
     return ts > w->now - w->g->window_ms && ts <= w->now + w->g->skew_ms &&
            (c = txstats__ti_peek(&w->ti, ts)) && c->count > 0;
-}
-
-void txstats__window_adopt_chunks(struct txstats__window *w, struct txstats__chunk *pool)
-{
-    while (pool) {
-        struct txstats__chunk *k = pool;
-        pool = k->next;
-        chunk_give(w, k);
-    }
-}
-
-int txstats__chunks_alloc(const struct txstats__mem *mem, uint64_t n, struct txstats__chunk **pool)
-{
-    *pool = NULL;
-    for (uint64_t i = 0; i < n; i++) {
-        struct txstats__chunk *k = txstats__alloc(mem, sizeof(*k));
-        if (!k) {
-            txstats__chunks_free(mem, *pool);
-            *pool = NULL;
-            return TXSTATS_ENOMEM;
-        }
-        k->next = *pool;
-        *pool = k;
-    }
-    return TXSTATS_OK;
 }
 
 void txstats__chunks_free(const struct txstats__mem *mem, struct txstats__chunk *pool)

@@ -145,10 +145,6 @@ int64_t txstats__window_next_used(const struct txstats__window *w, int64_t from,
 /* The cell of a used ts. */
 const struct txstats__cell *txstats__window_cell(const struct txstats__window *w, int64_t ts);
 
-/* Every tag of a cell, `fn` called on each. */
-void txstats__window_tags(const struct txstats__cell *c,
-                          void (*fn)(void *ctx, uint32_t slot, txstats_amount_t amount), void *ctx);
-
 /* Retained amounts of a cell, oldest first, a chunk at a time. */
 struct txstats__kept_iter {
     const struct txstats__chunk *next, *tail;
@@ -166,7 +162,7 @@ struct txstats__stage {
     int64_t ts;             /* the cell's, once a tag came */
 };
 /* TXSTATS_OK or TXSTATS_ENOMEM (drop the stage). Chunks come from the window's free lists
- * (txstats__window_adopt_chunks(), txstats__dist_adopt()), or are allocated. */
+ * or are allocated. */
 int txstats__window_stage_kept(struct txstats__window *w, struct txstats__stage *st,
                                txstats_amount_t amount);
 int txstats__window_stage_buckets(struct txstats__window *w, struct txstats__stage *st,
@@ -191,11 +187,7 @@ void txstats__window_return_credit(struct txstats__window *w);
 /* Whether ts is inside the window or ahead of it within the skew, with a used cell. */
 bool txstats__window_used(const struct txstats__window *w, int64_t ts);
 
-/* `n` chunks (TXSTATS__CHUNK_CAP amounts each), allocated up front: a load must not fail
- * half-way. TXSTATS_OK or TXSTATS_ENOMEM (nothing allocated). */
-int txstats__chunks_alloc(const struct txstats__mem *mem, uint64_t n, struct txstats__chunk **pool);
+/* Free a list of chunks linked by `next`. */
 void txstats__chunks_free(const struct txstats__mem *mem, struct txstats__chunk *pool);
-/* Give the rest of a pool to the window's free list. */
-void txstats__window_adopt_chunks(struct txstats__window *w, struct txstats__chunk *pool);
 
 #endif
