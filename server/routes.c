@@ -87,7 +87,7 @@ static int post_add(struct srv *s, struct mg_connection *c, const struct srv_tx 
         count_post(s, POST_CONFLICT);
         return srv_error(c, 422, NULL,
                          "this Idempotency-Key was already used for a different transaction "
-                         "(another amount or timestamp); use a new key for a new transaction");
+                         "(another amount, timestamp or key); use a new key for a new transaction");
     }
     if (rc == TXSTATS_EFULL) {
         count_post(s, POST_UNAVAILABLE);
